@@ -1,0 +1,32 @@
+// Small string helpers shared by every module (std only).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace chitty {
+
+// ASCII case-insensitive comparison (HTTP header names, enum values).
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+// Appends `s` as the body of a JSON string (without the surrounding quotes):
+// quotes, backslashes and control characters escaped; bytes that are not
+// valid UTF-8 are replaced by U+FFFD so the output is always valid JSON.
+void append_json_escaped(std::string& out, std::string_view s);
+
+// True if `s` is well-formed UTF-8 (no overlong forms, surrogates or code
+// points above U+10FFFF).
+bool is_valid_utf8(std::string_view s) noexcept;
+
+// `s` with every byte that does not start a well-formed sequence replaced by
+// U+FFFD.
+std::string to_valid_utf8(std::string_view s);
+
+// Appends the decimal form of an integer without locale or allocation.
+void append_decimal(std::string& out, std::uint64_t v);
+
+// Parses a non-negative decimal integer that must fill the whole string.
+bool parse_u64(std::string_view s, std::uint64_t& out) noexcept;
+
+}  // namespace chitty

@@ -1,0 +1,16 @@
+// Timestamps for people and protocols.
+#pragma once
+
+#include <string>
+
+#include "chitty/base/clock.hpp"
+
+namespace chitty {
+
+// "2026-11-24T05:48:49.123Z" (UTC, milliseconds): logs and JSON bodies.
+std::string format_rfc3339_ms(WallTime t);
+
+// "Tue, 24 Nov 2026 05:48:49 GMT": the HTTP Date header (RFC 9110 §5.6.7).
+std::string format_http_date(WallTime t);
+
+}  // namespace chitty

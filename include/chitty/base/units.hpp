@@ -1,0 +1,27 @@
+// Human units in configuration: durations ("300ms", "5m", "1h30m") and sizes
+// ("512B", "64KiB", "8MiB", "1MB").
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "chitty/base/result.hpp"
+
+namespace chitty {
+
+// Parses a duration: one or more <integer><unit> groups with units
+// ns, us, ms, s, m, h, d (e.g. "250ms", "5m", "1h30m"). Errors name the
+// problem; a bare number without a unit is an error, not seconds.
+Result<std::chrono::nanoseconds> parse_duration(std::string_view text);
+
+// Parses a size: <integer>[unit] with units B, KiB, MiB, GiB (powers of 1024)
+// or KB, MB, GB (powers of 1000). A bare integer is bytes.
+Result<std::uint64_t> parse_size(std::string_view text);
+
+// Canonical short forms used in messages and docs: "1h30m", "250ms", "8MiB".
+std::string format_duration(std::chrono::nanoseconds d);
+std::string format_size(std::uint64_t bytes);
+
+}  // namespace chitty

@@ -1,0 +1,92 @@
+// The agent's configuration as plain structs, filled from TOML through a
+// declared schema (schema.hpp). Nothing outside the config module sees TOML.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "chitty/log/log.hpp"
+
+namespace chitty::config {
+
+using std::chrono::milliseconds;
+
+// [agent]: the socket, the state directory, and every limit a client can push
+// against. Defaults and bounds live in the schema table (config_schema.cpp)
+// and are documented in docs/config.md.
+struct AgentConfig {
+  std::string socket;
+  std::uint32_t socket_mode = 0;
+  std::string socket_group;
+  bool socket_world_accessible = false;
+  std::string state_dir;
+  log::Level log_level = log::Level::info;
+
+  std::uint32_t max_connections = 0;
+  std::uint32_t max_connections_per_uid = 0;
+  std::uint64_t max_header_bytes = 0;
+  std::uint32_t max_headers = 0;
+  std::uint64_t max_uri_bytes = 0;
+  std::uint64_t max_body_bytes = 0;
+  std::uint32_t max_requests_per_connection = 0;
+  std::uint32_t max_pipelined_requests = 0;
+
+  milliseconds idle_timeout{0};
+  milliseconds header_timeout{0};
+  milliseconds body_timeout{0};
+  milliseconds write_timeout{0};
+  milliseconds shutdown_timeout{0};
+};
+
+struct Config {
+  AgentConfig agent;
+  std::string source;  // the file it came from, or "<built-in defaults>"
+};
+
+// One problem found while loading, located in the file (line and column are
+// 1-based; 0 when the problem is not tied to a position, e.g. unreadable file).
+struct Diagnostic {
+  std::string file;
+  std::uint32_t line = 0;
+  std::uint32_t column = 0;
+  std::string message;
+
+  // "FILE:LINE:COLUMN: message" (or "FILE: message" without a position).
+  std::string to_string() const;
+};
+
+using LoadResult = tl::expected<Config, std::vector<Diagnostic>>;
+
+// The built-in configuration: every key at its default. Used when the agent is
+// started without --config.
+Config defaults();
+
+// Reads and validates a TOML file. Every problem is reported, not only the
+// first: syntax errors (TOML stops at the first one), unknown keys (with a
+// suggestion), wrong types, out-of-range values and cross-key conflicts.
+LoadResult load_file(const std::string& path);
+
+// The same for text already in memory; `source_name` is used in diagnostics.
+LoadResult load_string(std::string_view text, std::string_view source_name);
+
+// A problem found by the cross-key checks, attributed to one key so that the
+// loader can point at its line.
+struct Problem {
+  std::string key;  // dotted: "agent.socket_mode"
+  std::string message;
+};
+
+// Cross-key checks on a complete Config (also applied to defaults + command
+// line overrides). Returns the problems, empty when valid.
+std::vector<Problem> validate(const Config& c);
+
+// A commented TOML document listing every key with its default, type, bounds
+// and meaning: `chitty-agent --print-default-config`.
+std::string default_config_toml();
+
+}  // namespace chitty::config

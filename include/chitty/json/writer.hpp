@@ -1,0 +1,44 @@
+// Writing JSON documents (rapidjson underneath; this module only).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace chitty::json {
+
+// Streams one JSON value into a std::string. Strings are always emitted as
+// valid UTF-8: invalid bytes become U+FFFD, so a client-supplied path echoed
+// in an error message can never break the document.
+//
+// Only for documents that hold no secret: secret-bearing responses are written
+// into secure buffers by the secure-aware writer that arrives with the cache.
+class Writer {
+ public:
+  explicit Writer(std::string& out);
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  Writer& begin_object();
+  Writer& end_object();
+  Writer& begin_array();
+  Writer& end_array();
+  Writer& key(std::string_view k);
+  Writer& string(std::string_view v);
+  Writer& integer(std::int64_t v);
+  Writer& uinteger(std::uint64_t v);
+  Writer& number(double v);  // non-finite values are written as null
+  Writer& boolean(bool v);
+  Writer& null();
+
+  // True once exactly one complete top-level value has been written.
+  bool complete() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace chitty::json

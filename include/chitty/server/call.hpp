@@ -1,0 +1,64 @@
+// One request handed to a route handler, and the way to answer it.
+//
+// A Call may outlive its connection (a handler waiting on the upstream when
+// the client hangs up): answering then is a no-op. A Call that is destroyed
+// unanswered answers 500 internal_error itself (and logs it: it is a bug), so
+// a pipelined connection can never stall on a forgotten request.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "chitty/http/errors.hpp"
+#include "chitty/http/request.hpp"
+#include "chitty/http/response.hpp"
+#include "chitty/http/router.hpp"
+#include "chitty/server/peer.hpp"
+
+namespace chitty::server {
+
+class Connection;
+
+// Shared between a connection and its calls; `connection` is cleared when the
+// connection closes.
+struct CallLink {
+  Connection* connection = nullptr;
+};
+
+class Call {
+ public:
+  Call(std::shared_ptr<CallLink> link, std::uint64_t seq, http::Request request, Peer peer, std::string request_id,
+       http::PathParams params);
+  ~Call();
+  Call(Call&& other) noexcept;
+  Call& operator=(Call&& other) = delete;
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+
+  const http::Request& request() const noexcept { return request_; }
+  const Peer& peer() const noexcept { return peer_; }
+  const std::string& request_id() const noexcept { return request_id_; }
+  const http::PathParams& params() const noexcept { return params_; }
+  std::string_view param(std::string_view name) const noexcept;
+
+  // False once the client has gone away; answering is then pointless.
+  bool connected() const noexcept;
+
+  // Answers the request. Only the first answer counts.
+  void respond(http::Response response);
+  // Answers with the SPEC's error body (and this call's request id).
+  void fail(http::ErrorCode code, std::string_view message);
+
+ private:
+  std::shared_ptr<CallLink> link_;
+  std::uint64_t seq_;
+  http::Request request_;
+  Peer peer_;
+  std::string request_id_;
+  http::PathParams params_;
+  bool answered_ = false;
+};
+
+}  // namespace chitty::server

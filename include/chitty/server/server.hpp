@@ -1,0 +1,97 @@
+// The HTTP/1.1 server on a listening Unix socket: accepts connections within
+// the global and per-uid caps, runs each through an http::Session, routes
+// requests to handlers, and drains on shutdown.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "chitty/base/clock.hpp"
+#include "chitty/base/result.hpp"
+#include "chitty/http/limits.hpp"
+#include "chitty/http/router.hpp"
+#include "chitty/http/session.hpp"
+#include "chitty/loop/handle.hpp"
+#include "chitty/loop/loop.hpp"
+#include "chitty/loop/timer.hpp"
+#include "chitty/server/call.hpp"
+
+namespace chitty::server {
+
+// A route handler. It must answer the Call exactly once, now or later.
+using Handler = std::function<void(Call)>;
+using Router = http::Router<Handler>;
+
+struct ServerOptions {
+  http::Limits limits;
+  std::uint32_t max_connections = 1024;
+  std::uint32_t max_connections_per_uid = 256;
+};
+
+struct ServerStats {
+  std::size_t connections = 0;
+  std::uint64_t accepted = 0;
+  std::uint64_t rejected_busy = 0;      // global cap
+  std::uint64_t rejected_per_uid = 0;   // per-uid cap
+  std::uint64_t requests = 0;
+  std::uint64_t protocol_errors = 0;    // requests refused by the session
+  std::uint64_t timeouts = 0;           // header/body/write timeouts
+};
+
+class Server {
+ public:
+  // `router` must outlive the server and not change while it runs.
+  Server(loop::Loop& loop, const Clock& clock, ServerOptions options, const Router& router);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Starts accepting on `listen_fd` (a listening AF_UNIX stream socket; the
+  // server takes ownership).
+  Result<void> start(int listen_fd);
+
+  // Stops accepting at once, lets connections finish what they have begun,
+  // and closes whatever is left after `grace`. `done` runs when the last
+  // connection is gone. Calling it again forces the remaining connections
+  // closed at once.
+  void shutdown(std::chrono::milliseconds grace, std::function<void()> done);
+
+  const ServerStats& stats() const noexcept { return stats_; }
+
+ private:
+  friend class Connection;
+
+  static void on_connection(uv_stream_t* listener, int status) noexcept;
+  void accept_one();
+  void reject(loop::Handle<uv_pipe_t> pipe, http::ErrorCode code, std::string_view message);
+  void dispatch(Connection& c, std::uint64_t seq, http::Request&& request, const std::string& request_id);
+  void release(std::uint64_t id, uid_t uid);
+  void maybe_done();
+  char* read_buffer() noexcept { return read_buffer_.get(); }
+
+  loop::Loop& loop_;
+  const Clock& clock_;
+  ServerOptions options_;
+  const Router& router_;
+  http::SessionContext session_ctx_;
+  loop::Handle<uv_pipe_t> listener_;
+  loop::Timer grace_timer_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
+  std::unordered_map<uid_t, std::uint32_t> per_uid_;
+  std::unique_ptr<char[]> read_buffer_;
+  std::uint64_t next_id_ = 0;
+  bool shutting_down_ = false;
+  std::function<void()> done_;
+  ServerStats stats_;
+  MonoTime last_reject_log_{};
+  std::uint64_t rejects_since_log_ = 0;
+
+ public:
+  static constexpr std::size_t kReadBufferSize = 64 * 1024;
+};
+
+}  // namespace chitty::server

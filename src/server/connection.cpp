@@ -1,0 +1,278 @@
+#include "connection.hpp"
+
+#include <vector>
+
+#include "chitty/base/wipe.hpp"
+#include "chitty/log/log.hpp"
+#include "chitty/server/server.hpp"
+
+namespace chitty::server {
+namespace {
+
+// Output queued in libuv beyond which we stop reading from the client: a
+// client that does not read its answers cannot make us buffer without end.
+constexpr std::size_t kMaxQueuedOutput = 256 * 1024;
+// After the last response of a connection: how long unread input is drained
+// so that the client sees the response rather than a reset.
+constexpr std::chrono::milliseconds kLingerTime{2000};
+constexpr std::uint64_t kLingerMaxBytes = 1024 * 1024;
+
+std::string_view deadline_name(http::Session::DeadlineKind k) {
+  switch (k) {
+    case http::Session::DeadlineKind::idle: return "idle";
+    case http::Session::DeadlineKind::header: return "header";
+    case http::Session::DeadlineKind::body: return "body";
+    case http::Session::DeadlineKind::write: return "write";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+struct Connection::WriteOp {
+  uv_write_t req{};
+  Connection* connection = nullptr;
+  std::vector<http::OutChunk> chunks;
+  std::vector<uv_buf_t> bufs;
+};
+
+Connection::Connection(Server& server, loop::Handle<uv_pipe_t> pipe, Peer peer, std::uint64_t id)
+    : server_(&server), pipe_(std::move(pipe)), peer_(peer), id_(id), session_(server.session_ctx_, *this),
+      timer_(server.loop_, [this] { on_timer(); }), link_(std::make_shared<CallLink>(CallLink{this})) {
+  pipe_.get()->data = this;
+}
+
+Connection::~Connection() { link_->connection = nullptr; }
+
+void Connection::start() {
+  log::debug("server", "connection accepted",
+             {{"conn", id_}, {"uid", peer_.uid}, {"gid", peer_.gid}, {"pid", peer_.pid}});
+  pump();
+}
+
+void Connection::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) noexcept {
+  auto* self = static_cast<Connection*>(h->data);
+  // One read buffer for the whole server: reads are handled synchronously,
+  // and the session copies what it keeps.
+  buf->base = self->server_->read_buffer();
+  buf->len = Server::kReadBufferSize;
+}
+
+void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept {
+  if (auto* self = static_cast<Connection*>(s->data)) self->read(nread, buf);
+}
+
+void Connection::read(ssize_t nread, const uv_buf_t* buf) {
+  if (closing_) return;
+  if (nread > 0) {
+    auto n = static_cast<std::size_t>(nread);
+    if (lingering_) {
+      linger_discarded_ += n;
+      secure_zero(buf->base, n);
+      if (linger_discarded_ > kLingerMaxBytes) close("linger limit");
+      return;
+    }
+    session_.receive(std::span<const char>(buf->base, n));
+    // Whatever the client sent may include tokens; the session copied what it
+    // needs into buffers that it wipes itself.
+    secure_zero(buf->base, n);
+    pump();
+    return;
+  }
+  if (nread == 0) return;  // EAGAIN
+  if (nread == UV_EOF) {
+    peer_eof_ = true;
+    if (lingering_) {
+      close("done");
+      return;
+    }
+    session_.receive_eof();
+    uv_read_stop(pipe_.stream());
+    reading_ = false;
+    pump();
+    return;
+  }
+  log::debug("server", "read failed", {{"conn", id_}, {"error", uv_strerror(static_cast<int>(nread))}});
+  close("read error");
+}
+
+void Connection::on_request(std::uint64_t seq, http::Request&& request, const std::string& request_id) {
+  server_->dispatch(*this, seq, std::move(request), request_id);
+}
+
+void Connection::on_rejected(http::ErrorCode code, std::string_view message, const std::string& request_id) {
+  ++server_->stats_.protocol_errors;
+  if (code == http::ErrorCode::request_timeout) ++server_->stats_.timeouts;
+  log::info("server", "request refused",
+            {{"conn", id_}, {"uid", peer_.uid}, {"status", http::error_status(code)},
+             {"code", http::error_code_name(code)}, {"reason", message}, {"request_id", request_id}});
+}
+
+void Connection::respond(std::uint64_t seq, http::Response response) {
+  if (closing_) return;
+  session_.respond(seq, std::move(response));
+  pump();
+}
+
+void Connection::pump() {
+  // respond() from inside a handler runs while an outer pump is on the stack;
+  // the outer one finishes the work.
+  if (closing_ || pumping_) return;
+  pumping_ = true;
+  if (session_.aborted()) {
+    pumping_ = false;
+    close("write timeout");
+    return;
+  }
+  flush();
+  pumping_ = false;
+  if (closing_) return;
+  if (session_.finished() && writes_outstanding_ == 0 && !session_.has_output()) {
+    finish();
+    return;
+  }
+  update_reading();
+  arm_timer();
+}
+
+void Connection::flush() {
+  if (!session_.has_output()) return;
+  auto op = std::make_unique<WriteOp>();
+  op->connection = this;
+  op->chunks = session_.take_output();
+  op->bufs.reserve(op->chunks.size() * 2);
+  for (auto& c : op->chunks) {
+    op->bufs.push_back(uv_buf_init(c.head.data(), static_cast<unsigned>(c.head.size())));
+    if (c.body) {
+      auto bytes = c.body->bytes();
+      if (!bytes.empty()) {
+        op->bufs.push_back(uv_buf_init(const_cast<char*>(bytes.data()), static_cast<unsigned>(bytes.size())));
+      }
+    }
+  }
+  op->req.data = op.get();
+  int rc = uv_write(&op->req, pipe_.stream(), op->bufs.data(), static_cast<unsigned>(op->bufs.size()),
+                    &Connection::on_write);
+  if (rc != 0) {
+    log::debug("server", "write failed", {{"conn", id_}, {"error", uv_strerror(rc)}});
+    close("write error");
+    return;
+  }
+  for (const auto& b : op->bufs) bytes_written_ += b.len;
+  ++writes_outstanding_;
+  op.release();  // owned by libuv until on_write
+}
+
+void Connection::on_write(uv_write_t* req, int status) noexcept {
+  std::unique_ptr<WriteOp> op(static_cast<WriteOp*>(req->data));
+  Connection* self = op->connection;
+  op.reset();  // bodies are released (and wiped, if secret) once written
+  self->write_done(status);
+}
+
+void Connection::write_done(int status) {
+  --writes_outstanding_;
+  if (closing_) return;
+  if (status < 0) {
+    log::debug("server", "write failed", {{"conn", id_}, {"error", uv_strerror(status)}});
+    close("write error");
+    return;
+  }
+  if (writes_outstanding_ == 0) session_.output_flushed();
+  pump();
+}
+
+void Connection::update_reading() {
+  if (lingering_ || peer_eof_) return;
+  bool want = session_.wants_read() && uv_stream_get_write_queue_size(pipe_.stream()) < kMaxQueuedOutput;
+  if (want && !reading_) {
+    if (uv_read_start(pipe_.stream(), &Connection::on_alloc, &Connection::on_read) == 0) reading_ = true;
+  } else if (!want && reading_) {
+    uv_read_stop(pipe_.stream());
+    reading_ = false;
+  }
+}
+
+void Connection::arm_timer() {
+  auto d = session_.next_deadline();
+  if (!d) {
+    timer_.stop();
+    return;
+  }
+  auto wait = until(server_->clock_.now(), d->at);
+  timer_.start(wait + std::chrono::milliseconds(1));  // libuv rounds down; never wake early
+}
+
+void Connection::on_timer() {
+  if (closing_) return;
+  if (lingering_) {
+    close("linger timeout");
+    return;
+  }
+  if (auto kind = session_.on_deadline()) {
+    if (*kind == http::Session::DeadlineKind::write) {
+      ++server_->stats_.timeouts;
+      log::info("server", "client does not read its responses; dropping the connection",
+                {{"conn", id_}, {"uid", peer_.uid}, {"timeout", deadline_name(*kind)}});
+    } else {
+      log::debug("server", "connection deadline passed", {{"conn", id_}, {"timeout", deadline_name(*kind)}});
+    }
+  }
+  pump();
+}
+
+void Connection::finish() {
+  // Nothing was ever sent, or the client already closed: no need to linger.
+  if (bytes_written_ == 0 || peer_eof_) {
+    close("done");
+    return;
+  }
+  // Send EOF, then drain (and discard) what the client still sends, so it
+  // reads our last response instead of a connection reset.
+  lingering_ = true;
+  auto* req = new uv_shutdown_t{};
+  req->data = nullptr;
+  if (uv_shutdown(req, pipe_.stream(), &Connection::on_shutdown) != 0) {
+    delete req;
+    close("done");
+    return;
+  }
+  if (!reading_) {
+    if (uv_read_start(pipe_.stream(), &Connection::on_alloc, &Connection::on_read) == 0) reading_ = true;
+  }
+  timer_.start(kLingerTime);
+}
+
+void Connection::on_shutdown(uv_shutdown_t* req, int) noexcept { delete req; }
+
+void Connection::drain() {
+  if (closing_) return;
+  if (lingering_) {
+    close("shutdown");
+    return;
+  }
+  session_.drain();
+  pump();
+}
+
+void Connection::close(std::string_view reason) {
+  if (closing_) return;
+  closing_ = true;
+  link_->connection = nullptr;
+  timer_.stop();
+  log::debug("server", "connection closed", {{"conn", id_}, {"reason", reason}});
+  pipe_.close([this] {
+    if (server_ != nullptr) {
+      server_->release(id_, peer_.uid);  // destroys this connection
+    } else {
+      delete this;
+    }
+  });
+}
+
+void Connection::orphan() {
+  server_ = nullptr;
+  close("server destroyed");
+}
+
+}  // namespace chitty::server

@@ -1,0 +1,88 @@
+// One accepted client connection: the I/O shell around an http::Session.
+//
+// Lifetime: owned by the Server; destroyed only from the close callback of its
+// pipe handle (deferred delete), so every libuv callback that can still arrive
+// for it (cancelled writes, the close itself) finds it alive. Calls that
+// outlive it see CallLink::connection == nullptr.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "chitty/http/session.hpp"
+#include "chitty/loop/handle.hpp"
+#include "chitty/loop/timer.hpp"
+#include "chitty/server/call.hpp"
+#include "chitty/server/peer.hpp"
+
+namespace chitty::server {
+
+class Server;
+
+class Connection final : public http::Session::Handler {
+ public:
+  Connection(Server& server, loop::Handle<uv_pipe_t> pipe, Peer peer, std::uint64_t id);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void start();
+  // Shutdown: finish what has begun, then close.
+  void drain();
+  // Close now, dropping whatever is pending.
+  void close(std::string_view reason);
+  // The server is going away before this connection: close, and let the
+  // close callback free the connection itself.
+  void orphan();
+
+  void respond(std::uint64_t seq, http::Response response);
+
+  const Peer& peer() const noexcept { return peer_; }
+  std::uint64_t id() const noexcept { return id_; }
+  const std::shared_ptr<CallLink>& link() const noexcept { return link_; }
+
+ private:
+  struct WriteOp;
+
+  // http::Session::Handler
+  void on_request(std::uint64_t seq, http::Request&& request, const std::string& request_id) override;
+  void on_rejected(http::ErrorCode code, std::string_view message, const std::string& request_id) override;
+
+  static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf) noexcept;
+  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept;
+  static void on_write(uv_write_t* req, int status) noexcept;
+  static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
+
+  void read(ssize_t nread, const uv_buf_t* buf);
+  void write_done(int status);
+  void on_timer();
+
+  // After anything happened: write what is ready, start/stop reading, re-arm
+  // the deadline timer, close when finished.
+  void pump();
+  void flush();
+  void update_reading();
+  void arm_timer();
+  void finish();
+
+  Server* server_;  // nullptr once orphaned
+  loop::Handle<uv_pipe_t> pipe_;
+  Peer peer_;
+  std::uint64_t id_;
+  http::Session session_;
+  loop::Timer timer_;
+  std::shared_ptr<CallLink> link_;
+  std::uint32_t writes_outstanding_ = 0;
+  std::uint64_t bytes_written_ = 0;
+  bool reading_ = false;
+  bool closing_ = false;
+  bool lingering_ = false;
+  bool peer_eof_ = false;
+  bool pumping_ = false;
+  std::uint64_t linger_discarded_ = 0;
+};
+
+}  // namespace chitty::server

@@ -1,0 +1,190 @@
+#include "chitty/server/server.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <variant>
+
+#include "chitty/base/units.hpp"
+#include "chitty/log/log.hpp"
+#include "connection.hpp"
+
+namespace chitty::server {
+
+Server::Server(loop::Loop& loop, const Clock& clock, ServerOptions options, const Router& router)
+    : loop_(loop), clock_(clock), options_(options), router_(router), session_ctx_(options_.limits, clock_),
+      grace_timer_(loop, [this] {
+        log::warn("server", "shutdown deadline passed; closing remaining connections",
+                  {{"connections", connections_.size()}});
+        for (auto& [id, c] : connections_) c->close("shutdown deadline");
+      }),
+      read_buffer_(new char[kReadBufferSize]) {}
+
+Server::~Server() {
+  // Normally empty after shutdown(). Whatever is left is handed to its own
+  // close callback, which frees it after the server is gone.
+  for (auto& [id, c] : connections_) c.release()->orphan();
+}
+
+Result<void> Server::start(int listen_fd) {
+  if (int rc = uv_pipe_init(loop_.raw(), listener_.get(), 0); rc != 0) {
+    ::close(listen_fd);
+    return fail(std::string("uv_pipe_init: ") + uv_strerror(rc));
+  }
+  if (int rc = uv_pipe_open(listener_.get(), listen_fd); rc != 0) {
+    ::close(listen_fd);
+    return fail(std::string("uv_pipe_open: ") + uv_strerror(rc));
+  }
+  listener_.get()->data = this;
+  // The socket is already in listen(); libuv's listen only installs the watcher.
+  if (int rc = uv_listen(listener_.stream(), 511, &Server::on_connection); rc != 0) {
+    return fail(std::string("uv_listen: ") + uv_strerror(rc));
+  }
+  return {};
+}
+
+void Server::on_connection(uv_stream_t* listener, int status) noexcept {
+  auto* self = static_cast<Server*>(listener->data);
+  if (self == nullptr) return;
+  if (status < 0) {
+    log::warn("server", "accept failed", {{"error", uv_strerror(status)}});
+    return;
+  }
+  self->accept_one();
+}
+
+void Server::accept_one() {
+  loop::Handle<uv_pipe_t> pipe;
+  if (uv_pipe_init(loop_.raw(), pipe.get(), 0) != 0) return;
+  if (int rc = uv_accept(listener_.stream(), pipe.stream()); rc != 0) {
+    log::warn("server", "accept failed", {{"error", uv_strerror(rc)}});
+    return;  // `pipe` closes itself
+  }
+  uv_os_fd_t fd = -1;
+  uv_fileno(pipe.base(), &fd);
+  auto peer = peer_credentials(fd);
+  if (!peer) {
+    log::warn("server", "cannot read peer credentials; closing", {{"error", peer.error().message}});
+    return;
+  }
+  ++stats_.accepted;
+  if (shutting_down_) {
+    reject(std::move(pipe), http::ErrorCode::shutting_down, "the agent is shutting down");
+    return;
+  }
+  if (connections_.size() >= options_.max_connections) {
+    ++stats_.rejected_busy;
+    reject(std::move(pipe), http::ErrorCode::server_busy,
+           "too many connections to the agent (" + std::to_string(options_.max_connections) + ")");
+    return;
+  }
+  std::uint32_t& mine = per_uid_[peer->uid];
+  if (mine >= options_.max_connections_per_uid) {
+    ++stats_.rejected_per_uid;
+    reject(std::move(pipe), http::ErrorCode::too_many_connections,
+           "too many connections from uid " + std::to_string(peer->uid) + " (" +
+               std::to_string(options_.max_connections_per_uid) + ")");
+    return;
+  }
+  ++mine;
+  std::uint64_t id = ++next_id_;
+  auto conn = std::make_unique<Connection>(*this, std::move(pipe), *peer, id);
+  Connection* raw = conn.get();
+  connections_.emplace(id, std::move(conn));
+  stats_.connections = connections_.size();
+  raw->start();
+}
+
+void Server::reject(loop::Handle<uv_pipe_t> pipe, http::ErrorCode code, std::string_view message) {
+  std::string id = session_ctx_.next_request_id();
+  http::Response r = http::error_response(code, message, id);
+  if (code == http::ErrorCode::too_many_connections || code == http::ErrorCode::server_busy) {
+    r.headers.emplace_back("Retry-After", "1");
+  }
+  std::string wire;
+  http::serialize_head(r, http::HeadFields{id, session_ctx_.date(), true, false}, wire);
+  auto body = r.body->bytes();
+  wire.append(body.data(), body.size());
+  // A fresh socket's send buffer takes this small answer at once; if it does
+  // not, the client gets a bare close, which is the same refusal.
+  uv_buf_t buf = uv_buf_init(wire.data(), static_cast<unsigned>(wire.size()));
+  uv_try_write(pipe.stream(), &buf, 1);
+  // Rate-limited warning: a flood of refused connections must not flood the log.
+  ++rejects_since_log_;
+  MonoTime now = clock_.now();
+  if (now - last_reject_log_ >= std::chrono::seconds(10)) {
+    log::warn("server", "refusing connections", {{"code", http::error_code_name(code)}, {"reason", message},
+                                                 {"refused_since_last_report", rejects_since_log_}});
+    last_reject_log_ = now;
+    rejects_since_log_ = 0;
+  }
+  pipe.close();
+}
+
+void Server::dispatch(Connection& c, std::uint64_t seq, http::Request&& request, const std::string& request_id) {
+  ++stats_.requests;
+  auto routed = router_.route(request.method(), request.path());
+  if (auto* found = std::get_if<Router::Found>(&routed)) {
+    log::debug("server", "request", {{"conn", c.id()}, {"request_id", request_id},
+                                     {"method", request.method_name()}, {"path", request.path()}});
+    Call call(c.link(), seq, std::move(request), c.peer(), request_id, std::move(found->params));
+    try {
+      (*found->handler)(std::move(call));
+    } catch (const std::exception& e) {
+      // A handler bug; the moved-from Call in the handler's frame has already
+      // answered 500 on unwinding.
+      log::error("server", "handler threw", {{"request_id", request_id}, {"error", e.what()}});
+    }
+    return;
+  }
+  http::Response r;
+  if (std::holds_alternative<http::RouteTable::NotFound>(routed)) {
+    r = http::error_response(http::ErrorCode::not_found,
+                             "no route for " + std::string(request.method_name()) + " " + std::string(request.path()),
+                             request_id);
+  } else if (auto* na = std::get_if<http::RouteTable::NotAllowed>(&routed)) {
+    r = http::error_response(http::ErrorCode::method_not_allowed,
+                             std::string(request.method_name()) + " is not allowed on " + std::string(request.path()) +
+                                 "; allowed: " + na->allow,
+                             request_id);
+    r.headers.emplace_back("Allow", na->allow);
+  } else if (auto* bad = std::get_if<http::RouteTable::BadPath>(&routed)) {
+    r = http::error_response(http::ErrorCode::bad_request, bad->message, request_id);
+  }
+  c.respond(seq, std::move(r));
+}
+
+void Server::release(std::uint64_t id, uid_t uid) {
+  connections_.erase(id);
+  stats_.connections = connections_.size();
+  if (auto it = per_uid_.find(uid); it != per_uid_.end() && --it->second == 0) per_uid_.erase(it);
+  maybe_done();
+}
+
+void Server::shutdown(std::chrono::milliseconds grace, std::function<void()> done) {
+  if (shutting_down_) {
+    // Second request: stop waiting.
+    for (auto& [id, c] : connections_) c->close("forced shutdown");
+    return;
+  }
+  shutting_down_ = true;
+  done_ = std::move(done);
+  listener_.close();
+  log::info("server", "draining connections",
+            {{"connections", connections_.size()}, {"grace", format_duration(grace)}});
+  std::vector<Connection*> open;
+  for (auto& [id, c] : connections_) open.push_back(c.get());
+  for (auto* c : open) c->drain();
+  if (!connections_.empty()) grace_timer_.start(grace);
+  maybe_done();
+}
+
+void Server::maybe_done() {
+  if (!shutting_down_ || !connections_.empty() || !done_) return;
+  grace_timer_.close();
+  auto done = std::move(done_);
+  done_ = nullptr;
+  done();
+}
+
+}  // namespace chitty::server

@@ -1,0 +1,209 @@
+#include "chitty/server/unix_socket.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "chitty/base/random.hpp"
+#include "chitty/base/text.hpp"
+
+namespace chitty::server {
+namespace {
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+std::string parent_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+bool fill_address(const std::string& path, sockaddr_un& addr) {
+  if (path.size() >= sizeof addr.sun_path) return false;
+  std::memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return true;
+}
+
+// mkdir -p with `mode` for the directories it creates.
+Result<void> make_directories(const std::string& dir, mode_t mode) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return fail(dir + " exists and is not a directory");
+    return {};
+  }
+  if (errno != ENOENT) return fail("cannot inspect " + dir + ": " + errno_text(errno));
+  if (auto r = make_directories(parent_of(dir), mode); !r) return r;
+  if (mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) {
+    return fail("cannot create directory " + dir + ": " + errno_text(errno));
+  }
+  return {};
+}
+
+Result<gid_t> resolve_group(const std::string& group) {
+  std::uint64_t numeric = 0;
+  if (parse_u64(group, numeric)) return static_cast<gid_t>(numeric);
+  std::vector<char> buf(16384);
+  struct group gr {};
+  struct group* found = nullptr;
+  int rc = getgrnam_r(group.c_str(), &gr, buf.data(), buf.size(), &found);
+  if (rc != 0) return fail("cannot look up group \"" + group + "\": " + errno_text(rc));
+  if (found == nullptr) return fail("group \"" + group + "\" does not exist (agent.socket_group)");
+  return found->gr_gid;
+}
+
+}  // namespace
+
+PathState probe_socket_path(const std::string& path, std::string* detail) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return PathState::absent;
+    if (detail) *detail = errno_text(errno);
+    return PathState::unknown;
+  }
+  if (!S_ISSOCK(st.st_mode)) return PathState::not_a_socket;
+  sockaddr_un addr{};
+  if (!fill_address(path, addr)) {
+    if (detail) *detail = "path too long";
+    return PathState::unknown;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    if (detail) *detail = errno_text(errno);
+    return PathState::unknown;
+  }
+  int rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int err = rc == 0 ? 0 : errno;
+  close(fd);
+  // A listener with a full backlog answers EAGAIN: it is alive, only busy.
+  if (rc == 0 || err == EAGAIN || err == EINPROGRESS) return PathState::live_socket;
+  if (err == ECONNREFUSED) return PathState::stale_socket;
+  if (err == ENOENT) return PathState::absent;
+  if (detail) *detail = errno_text(err);
+  return PathState::unknown;
+}
+
+Result<SocketFile> create_listening_socket(const SocketSpec& spec) {
+  const std::string& path = spec.path;
+  sockaddr_un addr{};
+  if (path.empty() || path.front() != '/') return fail("socket path must be absolute: " + path);
+  if (!fill_address(path, addr)) {
+    return fail("socket path is " + std::to_string(path.size()) + " bytes; Unix sockets allow at most " +
+                std::to_string(sizeof addr.sun_path - 1) + ": " + path);
+  }
+  std::string dir = parent_of(path);
+  if (auto r = make_directories(dir, 0755); !r) return tl::unexpected(r.error());
+
+  std::string detail;
+  switch (probe_socket_path(path, &detail)) {
+    case PathState::absent:
+    case PathState::stale_socket:  // replaced atomically by the rename below
+      break;
+    case PathState::live_socket:
+      return fail("another process is already serving on " + path +
+                  " (is another chitty-agent running?); refusing to displace it");
+    case PathState::not_a_socket:
+      return fail(path + " exists and is not a socket; refusing to replace it");
+    case PathState::unknown:
+      return fail("cannot check " + path + ": " + detail);
+  }
+
+  std::optional<gid_t> gid;
+  if (!spec.group.empty()) {
+    auto g = resolve_group(spec.group);
+    if (!g) return tl::unexpected(g.error());
+    gid = *g;
+  }
+
+  // Temporary name in the same directory (rename needs the same file
+  // system), no longer than sun_path allows.
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, "/.chitty-%016llx", static_cast<unsigned long long>(random_u64()));
+  std::string tmp = dir == "/" ? std::string(suffix) : dir + suffix;
+  if (tmp.size() >= sizeof addr.sun_path) tmp.resize(sizeof addr.sun_path - 1);
+  sockaddr_un tmp_addr{};
+  fill_address(tmp, tmp_addr);
+
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return fail("socket(): " + errno_text(errno));
+  auto cleanup = [&](const std::string& message) {
+    int e = errno;
+    close(fd);
+    unlink(tmp.c_str());
+    errno = e;
+    return fail(message);
+  };
+
+  // Owner-only from the moment the inode exists; umask is process-wide, but
+  // this runs at start-up before any other thread exists.
+  mode_t old_umask = umask(0177);
+  int rc = bind(fd, reinterpret_cast<sockaddr*>(&tmp_addr), sizeof tmp_addr);
+  int bind_errno = errno;
+  umask(old_umask);
+  if (rc != 0) {
+    errno = bind_errno;
+    return cleanup("cannot bind a socket in " + dir + ": " + errno_text(bind_errno));
+  }
+  if (gid && chown(tmp.c_str(), static_cast<uid_t>(-1), *gid) != 0) {
+    int e = errno;
+    return cleanup("cannot give the socket to group \"" + spec.group + "\": " + errno_text(e) +
+                   (e == EPERM ? " (the agent's user must be a member of that group)" : ""));
+  }
+  if (chmod(tmp.c_str(), static_cast<mode_t>(spec.mode)) != 0) {
+    return cleanup("cannot set the socket's mode: " + errno_text(errno));
+  }
+  if (listen(fd, spec.backlog) != 0) return cleanup("listen(): " + errno_text(errno));
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    return cleanup("cannot move the socket into place at " + path + ": " + errno_text(errno));
+  }
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    int e = errno;
+    close(fd);
+    return fail("socket vanished from " + path + ": " + errno_text(e));
+  }
+  return SocketFile(fd, path, st.st_dev, st.st_ino);
+}
+
+SocketFile::~SocketFile() {
+  if (fd_ >= 0) close(fd_);
+}
+
+SocketFile::SocketFile(SocketFile&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)), dev_(o.dev_), ino_(o.ino_),
+      removed_(std::exchange(o.removed_, true)) {}
+
+SocketFile& SocketFile::operator=(SocketFile&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+    path_ = std::move(o.path_);
+    dev_ = o.dev_;
+    ino_ = o.ino_;
+    removed_ = std::exchange(o.removed_, true);
+  }
+  return *this;
+}
+
+int SocketFile::release_fd() noexcept { return std::exchange(fd_, -1); }
+
+void SocketFile::remove() noexcept {
+  if (removed_ || path_.empty()) return;
+  removed_ = true;
+  struct stat st {};
+  if (lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) unlink(path_.c_str());
+}
+
+}  // namespace chitty::server
