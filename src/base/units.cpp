@@ -94,7 +94,7 @@ Result<std::uint64_t> parse_size(std::string_view text) {
   std::size_t i = 0;
   while (i < text.size() && is_digit(text[i])) ++i;
   if (i == 0) {
-    return fail("invalid size " + quoted(text) + ": expected a number (units: B, KiB, MiB, GiB, KB, MB, GB)");
+    return fail("invalid size " + quoted(text) + ": expected a number (units: B, KiB, MiB, GiB, TiB, KB, MB, GB)");
   }
   std::uint64_t number = 0;
   if (!parse_u64(text.substr(0, i), number)) return fail("invalid size " + quoted(text) + ": number too large");
@@ -107,7 +107,7 @@ Result<std::uint64_t> parse_size(std::string_view text) {
     }
   }
   return fail("invalid size " + quoted(text) + ": unknown unit " + quoted(unit_name) +
-              " (units: B, KiB, MiB, GiB, KB, MB, GB)");
+              " (units: B, KiB, MiB, GiB, TiB, KB, MB, GB)");
 }
 
 std::string format_duration(std::chrono::nanoseconds d) {

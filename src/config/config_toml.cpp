@@ -110,8 +110,7 @@ tl::expected<Value, std::string> convert(const toml::node& n, const Key& k) {
       if (!n.is_string()) return wrong_type("a duration string with a unit, like \"5s\" or \"300ms\",");
       auto d = parse_duration(n.as_string()->get());
       if (!d) return tl::unexpected(d.error().message);
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d).count();
-      if (*d < std::chrono::milliseconds(k.min) || ms > k.max) {
+      if (*d < std::chrono::milliseconds(k.min) || *d > std::chrono::milliseconds(k.max)) {
         return tl::unexpected(quote(n.as_string()->get()) + " is out of range; must be between " + bounds_text(k));
       }
       return Value(*d);
@@ -144,8 +143,11 @@ tl::expected<Value, std::string> convert(const toml::node& n, const Key& k) {
         for (char c : s) mode = mode * 8 + static_cast<std::uint64_t>(c - '0');
       } else if (n.is_integer()) {
         std::int64_t v = **n.as_integer();
-        if (v < 0 || v > 07777) {
-          return tl::unexpected("expected an octal file mode like \"0660\" or 0o660, got " + std::to_string(v));
+        // 0o660 and 432 are the same integer; only the octal spelling says
+        // the author meant permission bits.
+        if (n.as_integer()->flags() != toml::value_flags::format_as_octal) {
+          return tl::unexpected("mode " + std::to_string(v) +
+                                " is not written in octal; write it as a string (\"0660\") or in TOML octal (0o660)");
         }
         mode = static_cast<std::uint64_t>(v);
       } else {
@@ -154,9 +156,8 @@ tl::expected<Value, std::string> convert(const toml::node& n, const Key& k) {
       if (mode > static_cast<std::uint64_t>(k.max)) {
         char buf[32];
         std::snprintf(buf, sizeof buf, "%04llo", static_cast<unsigned long long>(mode));
-        std::string hint = n.is_integer() ? " (an integer is read as decimal unless written 0o660; quote it: \"0660\")"
-                                          : " (setuid, setgid and sticky bits are not allowed)";
-        return tl::unexpected("mode " + std::string(buf) + " is out of range" + hint);
+        return tl::unexpected("mode " + std::string(buf) +
+                              " is out of range (setuid, setgid and sticky bits are not allowed)");
       }
       return Value(static_cast<std::uint32_t>(mode));
     }
@@ -251,6 +252,17 @@ class Walker {
         if (candidate.name == key.str()) k = &candidate;
       }
       std::string full = display + "." + std::string(key.str());
+      if (k == nullptr && !spec.is_array && node.is_table()) {
+        // A declared sub-table ([upstream.onepassword] inside [upstream]).
+        if (const Table* sub = find_table(full)) {
+          apply_table(*sub, node, full, key);
+          continue;
+        }
+        if (is_table_prefix(full)) {
+          walk(*node.as_table(), full);
+          continue;
+        }
+      }
       if (k == nullptr) {
         std::vector<std::string_view> names;
         for (const auto& candidate : spec.keys) names.push_back(candidate.name);
@@ -262,6 +274,7 @@ class Walker {
       auto v = convert(node, *k);
       if (!v) {
         add(node.source(), full + ": " + v.error());
+        report.failed_keys.push_back(full);
         continue;
       }
       k->assign(target, *v);
@@ -324,6 +337,7 @@ std::vector<Diagnostic> apply_defaults(const Schema& schema, void* root) {
 
 LoadReport load_into(const Schema& schema, void* root, std::string_view text, std::string_view source_name) {
   Walker walker(schema, root, source_name);
+  walker.report.diagnostics = apply_defaults(schema, root);
   toml::table parsed;
   try {
     parsed = toml::parse(text, source_name);
@@ -341,18 +355,20 @@ LoadResult load_string(std::string_view text, std::string_view source_name) {
   Config c = defaults();
   c.source = std::string(source_name);
   LoadReport report = load_into(agent_schema(), &c, text, source_name);
-  if (report.diagnostics.empty()) {
-    for (auto& p : validate(c)) {
-      Diagnostic d{std::string(source_name), 0, 0, std::move(p.message)};
-      for (const auto& loc : report.locations) {
-        if (loc.key == p.key) {
-          d.line = loc.line;
-          d.column = loc.column;
-        }
+  // Cross-key rules run even when single keys failed, so that one pass shows
+  // everything; a rule is skipped only when its own key already failed (its
+  // value is then the default, and the complaint would mislead).
+  for (auto& p : validate(c)) {
+    if (std::find(report.failed_keys.begin(), report.failed_keys.end(), p.key) != report.failed_keys.end()) continue;
+    Diagnostic d{std::string(source_name), 0, 0, std::move(p.message)};
+    for (const auto& loc : report.locations) {
+      if (loc.key == p.key) {
+        d.line = loc.line;
+        d.column = loc.column;
       }
-      if (d.line == 0) d.message = p.key + ": " + d.message + " (the default value)";
-      report.diagnostics.push_back(std::move(d));
     }
+    if (d.line == 0) d.message = p.key + ": " + d.message + " (the default value)";
+    report.diagnostics.push_back(std::move(d));
   }
   if (!report.diagnostics.empty()) {
     std::stable_sort(report.diagnostics.begin(), report.diagnostics.end(),

@@ -91,9 +91,11 @@ bool parse_level(std::string_view text, Level& out) noexcept {
 }
 
 std::string redact_url(std::string_view url) {
+  // Without a scheme ("user:pass@host/x", a URL whose scheme was forgotten)
+  // the authority starts at the beginning: better a redacted non-URL than a
+  // leaked password.
   auto scheme_end = url.find("://");
-  if (scheme_end == std::string_view::npos) return std::string(url);
-  auto authority_start = scheme_end + 3;
+  auto authority_start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
   auto authority_end = url.find_first_of("/?#", authority_start);
   if (authority_end == std::string_view::npos) authority_end = url.size();
   auto at = url.rfind('@', authority_end);
@@ -164,6 +166,7 @@ Level level() noexcept { return static_cast<Level>(g_level.load(std::memory_orde
 
 void write(Level l, std::string_view topic, std::string_view message,
            std::initializer_list<Field> fields) noexcept {
+  if (!enabled(l)) return;
   Record r{g_clock.wall_now(), l, topic, message, std::span<const Field>(fields.begin(), fields.size())};
   std::lock_guard lock(g_mutex);
   if (g_sink) {

@@ -16,7 +16,7 @@ namespace chitty {
 // problem; a bare number without a unit is an error, not seconds.
 Result<std::chrono::nanoseconds> parse_duration(std::string_view text);
 
-// Parses a size: <integer>[unit] with units B, KiB, MiB, GiB (powers of 1024)
+// Parses a size: <integer>[unit] with units B, KiB, MiB, GiB, TiB (powers of 1024)
 // or KB, MB, GB (powers of 1000). A bare integer is bytes.
 Result<std::uint64_t> parse_size(std::string_view text);
 

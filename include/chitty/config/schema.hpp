@@ -77,11 +77,13 @@ struct Located {
   std::uint32_t column = 0;
 };
 
-// The engine. Applies defaults of non-array tables first, then the document.
+// The engine. Applies the defaults of non-array tables first (so `root` ends
+// up complete even for keys the document leaves out), then the document.
 // Returns the diagnostics (empty on success) and the located keys.
 struct LoadReport {
   std::vector<Diagnostic> diagnostics;
   std::vector<Located> locations;
+  std::vector<std::string> failed_keys;  // present in the document but invalid
 };
 LoadReport load_into(const Schema& schema, void* root, std::string_view text, std::string_view source_name);
 

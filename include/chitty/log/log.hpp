@@ -105,6 +105,7 @@ void set_level(Level l) noexcept;
 Level level() noexcept;
 inline bool enabled(Level l) noexcept { return static_cast<int>(l) >= static_cast<int>(level()); }
 
+// Writes a record if `l` is enabled.
 void write(Level l, std::string_view topic, std::string_view message,
            std::initializer_list<Field> fields = {}) noexcept;
 

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Measures chitty-agent's start-up time, memory, and /health throughput over
+# the Unix socket, and the same load against nginx serving a fixed JSON body
+# on a Unix socket (the reference peer: one worker, like our one loop).
+#
+#   ./bench/run.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-5}
+
+[[ -f build-release/build.ninja ]] || meson setup build-release -Dbuildtype=release -Dtests=false
+ninja -C build-release agent/chitty-agent bench/uds_bench >/dev/null
+agent=build-release/agent/chitty-agent
+bench=build-release/bench/uds_bench
+
+dir=$(mktemp -d /tmp/chitty-bench.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
+
+echo "== start-up ($agent, built-in defaults)"
+$bench startup "$agent" --runs 20
+
+echo "== /health over the socket (chitty-agent)"
+$agent --socket "$dir/agent.sock" --state-dir "$dir/state" 2>/dev/null &
+for _ in $(seq 200); do [[ -S "$dir/agent.sock" ]] && break; sleep 0.02; done
+declare -A ours
+for spec in "1 1" "32 1" "32 8"; do
+  read -r c p <<<"$spec"
+  line=$($bench load "$dir/agent.sock" --connections "$c" --pipeline "$p" --seconds "$seconds")
+  echo "chitty-agent $line"
+  ours[$spec]=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
+done
+
+if command -v nginx >/dev/null; then
+  echo "== the same load against nginx (1 worker, return 200 with a JSON body)"
+  body=$(curl -s --unix-socket "$dir/agent.sock" http://localhost/health)
+  cat >"$dir/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log stderr error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/ngx; proxy_temp_path $dir/ngx; fastcgi_temp_path $dir/ngx;
+  uwsgi_temp_path $dir/ngx; scgi_temp_path $dir/ngx;
+  server {
+    listen unix:$dir/nginx.sock;
+    location /health { default_type application/json; return 200 '$body'; }
+  }
+}
+NGINX
+  nginx -c "$dir/nginx.conf" -p "$dir" &
+  for _ in $(seq 200); do [[ -S "$dir/nginx.sock" ]] && break; sleep 0.02; done
+  for spec in "1 1" "32 1" "32 8"; do
+    read -r c p <<<"$spec"
+    line=$($bench load "$dir/nginx.sock" --connections "$c" --pipeline "$p" --seconds "$seconds")
+    theirs=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
+    echo "nginx        $line"
+    awk -v a="${ours[$spec]}" -v b="$theirs" -v s="$spec" \
+      'BEGIN { printf "ratio chitty-agent/nginx (connections pipeline = %s): %.2f\n", s, a / b }'
+  done
+else
+  echo "(nginx not installed: apt-get install nginx-light for the reference figures)"
+fi

@@ -1,0 +1,217 @@
+// Load and start-up measurements for an HTTP server on a Unix socket.
+//
+//   uds_bench load SOCKET [--connections N] [--seconds S] [--pipeline P] [--path /health]
+//       N keep-alive connections, each keeping P requests in flight, for S
+//       seconds; prints requests/s and latency percentiles (one thread, epoll).
+//   uds_bench startup AGENT_BINARY [--runs N]
+//       starts the agent N times on a fresh socket, measures exec -> first
+//       accepted connection, stops it with SIGTERM; prints min/median/p90 and
+//       the agent's RSS once ready.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int connect_unix(const std::string& path, bool nonblock) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno != EINPROGRESS) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+double percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  std::size_t i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
+  return v[i];
+}
+
+struct Conn {
+  int fd = -1;
+  std::string in;
+  std::vector<Clock::time_point> sent;  // send times of requests in flight
+};
+
+// Number of complete responses at the front of `in`, removed from it.
+int take_responses(std::string& in) {
+  int n = 0;
+  std::size_t pos = 0;
+  while (true) {
+    std::size_t head_end = in.find("\r\n\r\n", pos);
+    if (head_end == std::string::npos) break;
+    std::size_t cl = in.find("Content-Length: ", pos);
+    std::size_t len = 0;
+    if (cl != std::string::npos && cl < head_end) len = std::strtoul(in.c_str() + cl + 16, nullptr, 10);
+    if (in.size() < head_end + 4 + len) break;
+    pos = head_end + 4 + len;
+    ++n;
+  }
+  in.erase(0, pos);
+  return n;
+}
+
+int load(int argc, char** argv) {
+  std::string sock = argv[0];
+  int connections = 32, seconds = 5, pipeline = 1;
+  std::string path = "/health";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    if (k == "--connections") connections = std::atoi(argv[i + 1]);
+    else if (k == "--seconds") seconds = std::atoi(argv[i + 1]);
+    else if (k == "--pipeline") pipeline = std::atoi(argv[i + 1]);
+    else if (k == "--path") path = argv[i + 1];
+  }
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  std::vector<Conn> conns(static_cast<std::size_t>(connections));
+  for (std::size_t i = 0; i < conns.size(); ++i) {
+    conns[i].fd = connect_unix(sock, true);
+    if (conns[i].fd < 0) {
+      std::fprintf(stderr, "connect %s failed: %s\n", sock.c_str(), std::strerror(errno));
+      return 1;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = i;
+    epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
+  }
+  auto send_batch = [&](Conn& c, int n) {
+    std::string out;
+    for (int k = 0; k < n; ++k) out += request;
+    auto now = Clock::now();
+    if (::send(c.fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) return false;
+    for (int k = 0; k < n; ++k) c.sent.push_back(now);
+    return true;
+  };
+  for (auto& c : conns) send_batch(c, pipeline);
+  std::vector<double> latencies_us;
+  latencies_us.reserve(1 << 20);
+  std::uint64_t done = 0;
+  auto start = Clock::now();
+  auto end = start + std::chrono::seconds(seconds);
+  std::vector<epoll_event> events(static_cast<std::size_t>(connections));
+  char buf[65536];
+  bool failed = false;
+  while (Clock::now() < end && !failed) {
+    int n = epoll_wait(ep, events.data(), connections, 100);
+    for (int e = 0; e < n; ++e) {
+      Conn& c = conns[events[static_cast<std::size_t>(e)].data.u64];
+      ssize_t r = recv(c.fd, buf, sizeof buf, 0);
+      if (r <= 0) {
+        if (r < 0 && errno == EAGAIN) continue;
+        std::fprintf(stderr, "connection closed by server after %llu responses\n", static_cast<unsigned long long>(done));
+        failed = true;
+        break;
+      }
+      c.in.append(buf, static_cast<std::size_t>(r));
+      int got = take_responses(c.in);
+      auto now = Clock::now();
+      for (int k = 0; k < got; ++k) {
+        latencies_us.push_back(std::chrono::duration<double, std::micro>(now - c.sent.front()).count());
+        c.sent.erase(c.sent.begin());
+      }
+      done += static_cast<std::uint64_t>(got);
+      if (got > 0 && !send_batch(c, got)) failed = true;
+    }
+  }
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("connections=%d pipeline=%d seconds=%.1f requests=%llu rps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
+              connections, pipeline, elapsed, static_cast<unsigned long long>(done), static_cast<double>(done) / elapsed,
+              percentile(latencies_us, 0.50), percentile(latencies_us, 0.99), percentile(latencies_us, 0.999));
+  return failed ? 1 : 0;
+}
+
+long rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+int startup(int argc, char** argv) {
+  std::string agent = argv[0];
+  int runs = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) == "--runs") runs = std::atoi(argv[i + 1]);
+  }
+  char tmpl[] = "/tmp/chitty-bench.XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::vector<double> ms;
+  long rss = 0;
+  for (int r = 0; r < runs; ++r) {
+    std::string sock = dir + "/a.sock", state = dir + "/state";
+    std::vector<std::string> args{agent, "--socket", sock, "--state-dir", state};
+    std::vector<char*> cargs;
+    for (auto& a : args) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    auto t0 = Clock::now();
+    if (posix_spawn(&pid, agent.c_str(), &fa, nullptr, cargs.data(), environ) != 0) return 1;
+    posix_spawn_file_actions_destroy(&fa);
+    while (true) {
+      int fd = connect_unix(sock, false);
+      if (fd >= 0) {
+        close(fd);
+        break;
+      }
+      if (Clock::now() - t0 > std::chrono::seconds(10)) {
+        std::fprintf(stderr, "agent did not start\n");
+        kill(pid, SIGKILL);
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    rss = std::max(rss, rss_kib(pid));
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+  }
+  std::string cleanup = "rm -rf " + dir;
+  if (std::system(cleanup.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", dir.c_str());
+  std::sort(ms.begin(), ms.end());
+  std::printf("runs=%d startup_ms_min=%.2f startup_ms_median=%.2f startup_ms_p90=%.2f rss_kib=%ld\n", runs, ms.front(),
+              ms[ms.size() / 2], ms[ms.size() * 9 / 10], rss);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 3 && std::string(argv[1]) == "load") return load(argc - 2, argv + 2);
+  if (argc >= 3 && std::string(argv[1]) == "startup") return startup(argc - 2, argv + 2);
+  std::fprintf(stderr,
+               "usage: uds_bench load SOCKET [--connections N] [--seconds S] [--pipeline P] [--path P]\n"
+               "       uds_bench startup AGENT_BINARY [--runs N]\n");
+  return 2;
+}
