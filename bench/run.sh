@@ -9,9 +9,16 @@ cd "$(dirname "$0")/.."
 seconds=${1:-5}
 
 [[ -f build-release/build.ninja ]] || meson setup build-release -Dbuildtype=release -Dtests=false
-ninja -C build-release agent/chitty-agent bench/uds_bench >/dev/null
+ninja -C build-release agent/chitty-agent bench/uds_bench | grep -v "^\[" || true
+[[ -x build-release/agent/chitty-agent && -x build-release/bench/uds_bench ]]
 agent=build-release/agent/chitty-agent
 bench=build-release/bench/uds_bench
+
+# Server on CPU 1, load generator on CPU 0 (on a 2-core VM an unpinned pair
+# migrates, and each cross-core wake-up costs tens of microseconds).
+server_cpu=${SERVER_CPU:-1}
+client_cpu=${CLIENT_CPU:-0}
+pin() { taskset -c "$1" "${@:2}"; }
 
 dir=$(mktemp -d /tmp/chitty-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
@@ -20,12 +27,12 @@ echo "== start-up ($agent, built-in defaults)"
 $bench startup "$agent" --runs 20
 
 echo "== /health over the socket (chitty-agent)"
-$agent --socket "$dir/agent.sock" --state-dir "$dir/state" 2>/dev/null &
+pin "$server_cpu" $agent --socket "$dir/agent.sock" --state-dir "$dir/state" 2>/dev/null &
 for _ in $(seq 200); do [[ -S "$dir/agent.sock" ]] && break; sleep 0.02; done
 declare -A ours
 for spec in "1 1" "32 1" "32 8"; do
   read -r c p <<<"$spec"
-  line=$($bench load "$dir/agent.sock" --connections "$c" --pipeline "$p" --seconds "$seconds")
+  line=$(pin "$client_cpu" $bench load "$dir/agent.sock" --connections "$c" --pipeline "$p" --seconds "$seconds")
   echo "chitty-agent $line"
   ours[$spec]=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
 done
@@ -49,11 +56,11 @@ http {
   }
 }
 NGINX
-  nginx -c "$dir/nginx.conf" -p "$dir" &
+  pin "$server_cpu" nginx -c "$dir/nginx.conf" -p "$dir" &
   for _ in $(seq 200); do [[ -S "$dir/nginx.sock" ]] && break; sleep 0.02; done
   for spec in "1 1" "32 1" "32 8"; do
     read -r c p <<<"$spec"
-    line=$($bench load "$dir/nginx.sock" --connections "$c" --pipeline "$p" --seconds "$seconds")
+    line=$(pin "$client_cpu" $bench load "$dir/nginx.sock" --connections "$c" --pipeline "$p" --seconds "$seconds")
     theirs=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
     echo "nginx        $line"
     awk -v a="${ours[$spec]}" -v b="$theirs" -v s="$spec" \

@@ -108,6 +108,27 @@ int load(int argc, char** argv) {
     for (int k = 0; k < n; ++k) c.sent.push_back(now);
     return true;
   };
+  std::uint64_t reconnects = 0;
+  // The server ended a connection (its requests-per-connection cap, like
+  // nginx's keepalive_requests): reconnect as a client would and re-send what
+  // was in flight.
+  auto reconnect = [&](Conn& c, std::uint64_t index) {
+    epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
+    close(c.fd);
+    ++reconnects;
+    c.fd = connect_unix(sock, true);
+    if (c.fd < 0) {
+      std::fprintf(stderr, "reconnect failed: %s\n", std::strerror(errno));
+      return false;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = index;
+    epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
+    c.in.clear();
+    c.sent.clear();
+    return send_batch(c, pipeline);
+  };
   for (auto& c : conns) send_batch(c, pipeline);
   std::vector<double> latencies_us;
   latencies_us.reserve(1 << 20);
@@ -122,11 +143,10 @@ int load(int argc, char** argv) {
     for (int e = 0; e < n; ++e) {
       Conn& c = conns[events[static_cast<std::size_t>(e)].data.u64];
       ssize_t r = recv(c.fd, buf, sizeof buf, 0);
+      if (r < 0 && errno == EAGAIN) continue;
       if (r <= 0) {
-        if (r < 0 && errno == EAGAIN) continue;
-        std::fprintf(stderr, "connection closed by server after %llu responses\n", static_cast<unsigned long long>(done));
-        failed = true;
-        break;
+        if (!reconnect(c, events[static_cast<std::size_t>(e)].data.u64)) failed = true;
+        continue;
       }
       c.in.append(buf, static_cast<std::size_t>(r));
       int got = take_responses(c.in);
@@ -136,13 +156,18 @@ int load(int argc, char** argv) {
         c.sent.erase(c.sent.begin());
       }
       done += static_cast<std::uint64_t>(got);
-      if (got > 0 && !send_batch(c, got)) failed = true;
+      // A send can fail when the server just ended the connection after its
+      // last answer: that is a reconnect too.
+      if (got > 0 && !send_batch(c, got) && !reconnect(c, events[static_cast<std::size_t>(e)].data.u64)) failed = true;
     }
   }
   double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("connections=%d pipeline=%d seconds=%.1f requests=%llu rps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
-              connections, pipeline, elapsed, static_cast<unsigned long long>(done), static_cast<double>(done) / elapsed,
-              percentile(latencies_us, 0.50), percentile(latencies_us, 0.99), percentile(latencies_us, 0.999));
+  std::printf(
+      "connections=%d pipeline=%d seconds=%.1f requests=%llu reconnects=%llu rps=%.0f p50_us=%.1f p99_us=%.1f "
+      "p999_us=%.1f\n",
+      connections, pipeline, elapsed, static_cast<unsigned long long>(done), static_cast<unsigned long long>(reconnects),
+      static_cast<double>(done) / elapsed, percentile(latencies_us, 0.50), percentile(latencies_us, 0.99),
+      percentile(latencies_us, 0.999));
   return failed ? 1 : 0;
 }
 

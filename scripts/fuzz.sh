@@ -25,7 +25,8 @@ for t in "${targets[@]}"; do
   dict=()
   [[ -f "tests/fuzz/$t.dict" ]] && dict=(-dict="tests/fuzz/$t.dict")
   echo "fuzzing $t for ${seconds}s"
-  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions="$PWD/tests/ubsan.supp" \
+  ASAN_SYMBOLIZER_PATH=$(command -v llvm-symbolizer-19 || command -v llvm-symbolizer || true) \
     "build-fuzz/tests/fuzz/fuzz_$t" "${dict[@]}" -max_total_time="$seconds" -max_len=8192 \
     -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$t/" \
     "build-fuzz/corpus/$t" "tests/fuzz/corpus/$t"

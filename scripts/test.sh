@@ -42,7 +42,7 @@ setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=fal
 ninja -C build-asan -j "$jobs"
 step "tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
-UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions="$PWD/tests/ubsan.supp" \
   meson test -C build-asan --print-errorlogs --num-processes "$jobs" --timeout-multiplier 3
 
 step "fuzzers (${FUZZ_SECONDS:-30}s each)"

@@ -17,8 +17,9 @@ std::string health_body(const HealthContext& ctx) {
   w.key("status").string("healthy");
   w.key("version").string(CHITTY_VERSION);
   w.key("uptime_seconds").integer(std::chrono::duration_cast<std::chrono::seconds>(now - ctx.started).count());
-  w.key("started_at").string(format_rfc3339_ms(ctx.started_wall));
-  w.key("pid").integer(getpid());
+  w.key("started_at").string(ctx.started_at.empty() ? format_rfc3339_ms(ctx.started_wall) : ctx.started_at);
+  static const pid_t pid = getpid();
+  w.key("pid").integer(pid);
   if (ctx.server != nullptr) {
     const server::ServerStats& s = ctx.server->stats();
     w.key("server").begin_object();
@@ -34,7 +35,8 @@ std::string health_body(const HealthContext& ctx) {
   return body;
 }
 
-void register_health_routes(server::Router& router, const HealthContext& ctx) {
+void register_health_routes(server::Router& router, HealthContext& ctx) {
+  ctx.started_at = format_rfc3339_ms(ctx.started_wall);
   auto handler = [&ctx](server::Call call) { call.respond(http::Response::json(200, health_body(ctx))); };
   router.add(http::Method::get, "/health", handler);
   router.add(http::Method::get, "/api/onepassword/health", handler);

@@ -110,7 +110,7 @@ class RequestParser {
   int reject(ErrorCode code, std::string message);
   void fail_from_llhttp(llhttp_errno_t err);
 
-  const Limits& limits_;
+  const Limits limits_;  // a copy: cheap, and no lifetime to get wrong
   llhttp_t parser_{};
   HeadScanner scanner_;
   Request req_;

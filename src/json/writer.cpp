@@ -7,7 +7,6 @@
 #include "chitty/base/text.hpp"
 
 namespace chitty::json {
-namespace {
 
 // rapidjson output stream over a std::string.
 class StringStream {
@@ -16,19 +15,39 @@ class StringStream {
   explicit StringStream(std::string& out) : out_(out) {}
   void Put(char c) { out_.push_back(c); }
   void Flush() {}
+  void reserve(std::size_t n) {
+    if (out_.capacity() - out_.size() < n) out_.reserve(out_.size() + n);
+  }
+  void put_unsafe(char c) { out_.push_back(c); }
 
  private:
   std::string& out_;
 };
 
-}  // namespace
+}  // namespace chitty::json
+
+// rapidjson reserves room before it writes a string (PutReserve) and then
+// puts characters unchecked (PutUnsafe); without these it would grow the
+// std::string one push_back at a time.
+namespace rapidjson {
+template <>
+inline void PutReserve(chitty::json::StringStream& stream, size_t count) {
+  stream.reserve(count);
+}
+template <>
+inline void PutUnsafe(chitty::json::StringStream& stream, char c) {
+  stream.put_unsafe(c);
+}
+}  // namespace rapidjson
+
+namespace chitty::json {
 
 struct Writer::Impl {
   explicit Impl(std::string& out) : stream(out), writer(stream) {}
   StringStream stream;
-  rapidjson::Writer<StringStream, rapidjson::UTF8<>, rapidjson::UTF8<>, rapidjson::CrtAllocator,
-                    rapidjson::kWriteValidateEncodingFlag>
-      writer;
+  // No kWriteValidateEncodingFlag: key() and string() validate (and repair)
+  // before rapidjson sees the bytes.
+  rapidjson::Writer<StringStream> writer;
 };
 
 Writer::Writer(std::string& out) : impl_(std::make_unique<Impl>(out)) {}

@@ -137,18 +137,49 @@ void Connection::pump() {
 
 void Connection::flush() {
   if (!session_.has_output()) return;
-  auto op = std::make_unique<WriteOp>();
-  op->connection = this;
-  op->chunks = session_.take_output();
-  op->bufs.reserve(op->chunks.size() * 2);
-  for (auto& c : op->chunks) {
-    op->bufs.push_back(uv_buf_init(c.head.data(), static_cast<unsigned>(c.head.size())));
+  std::vector<http::OutChunk> chunks = session_.take_output();
+  std::vector<uv_buf_t> bufs;
+  bufs.reserve(chunks.size() * 2);
+  for (auto& c : chunks) {
+    bufs.push_back(uv_buf_init(c.head.data(), static_cast<unsigned>(c.head.size())));
     if (c.body) {
       auto bytes = c.body->bytes();
-      if (!bytes.empty()) {
-        op->bufs.push_back(uv_buf_init(const_cast<char*>(bytes.data()), static_cast<unsigned>(bytes.size())));
-      }
+      if (!bytes.empty()) bufs.push_back(uv_buf_init(const_cast<char*>(bytes.data()), static_cast<unsigned>(bytes.size())));
     }
+  }
+  std::size_t total = 0;
+  for (const auto& b : bufs) total += b.len;
+  bytes_written_ += total;
+
+  // Fast path: with nothing queued, write now. The usual answer fits the
+  // socket buffer, and this skips libuv's write queue (and the epoll_ctl and
+  // extra loop turn it costs per response).
+  std::size_t done = 0;
+  if (writes_outstanding_ == 0) {
+    int n = uv_try_write(pipe_.stream(), bufs.data(), static_cast<unsigned>(bufs.size()));
+    if (n < 0 && n != UV_EAGAIN) {
+      log::debug("server", "write failed", {{"conn", id_}, {"error", uv_strerror(n)}});
+      close("write error");
+      return;
+    }
+    done = n > 0 ? static_cast<std::size_t>(n) : 0;
+    if (done == total) {
+      chunks.clear();  // bodies are released (and wiped, if secret) once written
+      session_.output_flushed();
+      return;
+    }
+  }
+  // The rest goes through libuv's queue; the op keeps the bytes alive.
+  auto op = std::make_unique<WriteOp>();
+  op->connection = this;
+  op->chunks = std::move(chunks);
+  for (auto& b : bufs) {
+    if (done >= b.len) {
+      done -= b.len;
+      continue;
+    }
+    op->bufs.push_back(uv_buf_init(b.base + done, static_cast<unsigned>(b.len - done)));
+    done = 0;
   }
   op->req.data = op.get();
   int rc = uv_write(&op->req, pipe_.stream(), op->bufs.data(), static_cast<unsigned>(op->bufs.size()),
@@ -158,7 +189,6 @@ void Connection::flush() {
     close("write error");
     return;
   }
-  for (const auto& b : op->bufs) bytes_written_ += b.len;
   ++writes_outstanding_;
   op.release();  // owned by libuv until on_write
 }
@@ -196,14 +226,21 @@ void Connection::update_reading() {
 void Connection::arm_timer() {
   auto d = session_.next_deadline();
   if (!d) {
-    timer_.stop();
+    if (timer_at_) timer_.stop();
+    timer_at_.reset();
     return;
   }
-  auto wait = until(server_->clock_.now(), d->at);
-  timer_.start(wait + std::chrono::milliseconds(1));  // libuv rounds down; never wake early
+  // Keep-alive traffic moves the idle deadline later on every request. An
+  // armed timer that fires earlier is left alone: it finds nothing due and
+  // re-arms then, so a busy connection costs no timer operation per request.
+  if (timer_at_ && *timer_at_ <= d->at) return;
+  MonoTime now = server_->clock_.now();
+  timer_.start(until(now, d->at) + std::chrono::milliseconds(1));  // libuv rounds down; never wake early
+  timer_at_ = d->at + std::chrono::milliseconds(1);
 }
 
 void Connection::on_timer() {
+  timer_at_.reset();
   if (closing_) return;
   if (lingering_) {
     close("linger timeout");
@@ -230,6 +267,7 @@ void Connection::finish() {
   // Send EOF, then drain (and discard) what the client still sends, so it
   // reads our last response instead of a connection reset.
   lingering_ = true;
+  timer_at_.reset();
   auto* req = new uv_shutdown_t{};
   req->data = nullptr;
   if (uv_shutdown(req, pipe_.stream(), &Connection::on_shutdown) != 0) {

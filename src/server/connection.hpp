@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "chitty/http/session.hpp"
@@ -83,6 +84,7 @@ class Connection final : public http::Session::Handler {
   bool peer_eof_ = false;
   bool pumping_ = false;
   std::uint64_t linger_discarded_ = 0;
+  std::optional<MonoTime> timer_at_;  // when the armed timer fires, if armed
 };
 
 }  // namespace chitty::server

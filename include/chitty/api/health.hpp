@@ -15,12 +15,13 @@ struct HealthContext {
   MonoTime started{};
   WallTime started_wall{};
   const server::Server* server = nullptr;  // connection figures; may be null
+  std::string started_at;                  // formatted once by register_health_routes
 };
 
 // The /health body for the current moment.
 std::string health_body(const HealthContext& ctx);
 
 // Registers the health routes. `ctx` must outlive the router.
-void register_health_routes(server::Router& router, const HealthContext& ctx);
+void register_health_routes(server::Router& router, HealthContext& ctx);
 
 }  // namespace chitty::api

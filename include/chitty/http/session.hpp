@@ -47,7 +47,7 @@ class SessionContext {
   std::string_view date();
 
  private:
-  const Limits& limits_;
+  const Limits limits_;
   const Clock& clock_;
   std::uint32_t id_prefix_;
   std::uint32_t id_counter_ = 0;
