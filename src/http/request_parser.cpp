@@ -10,6 +10,10 @@ namespace {
 
 bool is_ctl(unsigned char c) noexcept { return c < 0x20 || c == 0x7F; }
 
+// Empty lines tolerated before a request line: enough for the stray CRLF some
+// clients send after a body, too few to keep a connection busy with nothing.
+constexpr std::uint32_t kMaxEmptyLines = 4;
+
 RequestParser& self(llhttp_t* p) noexcept { return *static_cast<RequestParser*>(p->data); }
 
 std::string_view trim_ows(std::string_view s) noexcept {
@@ -42,6 +46,7 @@ HeadScanner::Verdict HeadScanner::scan(std::span<const char> data, std::size_t& 
         break;
       case State::preamble_cr:
         if (c != '\n') { reason_ = "bare CR in request head"; return Verdict::reject; }
+        if (++empty_lines_ > kMaxEmptyLines) { reason_ = "too many empty lines before the request line"; return Verdict::reject; }
         state_ = State::start;
         break;
       case State::request_line:
@@ -280,7 +285,9 @@ int RequestParser::headers_complete() {
   // No protocol upgrades (h2c, websocket, CONNECT tunnels): the request is
   // answered as plain HTTP/1.1, as RFC 9110 §7.8 allows.
   parser_.upgrade = 0;
-  req_.body_.reserve(static_cast<std::size_t>(parser_.content_length));
+  // Room for a typical body up front; larger ones grow as bytes arrive, so an
+  // announced but never-sent body costs nothing.
+  req_.body_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(parser_.content_length, 4096)));
   return 0;
 }
 
@@ -294,7 +301,10 @@ int RequestParser::body(const char* at, std::size_t n) {
 
 int RequestParser::message_complete() {
   bool http11 = req_.http_minor_ == 1;
-  req_.keep_alive_ = !connection_close_ && (http11 || connection_keep_alive_);
+  // Our reading of Connection is stricter than llhttp 8.1's (it misses tokens
+  // followed by a tab). Where the two differ, close: llhttp would otherwise
+  // enter its closed state and silently swallow the next request.
+  req_.keep_alive_ = !connection_close_ && (http11 || connection_keep_alive_) && llhttp_should_keep_alive(&parser_) != 0;
   in_message_ = false;
   headers_done_ = false;
   scanner_.reset();

@@ -38,9 +38,15 @@ class HeadScanner {
   // Scans bytes of the current head. Stops right after the blank line that
   // ends it (`consumed` tells where) or at the first violation.
   Verdict scan(std::span<const char> data, std::size_t& consumed);
-  void reset() noexcept { state_ = State::start; bytes_ = 0; }
+  void reset() noexcept {
+    state_ = State::start;
+    bytes_ = 0;
+    empty_lines_ = 0;
+  }
   bool in_head() const noexcept { return state_ != State::done; }
-  bool started() const noexcept { return bytes_ != 0; }
+  // The request line has begun (empty lines before it do not count: they are
+  // what some clients send after a body, RFC 9112 §2.2).
+  bool started() const noexcept { return state_ != State::start && state_ != State::preamble_cr; }
   const char* reason() const noexcept { return reason_; }
   void set_max_bytes(std::uint64_t n) noexcept { max_bytes_ = n; }
   bool too_long() const noexcept { return too_long_; }
@@ -52,6 +58,7 @@ class HeadScanner {
   State state_ = State::start;
   std::uint64_t bytes_ = 0;
   std::uint64_t max_bytes_ = 64 * 1024;
+  std::uint32_t empty_lines_ = 0;
   const char* reason_ = "";
   bool too_long_ = false;
 };

@@ -13,11 +13,11 @@ namespace chitty::http {
 // SessionContext
 
 SessionContext::SessionContext(const Limits& limits, const Clock& clock)
-    : limits_(limits), clock_(clock), id_prefix_(static_cast<std::uint32_t>(random_u64())) {}
+    : limits_(limits), clock_(clock), next_id_(random_u64()) {}
 
 std::string SessionContext::next_request_id() {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::uint64_t v = (static_cast<std::uint64_t>(id_prefix_) << 32) | id_counter_++;
+  std::uint64_t v = next_id_++;
   std::string id(16, '0');
   for (int i = 15; i >= 0; --i) {
     id[static_cast<std::size_t>(i)] = kHex[v & 0xF];
@@ -88,8 +88,10 @@ std::size_t Session::process(std::span<const char> input) {
   std::size_t off = 0;
   while (off < input.size() && accepting_) {
     if (!parser_->in_message()) {
-      // Between requests: start the next only if the pipeline has room.
+      // Between requests: start the next only if the pipeline has room and
+      // the answers already made are not piling up unwritten.
       if (exchanges_.size() >= ctx_.limits().max_pipelined_requests) break;
+      if (pending_output_bytes_ >= kMaxPendingOutput) break;
       head_started_ = now();
     }
     bool was_in_body = parser_->in_body();
@@ -162,6 +164,7 @@ void Session::collect_ready() {
     HeadFields fields{ex.request_id, ctx_.date(), close, ex.keep_alive_1_0 && !close};
     serialize_head(*ex.response, fields, chunk.head);
     if (!ex.head_request) chunk.body = std::move(ex.response->body);
+    pending_output_bytes_ += chunk.head.size() + (chunk.body ? chunk.body->bytes().size() : 0);
     output_.push_back(std::move(chunk));
     exchanges_.pop_front();
     if (close) {
@@ -204,12 +207,31 @@ std::vector<OutChunk> Session::take_output() {
     output_outstanding_ = true;
     output_since_ = now();
   }
-  return std::move(output_);
+  pending_output_bytes_ = 0;
+  std::vector<OutChunk> out = std::move(output_);
+  output_.clear();
+  return out;
 }
 
 void Session::output_flushed() {
   output_outstanding_ = false;
   last_activity_ = now();
+}
+
+void Session::output_progress() {
+  if (output_outstanding_) output_since_ = now();
+}
+
+bool Session::can_resume() const noexcept {
+  return !stash_.empty() && accepting_ && !close_after_flush_ && pending_output_bytes_ < kMaxPendingOutput &&
+         exchanges_.size() < ctx_.limits().max_pipelined_requests;
+}
+
+void Session::resume() {
+  if (!can_resume()) return;
+  process_stash();
+  maybe_continue();
+  update_state();
 }
 
 std::optional<Session::Deadline> Session::next_deadline() const {

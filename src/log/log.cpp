@@ -92,18 +92,18 @@ bool parse_level(std::string_view text, Level& out) noexcept {
 
 std::string redact_url(std::string_view url) {
   // Without a scheme ("user:pass@host/x", a URL whose scheme was forgotten)
-  // the authority starts at the beginning: better a redacted non-URL than a
-  // leaked password.
+  // the authority starts at the beginning. The last '@' ends the userinfo
+  // even when an unencoded password contains '/', '?' or '#': a URL with an
+  // '@' in its path is over-redacted rather than a password leaked.
   auto scheme_end = url.find("://");
   auto authority_start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
-  auto authority_end = url.find_first_of("/?#", authority_start);
-  if (authority_end == std::string_view::npos) authority_end = url.size();
-  auto at = url.rfind('@', authority_end);
+  auto at = url.rfind('@');
   if (at == std::string_view::npos || at < authority_start) return std::string(url);
-  auto colon = url.find(':', authority_start);
+  std::string_view userinfo = url.substr(authority_start, at - authority_start);
   std::string out(url.substr(0, authority_start));
-  if (colon != std::string_view::npos && colon < at) {
-    out += url.substr(authority_start, colon - authority_start);
+  auto colon = userinfo.find(':');
+  if (colon != std::string_view::npos && userinfo.substr(0, colon).find_first_of("/?#") == std::string_view::npos) {
+    out += userinfo.substr(0, colon);
     out += ":***";
   } else {
     out += "***";  // a bare userinfo is a token more often than a user name

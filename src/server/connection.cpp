@@ -72,7 +72,10 @@ void Connection::read(ssize_t nread, const uv_buf_t* buf) {
       if (linger_discarded_ > kLingerMaxBytes) close("linger limit");
       return;
     }
-    session_.receive(std::span<const char>(buf->base, n));
+    {
+      InSession guard(*this);
+      session_.receive(std::span<const char>(buf->base, n));
+    }
     // Whatever the client sent may include tokens; the session copied what it
     // needs into buffers that it wipes itself.
     secure_zero(buf->base, n);
@@ -86,7 +89,10 @@ void Connection::read(ssize_t nread, const uv_buf_t* buf) {
       close("done");
       return;
     }
-    session_.receive_eof();
+    {
+      InSession guard(*this);
+      session_.receive_eof();
+    }
     uv_read_stop(pipe_.stream());
     reading_ = false;
     pump();
@@ -110,23 +116,31 @@ void Connection::on_rejected(http::ErrorCode code, std::string_view message, con
 
 void Connection::respond(std::uint64_t seq, http::Response response) {
   if (closing_) return;
-  session_.respond(seq, std::move(response));
-  pump();
+  {
+    InSession guard(*this);
+    session_.respond(seq, std::move(response));
+  }
+  // A handler answering from inside on_request() runs under the session call
+  // that dispatched it; that caller pumps once the session has returned, so
+  // the connection never writes, closes or lingers underneath the session.
+  if (in_session_ == 0) pump();
 }
 
 void Connection::pump() {
-  // respond() from inside a handler runs while an outer pump is on the stack;
-  // the outer one finishes the work.
-  if (closing_ || pumping_) return;
-  pumping_ = true;
+  if (closing_ || in_session_ > 0 || lingering_) return;
   if (session_.aborted()) {
-    pumping_ = false;
     close("write timeout");
     return;
   }
-  flush();
-  pumping_ = false;
-  if (closing_) return;
+  while (true) {
+    flush();
+    if (closing_) return;
+    // Requests held back because answers were piling up can go on once the
+    // socket has taken everything (nothing queued in libuv).
+    if (writes_outstanding_ != 0 || !session_.can_resume()) break;
+    InSession guard(*this);
+    session_.resume();
+  }
   if (session_.finished() && writes_outstanding_ == 0 && !session_.has_output()) {
     finish();
     return;
@@ -208,7 +222,13 @@ void Connection::write_done(int status) {
     close("write error");
     return;
   }
-  if (writes_outstanding_ == 0) session_.output_flushed();
+  // The client is reading: the write deadline counts from here.
+  if (writes_outstanding_ == 0) {
+    session_.output_flushed();
+  } else {
+    session_.output_progress();
+  }
+  if (lingering_) return;
   pump();
 }
 
@@ -246,7 +266,12 @@ void Connection::on_timer() {
     close("linger timeout");
     return;
   }
-  if (auto kind = session_.on_deadline()) {
+  std::optional<http::Session::DeadlineKind> fired;
+  {
+    InSession guard(*this);
+    fired = session_.on_deadline();
+  }
+  if (auto kind = fired) {
     if (*kind == http::Session::DeadlineKind::write) {
       ++server_->stats_.timeouts;
       log::info("server", "client does not read its responses; dropping the connection",
@@ -259,6 +284,7 @@ void Connection::on_timer() {
 }
 
 void Connection::finish() {
+  if (lingering_ || closing_) return;
   // Nothing was ever sent, or the client already closed: no need to linger.
   if (bytes_written_ == 0 || peer_eof_) {
     close("done");
@@ -289,7 +315,10 @@ void Connection::drain() {
     close("shutdown");
     return;
   }
-  session_.drain();
+  {
+    InSession guard(*this);
+    session_.drain();
+  }
   pump();
 }
 

@@ -82,7 +82,16 @@ class Connection final : public http::Session::Handler {
   bool closing_ = false;
   bool lingering_ = false;
   bool peer_eof_ = false;
-  bool pumping_ = false;
+  // Depth of calls into the session on the stack (a handler may answer from
+  // inside one); pump() only runs at depth 0.
+  int in_session_ = 0;
+  struct InSession {
+    explicit InSession(Connection& c) : c_(c) { ++c_.in_session_; }
+    ~InSession() { --c_.in_session_; }
+    InSession(const InSession&) = delete;
+    InSession& operator=(const InSession&) = delete;
+    Connection& c_;
+  };
   std::uint64_t linger_discarded_ = 0;
   std::optional<MonoTime> timer_at_;  // when the armed timer fires, if armed
 };

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -48,6 +49,24 @@ Result<void> make_directories(const std::string& dir, mode_t mode) {
   if (auto r = make_directories(parent_of(dir), mode); !r) return r;
   if (mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) {
     return fail("cannot create directory " + dir + ": " + errno_text(errno));
+  }
+  return {};
+}
+
+// Clients trust whatever answers at the socket path, so nobody but root and
+// the agent may be able to replace it: the directory must not be writable by
+// group or others unless it is sticky (like /tmp), and must belong to root or
+// to the agent's user.
+Result<void> check_directory(const std::string& dir) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) return fail("cannot inspect " + dir + ": " + errno_text(errno));
+  if (st.st_uid != 0 && st.st_uid != geteuid()) {
+    return fail("socket directory " + dir + " belongs to uid " + std::to_string(st.st_uid) +
+                ", which could replace the socket; use a directory owned by root or by the agent's user");
+  }
+  if ((st.st_mode & 0022) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    return fail("socket directory " + dir +
+                " is writable by group or others (and not sticky), who could replace the socket; chmod go-w it");
   }
   return {};
 }
@@ -105,45 +124,67 @@ Result<SocketFile> create_listening_socket(const SocketSpec& spec) {
   }
   std::string dir = parent_of(path);
   if (auto r = make_directories(dir, 0755); !r) return tl::unexpected(r.error());
+  if (auto r = check_directory(dir); !r) return tl::unexpected(r.error());
+
+  // Agents starting at the same time serialise here, so the probe below and
+  // the rename cannot interleave with another agent's.
+  std::string lock_path = path + ".lock";
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lock_fd < 0) return fail("cannot open " + lock_path + ": " + errno_text(errno));
+  if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    close(lock_fd);
+    if (e == EWOULDBLOCK) {
+      return fail("another chitty-agent is already serving on " + path + " (it holds " + lock_path +
+                  "); refusing to displace it");
+    }
+    return fail("cannot lock " + lock_path + ": " + errno_text(e));
+  }
 
   std::string detail;
-  switch (probe_socket_path(path, &detail)) {
+  PathState state = probe_socket_path(path, &detail);
+  auto refuse = [&](const std::string& message) {
+    close(lock_fd);
+    return fail(message);
+  };
+  switch (state) {
     case PathState::absent:
     case PathState::stale_socket:  // replaced atomically by the rename below
       break;
     case PathState::live_socket:
-      return fail("another process is already serving on " + path +
-                  " (is another chitty-agent running?); refusing to displace it");
+      return refuse("another process is already serving on " + path + "; refusing to displace it");
     case PathState::not_a_socket:
-      return fail(path + " exists and is not a socket; refusing to replace it");
+      return refuse(path + " exists and is not a socket; refusing to replace it");
     case PathState::unknown:
-      return fail("cannot check " + path + ": " + detail);
+      return refuse("cannot check " + path + ": " + detail);
   }
 
   std::optional<gid_t> gid;
   if (!spec.group.empty()) {
     auto g = resolve_group(spec.group);
-    if (!g) return tl::unexpected(g.error());
+    if (!g) return refuse(g.error().message);
     gid = *g;
   }
 
   // Temporary name in the same directory (rename needs the same file
-  // system), no longer than sun_path allows.
+  // system), unguessable, and within sun_path.
   char suffix[32];
   std::snprintf(suffix, sizeof suffix, "/.chitty-%016llx", static_cast<unsigned long long>(random_u64()));
   std::string tmp = dir == "/" ? std::string(suffix) : dir + suffix;
-  if (tmp.size() >= sizeof addr.sun_path) tmp.resize(sizeof addr.sun_path - 1);
   sockaddr_un tmp_addr{};
-  fill_address(tmp, tmp_addr);
+  if (!fill_address(tmp, tmp_addr)) {
+    return refuse("the socket's directory path is too long to create the socket safely (a temporary name in it needs " +
+                  std::to_string(tmp.size()) + " bytes, Unix sockets allow " +
+                  std::to_string(sizeof tmp_addr.sun_path - 1) + "): " + dir);
+  }
 
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return fail("socket(): " + errno_text(errno));
+  if (fd < 0) return refuse("socket(): " + errno_text(errno));
+  bool bound = false;
   auto cleanup = [&](const std::string& message) {
-    int e = errno;
     close(fd);
-    unlink(tmp.c_str());
-    errno = e;
-    return fail(message);
+    if (bound) unlink(tmp.c_str());
+    return refuse(message);
   };
 
   // Owner-only from the moment the inode exists; umask is process-wide, but
@@ -152,11 +193,9 @@ Result<SocketFile> create_listening_socket(const SocketSpec& spec) {
   int rc = bind(fd, reinterpret_cast<sockaddr*>(&tmp_addr), sizeof tmp_addr);
   int bind_errno = errno;
   umask(old_umask);
-  if (rc != 0) {
-    errno = bind_errno;
-    return cleanup("cannot bind a socket in " + dir + ": " + errno_text(bind_errno));
-  }
-  if (gid && chown(tmp.c_str(), static_cast<uid_t>(-1), *gid) != 0) {
+  if (rc != 0) return cleanup("cannot bind a socket in " + dir + ": " + errno_text(bind_errno));
+  bound = true;
+  if (gid && lchown(tmp.c_str(), static_cast<uid_t>(-1), *gid) != 0) {
     int e = errno;
     return cleanup("cannot give the socket to group \"" + spec.group + "\": " + errno_text(e) +
                    (e == EPERM ? " (the agent's user must be a member of that group)" : ""));
@@ -165,30 +204,39 @@ Result<SocketFile> create_listening_socket(const SocketSpec& spec) {
     return cleanup("cannot set the socket's mode: " + errno_text(errno));
   }
   if (listen(fd, spec.backlog) != 0) return cleanup("listen(): " + errno_text(errno));
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    return cleanup("cannot move the socket into place at " + path + ": " + errno_text(errno));
+  // Into place: over the stale socket we found, or onto an absent path only if
+  // it is still absent.
+  rc = state == PathState::absent ? renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE)
+                                  : rename(tmp.c_str(), path.c_str());
+  if (rc != 0) {
+    int e = errno;
+    if (e == EEXIST) return cleanup(path + " appeared while the agent was starting; refusing to replace it");
+    return cleanup("cannot move the socket into place at " + path + ": " + errno_text(e));
   }
   struct stat st {};
-  if (stat(path.c_str(), &st) != 0) {
+  if (lstat(path.c_str(), &st) != 0) {
     int e = errno;
     close(fd);
-    return fail("socket vanished from " + path + ": " + errno_text(e));
+    return refuse("socket vanished from " + path + ": " + errno_text(e));
   }
-  return SocketFile(fd, path, st.st_dev, st.st_ino);
+  return SocketFile(fd, lock_fd, path, st.st_dev, st.st_ino);
 }
 
 SocketFile::~SocketFile() {
   if (fd_ >= 0) close(fd_);
+  if (lock_fd_ >= 0) close(lock_fd_);
 }
 
 SocketFile::SocketFile(SocketFile&& o) noexcept
-    : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)), dev_(o.dev_), ino_(o.ino_),
-      removed_(std::exchange(o.removed_, true)) {}
+    : fd_(std::exchange(o.fd_, -1)), lock_fd_(std::exchange(o.lock_fd_, -1)), path_(std::move(o.path_)),
+      dev_(o.dev_), ino_(o.ino_), removed_(std::exchange(o.removed_, true)) {}
 
 SocketFile& SocketFile::operator=(SocketFile&& o) noexcept {
   if (this != &o) {
     if (fd_ >= 0) close(fd_);
+    if (lock_fd_ >= 0) close(lock_fd_);
     fd_ = std::exchange(o.fd_, -1);
+    lock_fd_ = std::exchange(o.lock_fd_, -1);
     path_ = std::move(o.path_);
     dev_ = o.dev_;
     ino_ = o.ino_;

@@ -179,3 +179,29 @@ TEST_CASE("smuggling vectors against the running agent: 400, close, nothing smug
   auto ok = chitty::testing::curl(r.agent.socket(), "/health");
   CHECK(ok.out.rfind("HTTP/1.1 200 OK", 0) == 0);
 }
+
+TEST_CASE("an answer with Connection: close is read cleanly while the client is still sending", "[integration][http]") {
+  Running r;
+  UdsClient c(r.agent.socket());
+  // One request that ends the connection, then 300 KB the agent must drain
+  // (lingering close) instead of resetting the connection under the client.
+  std::string junk(300 * 1024, 'j');
+  REQUIRE(c.send("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + junk));
+  auto res = c.read_response();
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->header("connection") == std::optional<std::string>("close"));
+  CHECK(c.wait_closed(5s));
+}
+
+TEST_CASE("HTTP/1.0 keep-alive that llhttp cannot see closes instead of stalling the next request",
+          "[integration][http]") {
+  Running r("header_timeout = \"60s\"");
+  UdsClient c(r.agent.socket());
+  REQUIRE(c.send("GET /health HTTP/1.0\r\nConnection: keep-alive\t\r\n\r\n"));
+  auto res = c.read_response();
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->header("connection") == std::optional<std::string>("close"));
+  CHECK(c.wait_closed(3s));
+}

@@ -94,7 +94,7 @@ TEST_CASE("a live agent is not displaced by a second one", "[integration][socket
   other.write("second.toml", "[agent]\nsocket = \"" + first.socket() + "\"\nstate_dir = \"" + (other / "state") + "\"\n");
   auto second = chitty::testing::run({chitty::testing::agent_binary(), "--config", other / "second.toml"}, 10s);
   CHECK(second.exit_code == 1);
-  CHECK(second.err.find("another process is already serving on " + first.socket()) != std::string::npos);
+  CHECK(second.err.find("another chitty-agent is already serving on " + first.socket()) != std::string::npos);
 
   CHECK(stat_of(first.socket()).st_ino == ino);
   auto ok = chitty::testing::curl(first.socket(), "/health");

@@ -39,8 +39,9 @@ class SessionContext {
   const Limits& limits() const noexcept { return limits_; }
   const Clock& clock() const noexcept { return clock_; }
 
-  // 16 lower-case hex digits: 32 random bits fixed per process, then a
-  // counter. Unique for the life of the process, unpredictable across runs.
+  // 16 lower-case hex digits: a 64-bit counter that starts at a random value
+  // per process. Unique for the life of the process (it would take 2^64
+  // requests to repeat), unpredictable across runs.
   std::string next_request_id();
 
   // The HTTP Date header value for now, formatted once per second.
@@ -49,8 +50,7 @@ class SessionContext {
  private:
   const Limits limits_;
   const Clock& clock_;
-  std::uint32_t id_prefix_;
-  std::uint32_t id_counter_ = 0;
+  std::uint64_t next_id_;
   std::int64_t date_second_ = -1;
   std::string date_;
 };
@@ -64,6 +64,11 @@ struct OutChunk {
 
 class Session {
  public:
+  // Answers produced but not yet taken beyond which no new request of this
+  // connection is started: a client pipelining small requests is slowed down
+  // to the pace it reads at, not buffered.
+  static constexpr std::size_t kMaxPendingOutput = 64 * 1024;
+
   class Handler {
    public:
     // A complete request, numbered `seq` on this connection. Answer it with
@@ -102,6 +107,14 @@ class Session {
   std::vector<OutChunk> take_output();
   // Everything taken so far has been written to the socket.
   void output_flushed();
+  // Part of it was written: the client is reading, so the write deadline
+  // starts again.
+  void output_progress();
+
+  // Requests were held back because answers were piling up unwritten; once
+  // the output is taken (and the socket has it), resume() starts them.
+  bool can_resume() const noexcept;
+  void resume();
 
   bool wants_read() const noexcept;
   // No further request will be handled: close once the output is written.
@@ -158,6 +171,7 @@ class Session {
   bool processing_ = false;
   bool continue_sent_ = false;
   bool output_outstanding_ = false;
+  std::size_t pending_output_bytes_ = 0;  // in output_, not yet taken
   MonoTime last_activity_;
   MonoTime head_started_;
   MonoTime body_started_;

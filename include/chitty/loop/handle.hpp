@@ -7,9 +7,11 @@
 // close callback, so the owner may die at any time, even from inside one of
 // the handle's own callbacks.
 //
-// Callbacks find their owner through handle->data. close() clears it first,
-// so a callback that libuv still delivers during closing (a cancelled write's
-// completion, for instance) can tell that its owner is gone.
+// Callbacks find their owner through handle->data. close() replaces it (with
+// nullptr, or with the on_closed callback for the close callback's own use),
+// and libuv delivers no handle callback after uv_close() other than the close
+// callback itself. Requests on the handle (writes, shutdowns) carry their own
+// data and are completed with UV_ECANCELED before the close callback runs.
 //
 // Thread: loop thread only.
 #pragma once
@@ -46,7 +48,8 @@ class Handle {
   // Detaches the handle from its owner and starts closing it. `on_closed`, if
   // given, runs from the close callback after the memory is freed: the place
   // for an owner that itself must outlive the handle (a connection) to be
-  // released. Idempotent; a handle that was never initialised is freed at once.
+  // released. Idempotent. A handle that was never initialised is freed at
+  // once, and `on_closed` then runs synchronously, before close() returns.
   void close(std::function<void()> on_closed = {}) noexcept {
     T* h = std::exchange(h_, nullptr);
     if (h == nullptr) return;

@@ -5,7 +5,10 @@
 // renamed over the configured path: there is no moment at which the path
 // exists with looser permissions than configured, or exists and refuses
 // connections. An existing file at the path is replaced only if it is a
-// socket nobody answers on (a stale socket of a dead agent).
+// socket nobody answers on (a stale socket of a dead agent). Agents starting
+// on the same path serialise on an flock of "<path>.lock", held for the life
+// of the process, and the directory must be one that nobody but root and the
+// agent's user can write to (or sticky, like /tmp).
 #pragma once
 
 #include <sys/types.h>
@@ -28,7 +31,8 @@ struct SocketSpec {
 class SocketFile {
  public:
   SocketFile() = default;
-  SocketFile(int fd, std::string path, dev_t dev, ino_t ino) : fd_(fd), path_(std::move(path)), dev_(dev), ino_(ino) {}
+  SocketFile(int fd, int lock_fd, std::string path, dev_t dev, ino_t ino)
+      : fd_(fd), lock_fd_(lock_fd), path_(std::move(path)), dev_(dev), ino_(ino) {}
   ~SocketFile();
   SocketFile(SocketFile&& o) noexcept;
   SocketFile& operator=(SocketFile&& o) noexcept;
@@ -46,6 +50,7 @@ class SocketFile {
 
  private:
   int fd_ = -1;
+  int lock_fd_ = -1;  // flock on "<path>.lock", released when this dies
   std::string path_;
   dev_t dev_ = 0;
   ino_t ino_ = 0;

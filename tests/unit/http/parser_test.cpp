@@ -116,6 +116,9 @@ TEST_CASE("keep-alive follows the version and the Connection header", "[http][pa
   // llhttp 8.1.0 misses "close" followed by a tab; our own token parsing does not.
   CHECK_FALSE(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\t\r\n\r\n").requests.at(0).keep_alive());
   CHECK_FALSE(parse("GET / HTTP/1.0\r\n\r\n").requests.at(0).keep_alive());
+  // Where llhttp 8.1.0 does not see the keep-alive token (a trailing tab),
+  // we close too: llhttp would otherwise swallow the next request.
+  CHECK_FALSE(parse("GET / HTTP/1.0\r\nConnection: keep-alive\t\r\n\r\n").requests.at(0).keep_alive());
   auto ka10 = parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
   CHECK(ka10.requests.at(0).keep_alive());
   CHECK(ka10.requests.at(0).http_minor() == 0);
@@ -249,10 +252,21 @@ TEST_CASE("an upgrade request is answered as plain HTTP/1.1", "[http][parser]") 
   CHECK(p.requests[1].path() == "/next");
 }
 
-TEST_CASE("empty lines before a request line are tolerated", "[http][parser]") {
+TEST_CASE("a few empty lines before a request line are tolerated, not more", "[http][parser]") {
   auto p = parse("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
   REQUIRE_FALSE(p.error);
   CHECK(p.requests.size() == 1);
+  auto many = parse("\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  REQUIRE(many.error);
+  CHECK(many.message == "too many empty lines before the request line");
+}
+
+TEST_CASE("empty lines alone do not start a request", "[http][parser]") {
+  RequestParser p(Limits{});
+  CHECK(p.feed("\r\n"sv).status == Status::need_more);
+  CHECK_FALSE(p.in_message());
+  CHECK(p.feed("G"sv).status == Status::need_more);
+  CHECK(p.in_message());
 }
 
 TEST_CASE("garbage is a 400 with llhttp's reason", "[http][parser]") {

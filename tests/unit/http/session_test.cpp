@@ -379,3 +379,61 @@ TEST_CASE("every response carries Date, X-Request-Id and Cache-Control: no-store
   CHECK(out.find("\r\nX-Request-Id: " + f.handler.seen[0].request_id + "\r\n") != std::string::npos);
   CHECK(out.find("\r\nCache-Control: no-store\r\n") != std::string::npos);
 }
+
+TEST_CASE("a stray CRLF after a body keeps the connection idle, not waiting for a head", "[http][session][timeouts]") {
+  Limits l;
+  l.header_timeout = 1s;
+  l.idle_timeout = 30s;
+  Fixture f(l);
+  f.handler.answer_at_once = true;
+  f.send("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}\r\n"sv);
+  f.output();
+  auto d = f.session->next_deadline();
+  REQUIRE(d);
+  CHECK(d->kind == Session::DeadlineKind::idle);
+  f.clock.advance(2s);
+  CHECK_FALSE(f.session->on_deadline());
+  f.send(kGetA);  // the next request is served normally
+  CHECK(f.handler.seen.size() == 2);
+}
+
+TEST_CASE("answers piling up unwritten hold back further pipelined requests", "[http][session][backpressure]") {
+  Limits l;
+  l.max_pipelined_requests = 1024;
+  l.max_requests_per_connection = 100000;
+  Fixture f(l);
+  f.handler.answer_at_once = true;
+  std::string burst;
+  for (int i = 0; i < 2000; ++i) burst += kGetA;
+  f.send(burst);
+  std::size_t first = f.handler.seen.size();
+  CHECK(first < 2000);  // stopped once about 64 KiB of answers were waiting
+  CHECK_FALSE(f.session->wants_read());
+  CHECK_FALSE(f.session->can_resume());  // nothing taken yet
+  std::size_t total = 0;
+  for (auto& c : f.session->take_output()) total += c.head.size() + (c.body ? c.body->bytes().size() : 0);
+  CHECK(total >= Session::kMaxPendingOutput);
+  CHECK(total < Session::kMaxPendingOutput + 1024);
+  REQUIRE(f.session->can_resume());
+  while (f.session->can_resume()) {
+    f.session->resume();
+    f.session->take_output();
+  }
+  CHECK(f.handler.seen.size() == 2000);
+  CHECK(f.session->wants_read());
+}
+
+TEST_CASE("write progress restarts the write deadline", "[http][session][timeouts]") {
+  Limits l;
+  l.write_timeout = 2s;
+  Fixture f(l);
+  f.handler.answer_at_once = true;
+  f.send(kGetA);
+  f.session->take_output();
+  f.clock.advance(1500ms);
+  f.session->output_progress();
+  f.clock.advance(1500ms);
+  CHECK_FALSE(f.session->on_deadline());
+  f.clock.advance(500ms);
+  CHECK(f.session->on_deadline() == Session::DeadlineKind::write);
+}

@@ -87,9 +87,58 @@ TEST_CASE("a live listener is never displaced", "[server][socket]") {
   CHECK(probe_socket_path(path) == PathState::live_socket);
   auto second = create_listening_socket(SocketSpec{path, 0660, "", 16});
   REQUIRE_FALSE(second.has_value());
-  CHECK(second.error().message.find("another process is already serving") != std::string::npos);
+  CHECK(second.error().message.find("another chitty-agent is already serving on " + path) != std::string::npos);
   CHECK(stat_of(path).st_ino == ino);
   CHECK(chitty::testing::can_connect(path));
+}
+
+TEST_CASE("a live listener that is not an agent is not displaced either", "[server][socket]") {
+  TempDir dir;
+  std::string path = dir / "agent.sock";
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(listen(fd, 4) == 0);
+  auto s = create_listening_socket(SocketSpec{path, 0660, "", 16});
+  REQUIRE_FALSE(s.has_value());
+  CHECK(s.error().message.find("another process is already serving on " + path) != std::string::npos);
+  close(fd);
+}
+
+TEST_CASE("a socket directory others could write to is refused", "[server][socket]") {
+  TempDir dir;
+  std::string open_dir = dir / "open";
+  REQUIRE(mkdir(open_dir.c_str(), 0777) == 0);
+  REQUIRE(chmod(open_dir.c_str(), 0777) == 0);
+  auto s = create_listening_socket(SocketSpec{open_dir + "/agent.sock", 0660, "", 16});
+  REQUIRE_FALSE(s.has_value());
+  CHECK(s.error().message.find("writable by group or others") != std::string::npos);
+
+  // Sticky, like /tmp: others cannot replace what we create there.
+  REQUIRE(chmod(open_dir.c_str(), 01777) == 0);
+  CHECK(create_listening_socket(SocketSpec{open_dir + "/agent.sock", 0660, "", 16}).has_value());
+
+  if (geteuid() == 0) {
+    std::string foreign = dir / "foreign";
+    REQUIRE(mkdir(foreign.c_str(), 0755) == 0);
+    REQUIRE(chown(foreign.c_str(), 65534, 65534) == 0);
+    auto f = create_listening_socket(SocketSpec{foreign + "/agent.sock", 0660, "", 16});
+    REQUIRE_FALSE(f.has_value());
+    CHECK(f.error().message.find("belongs to uid 65534") != std::string::npos);
+  }
+}
+
+TEST_CASE("the lock is released with the socket file", "[server][socket]") {
+  TempDir dir;
+  std::string path = dir / "agent.sock";
+  {
+    auto first = create_listening_socket(SocketSpec{path, 0660, "", 16});
+    REQUIRE(first.has_value());
+    first->remove();
+  }
+  CHECK(create_listening_socket(SocketSpec{path, 0660, "", 16}).has_value());
 }
 
 TEST_CASE("a stale socket is replaced", "[server][socket]") {
@@ -124,7 +173,7 @@ TEST_CASE("no temporary files are left behind", "[server][socket]") {
     (void)e;
     ++entries;
   }
-  CHECK(entries == 2);  // agent.sock and x
+  CHECK(entries == 3);  // agent.sock, agent.sock.lock and x
 }
 
 TEST_CASE("missing parent directories are created", "[server][socket]") {
