@@ -21,13 +21,20 @@ client_cpu=${CLIENT_CPU:-0}
 pin() { taskset -c "$1" "${@:2}"; }
 
 dir=$(mktemp -d /tmp/chitty-bench.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
 
 echo "== start-up ($agent, built-in defaults)"
 $bench startup "$agent" --runs 20
 
 echo "== /health over the socket (chitty-agent)"
-pin "$server_cpu" $agent --socket "$dir/agent.sock" --state-dir "$dir/state" 2>/dev/null &
+taskset -c "$server_cpu" $agent --socket "$dir/agent.sock" --state-dir "$dir/state" 2>/dev/null &
+pids+=($!)
 for _ in $(seq 200); do [[ -S "$dir/agent.sock" ]] && break; sleep 0.02; done
 declare -A ours
 for spec in "1 1" "32 1" "32 8"; do
@@ -56,7 +63,8 @@ http {
   }
 }
 NGINX
-  pin "$server_cpu" nginx -c "$dir/nginx.conf" -p "$dir" &
+  taskset -c "$server_cpu" nginx -c "$dir/nginx.conf" -p "$dir" &
+  pids+=($!)
   for _ in $(seq 200); do [[ -S "$dir/nginx.sock" ]] && break; sleep 0.02; done
   for spec in "1 1" "32 1" "32 8"; do
     read -r c p <<<"$spec"
