@@ -1,5 +1,4 @@
 // chitty-agent: parse the command line, load the configuration, run.
-#include <cstdio>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -23,13 +22,14 @@ int main(int argc, char** argv) {
   auto process_start = chitty::SystemClock().now();
   CLI::App cli{"chitty-agent: per-host secrets sidecar serving credentials over a Unix socket"};
   cli.set_version_flag("--version", std::string("chitty-agent ") + CHITTY_VERSION);
-  std::optional<std::string> config_path, check_path, socket_path, state_dir;
+  chitty::app::RunOptions options;
+  std::optional<std::string> check_path;
   bool print_defaults = false;
-  cli.add_option("--config", config_path, "TOML configuration file (default: the built-in defaults)");
+  cli.add_option("--config", options.config_path, "TOML configuration file (default: the built-in defaults)");
   cli.add_option("--check-config", check_path, "validate FILE, print every problem, exit 0 (valid) or 2")
       ->option_text("FILE");
-  cli.add_option("--socket", socket_path, "override agent.socket");
-  cli.add_option("--state-dir", state_dir, "override agent.state_dir");
+  cli.add_option("--socket", options.socket, "override agent.socket");
+  cli.add_option("--state-dir", options.state_dir, "override agent.state_dir");
   cli.add_flag("--print-default-config", print_defaults, "print the built-in configuration as commented TOML");
   CLI11_PARSE(cli, argc, argv);
 
@@ -46,32 +46,10 @@ int main(int argc, char** argv) {
     std::cout << *check_path << ": ok\n";
     return chitty::app::kExitOk;
   }
-
-  chitty::config::Config config;
-  if (config_path) {
-    auto loaded = chitty::config::load_file(*config_path);
-    if (!loaded) {
-      print_diagnostics(loaded.error());
-      return chitty::app::kExitBadConfig;
-    }
-    config = std::move(*loaded);
-  } else {
-    config = chitty::config::defaults();
+  auto config = chitty::app::load_configuration(options);
+  if (!config) {
+    print_diagnostics(config.error());
+    return chitty::app::kExitBadConfig;
   }
-  if (socket_path) config.agent.socket = *socket_path;
-  if (state_dir) config.agent.state_dir = *state_dir;
-  if (socket_path || state_dir) {
-    std::vector<chitty::config::Diagnostic> diags;
-    auto check_path_value = [&](const std::string& key, const std::string& v) {
-      if (v.empty() || v.front() != '/') diags.push_back({"--" + key, 0, 0, "must be an absolute path"});
-    };
-    if (socket_path) check_path_value("socket", *socket_path);
-    if (state_dir) check_path_value("state-dir", *state_dir);
-    for (auto& p : chitty::config::validate(config)) diags.push_back({"command line", 0, 0, p.key + ": " + p.message});
-    if (!diags.empty()) {
-      print_diagnostics(diags);
-      return chitty::app::kExitBadConfig;
-    }
-  }
-  return chitty::app::run(config, process_start);
+  return chitty::app::run(options, *config, process_start);
 }

@@ -8,7 +8,69 @@
 
 namespace chitty::api {
 
-std::string health_body(const HealthContext& ctx) {
+namespace {
+
+template <typename T, typename Emit>
+void fact(json::Writer& w, std::string_view key, const identity::Fact<T>& f, Emit emit) {
+  w.key(key);
+  if (f.is_known()) {
+    emit(f.value());
+  } else {
+    w.null();
+  }
+}
+
+void string_fact(json::Writer& w, std::string_view key, const identity::Fact<std::string>& f) {
+  fact(w, key, f, [&](const std::string& v) {
+    if (v.empty()) {
+      w.null();  // established: there is none
+    } else {
+      w.string(v);
+    }
+  });
+}
+
+}  // namespace
+
+void write_identity(json::Writer& w, const identity::Identity& id) {
+  w.begin_object();
+  fact(w, "uid", id.uid, [&](uid_t v) { w.uinteger(v); });
+  fact(w, "gid", id.gid, [&](gid_t v) { w.uinteger(v); });
+  fact(w, "pid", id.pid, [&](pid_t v) { w.integer(v); });
+  fact(w, "namespace_pid", id.namespace_pid, [&](pid_t v) { w.integer(v); });
+  fact(w, "nested_pid_namespace", id.nested_pid_namespace, [&](bool v) { w.boolean(v); });
+  string_fact(w, "exe", id.exe);
+  string_fact(w, "cgroup", id.cgroup);
+  string_fact(w, "unit", id.unit);
+  string_fact(w, "user_unit", id.user_unit);
+  string_fact(w, "container", id.container);
+  string_fact(w, "container_runtime", id.container_runtime);
+  w.key("pidfd").string(identity::pidfd_source_name(id.pidfd_source));
+  w.key("kernel").begin_object();
+  w.key("uid").uinteger(id.raw_uid);
+  w.key("gid").uinteger(id.raw_gid);
+  w.key("pid").integer(id.raw_pid);
+  w.end_object();
+  w.key("unknown").begin_object();
+  auto reason = [&](std::string_view key, const auto& f) {
+    if (!f.is_known()) w.key(key).string(f.reason());
+  };
+  reason("uid", id.uid);
+  reason("gid", id.gid);
+  reason("pid", id.pid);
+  reason("namespace_pid", id.namespace_pid);
+  reason("nested_pid_namespace", id.nested_pid_namespace);
+  reason("exe", id.exe);
+  reason("cgroup", id.cgroup);
+  reason("unit", id.unit);
+  reason("user_unit", id.user_unit);
+  reason("container", id.container);
+  reason("container_runtime", id.container_runtime);
+  w.end_object();
+  w.end_object();
+}
+
+std::string health_body(const HealthContext& ctx, const identity::Identity* caller) {
   std::string body;
   body.reserve(256);
   json::Writer w(body);
@@ -31,13 +93,20 @@ std::string health_body(const HealthContext& ctx) {
     w.key("timeouts").uinteger(s.timeouts);
     w.end_object();
   }
+  if (caller != nullptr) {
+    w.key("caller");
+    write_identity(w, *caller);
+  }
   w.end_object();
   return body;
 }
 
 void register_health_routes(server::Router& router, HealthContext& ctx) {
   ctx.started_at = format_rfc3339_ms(ctx.started_wall);
-  auto handler = [&ctx](server::Call call) { call.respond(http::Response::json(200, health_body(ctx))); };
+  auto handler = [&ctx](server::Call call) {
+    identity::Identity caller = call.caller();  // re-checked against the pinned process
+    call.respond(http::Response::json(200, health_body(ctx, &caller)));
+  };
   router.add(http::Method::get, "/health", handler);
   router.add(http::Method::get, "/api/onepassword/health", handler);
   router.add(http::Method::get, "/api/credentials/health", handler);

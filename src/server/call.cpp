@@ -5,13 +5,14 @@
 
 namespace chitty::server {
 
-Call::Call(std::shared_ptr<CallLink> link, std::uint64_t seq, http::Request request, Peer peer, std::string request_id,
-           http::PathParams params)
-    : link_(std::move(link)), seq_(seq), request_(std::move(request)), peer_(peer),
+Call::Call(std::shared_ptr<CallLink> link, std::uint64_t seq, http::Request request,
+           std::shared_ptr<const identity::Peer> peer, std::string request_id, http::PathParams params)
+    : link_(std::move(link)), seq_(seq), request_(std::move(request)), peer_(std::move(peer)),
       request_id_(std::move(request_id)), params_(std::move(params)) {}
 
 Call::Call(Call&& other) noexcept
-    : link_(std::move(other.link_)), seq_(other.seq_), request_(std::move(other.request_)), peer_(other.peer_),
+    : link_(std::move(other.link_)), seq_(other.seq_), request_(std::move(other.request_)),
+      peer_(std::move(other.peer_)),
       request_id_(std::move(other.request_id_)), params_(std::move(other.params_)),
       answered_(std::exchange(other.answered_, true)) {}
 

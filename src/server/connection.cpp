@@ -36,8 +36,8 @@ struct Connection::WriteOp {
   std::vector<uv_buf_t> bufs;
 };
 
-Connection::Connection(Server& server, loop::Handle<uv_pipe_t> pipe, Peer peer, std::uint64_t id)
-    : server_(&server), pipe_(std::move(pipe)), peer_(peer), id_(id), session_(server.session_ctx_, *this),
+Connection::Connection(Server& server, loop::Handle<uv_pipe_t> pipe, identity::Peer peer, std::uint64_t id)
+    : server_(&server), pipe_(std::move(pipe)), peer_(std::make_shared<const identity::Peer>(std::move(peer))), id_(id), session_(server.session_ctx_, *this),
       timer_(server.loop_, [this] { on_timer(); }), link_(std::make_shared<CallLink>(CallLink{this})) {
   pipe_.get()->data = this;
 }
@@ -45,8 +45,11 @@ Connection::Connection(Server& server, loop::Handle<uv_pipe_t> pipe, Peer peer, 
 Connection::~Connection() { link_->connection = nullptr; }
 
 void Connection::start() {
+  const identity::Identity& who = peer_->at_accept();
   log::debug("server", "connection accepted",
-             {{"conn", id_}, {"uid", peer_.uid}, {"gid", peer_.gid}, {"pid", peer_.pid}});
+             {{"conn", id_}, {"uid", who.raw_uid}, {"gid", who.raw_gid}, {"pid", who.raw_pid},
+              {"exe", who.exe.is_known() ? std::string_view(who.exe.value()) : std::string_view("unknown")},
+              {"pidfd", identity::pidfd_source_name(who.pidfd_source)}});
   pump();
 }
 
@@ -110,7 +113,7 @@ void Connection::on_rejected(http::ErrorCode code, std::string_view message, con
   ++server_->stats_.protocol_errors;
   if (code == http::ErrorCode::request_timeout) ++server_->stats_.timeouts;
   log::info("server", "request refused",
-            {{"conn", id_}, {"uid", peer_.uid}, {"status", http::error_status(code)},
+            {{"conn", id_}, {"uid", uid()}, {"status", http::error_status(code)},
              {"code", http::error_code_name(code)}, {"reason", message}, {"request_id", request_id}});
 }
 
@@ -275,7 +278,7 @@ void Connection::on_timer() {
     if (*kind == http::Session::DeadlineKind::write) {
       ++server_->stats_.timeouts;
       log::info("server", "client does not read its responses; dropping the connection",
-                {{"conn", id_}, {"uid", peer_.uid}, {"timeout", deadline_name(*kind)}});
+                {{"conn", id_}, {"uid", uid()}, {"timeout", deadline_name(*kind)}});
     } else {
       log::debug("server", "connection deadline passed", {{"conn", id_}, {"timeout", deadline_name(*kind)}});
     }
@@ -330,7 +333,7 @@ void Connection::close(std::string_view reason) {
   log::debug("server", "connection closed", {{"conn", id_}, {"reason", reason}});
   pipe_.close([this] {
     if (server_ != nullptr) {
-      server_->release(id_, peer_.uid);  // destroys this connection
+      server_->release(id_, uid());  // destroys this connection
     } else {
       delete this;
     }

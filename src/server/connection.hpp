@@ -17,7 +17,7 @@
 #include "chitty/loop/handle.hpp"
 #include "chitty/loop/timer.hpp"
 #include "chitty/server/call.hpp"
-#include "chitty/server/peer.hpp"
+#include "chitty/identity/peer.hpp"
 
 namespace chitty::server {
 
@@ -25,7 +25,7 @@ class Server;
 
 class Connection final : public http::Session::Handler {
  public:
-  Connection(Server& server, loop::Handle<uv_pipe_t> pipe, Peer peer, std::uint64_t id);
+  Connection(Server& server, loop::Handle<uv_pipe_t> pipe, identity::Peer peer, std::uint64_t id);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -41,7 +41,8 @@ class Connection final : public http::Session::Handler {
 
   void respond(std::uint64_t seq, http::Response response);
 
-  const Peer& peer() const noexcept { return peer_; }
+  const std::shared_ptr<const identity::Peer>& peer() const noexcept { return peer_; }
+  uid_t uid() const noexcept { return peer_->at_accept().raw_uid; }
   std::uint64_t id() const noexcept { return id_; }
   const std::shared_ptr<CallLink>& link() const noexcept { return link_; }
 
@@ -71,7 +72,7 @@ class Connection final : public http::Session::Handler {
 
   Server* server_;  // nullptr once orphaned
   loop::Handle<uv_pipe_t> pipe_;
-  Peer peer_;
+  std::shared_ptr<const identity::Peer> peer_;
   std::uint64_t id_;
   http::Session session_;
   loop::Timer timer_;

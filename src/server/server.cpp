@@ -64,9 +64,9 @@ void Server::accept_one() {
   }
   uv_os_fd_t fd = -1;
   uv_fileno(pipe.base(), &fd);
-  auto peer = peer_credentials(fd);
-  if (!peer) {
-    log::warn("server", "cannot read peer credentials; closing", {{"error", peer.error().message}});
+  auto creds = identity::peer_credentials(fd);
+  if (!creds) {
+    log::warn("server", "cannot read peer credentials; closing", {{"error", creds.error().message}});
     return;
   }
   ++stats_.accepted;
@@ -80,17 +80,19 @@ void Server::accept_one() {
            "too many connections to the agent (" + std::to_string(options_.max_connections) + ")");
     return;
   }
-  std::uint32_t& mine = per_uid_[peer->uid];
+  std::uint32_t& mine = per_uid_[creds->uid];
   if (mine >= options_.max_connections_per_uid) {
     ++stats_.rejected_per_uid;
     reject(std::move(pipe), http::ErrorCode::too_many_connections,
-           "too many connections from uid " + std::to_string(peer->uid) + " (" +
+           "too many connections from uid " + std::to_string(creds->uid) + " (" +
                std::to_string(options_.max_connections_per_uid) + ")");
     return;
   }
   ++mine;
   std::uint64_t id = ++next_id_;
-  auto conn = std::make_unique<Connection>(*this, std::move(pipe), *peer, id);
+  // Identified only once admitted: refused connections cost no /proc reads.
+  auto conn = std::make_unique<Connection>(*this, std::move(pipe), identity::Peer::identify(fd, *creds, options_.identity),
+                                           id);
   Connection* raw = conn.get();
   connections_.emplace(id, std::move(conn));
   stats_.connections = connections_.size();
@@ -154,6 +156,11 @@ void Server::dispatch(Connection& c, std::uint64_t seq, http::Request&& request,
     r = http::error_response(http::ErrorCode::bad_request, bad->message, request_id);
   }
   c.respond(seq, std::move(r));
+}
+
+void Server::reconfigure(ServerOptions options) {
+  options_ = std::move(options);
+  session_ctx_.set_limits(options_.limits);
 }
 
 void Server::release(std::uint64_t id, uid_t uid) {

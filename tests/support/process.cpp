@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 extern char** environ;
@@ -21,7 +22,8 @@ int decode(int status) {
   return -1;
 }
 
-pid_t spawn(const std::vector<std::string>& argv, const std::string& out_path, const std::string& err_path) {
+pid_t spawn(const std::vector<std::string>& argv, const std::string& out_path, const std::string& err_path,
+            const std::vector<std::string>& extra_env = {}) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -30,8 +32,21 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& out_path, c
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  std::vector<std::string> env_storage(extra_env);
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    bool overridden = false;
+    for (const auto& x : extra_env) {
+      auto eq = x.find('=');
+      if (entry.substr(0, entry.find('=')) == std::string_view(x).substr(0, eq)) overridden = true;
+    }
+    if (!overridden) env.push_back(*e);
+  }
+  for (auto& x : env_storage) env.push_back(x.data());
+  env.push_back(nullptr);
   pid_t pid = -1;
-  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
   return pid;
@@ -85,11 +100,19 @@ CommandResult curl(const std::string& socket, const std::string& path, std::vect
 
 AgentProcess::AgentProcess(const TempDir& dir, const std::string& agent_settings, const std::string& rest,
                            const std::string& socket_name)
-    : socket_(dir / socket_name), config_(dir / "agent.toml"), log_path_(dir / "agent.log") {
+    : AgentProcess(dir, AgentSpec{agent_settings, rest, socket_name, {}, {}, {}}) {}
+
+AgentProcess::AgentProcess(const TempDir& dir, const AgentSpec& spec)
+    : socket_(dir / spec.socket_name), config_(dir / "agent.toml"), log_path_(dir / "agent.log") {
   std::string toml = "[agent]\nsocket = \"" + socket_ + "\"\nstate_dir = \"" + (dir / "state") +
-                     "\"\nlog_level = \"debug\"\n" + agent_settings + "\n" + rest + "\n";
+                     "\"\nlog_level = \"debug\"\n" + spec.settings + "\n" + spec.rest + "\n";
   dir.write("agent.toml", toml);
-  pid_ = spawn({agent_binary(), "--config", config_}, dir / "agent.stdout", log_path_);
+  std::vector<std::string> argv = spec.wrapper;
+  argv.push_back(agent_binary());
+  argv.push_back("--config");
+  argv.push_back(config_);
+  argv.insert(argv.end(), spec.extra_args.begin(), spec.extra_args.end());
+  pid_ = spawn(argv, dir / "agent.stdout", log_path_, spec.env);
 }
 
 AgentProcess::~AgentProcess() {

@@ -32,6 +32,16 @@ std::string agent_binary();
 // with the response headers included in `out` (-i).
 CommandResult curl(const std::string& socket, const std::string& path, std::vector<std::string> args = {});
 
+// How to start an agent for a test.
+struct AgentSpec {
+  std::string settings;                  // more `key = value` lines for [agent]
+  std::string rest;                      // further tables
+  std::string socket_name = "agent.sock";
+  std::vector<std::string> env;          // extra KEY=VALUE for the agent's environment
+  std::vector<std::string> wrapper;      // a command the agent runs under (unshare, systemd-socket-activate)
+  std::vector<std::string> extra_args;   // after --config FILE
+};
+
 class AgentProcess {
  public:
   // Writes DIR/agent.toml with socket = DIR/agent.sock, state_dir = DIR/state
@@ -40,6 +50,7 @@ class AgentProcess {
   // DIR/agent.log.
   AgentProcess(const TempDir& dir, const std::string& agent_settings = "", const std::string& rest = "",
                const std::string& socket_name = "agent.sock");
+  AgentProcess(const TempDir& dir, const AgentSpec& spec);
   ~AgentProcess();  // SIGKILL if still running
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "chitty/base/clock.hpp"
+#include "chitty/identity/identity.hpp"
+#include "chitty/json/writer.hpp"
 #include "chitty/server/server.hpp"
 
 namespace chitty::api {
@@ -18,8 +20,14 @@ struct HealthContext {
   std::string started_at;                  // formatted once by register_health_routes
 };
 
-// The /health body for the current moment.
-std::string health_body(const HealthContext& ctx);
+// The /health body for the current moment; `caller` is the identity of the
+// client asking, shown under "caller" so an operator sees what the agent sees.
+std::string health_body(const HealthContext& ctx, const identity::Identity* caller = nullptr);
+
+// An identity as JSON: established facts as values ("none" as null), unknown
+// facts as null with their reason under "unknown", and what SO_PEERCRED said
+// under "kernel".
+void write_identity(json::Writer& w, const identity::Identity& id);
 
 // Registers the health routes. `ctx` must outlive the router.
 void register_health_routes(server::Router& router, HealthContext& ctx);

@@ -1,6 +1,9 @@
 // The composition root: configuration in, a running agent out.
 #pragma once
 
+#include <optional>
+#include <string>
+
 #include "chitty/base/clock.hpp"
 #include "chitty/config/config.hpp"
 
@@ -8,11 +11,27 @@ namespace chitty::app {
 
 // Exit codes of chitty-agent (docs/operations.md).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;      // could not start or crashed out of the loop
-inline constexpr int kExitBadConfig = 2;    // the configuration is invalid
+inline constexpr int kExitFailure = 1;    // could not start, or did not stop cleanly
+inline constexpr int kExitBadConfig = 2;  // the configuration is invalid
+
+// Where the configuration comes from: a file (or the built-in defaults) and
+// the command-line overrides that win over it, at start and on every reload.
+struct RunOptions {
+  std::optional<std::string> config_path;
+  std::optional<std::string> socket;     // --socket
+  std::optional<std::string> state_dir;  // --state-dir
+};
+
+// Loads the configuration as the agent does at start and on SIGHUP.
+config::LoadResult load_configuration(const RunOptions& options);
+
+// The configuration keys that cannot change while the agent runs: a reload
+// that changes them keeps the running values and says a restart is needed.
+inline constexpr const char* kRestartKeys[] = {"agent.socket", "agent.socket_mode", "agent.socket_group",
+                                              "agent.socket_world_accessible", "agent.state_dir"};
 
 // Runs the agent with `config` until SIGTERM or SIGINT has drained it.
 // `process_start` is when main() began (for the start-up time in the log).
-int run(const config::Config& config, MonoTime process_start);
+int run(const RunOptions& options, const config::Config& config, MonoTime process_start);
 
 }  // namespace chitty::app

@@ -37,6 +37,9 @@ class SessionContext {
   SessionContext(const Limits& limits, const Clock& clock);
 
   const Limits& limits() const noexcept { return limits_; }
+  // New limits (a reload): sessions read timeouts and caps from here, so they
+  // apply at once; a session's parser keeps the limits it started with.
+  void set_limits(const Limits& limits) { limits_ = limits; }
   const Clock& clock() const noexcept { return clock_; }
 
   // 16 lower-case hex digits: a 64-bit counter that starts at a random value
@@ -48,7 +51,7 @@ class SessionContext {
   std::string_view date();
 
  private:
-  const Limits limits_;
+  Limits limits_;
   const Clock& clock_;
   std::uint64_t next_id_;
   std::int64_t date_second_ = -1;

@@ -15,7 +15,7 @@
 #include "chitty/http/request.hpp"
 #include "chitty/http/response.hpp"
 #include "chitty/http/router.hpp"
-#include "chitty/server/peer.hpp"
+#include "chitty/identity/peer.hpp"
 
 namespace chitty::server {
 
@@ -29,8 +29,8 @@ struct CallLink {
 
 class Call {
  public:
-  Call(std::shared_ptr<CallLink> link, std::uint64_t seq, http::Request request, Peer peer, std::string request_id,
-       http::PathParams params);
+  Call(std::shared_ptr<CallLink> link, std::uint64_t seq, http::Request request,
+       std::shared_ptr<const identity::Peer> peer, std::string request_id, http::PathParams params);
   ~Call();
   Call(Call&& other) noexcept;
   Call& operator=(Call&& other) = delete;
@@ -38,7 +38,12 @@ class Call {
   Call& operator=(const Call&) = delete;
 
   const http::Request& request() const noexcept { return request_; }
-  const Peer& peer() const noexcept { return peer_; }
+  // The caller as established at accept, with its pinned process.
+  const identity::Peer& peer() const noexcept { return *peer_; }
+  // The caller's identity re-checked now: facts derived from its pid are
+  // withdrawn if the process that connected has exited. Use this for every
+  // decision that depends on who is calling.
+  identity::Identity caller() const { return peer_->current(); }
   const std::string& request_id() const noexcept { return request_id_; }
   const http::PathParams& params() const noexcept { return params_; }
   std::string_view param(std::string_view name) const noexcept;
@@ -55,7 +60,7 @@ class Call {
   std::shared_ptr<CallLink> link_;
   std::uint64_t seq_;
   http::Request request_;
-  Peer peer_;
+  std::shared_ptr<const identity::Peer> peer_;
   std::string request_id_;
   http::PathParams params_;
   bool answered_ = false;

@@ -18,6 +18,7 @@
 #include "chitty/loop/handle.hpp"
 #include "chitty/loop/loop.hpp"
 #include "chitty/loop/timer.hpp"
+#include "chitty/identity/peer.hpp"
 #include "chitty/server/call.hpp"
 
 namespace chitty::server {
@@ -28,6 +29,7 @@ using Router = http::Router<Handler>;
 
 struct ServerOptions {
   http::Limits limits;
+  identity::Options identity;
   std::uint32_t max_connections = 1024;
   std::uint32_t max_connections_per_uid = 256;
 };
@@ -59,6 +61,10 @@ class Server {
   // connection is gone. Calling it again forces the remaining connections
   // closed at once.
   void shutdown(std::chrono::milliseconds grace, std::function<void()> done);
+
+  // New limits and caps (a configuration reload): caps and timeouts apply at
+  // once, parser limits to connections accepted from now on.
+  void reconfigure(ServerOptions options);
 
   const ServerStats& stats() const noexcept { return stats_; }
 

@@ -1,0 +1,70 @@
+// The caller of one connection: its identity, established at accept, and the
+// pidfd that keeps it honest afterwards.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "chitty/base/result.hpp"
+#include "chitty/identity/identity.hpp"
+
+namespace chitty::identity {
+
+// SO_PEERCRED of a connected AF_UNIX stream socket: the peer's effective
+// uid/gid and pid at connect() time (pid 0 when it lives in a PID namespace
+// the agent cannot see).
+struct Credentials {
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+  pid_t pid = 0;
+};
+Result<Credentials> peer_credentials(int fd);
+
+struct Options {
+  // Use SO_PEERPIDFD where the kernel has it. Off forces the pidfd_open
+  // fallback that Debian 12's kernel (6.1) needs; the environment variable
+  // CHITTY_TEST_NO_SO_PEERPIDFD=1 turns it off too (for tests of that path).
+  bool use_so_peerpidfd = true;
+  // Where /proc is (tests may point elsewhere).
+  std::string proc = "/proc";
+};
+
+// Options from the environment (CHITTY_TEST_NO_SO_PEERPIDFD).
+Options options_from_environment();
+
+class Peer {
+ public:
+  // Establishes the identity of the process behind connected socket `fd`,
+  // whose SO_PEERCRED is `creds`. Never fails: what cannot be established is
+  // recorded as unknown, with the reason.
+  static Peer identify(int fd, const Credentials& creds, const Options& options);
+
+  ~Peer();
+  Peer(Peer&& o) noexcept;
+  Peer& operator=(Peer&& o) noexcept;
+  Peer(const Peer&) = delete;
+  Peer& operator=(const Peer&) = delete;
+
+  // As established at accept.
+  const Identity& at_accept() const noexcept { return identity_; }
+  // Re-checked now: if the process that connected has exited, every fact
+  // derived from its pid becomes unknown (its pid may belong to another
+  // process by now). Call before any answer that depends on the pid.
+  Identity current() const;
+  // The process that connected is still running (false if it was never known).
+  bool alive() const;
+
+ private:
+  Peer() = default;
+  Identity identity_;
+  int pidfd_ = -1;
+  std::uint64_t start_time_ = 0;  // /proc/PID/stat field 22 at accept
+  std::string proc_ = "/proc";
+};
+
+// Marks every pid-derived fact of `id` unknown with `reason`.
+void forget_process(Identity& id, const std::string& reason);
+
+}  // namespace chitty::identity
