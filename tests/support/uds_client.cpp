@@ -50,6 +50,12 @@ UdsClient::UdsClient(const std::string& path) : fd_(connect_to(path)) {
   if (fd_ < 0) throw std::runtime_error("cannot connect to " + path + ": " + std::strerror(errno));
 }
 
+UdsClient UdsClient::adopt(int fd) {
+  UdsClient c;
+  c.fd_ = fd;
+  return c;
+}
+
 UdsClient::~UdsClient() { close(); }
 
 UdsClient::UdsClient(UdsClient&& o) noexcept : fd_(std::exchange(o.fd_, -1)), buffer_(std::move(o.buffer_)), eof_(o.eof_) {}

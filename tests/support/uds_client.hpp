@@ -26,6 +26,8 @@ class UdsClient {
  public:
   // Connects (blocking). Throws std::runtime_error when it cannot.
   explicit UdsClient(const std::string& path);
+  // Takes over an already connected socket.
+  static UdsClient adopt(int fd);
   ~UdsClient();
   UdsClient(UdsClient&& o) noexcept;
   UdsClient& operator=(UdsClient&&) = delete;
@@ -44,6 +46,7 @@ class UdsClient {
   void close();
 
  private:
+  UdsClient() = default;
   bool fill(std::chrono::steady_clock::time_point deadline);
   int fd_ = -1;
   std::string buffer_;

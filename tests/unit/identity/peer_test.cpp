@@ -209,6 +209,7 @@ TEST_CASE("a peer that exits after it was identified loses its process facts", "
     pid_t child = fork();
     REQUIRE(child >= 0);
     if (child == 0) {
+      close(go[1]);  // so that the parent's death ends the wait below
       sockaddr_un a = l.address();
       if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(1);
       char b;
@@ -242,6 +243,7 @@ TEST_CASE("a pid taken over after the connection is never attributed to the new 
     REQUIRE(pipe(go) == 0);
     pid_t child = fork();
     if (child == 0) {
+      close(go[1]);  // so that the parent's death ends the wait below
       sockaddr_un a = l.address();
       if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(1);
       char b;

@@ -2,9 +2,6 @@
 // does (datagrams of KEY=VALUE lines).
 #include <catch2/catch.hpp>
 
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -13,33 +10,16 @@
 
 #include "chitty/lifecycle/notify.hpp"
 #include "chitty/lifecycle/watchdog.hpp"
-#include "temp_dir.hpp"
+#include "notify_socket.hpp"
 
 namespace {
 
+// The shared test socket, exported as NOTIFY_SOCKET for this process.
 struct NotifySocket {
-  chitty::testing::TempDir dir;
-  std::string path = dir / "notify";
-  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-  NotifySocket() {
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    setenv("NOTIFY_SOCKET", path.c_str(), 1);
-  }
-  ~NotifySocket() {
-    unsetenv("NOTIFY_SOCKET");
-    close(fd);
-  }
-  std::string next() {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 2000) <= 0) return "<nothing>";
-    char buf[4096];
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
-    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "<error>";
-  }
+  chitty::testing::NotifySocket socket;
+  NotifySocket() { setenv("NOTIFY_SOCKET", socket.path().c_str(), 1); }
+  ~NotifySocket() { unsetenv("NOTIFY_SOCKET"); }
+  std::string next() { return socket.next(std::chrono::seconds(2)).value_or("<nothing>"); }
 };
 
 }  // namespace
