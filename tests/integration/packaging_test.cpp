@@ -28,12 +28,18 @@ std::string unit_under_test(const TempDir& dir) {
 
 }  // namespace
 
-TEST_CASE("systemd-analyze verify accepts the unit without a warning", "[integration][packaging]") {
+TEST_CASE("systemd-analyze verify accepts the units without a warning", "[integration][packaging]") {
   TempDir dir;
-  auto r = chitty::testing::run({"systemd-analyze", "verify", "--man=no", unit_under_test(dir)});
+  std::string service = unit_under_test(dir);
+  dir.write("chitty-agent.socket", chitty::testing::read_file(source_root() + "/systemd/chitty-agent.socket"));
+  auto r = chitty::testing::run({"systemd-analyze", "verify", "--man=no", service, dir / "chitty-agent.socket"});
   INFO(r.err);
   CHECK(r.exit_code == 0);
   CHECK(r.err.empty());
+  std::string unit = chitty::testing::read_file(service);
+  CHECK(unit.find("Type=notify\n") != std::string::npos);
+  CHECK(unit.find("ExecReload=/bin/kill -HUP $MAINPID") != std::string::npos);
+  CHECK(unit.find("WatchdogSec=") != std::string::npos);
 }
 
 TEST_CASE("the unit's exposure stays at or below 2.0 (systemd-analyze security)", "[integration][packaging]") {

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The agent under real systemd: boots systemd (PID 1) in private mount, PID,
+# UTS and IPC namespaces with the shipped units (a drop-in only points them at
+# the binary under test and at root), then checks socket activation,
+# Type=notify start-up and STATUS, the watchdog setting, `systemctl reload`,
+# journald's structured fields, the identity of a client run as a transient
+# unit, and a clean stop. Exit 77 (skipped) where namespaces are not allowed.
+#
+# Needs: root, unshare, nsenter, systemd (/lib/systemd/systemd).
+set -euo pipefail
+
+agent=${CHITTY_AGENT_BIN:?set by meson}
+src=${CHITTY_SOURCE_ROOT:?set by meson}
+
+skip() { echo "SKIP: $*"; exit 77; }
+[[ $(id -u) -eq 0 ]] || skip "needs root"
+[[ -x /lib/systemd/systemd ]] || skip "no /lib/systemd/systemd"
+unshare --mount --pid --fork --mount-proc true 2>/dev/null || skip "unshare is not permitted here"
+
+# Outside /tmp: the booted system gets its own /tmp.
+work=$(mktemp -d "${MESON_BUILD_ROOT:-$PWD}/chitty-systemd.XXXXXX")
+[[ -n "$work" && -d "$work" ]] || { echo "FAIL: no work directory"; exit 1; }
+pid1=""
+
+inside() { nsenter -t "$pid1" -m -p -u -i -- "$@"; }
+fail() {
+  echo "FAIL: $*" >&2
+  if [[ -n "$pid1" ]]; then
+    echo "--- systemctl status" >&2
+    inside systemctl --no-pager status chitty-agent.service chitty-agent.socket >&2 || true
+    echo "--- journal" >&2
+    inside journalctl --no-pager -n 60 >&2 || true
+  fi
+  exit 1
+}
+cleanup() {
+  if [[ -n "$pid1" ]] && kill -0 "$pid1" 2>/dev/null; then
+    inside systemctl poweroff --no-block >/dev/null 2>&1 || true
+    for _ in $(seq 100); do kill -0 "$pid1" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid1" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/units/chitty-agent.service.d" "$work/units/chitty-agent.socket.d"
+cp "$src/systemd/chitty-agent.service" "$src/systemd/chitty-agent.socket" "$work/units/"
+printf '%s\n' '[Service]' 'ExecStart=' "ExecStart=$agent --config /run/chitty-test/agent.toml" \
+  'User=' 'Group=' 'StateDirectory=' 'WatchdogSec=20s' >"$work/units/chitty-agent.service.d/test.conf"
+printf '%s\n' '[Socket]' 'SocketGroup=' >"$work/units/chitty-agent.socket.d/test.conf"
+printf '%s\n' '[Unit]' 'Description=chitty-agent system test' 'Requires=basic.target' 'After=basic.target' \
+  >"$work/units/chitty-test.target"
+printf '%s\n' '[agent]' 'socket = "/run/chitty-agent/agent.sock"' 'socket_mode = "0660"' \
+  'state_dir = "/run/chitty-test/state"' 'log_level = "info"' >"$work/agent.toml"
+printf '%s\n' '#!/bin/sh' 'set -e' \
+  'mount -t tmpfs -o mode=0755 tmpfs /run' \
+  'mkdir -p /run/systemd/system /run/chitty-test' \
+  "cp -r '$work/units/.' /run/systemd/system/" \
+  "cp '$work/agent.toml' /run/chitty-test/agent.toml" \
+  'mount -t tmpfs -o mode=1777 tmpfs /tmp' \
+  'mount --make-rshared /' \
+  'exec /lib/systemd/systemd --system --unit=chitty-test.target' >"$work/boot.sh"
+chmod +x "$work/boot.sh"
+
+unshare --mount --pid --fork --mount-proc --uts --ipc --propagation private "$work/boot.sh" \
+  >"$work/systemd.out" 2>&1 &
+launcher=$!
+# The booted systemd is the child of unshare (PID 1 inside).
+for _ in $(seq 100); do
+  pid1=$(pgrep -P "$launcher" -x systemd || true)
+  [[ -n "$pid1" ]] && break
+  sleep 0.1
+done
+[[ -n "$pid1" ]] || { cat "$work/systemd.out" >&2; fail "systemd did not start"; }
+
+state=""
+for _ in $(seq 300); do
+  state=$(inside systemctl is-system-running 2>/dev/null || true)
+  [[ "$state" == running || "$state" == degraded ]] && break
+  sleep 0.2
+done
+[[ "$state" == running || "$state" == degraded ]] || fail "system did not finish booting (state: $state)"
+echo "ok: systemd booted ($state)"
+
+inside systemctl start chitty-agent.socket || fail "cannot start chitty-agent.socket"
+[[ "$(inside systemctl is-active chitty-agent.service || true)" == inactive ]] || fail "service started before a client came"
+
+body=$(inside curl --silent --show-error --max-time 10 --unix-socket /run/chitty-agent/agent.sock http://localhost/health) \
+  || fail "no answer on the activated socket"
+grep -q '"status":"healthy"' <<<"$body" || fail "unexpected /health: $body"
+echo "ok: socket activation started the service on the first connection"
+
+[[ "$(inside systemctl is-active chitty-agent.service)" == active ]] || fail "service not active"
+status=$(inside systemctl show -p StatusText --value chitty-agent.service)
+[[ "$status" == "serving on /run/chitty-agent/agent.sock (socket-activated)" ]] || fail "StatusText: $status"
+[[ "$(inside systemctl show -p Type --value chitty-agent.service)" == notify ]] || fail "not Type=notify"
+[[ "$(inside systemctl show -p WatchdogUSec --value chitty-agent.service)" == 20s ]] || fail "watchdog not set"
+echo "ok: Type=notify, READY=1 and STATUS= seen by systemd: $status"
+
+# Let a few watchdog intervals pass: a missed WATCHDOG=1 would kill the service.
+sleep 1
+inside systemctl reload chitty-agent.service || fail "systemctl reload failed"
+status=$(inside systemctl show -p StatusText --value chitty-agent.service)
+[[ "$status" == *"configuration reloaded"* ]] || fail "StatusText after reload: $status"
+[[ "$(inside systemctl is-active chitty-agent.service)" == active ]] || fail "service not active after reload"
+echo "ok: systemctl reload (SIGHUP, RELOADING=1, READY=1): $status"
+
+journal=$(inside journalctl --no-pager -u chitty-agent.service -o json)
+grep -q '"CHITTY_MODULE":"app"' <<<"$journal" || fail "no CHITTY_MODULE field in the journal"
+grep -q '"MESSAGE":"ready"' <<<"$journal" || fail "no ready message in the journal"
+grep -q '"CHITTY_SOCKET_ACTIVATED":"true"' <<<"$journal" || fail "no CHITTY_SOCKET_ACTIVATED field"
+grep -q '"MESSAGE":"configuration reloaded"' <<<"$journal" || fail "no reload message in the journal"
+grep -q '"SYSLOG_IDENTIFIER":"chitty-agent"' <<<"$journal" || fail "no SYSLOG_IDENTIFIER"
+if grep -q '"MESSAGE":"{' <<<"$journal"; then fail "JSON lines went to the journal instead of fields"; fi
+echo "ok: journald has structured fields (CHITTY_MODULE, CHITTY_SOCKET_ACTIVATED, ...)"
+
+# A client as a transient systemd unit: the agent names the unit.
+caller=$(inside systemd-run --quiet --wait --pipe --unit=chitty-client-test.service \
+  curl --silent --unix-socket /run/chitty-agent/agent.sock http://localhost/health) || fail "systemd-run client failed"
+grep -q '"unit":"chitty-client-test.service"' <<<"$caller" || fail "client unit not identified: $caller"
+echo "ok: a client run as chitty-client-test.service is identified by its unit"
+
+inside systemctl stop chitty-agent.service || fail "stop failed"
+[[ "$(inside systemctl show -p ExecMainStatus --value chitty-agent.service)" == 0 ]] || fail "agent did not exit 0"
+inside test -S /run/chitty-agent/agent.sock || fail "the socket unit's socket was removed by the agent"
+echo "ok: stopped with exit 0 (STOPPING=1), the activated socket left in place"
+
+echo "PASS"
