@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
   auto config = chitty::app::load_configuration(options);
   if (!config) {
     print_diagnostics(config.error());
+    chitty::app::report_startup_failure("invalid configuration (" + std::to_string(config.error().size()) +
+                                        (config.error().size() == 1 ? " problem" : " problems") + "; first: " +
+                                        config.error().front().to_string() + ")");
     return chitty::app::kExitBadConfig;
   }
   return chitty::app::run(options, *config, process_start);

@@ -224,6 +224,11 @@ config::LoadResult load_configuration(const RunOptions& options) {
   return loaded;
 }
 
+void report_startup_failure(const std::string& reason) {
+  lifecycle::Notifier notifier;
+  notifier.stopping("failed to start: " + reason);
+}
+
 int run(const RunOptions& options, const config::Config& config, MonoTime process_start) {
   const config::AgentConfig& a = config.agent;
   if (log::stderr_is_journal()) log::set_sink(std::make_unique<log::JournalSink>());

@@ -77,6 +77,17 @@ TEST_CASE("STOPPING=1 with the reason when the agent cannot start", "[integratio
   CHECK(agent.wait_exit(10s) == 1);
 }
 
+TEST_CASE("STOPPING=1 also when the configuration is invalid", "[integration][systemd][notify]") {
+  NotifySocket n;
+  TempDir dir;
+  AgentProcess agent(dir, notified(n, "max_headers = 0"));
+  auto stopping = n.until("STOPPING=1");
+  REQUIRE(stopping);
+  CHECK(stopping->find("STATUS=failed to start: invalid configuration (1 problem; first: " + agent.config_path() +
+                       ":5:") != std::string::npos);
+  CHECK(agent.wait_exit(10s) == 2);
+}
+
 TEST_CASE("WATCHDOG=1 pings at half the requested interval", "[integration][systemd][watchdog]") {
   NotifySocket n;
   TempDir dir;

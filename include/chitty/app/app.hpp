@@ -30,6 +30,10 @@ config::LoadResult load_configuration(const RunOptions& options);
 inline constexpr const char* kRestartKeys[] = {"agent.socket", "agent.socket_mode", "agent.socket_group",
                                               "agent.socket_world_accessible", "agent.state_dir"};
 
+// Tells the service manager (STOPPING=1 and STATUS=) that the agent gives up
+// before run() could start, e.g. on an invalid configuration.
+void report_startup_failure(const std::string& reason);
+
 // Runs the agent with `config` until SIGTERM or SIGINT has drained it.
 // `process_start` is when main() began (for the start-up time in the log).
 int run(const RunOptions& options, const config::Config& config, MonoTime process_start);
