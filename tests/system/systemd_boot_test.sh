@@ -17,7 +17,8 @@ skip() { echo "SKIP: $*"; exit 77; }
 [[ -x /lib/systemd/systemd ]] || skip "no /lib/systemd/systemd"
 unshare --mount --pid --fork --mount-proc true 2>/dev/null || skip "unshare is not permitted here"
 
-# Outside /tmp: the booted system gets its own /tmp.
+# Everything the booted system needs is copied into its /run before its /tmp
+# replaces ours.
 work=$(mktemp -d "${MESON_BUILD_ROOT:-$PWD}/chitty-systemd.XXXXXX")
 [[ -n "$work" && -d "$work" ]] || { echo "FAIL: no work directory"; exit 1; }
 pid1=""
@@ -47,7 +48,9 @@ mkdir -p "$work/units/chitty-agent.service.d" "$work/units/chitty-agent.socket.d
 cp "$src/systemd/chitty-agent.service" "$src/systemd/chitty-agent.socket" "$work/units/"
 # (For a sanitizer build: LeakSanitizer stops the world with ptrace, which the
 # unit's seccomp filter rightly forbids; the integration suite covers leaks.)
-printf '%s\n' '[Service]' 'ExecStart=' "ExecStart=$agent --config /run/chitty-test/agent.toml" \
+# The binary is copied into the booted system's /run: the build tree may be
+# under /tmp, which the booted system replaces with its own.
+printf '%s\n' '[Service]' 'ExecStart=' "ExecStart=/run/chitty-test/chitty-agent --config /run/chitty-test/agent.toml" \
   'User=' 'Group=' 'StateDirectory=' 'WatchdogSec=20s' 'Environment=ASAN_OPTIONS=detect_leaks=0' \
   >"$work/units/chitty-agent.service.d/test.conf"
 printf '%s\n' '[Socket]' 'SocketGroup=' >"$work/units/chitty-agent.socket.d/test.conf"
@@ -60,6 +63,7 @@ printf '%s\n' '#!/bin/sh' 'set -e' \
   'mkdir -p /run/systemd/system /run/chitty-test' \
   "cp -r '$work/units/.' /run/systemd/system/" \
   "cp '$work/agent.toml' /run/chitty-test/agent.toml" \
+  "cp '$agent' /run/chitty-test/chitty-agent" \
   'mount -t tmpfs -o mode=1777 tmpfs /tmp' \
   'mount --make-rshared /' \
   'exec /lib/systemd/systemd --system --unit=chitty-test.target' >"$work/boot.sh"
