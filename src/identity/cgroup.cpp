@@ -65,17 +65,34 @@ void units_of_path(std::string_view path, std::string& unit, std::string& user_u
   }
 }
 
-bool container_of_path(std::string_view path, std::string& id, std::string& runtime) {
+ContainerMatch container_of_path(std::string_view path, std::string& id, std::string& runtime,
+                                 std::string& delegated_to) {
   auto parts = components(path);
+  // Only root (or the runtime) can create cgroups outside delegated subtrees;
+  // below a unit, that unit's owner can name a cgroup anything.
+  auto delegating_unit = [&](std::size_t k) -> std::string_view {
+    for (std::size_t j = 0; j < k; ++j) {
+      if (is_unit_name(parts[j])) return parts[j];
+    }
+    return {};
+  };
+  auto found = [&](std::size_t k, std::string_view container, std::string found_runtime) {
+    std::string_view owner = delegating_unit(k);
+    if (!owner.empty()) {
+      delegated_to = std::string(owner);
+      return ContainerMatch::delegated;
+    }
+    id = std::string(container);
+    runtime = std::move(found_runtime);
+    return ContainerMatch::trusted;
+  };
   for (std::size_t k = parts.size(); k-- > 0;) {
     std::string_view c = parts[k];
     if (ends_with(c, ".scope")) {
       std::string_view stem = c.substr(0, c.size() - 6);
       for (const auto& p : kScopes) {
         if (stem.rfind(p.prefix, 0) == 0 && is_hex64(stem.substr(p.prefix.size()))) {
-          id = std::string(stem.substr(p.prefix.size()));
-          runtime = std::string(p.runtime);
-          return true;
+          return found(k, stem.substr(p.prefix.size()), std::string(p.runtime));
         }
       }
       continue;
@@ -83,17 +100,16 @@ bool container_of_path(std::string_view path, std::string& id, std::string& runt
     if (is_hex64(c)) {
       // cgroupfs driver: /docker/<id>, /kubepods/<qos>/pod<uid>/<id>,
       // /<containerd namespace>/<id>.
-      id = std::string(c);
-      runtime = "unknown";
+      std::string r = "unknown";
       for (std::size_t j = 0; j < k; ++j) {
-        if (parts[j] == "docker") runtime = "docker";
-        if (parts[j].rfind("kubepods", 0) == 0) runtime = "kubernetes";
-        if (parts[j] == "libpod_parent" || parts[j] == "machine.slice") runtime = "podman";
+        if (parts[j] == "docker") r = "docker";
+        if (parts[j].rfind("kubepods", 0) == 0) r = "kubernetes";
+        if (parts[j] == "libpod_parent" || parts[j] == "machine.slice") r = "podman";
       }
-      return true;
+      return found(k, c, r);
     }
   }
-  return false;
+  return ContainerMatch::none;
 }
 
 std::optional<CgroupInfo> parse_proc_cgroup(std::string_view content) {
@@ -123,10 +139,9 @@ std::optional<CgroupInfo> parse_proc_cgroup(std::string_view content) {
   std::string_view path = systemd_v1 ? *systemd_v1 : unified ? *unified : all_paths.front();
   info.path = std::string(path);
   units_of_path(path, info.unit, info.user_unit);
-  if (!container_of_path(path, info.container, info.runtime)) {
-    for (auto p : all_paths) {
-      if (container_of_path(p, info.container, info.runtime)) break;
-    }
+  ContainerMatch m = container_of_path(path, info.container, info.runtime, info.delegated_to);
+  for (std::size_t i = 0; m == ContainerMatch::none && i < all_paths.size(); ++i) {
+    m = container_of_path(all_paths[i], info.container, info.runtime, info.delegated_to);
   }
   return info;
 }

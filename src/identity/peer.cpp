@@ -224,8 +224,16 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
       id.cgroup = Fact<std::string>::known(info->path);
       id.unit = Fact<std::string>::known(info->unit);
       id.user_unit = Fact<std::string>::known(info->user_unit);
-      id.container = Fact<std::string>::known(info->container);
-      id.container_runtime = Fact<std::string>::known(info->runtime);
+      if (info->delegated_to.empty()) {
+        id.container = Fact<std::string>::known(info->container);
+        id.container_runtime = Fact<std::string>::known(info->runtime);
+      } else {
+        std::string why = "the container-looking cgroup is inside " + info->delegated_to +
+                          ", whose owner can name cgroups at will (a rootless container or a look-alike); match on "
+                          "the uid instead";
+        id.container = Fact<std::string>::unknown(why);
+        id.container_runtime = Fact<std::string>::unknown(why);
+      }
     } else {
       std::string why = dir + "/cgroup has no cgroup line";
       id.cgroup = Fact<std::string>::unknown(why);

@@ -200,7 +200,8 @@ TEST_CASE("an agent in its own PID namespace cannot see a host client's process"
   CHECK(str(*caller.find("kernel"), "pid") == "0");
 }
 
-TEST_CASE("a client in a container's cgroup is reported with its container id and unit", "[integration][identity]") {
+TEST_CASE("a client in a container's cgroup is reported with its container id; a look-alike below a unit is not",
+          "[integration][identity]") {
   const std::string hierarchy = "/sys/fs/cgroup/systemd";
   if (!is_root() || !std::filesystem::exists(hierarchy + "/cgroup.procs")) {
     WARN("skipped: needs root and a writable name=systemd cgroup hierarchy");
@@ -213,24 +214,39 @@ TEST_CASE("a client in a container's cgroup is reported with its container id an
                 static_cast<unsigned long long>(rng()));
   std::string slice = hierarchy + "/chittytest.slice";
   std::string scope = slice + "/docker-" + std::string(id) + ".scope";
+  // The same name below a unit: what any owner of a delegated subtree can make.
+  std::string fake = slice + "/builder.service/docker-" + std::string(id) + ".scope";
   std::error_code ec;
   std::filesystem::create_directories(scope, ec);
+  std::filesystem::create_directories(fake, ec);
   if (ec) {
     WARN("skipped: cannot create a cgroup: " << ec.message());
     return;
   }
   OpenAgent a;
-  // The client moves itself into the container's cgroup, then runs curl.
-  auto r = chitty::testing::run({"sh", "-c", "echo $$ > " + scope + "/cgroup.procs && exec curl --silent --unix-socket " +
+  // The client moves itself into the cgroup, then runs curl.
+  auto client_in = [&](const std::string& cgroup) {
+    return chitty::testing::run({"sh", "-c", "echo $$ > " + cgroup + "/cgroup.procs && exec curl --silent --unix-socket " +
                                                  a.agent->socket() + " http://localhost/health"});
+  };
+  auto real = client_in(scope);
+  auto faked = client_in(fake);
+  std::filesystem::remove(fake, ec);
+  std::filesystem::remove(slice + "/builder.service", ec);
   std::filesystem::remove(scope, ec);
   std::filesystem::remove(slice, ec);
-  REQUIRE(r.exit_code == 0);
-  Json caller = caller_of(r.out);
+  REQUIRE(real.exit_code == 0);
+  Json caller = caller_of(real.out);
   CHECK(str(caller, "container") == id);
   CHECK(str(caller, "container_runtime") == "docker");
   CHECK(str(caller, "unit") == "docker-" + std::string(id) + ".scope");
   CHECK(str(caller, "cgroup") == "/chittytest.slice/docker-" + std::string(id) + ".scope");
+
+  REQUIRE(faked.exit_code == 0);
+  Json impostor = caller_of(faked.out);
+  CHECK(str(impostor, "container") == "null");
+  CHECK(unknown_reason(impostor, "container").find("builder.service") != std::string::npos);
+  CHECK(str(impostor, "unit") == "builder.service");
 }
 
 TEST_CASE("a connection whose process exited is not attributed to the process that took its pid",

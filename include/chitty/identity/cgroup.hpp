@@ -14,6 +14,11 @@ struct CgroupInfo {
   std::string user_unit;    // unit of a user's systemd manager ("app.service"); "" if none
   std::string container;    // 64-hex container id; "" if none
   std::string runtime;      // "docker", "containerd", "cri-o", "podman", "kubernetes" ... ; "" if none
+  // A container-looking cgroup inside a unit's own subtree (user@UID.service,
+  // or a service with Delegate=yes): that unit's owner can create cgroups with
+  // any name there, so the id proves nothing. `container` is then empty and
+  // this names the delegating unit.
+  std::string delegated_to;
 };
 
 // Parses the content of /proc/PID/cgroup. nullopt if it holds no usable line.
@@ -28,6 +33,10 @@ void units_of_path(std::string_view path, std::string& unit, std::string& user_u
 // The container id (and runtime) named anywhere in a cgroup path, deepest
 // match first: docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope,
 // libpod-<id>.scope, nerdctl-<id>.scope, /docker/<id>, /kubepods/.../<id>, ...
-bool container_of_path(std::string_view path, std::string& id, std::string& runtime);
+// A match below another unit (a delegated subtree) is not trusted:
+// `delegated_to` names that unit and the result is `delegated`.
+enum class ContainerMatch { none, trusted, delegated };
+ContainerMatch container_of_path(std::string_view path, std::string& id, std::string& runtime,
+                                 std::string& delegated_to);
 
 }  // namespace chitty::identity

@@ -86,9 +86,6 @@ TEST_CASE("containerd, CRI-O, Podman, nerdctl and Kubernetes paths", "[identity]
   CHECK(podman.container == kId);
   CHECK(podman.runtime == "podman");
 
-  auto rootless = parsed("0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + kId + ".scope\n");
-  CHECK(rootless.container == kId);
-  CHECK(rootless.runtime == "podman");
 
   auto nerdctl = parsed("0::/system.slice/nerdctl-" + kId + ".scope\n");
   CHECK(nerdctl.container == kId);
@@ -122,4 +119,28 @@ TEST_CASE("unusable content", "[identity][cgroup]") {
   CHECK_FALSE(parse_proc_cgroup("").has_value());
   CHECK_FALSE(parse_proc_cgroup("garbage\n").has_value());
   CHECK_FALSE(parse_proc_cgroup("0::\n").has_value());
+}
+
+TEST_CASE("a container-looking cgroup inside a unit's delegated subtree is not trusted", "[identity][cgroup][container]") {
+  // Rootless Podman, or any user faking one: user@UID.service owns its subtree.
+  auto rootless = parsed("0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + kId + ".scope\n");
+  CHECK(rootless.container.empty());
+  CHECK(rootless.runtime.empty());
+  CHECK(rootless.delegated_to == "user@1000.service");
+  CHECK(rootless.unit == "user@1000.service");
+
+  // A service with Delegate=yes can create cgroups with any name below itself.
+  auto delegated = parsed("0::/system.slice/builder.service/docker-" + kId + ".scope\n");
+  CHECK(delegated.container.empty());
+  CHECK(delegated.delegated_to == "builder.service");
+  CHECK(delegated.unit == "builder.service");
+
+  auto cgroupfs = parsed("0::/system.slice/builder.service/docker/" + kId + "\n");
+  CHECK(cgroupfs.container.empty());
+  CHECK(cgroupfs.delegated_to == "builder.service");
+
+  // Below the container's own scope is fine (systemd inside the container).
+  auto inner = parsed("0::/system.slice/docker-" + kId + ".scope/system.slice/foo.service\n");
+  CHECK(inner.container == kId);
+  CHECK(inner.delegated_to.empty());
 }
