@@ -54,5 +54,13 @@ int main(int argc, char** argv) {
                                         config.error().front().to_string() + ")");
     return chitty::app::kExitBadConfig;
   }
-  return chitty::app::run(options, *config, process_start);
+  try {
+    return chitty::app::run(options, *config, process_start);
+  } catch (const std::exception& e) {
+    // Only start-up code throws (allocation failures and the like); say so to
+    // the service manager and the operator rather than abort silently.
+    std::cerr << "chitty-agent: fatal: " << e.what() << '\n';
+    chitty::app::report_startup_failure(std::string("fatal error: ") + e.what());
+    return chitty::app::kExitFailure;
+  }
 }

@@ -25,6 +25,17 @@
 namespace chitty::app {
 namespace {
 
+// Stop and reload signals stay blocked from start until the loop watches them,
+// so one that arrives while the agent starts is handled, not fatal.
+constexpr int kHandledSignals[] = {SIGTERM, SIGINT, SIGHUP};
+
+void block_handled_signals(bool block) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : kHandledSignals) sigaddset(&set, s);
+  sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
+}
+
 void prepare_process() {
   // Writes to a socket whose peer left must fail with EPIPE, not kill us.
   std::signal(SIGPIPE, SIG_IGN);
@@ -116,6 +127,9 @@ class Agent {
                                   {"connections", open},
                                   {"grace", format_duration(config_.agent.shutdown_timeout)}});
     notifier_.stopping("stopping: draining " + std::to_string(open) + " connection" + (open == 1 ? "" : "s"));
+    // shutdown_timeout may exceed the unit's TimeoutStopSec: ask for the drain.
+    notifier_.extend_timeout(std::chrono::duration_cast<std::chrono::microseconds>(config_.agent.shutdown_timeout) +
+                             std::chrono::seconds(5));
     // New clients get "no such socket" instead of a connection that hangs. A
     // socket systemd passed stays: it belongs to the .socket unit.
     if (listener_.file) listener_.file->remove();
@@ -231,6 +245,7 @@ void report_startup_failure(const std::string& reason) {
 
 int run(const RunOptions& options, const config::Config& config, MonoTime process_start) {
   const config::AgentConfig& a = config.agent;
+  block_handled_signals(true);
   if (log::stderr_is_journal()) log::set_sink(std::make_unique<log::JournalSink>());
   log::set_level(a.log_level);
   prepare_process();
@@ -270,6 +285,7 @@ int run(const RunOptions& options, const config::Config& config, MonoTime proces
   bool clean = false;
   {
     Agent agent(loop, options, config, std::move(listener), clock, notifier);
+    block_handled_signals(false);  // the loop watches them now; pending ones arrive there
     if (auto r = agent.start(); !r) return refuse(r.error().message);
     auto startup = std::chrono::duration_cast<std::chrono::microseconds>(clock.now() - process_start);
     notifier.ready(agent.serving_status());

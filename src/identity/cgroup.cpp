@@ -138,7 +138,8 @@ std::optional<CgroupInfo> parse_proc_cgroup(std::string_view content) {
   // only the "0::" line exists.
   std::string_view path = systemd_v1 ? *systemd_v1 : unified ? *unified : all_paths.front();
   info.path = std::string(path);
-  units_of_path(path, info.unit, info.user_unit);
+  info.systemd_hierarchy = systemd_v1.has_value() || unified.has_value();
+  if (info.systemd_hierarchy) units_of_path(path, info.unit, info.user_unit);
   ContainerMatch m = container_of_path(path, info.container, info.runtime, info.delegated_to);
   for (std::size_t i = 0; m == ContainerMatch::none && i < all_paths.size(); ++i) {
     m = container_of_path(all_paths[i], info.container, info.runtime, info.delegated_to);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -52,7 +53,9 @@ int pidfd_open_syscall(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_
 // unlike pidfd_send_signal(…, 0).
 bool pidfd_exited(int pidfd) {
   pollfd p{pidfd, POLLIN, 0};
-  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP)) != 0;
+  int r = ::poll(&p, 1, 0);
+  if (r < 0) return true;  // cannot tell: treat as gone (fail closed)
+  return r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
 std::uint64_t boot_ticks_now() {
@@ -104,6 +107,19 @@ void forget_process(Identity& id, const std::string& reason) {
   id.container_runtime = Fact<std::string>::unknown(reason);
 }
 
+PeerPidfdFailure classify_peerpidfd_error(int error) noexcept {
+  switch (error) {
+    case ENOPROTOOPT:  // the kernel predates SO_PEERPIDFD (< 6.5)
+    case ENODATA:      // no pid recorded for the peer
+      return PeerPidfdFailure::fallback;
+    case EINVAL:  // 6.5-6.15: the peer has already been reaped
+    case ESRCH:
+      return PeerPidfdFailure::exited;
+    default:
+      return PeerPidfdFailure::error;
+  }
+}
+
 Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
   Peer peer;
   peer.proc_ = options.proc;
@@ -124,6 +140,13 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
     forget_process(id, "the caller is in a PID namespace the agent cannot see (SO_PEERCRED pid 0)");
     return peer;
   }
+  // SO_PEERCRED pids are in the agent's PID namespace; /proc must be too.
+  char self[32] = {};
+  ssize_t self_len = ::readlink((options.proc + "/self").c_str(), self, sizeof self - 1);
+  if (self_len <= 0 || std::string(self, static_cast<std::size_t>(self_len)) != std::to_string(getpid())) {
+    forget_process(id, options.proc + " does not belong to the agent's PID namespace (mount a /proc for it)");
+    return peer;
+  }
   const std::uint64_t accepted_at = boot_ticks_now();
   const std::string dir = options.proc + "/" + std::to_string(creds.pid);
 
@@ -135,8 +158,17 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
     if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0) {
       peer.pidfd_ = pidfd;
       id.pidfd_source = PidfdSource::so_peerpidfd;
+    } else {
+      int e = errno;
+      // Only a kernel without SO_PEERPIDFD falls back to finding the process
+      // by pid: anything else means the connecting process is gone, and the
+      // pid may already name another one.
+      switch (classify_peerpidfd_error(e)) {
+        case PeerPidfdFailure::fallback: break;
+        case PeerPidfdFailure::exited: forget_process(id, kExited); return peer;
+        case PeerPidfdFailure::error: forget_process(id, "SO_PEERPIDFD failed: " + errno_text(e)); return peer;
+      }
     }
-    // ENOPROTOOPT: a kernel before 6.5; fall back below.
   }
   if (peer.pidfd_ < 0) {
     int pidfd = pidfd_open_syscall(creds.pid);
@@ -146,11 +178,28 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
     } else if (errno == ESRCH) {
       forget_process(id, kExited);
       return peer;
+    } else if (errno != ENOSYS) {  // ENOSYS (< 5.3): the start time alone pins the process
+      forget_process(id, "pidfd_open failed: " + errno_text(errno));
+      return peer;
     }
   }
-  if (peer.pidfd_ >= 0 && pidfd_exited(peer.pidfd_)) {
-    forget_process(id, kExited);
-    return peer;
+  if (peer.pidfd_ >= 0) {
+    // The pidfd must name this very pid in our namespace (-1: it exited).
+    auto info = read_small(options.proc + "/self/fdinfo/" + std::to_string(peer.pidfd_));
+    auto pinned = info ? fdinfo_pid(*info) : std::nullopt;
+    if (!pinned) {
+      forget_process(id, "cannot read the pidfd's fdinfo");
+      return peer;
+    }
+    if (*pinned == -1 || pidfd_exited(peer.pidfd_)) {
+      forget_process(id, kExited);
+      return peer;
+    }
+    if (*pinned != creds.pid) {
+      forget_process(id, "the pinned process is pid " + std::to_string(*pinned) + ", not " +
+                             std::to_string(creds.pid) + " (PID namespace mismatch)");
+      return peer;
+    }
   }
 
   auto stat = read_small(dir + "/stat");
@@ -176,11 +225,17 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
   peer.start_time_ = *start;
 
   auto status = read_small(dir + "/status");
+  int status_errno = errno;
   // Without SO_PEERPIDFD, the process found by pid must also have the
   // credentials the kernel recorded at connect(): a reused pid usually
   // belongs to someone else. (A reuse by the same uid between connect and
   // accept stays undetectable on such kernels: docs/identity.md.)
-  if (id.pidfd_source != PidfdSource::so_peerpidfd && status) {
+  if (id.pidfd_source != PidfdSource::so_peerpidfd) {
+    if (!status) {
+      forget_process(id, "cannot read " + dir + "/status to check the process is the one that connected: " +
+                             errno_text(status_errno));
+      return peer;
+    }
     auto euid = status_effective_id(*status, "Uid:");
     auto egid = status_effective_id(*status, "Gid:");
     if (!euid || !egid || *euid != creds.uid || *egid != creds.gid) {
@@ -201,38 +256,44 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
       id.nested_pid_namespace = Fact<bool>::unknown("no NSpid line in " + dir + "/status");
     }
   } else {
-    std::string why = "cannot read " + dir + "/status: " + errno_text(errno);
+    std::string why = "cannot read " + dir + "/status: " + errno_text(status_errno);
     id.namespace_pid = Fact<pid_t>::unknown(why);
     id.nested_pid_namespace = Fact<bool>::unknown(why);
   }
 
-  char exe[4096];
-  ssize_t n = ::readlink((dir + "/exe").c_str(), exe, sizeof exe - 1);
-  if (n >= 0) {
-    id.exe = Fact<std::string>::known(std::string(exe, static_cast<std::size_t>(n)));
-  } else if (errno == EACCES || errno == EPERM) {
-    id.exe = Fact<std::string>::unknown("permission denied reading " + dir +
-                                        "/exe (another user's process; the agent would need CAP_SYS_PTRACE)");
-  } else if (errno == ENOENT) {
-    id.exe = Fact<std::string>::unknown("the process has no executable (kernel thread or exited)");
-  } else {
-    id.exe = Fact<std::string>::unknown("cannot read " + dir + "/exe: " + errno_text(errno));
-  }
+  id.exe = peer.read_exe(dir);
 
   if (auto cg = read_small(dir + "/cgroup")) {
     if (auto info = parse_proc_cgroup(*cg)) {
       id.cgroup = Fact<std::string>::known(info->path);
-      id.unit = Fact<std::string>::known(info->unit);
-      id.user_unit = Fact<std::string>::known(info->user_unit);
-      if (info->delegated_to.empty()) {
-        id.container = Fact<std::string>::known(info->container);
-        id.container_runtime = Fact<std::string>::known(info->runtime);
-      } else {
-        std::string why = "the container-looking cgroup is inside " + info->delegated_to +
-                          ", whose owner can name cgroups at will (a rootless container or a look-alike); match on "
-                          "the uid instead";
+      if (info->path.rfind("/..", 0) == 0) {
+        // Relative to the agent's cgroup namespace root: what lies above it
+        // (a delegating unit, the real unit) cannot be seen.
+        std::string why = "the caller's cgroup is outside the agent's cgroup namespace (" + info->path +
+                          "); run the agent in the host's cgroup namespace (--cgroupns=host)";
+        id.unit = Fact<std::string>::unknown(why);
+        id.user_unit = Fact<std::string>::unknown(why);
         id.container = Fact<std::string>::unknown(why);
         id.container_runtime = Fact<std::string>::unknown(why);
+      } else {
+        if (info->systemd_hierarchy) {
+          id.unit = Fact<std::string>::known(info->unit);
+          id.user_unit = Fact<std::string>::known(info->user_unit);
+        } else {
+          std::string why = "no systemd cgroup hierarchy (neither name=systemd nor cgroup v2) on this host";
+          id.unit = Fact<std::string>::unknown(why);
+          id.user_unit = Fact<std::string>::unknown(why);
+        }
+        if (info->delegated_to.empty()) {
+          id.container = Fact<std::string>::known(info->container);
+          id.container_runtime = Fact<std::string>::known(info->runtime);
+        } else {
+          std::string why = "the container-looking cgroup is inside " + info->delegated_to +
+                            ", whose owner can name cgroups at will (a rootless container or a look-alike); match "
+                            "on the uid instead";
+          id.container = Fact<std::string>::unknown(why);
+          id.container_runtime = Fact<std::string>::unknown(why);
+        }
       }
     } else {
       std::string why = dir + "/cgroup has no cgroup line";
@@ -257,6 +318,38 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
   return peer;
 }
 
+Fact<std::string> Peer::read_exe(const std::string& dir) {
+  char exe[4096];
+  ssize_t n = ::readlink((dir + "/exe").c_str(), exe, sizeof exe);
+  if (n < 0) {
+    if (errno == EACCES || errno == EPERM) {
+      return Fact<std::string>::unknown("permission denied reading " + dir +
+                                        "/exe (another user's process; the agent would need CAP_SYS_PTRACE)");
+    }
+    if (errno == ENOENT) return Fact<std::string>::unknown("the process has no executable (kernel thread or exited)");
+    return Fact<std::string>::unknown("cannot read " + dir + "/exe: " + errno_text(errno));
+  }
+  if (static_cast<std::size_t>(n) >= sizeof exe) return Fact<std::string>::unknown("the executable's path is too long");
+  std::string path(exe, static_cast<std::size_t>(n));
+  // The path is the program's name in the caller's mount namespace. It is an
+  // established fact only if that path, as the agent sees it, is the very
+  // file the caller runs: a private mount (unshare -m, a container) can put
+  // any program behind a trusted-looking path.
+  struct stat running {}, named {};
+  if (::stat((dir + "/exe").c_str(), &running) != 0) {
+    return Fact<std::string>::unknown("cannot stat " + dir + "/exe: " + errno_text(errno));
+  }
+  if (::stat(path.c_str(), &named) != 0 || running.st_dev != named.st_dev || running.st_ino != named.st_ino) {
+    return Fact<std::string>::unknown(
+        "the caller runs " + path +
+        " as seen in its own mount namespace, which is not the file at that path here (a container, a private "
+        "mount, or a replaced or deleted file)");
+  }
+  exe_dev_ = running.st_dev;
+  exe_ino_ = running.st_ino;
+  return Fact<std::string>::known(std::move(path));
+}
+
 bool Peer::alive() const {
   if (!identity_.pid.is_known()) return false;
   if (pidfd_ >= 0) return !pidfd_exited(pidfd_);
@@ -269,7 +362,19 @@ bool Peer::alive() const {
 
 Identity Peer::current() const {
   Identity id = identity_;
-  if (id.pid.is_known() && !alive()) forget_process(id, kExited);
+  if (!id.pid.is_known()) return id;
+  if (!alive()) {
+    forget_process(id, kExited);
+    return id;
+  }
+  // A process may exec another program after connecting.
+  if (id.exe.is_known()) {
+    struct stat now {};
+    std::string exe = proc_ + "/" + std::to_string(identity_.raw_pid) + "/exe";
+    if (::stat(exe.c_str(), &now) != 0 || now.st_dev != exe_dev_ || now.st_ino != exe_ino_) {
+      id.exe = Fact<std::string>::unknown("the process has executed another program since it connected");
+    }
+  }
   return id;
 }
 
@@ -279,7 +384,7 @@ Peer::~Peer() {
 
 Peer::Peer(Peer&& o) noexcept
     : identity_(std::move(o.identity_)), pidfd_(std::exchange(o.pidfd_, -1)), start_time_(o.start_time_),
-      proc_(std::move(o.proc_)) {}
+      exe_dev_(o.exe_dev_), exe_ino_(o.exe_ino_), proc_(std::move(o.proc_)) {}
 
 Peer& Peer::operator=(Peer&& o) noexcept {
   if (this != &o) {
@@ -287,6 +392,8 @@ Peer& Peer::operator=(Peer&& o) noexcept {
     identity_ = std::move(o.identity_);
     pidfd_ = std::exchange(o.pidfd_, -1);
     start_time_ = o.start_time_;
+    exe_dev_ = o.exe_dev_;
+    exe_ino_ = o.exe_ino_;
     proc_ = std::move(o.proc_);
   }
   return *this;

@@ -52,6 +52,26 @@ std::vector<pid_t> status_nspids(std::string_view status) {
   return out;
 }
 
+std::optional<long> fdinfo_pid(std::string_view fdinfo) {
+  std::size_t pos = 0;
+  while (pos < fdinfo.size()) {
+    auto end = fdinfo.find('\n', pos);
+    std::string_view line = fdinfo.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+    if (line.rfind("Pid:", 0) == 0) {
+      std::string_view v = line.substr(4);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      bool negative = !v.empty() && v.front() == '-';
+      if (negative) v.remove_prefix(1);
+      std::uint64_t n = 0;
+      if (!parse_u64(v, n) || n > 0x7FFFFFFF) return std::nullopt;
+      return negative ? -static_cast<long>(n) : static_cast<long>(n);
+    }
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
 std::optional<std::uint32_t> status_effective_id(std::string_view status, std::string_view line_name) {
   std::size_t pos = 0;
   while (pos < status.size()) {

@@ -19,6 +19,10 @@ std::optional<std::uint64_t> stat_start_time(std::string_view stat);
 // the reader's down to the process's own. Empty if absent.
 std::vector<pid_t> status_nspids(std::string_view status);
 
+// The "Pid:" line of /proc/self/fdinfo/<pidfd>: the pinned process's pid in
+// the reader's namespace, -1 once it exited, 0 if it is not visible.
+std::optional<long> fdinfo_pid(std::string_view fdinfo);
+
 // The effective id on the "Uid:" or "Gid:" line of /proc/PID/status
 // (real, effective, saved, filesystem).
 std::optional<std::uint32_t> status_effective_id(std::string_view status, std::string_view line_name);

@@ -50,4 +50,8 @@ void Notifier::stopping(std::string_view status) {
 
 void Notifier::watchdog() { send("WATCHDOG=1"); }
 
+void Notifier::extend_timeout(std::chrono::microseconds by) {
+  send("EXTEND_TIMEOUT_USEC=" + std::to_string(by.count()));
+}
+
 }  // namespace chitty::lifecycle

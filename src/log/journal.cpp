@@ -57,6 +57,10 @@ std::string journal_field_name(std::string_view key) {
     else if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) name += c;
     else name += '_';
   }
+  // CHITTY_MODULE carries the topic; a field that maps onto it is renamed
+  // rather than lost. journald drops names longer than 64 bytes.
+  if (name == "CHITTY_MODULE") name = "CHITTY_FIELD_MODULE";
+  if (name.size() > 64) name.resize(64);
   return name;
 }
 

@@ -195,10 +195,17 @@ Result<SocketFile> create_listening_socket(const SocketSpec& spec) {
   umask(old_umask);
   if (rc != 0) return cleanup("cannot bind a socket in " + dir + ": " + errno_text(bind_errno));
   bound = true;
-  if (gid && lchown(tmp.c_str(), static_cast<uid_t>(-1), *gid) != 0) {
+  // Only change the group if it is not already right: the usual set-up runs
+  // the agent with that group as its own (Group=chitty), and the systemd unit
+  // filters chown out (@privileged).
+  struct stat created {};
+  if (gid && (lstat(tmp.c_str(), &created) != 0 || created.st_gid != *gid) &&
+      lchown(tmp.c_str(), static_cast<uid_t>(-1), *gid) != 0) {
     int e = errno;
     return cleanup("cannot give the socket to group \"" + spec.group + "\": " + errno_text(e) +
-                   (e == EPERM ? " (the agent's user must be a member of that group)" : ""));
+                   (e == EPERM ? " (run the agent with that group as its primary group, e.g. Group= in the unit, or "
+                                 "as a member of it where chown is allowed)"
+                               : ""));
   }
   if (chmod(tmp.c_str(), static_cast<mode_t>(spec.mode)) != 0) {
     return cleanup("cannot set the socket's mode: " + errno_text(errno));

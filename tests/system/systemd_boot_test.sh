@@ -4,7 +4,14 @@
 # the binary under test and at root), then checks socket activation,
 # Type=notify start-up and STATUS, the watchdog setting, `systemctl reload`,
 # journald's structured fields, the identity of a client run as a transient
-# unit, and a clean stop. Exit 77 (skipped) where namespaces are not allowed.
+# unit, and a clean stop; then the same service without socket activation.
+# Exit 77 (skipped) where namespaces are not allowed.
+#
+# The booted system must not touch the host: it runs with container=… (so
+# systemd skips hardware and kernel set-up), in its own network namespace,
+# with fresh tmpfs on /run, /tmp, /var and /dev/shm, a read-only / and
+# /proc/sys, and the units that write host state masked. unshare
+# --kill-child takes it down if this script is killed.
 #
 # Needs: root, unshare, nsenter, systemd (/lib/systemd/systemd).
 set -euo pipefail
@@ -23,7 +30,7 @@ work=$(mktemp -d "${MESON_BUILD_ROOT:-$PWD}/chitty-systemd.XXXXXX")
 [[ -n "$work" && -d "$work" ]] || { echo "FAIL: no work directory"; exit 1; }
 pid1=""
 
-inside() { nsenter -t "$pid1" -m -p -u -i -- "$@"; }
+inside() { nsenter -t "$pid1" -m -p -u -i -n -- "$@"; }
 fail() {
   echo "FAIL: $*" >&2
   if [[ -n "$pid1" ]]; then
@@ -51,25 +58,47 @@ cp "$src/systemd/chitty-agent.service" "$src/systemd/chitty-agent.socket" "$work
 # The binary is copied into the booted system's /run: the build tree may be
 # under /tmp, which the booted system replaces with its own.
 printf '%s\n' '[Service]' 'ExecStart=' "ExecStart=/run/chitty-test/chitty-agent --config /run/chitty-test/agent.toml" \
-  'User=' 'Group=' 'StateDirectory=' 'WatchdogSec=20s' 'Environment=ASAN_OPTIONS=detect_leaks=0' \
+  'User=' 'Group=' 'StateDirectory=' 'WatchdogSec=2s' 'Environment=ASAN_OPTIONS=detect_leaks=0' \
   >"$work/units/chitty-agent.service.d/test.conf"
 printf '%s\n' '[Socket]' 'SocketGroup=' >"$work/units/chitty-agent.socket.d/test.conf"
 printf '%s\n' '[Unit]' 'Description=chitty-agent system test' 'Requires=basic.target' 'After=basic.target' \
   >"$work/units/chitty-test.target"
-printf '%s\n' '[agent]' 'socket = "/run/chitty-agent/agent.sock"' 'socket_mode = "0660"' \
+# socket_group = "root" is the agent's own group: the socket is created
+# without chown, which the unit's seccomp filter (~@privileged) forbids.
+printf '%s\n' '[agent]' 'socket = "/run/chitty-agent/agent.sock"' 'socket_mode = "0660"' 'socket_group = "root"' \
   'state_dir = "/run/chitty-test/state"' 'log_level = "info"' >"$work/agent.toml"
-printf '%s\n' '#!/bin/sh' 'set -e' \
-  'mount -t tmpfs -o mode=0755 tmpfs /run' \
-  'mkdir -p /run/systemd/system /run/chitty-test' \
-  "cp -r '$work/units/.' /run/systemd/system/" \
-  "cp '$work/agent.toml' /run/chitty-test/agent.toml" \
-  "cp '$agent' /run/chitty-test/chitty-agent" \
-  'mount -t tmpfs -o mode=1777 tmpfs /tmp' \
-  'mount --make-rshared /' \
-  'exec /lib/systemd/systemd --system --unit=chitty-test.target' >"$work/boot.sh"
+# Units that would write host state (utmp, sysctl, modules, clock, users,
+# caches, timers) are masked; most also skip themselves under container=.
+masked="systemd-update-utmp.service systemd-update-utmp-runlevel.service systemd-sysctl.service
+  systemd-modules-load.service systemd-timesyncd.service systemd-random-seed.service systemd-sysusers.service
+  systemd-tmpfiles-setup.service systemd-tmpfiles-setup-dev.service systemd-tmpfiles-clean.timer
+  systemd-journal-flush.service systemd-journal-catalog-update.service systemd-update-done.service
+  systemd-remount-fs.service systemd-machine-id-commit.service systemd-hwdb-update.service ldconfig.service
+  systemd-udevd.service systemd-udev-trigger.service systemd-udev-settle.service systemd-binfmt.service
+  systemd-pstore.service systemd-firstboot.service timers.target paths.target
+  apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer man-db.timer fstrim.timer logrotate.timer"
+{
+  echo '#!/bin/sh'
+  echo 'set -e'
+  echo 'mount -t tmpfs -o mode=0755 tmpfs /run'
+  echo 'mkdir -p /run/systemd/system /run/chitty-test'
+  echo "cp -r '$work/units/.' /run/systemd/system/"
+  echo "cp '$work/agent.toml' /run/chitty-test/agent.toml"
+  echo "cp '$agent' /run/chitty-test/chitty-agent"
+  for u in $masked; do echo "ln -s /dev/null /run/systemd/system/$u"; done
+  echo 'mount -t tmpfs -o mode=1777 tmpfs /tmp'
+  echo 'mount -t tmpfs -o mode=0755 tmpfs /var'
+  echo 'mkdir -p /var/lib /var/log /var/cache /var/spool /var/tmp && chmod 1777 /var/tmp'
+  echo 'ln -s /run /var/run && ln -s /run/lock /var/lock'
+  echo 'mount -t tmpfs -o mode=1777 tmpfs /dev/shm'
+  echo 'mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys'
+  echo 'mount -o remount,bind,ro /'
+  echo 'mount --make-rshared /'
+  echo 'exec env container=chitty-test /lib/systemd/systemd --system --unit=chitty-test.target'
+} >"$work/boot.sh"
 chmod +x "$work/boot.sh"
 
-unshare --mount --pid --fork --mount-proc --uts --ipc --propagation private "$work/boot.sh" \
+unshare --mount --pid --fork --mount-proc --uts --ipc --net --propagation private --kill-child "$work/boot.sh" \
   >"$work/systemd.out" 2>&1 &
 launcher=$!
 # The booted systemd is the child of unshare (PID 1 inside).
@@ -101,11 +130,19 @@ echo "ok: socket activation started the service on the first connection"
 status=$(inside systemctl show -p StatusText --value chitty-agent.service)
 [[ "$status" == "serving on /run/chitty-agent/agent.sock (socket-activated)" ]] || fail "StatusText: $status"
 [[ "$(inside systemctl show -p Type --value chitty-agent.service)" == notify ]] || fail "not Type=notify"
-[[ "$(inside systemctl show -p WatchdogUSec --value chitty-agent.service)" == 20s ]] || fail "watchdog not set"
+[[ "$(inside systemctl show -p WatchdogUSec --value chitty-agent.service)" == 2s ]] || fail "watchdog not set"
 echo "ok: Type=notify, READY=1 and STATUS= seen by systemd: $status"
 
-# Let a few watchdog intervals pass: a missed WATCHDOG=1 would kill the service.
-sleep 1
+# WatchdogSec=2s: systemd records each WATCHDOG=1; missing pings would get the
+# service killed within 2 s.
+first=$(inside systemctl show -p WatchdogTimestampMonotonic --value chitty-agent.service)
+sleep 2.5
+second=$(inside systemctl show -p WatchdogTimestampMonotonic --value chitty-agent.service)
+[[ -n "$first" && -n "$second" && "$second" -gt "$first" ]] || fail "no watchdog pings ($first -> $second)"
+[[ "$(inside systemctl is-active chitty-agent.service)" == active ]] || fail "service died under the watchdog"
+restarts=$(inside systemctl show -p NRestarts --value chitty-agent.service)
+[[ "$restarts" == 0 ]] || fail "service was restarted $restarts times"
+echo "ok: WATCHDOG=1 pings keep a 2 s watchdog satisfied ($first -> $second)"
 inside systemctl reload chitty-agent.service || fail "systemctl reload failed"
 status=$(inside systemctl show -p StatusText --value chitty-agent.service)
 [[ "$status" == *"configuration reloaded"* ]] || fail "StatusText after reload: $status"
@@ -130,6 +167,23 @@ echo "ok: a client run as chitty-client-test.service is identified by its unit"
 inside systemctl stop chitty-agent.service || fail "stop failed"
 [[ "$(inside systemctl show -p ExecMainStatus --value chitty-agent.service)" == 0 ]] || fail "agent did not exit 0"
 inside test -S /run/chitty-agent/agent.sock || fail "the socket unit's socket was removed by the agent"
-echo "ok: stopped with exit 0 (STOPPING=1), the activated socket left in place"
+journal=$(inside journalctl --no-pager -u chitty-agent.service -o json)
+grep -q '"MESSAGE":"stopping"' <<<"$journal" || fail "no stopping record"
+grep -q '"MESSAGE":"stopped"' <<<"$journal" || fail "no stopped record"
+echo "ok: stopped with exit 0, the activated socket left in place"
+
+# Without socket activation: the agent creates its socket itself, under the
+# same hardened unit (seccomp included).
+inside systemctl stop chitty-agent.socket || fail "cannot stop the socket unit"
+inside systemctl start chitty-agent.service || fail "the service does not start without socket activation"
+status=$(inside systemctl show -p StatusText --value chitty-agent.service)
+[[ "$status" == "serving on /run/chitty-agent/agent.sock" ]] || fail "StatusText without activation: $status"
+body=$(inside curl --silent --show-error --max-time 10 --unix-socket /run/chitty-agent/agent.sock http://localhost/health) \
+  || fail "no answer on the agent's own socket"
+grep -q '"status":"healthy"' <<<"$body" || fail "unexpected /health: $body"
+inside systemctl stop chitty-agent.service || fail "stop failed"
+[[ "$(inside systemctl show -p ExecMainStatus --value chitty-agent.service)" == 0 ]] || fail "agent did not exit 0"
+if inside test -e /run/chitty-agent/agent.sock; then fail "the agent left its own socket behind"; fi
+echo "ok: without socket activation the agent creates, serves and removes its own socket"
 
 echo "PASS"

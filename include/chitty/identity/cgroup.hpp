@@ -19,6 +19,9 @@ struct CgroupInfo {
   // any name there, so the id proves nothing. `container` is then empty and
   // this names the delegating unit.
   std::string delegated_to;
+  // The path came from systemd's hierarchy (name=systemd or cgroup v2), so
+  // unit names mean something.
+  bool systemd_hierarchy = false;
 };
 
 // Parses the content of /proc/PID/cgroup. nullopt if it holds no usable line.

@@ -58,11 +58,21 @@ class Peer {
 
  private:
   Peer() = default;
+  Fact<std::string> read_exe(const std::string& dir);
+
   Identity identity_;
   int pidfd_ = -1;
   std::uint64_t start_time_ = 0;  // /proc/PID/stat field 22 at accept
+  dev_t exe_dev_ = 0;             // the executable's inode at accept
+  ino_t exe_ino_ = 0;
   std::string proc_ = "/proc";
 };
+
+// What a failed getsockopt(SO_PEERPIDFD) means: only a kernel without it
+// (ENOPROTOOPT) may fall back to finding the process by pid; EINVAL/ESRCH
+// (the peer was reaped, 6.5-6.15) mean the connecting process is gone.
+enum class PeerPidfdFailure { fallback, exited, error };
+PeerPidfdFailure classify_peerpidfd_error(int error) noexcept;
 
 // Marks every pid-derived fact of `id` unknown with `reason`.
 void forget_process(Identity& id, const std::string& reason);

@@ -5,6 +5,7 @@
 // Without $NOTIFY_SOCKET (not started by systemd) every call is a no-op.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,8 @@ class Notifier {
   // STOPPING=1, once; later calls only update the status.
   void stopping(std::string_view status);
   void watchdog();
+  // EXTEND_TIMEOUT_USEC: the current phase (start, stop) needs this long.
+  void extend_timeout(std::chrono::microseconds by);
 
   bool stopping_sent() const noexcept { return stopping_sent_; }
 

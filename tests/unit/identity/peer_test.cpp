@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -343,17 +344,64 @@ TEST_CASE("pid 0 (a caller in a PID namespace we cannot see) leaves every proces
 TEST_CASE("a hidden /proc makes process facts unknown, not wrong", "[identity][peer]") {
   Listener l;
   int c = l.client();
-  sockaddr_un a = l.address();
-  REQUIRE(connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  int go[2];
+  REQUIRE(pipe(go) == 0);
+  pid_t child = fork();
+  if (child == 0) {
+    close(go[1]);
+    sockaddr_un a = l.address();
+    if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(1);
+    char b;
+    (void)!read(go[0], &b, 1);
+    _exit(0);
+  }
   Accepted acc(l.accept_one());
+  // A /proc like one mounted with hidepid=2: this process is visible, the
+  // caller is not.
+  std::string fake = l.dir / "hidden-proc";
+  REQUIRE(mkdir(fake.c_str(), 0755) == 0);
+  std::string me = std::to_string(getpid());
+  REQUIRE(symlink(me.c_str(), (fake + "/self").c_str()) == 0);
+  REQUIRE(symlink(("/proc/" + me).c_str(), (fake + "/" + me).c_str()) == 0);
   Options o;
-  o.proc = l.dir / "empty-proc";  // as if /proc hid other processes (hidepid=2)
+  o.proc = fake;
   Peer peer = Peer::identify(acc.fd, acc.creds, o);
   const auto& id = peer.at_accept();
   CHECK_FALSE(id.pid.is_known());
   CHECK(id.pid.reason().find("hidepid") != std::string::npos);
   CHECK_FALSE(id.exe.is_known());
+  REQUIRE(write(go[1], "x", 1) == 1);
+  waitpid(child, nullptr, 0);
   close(c);
+  close(go[0]);
+  close(go[1]);
+}
+
+TEST_CASE("a /proc of another PID namespace is not trusted", "[identity][peer]") {
+  Listener l;
+  int c = l.client();
+  sockaddr_un a = l.address();
+  REQUIRE(connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  Accepted acc(l.accept_one());
+  std::string fake = l.dir / "foreign-proc";
+  REQUIRE(mkdir(fake.c_str(), 0755) == 0);
+  REQUIRE(symlink("1", (fake + "/self").c_str()) == 0);  // as if /proc/self were pid 1 there
+  Options o;
+  o.proc = fake;
+  Peer peer = Peer::identify(acc.fd, acc.creds, o);
+  CHECK_FALSE(peer.at_accept().pid.is_known());
+  CHECK(peer.at_accept().pid.reason().find("does not belong to the agent's PID namespace") != std::string::npos);
+  close(c);
+}
+
+TEST_CASE("only a kernel without SO_PEERPIDFD falls back to finding the process by pid", "[identity][peer]") {
+  using chitty::identity::classify_peerpidfd_error;
+  using chitty::identity::PeerPidfdFailure;
+  CHECK(classify_peerpidfd_error(ENOPROTOOPT) == PeerPidfdFailure::fallback);
+  CHECK(classify_peerpidfd_error(ENODATA) == PeerPidfdFailure::fallback);
+  CHECK(classify_peerpidfd_error(EINVAL) == PeerPidfdFailure::exited);  // 6.5-6.15: peer reaped
+  CHECK(classify_peerpidfd_error(ESRCH) == PeerPidfdFailure::exited);
+  CHECK(classify_peerpidfd_error(EMFILE) == PeerPidfdFailure::error);
 }
 
 TEST_CASE("options from the environment force the pidfd_open path", "[identity][peer]") {

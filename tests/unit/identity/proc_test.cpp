@@ -39,3 +39,12 @@ TEST_CASE("NSpid lists the pid in every namespace down to the process's own", "[
   REQUIRE_FALSE(mine.empty());
   CHECK(mine.front() == getpid());
 }
+
+TEST_CASE("fdinfo of a pidfd names the pinned pid, -1 once it exited", "[identity][proc]") {
+  using chitty::identity::fdinfo_pid;
+  CHECK(fdinfo_pid("pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1057\nPid:\t4242\nNSpid:\t4242\n") == 4242L);
+  CHECK(fdinfo_pid("Pid:\t-1\nNSpid:\t-1\n") == -1L);
+  CHECK(fdinfo_pid("Pid:\t0\n") == 0L);
+  CHECK_FALSE(fdinfo_pid("pos:\t0\n").has_value());
+  CHECK_FALSE(fdinfo_pid("Pid:\tabc\n").has_value());
+}

@@ -55,6 +55,8 @@ TEST_CASE("journal field names are valid journal names", "[log][journal]") {
   CHECK(chitty::log::journal_field_name("request_id") == "CHITTY_REQUEST_ID");
   CHECK(chitty::log::journal_field_name("agent.socket") == "CHITTY_AGENT_SOCKET");
   CHECK(chitty::log::journal_field_name("Mixed-Case 9") == "CHITTY_MIXED_CASE_9");
+  CHECK(chitty::log::journal_field_name("module") == "CHITTY_FIELD_MODULE");  // CHITTY_MODULE is the topic
+  CHECK(chitty::log::journal_field_name(std::string(100, 'k')).size() == 64);  // journald's limit
   for (std::string key : {"a", "x.y", "ü"}) {
     std::string n = chitty::log::journal_field_name(key);
     for (char c : n) CHECK(((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'));
