@@ -12,8 +12,10 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "json_reader.hpp"
+#include "pid_squatter.hpp"
 #include "process.hpp"
 #include "uds_client.hpp"
 
@@ -212,6 +214,7 @@ TEST_CASE("a client in a container's cgroup is reported with its container id; a
   std::snprintf(id, sizeof id, "%016llx%016llx%016llx%016llx", static_cast<unsigned long long>(rng()),
                 static_cast<unsigned long long>(rng()), static_cast<unsigned long long>(rng()),
                 static_cast<unsigned long long>(rng()));
+  OpenAgent a;  // before the cgroups exist, so nothing is left behind if it fails to start
   std::string slice = hierarchy + "/chittytest.slice";
   std::string scope = slice + "/docker-" + std::string(id) + ".scope";
   // The same name below a unit: what any owner of a delegated subtree can make.
@@ -223,7 +226,6 @@ TEST_CASE("a client in a container's cgroup is reported with its container id; a
     WARN("skipped: cannot create a cgroup: " << ec.message());
     return;
   }
-  OpenAgent a;
   // The client moves itself into the cgroup, then runs curl.
   auto client_in = [&](const std::string& cgroup) {
     return chitty::testing::run({"sh", "-c", "echo $$ > " + cgroup + "/cgroup.procs && exec curl --silent --unix-socket " +
@@ -252,7 +254,7 @@ TEST_CASE("a client in a container's cgroup is reported with its container id; a
 TEST_CASE("a connection whose process exited is not attributed to the process that took its pid",
           "[integration][identity][reuse]") {
   if (!is_root()) {
-    WARN("skipped: needs root to give a new process a chosen pid (ns_last_pid)");
+    WARN("skipped: needs root to give a new process a chosen pid (clone3 set_tid)");
     return;
   }
   for (bool fallback : {false, true}) {
@@ -285,33 +287,84 @@ TEST_CASE("a connection whose process exited is not attributed to the process th
     REQUIRE(write(go[1], "x", 1) == 1);
     REQUIRE(waitpid(child, nullptr, 0) == child);
 
-    // A new process takes the pid (ns_last_pid = pid - 1, then fork).
-    pid_t impostor = -1;
-    for (int attempt = 0; attempt < 200 && impostor < 0; ++attempt) {
-      {
-        std::ofstream last("/proc/sys/kernel/ns_last_pid");
-        last << (child - 1);
-      }
-      pid_t p = fork();
-      if (p == 0) {
-        for (;;) pause();
-      }
-      if (p == child) {
-        impostor = p;
-      } else {
-        kill(p, SIGKILL);
-        waitpid(p, nullptr, 0);
-      }
-    }
-    REQUIRE(impostor == child);
+    // A new process takes the pid.
+    auto impostor = chitty::testing::PidSquatter::take(child);
+    REQUIRE(impostor.has_value());
     Json after = caller_via(c);
     CHECK(str(after, "pid") == "null");
     CHECK(str(after, "exe") == "null");
     CHECK(unknown_reason(after, "pid").find("exited") != std::string::npos);
     CHECK(str(*after.find("kernel"), "pid") == std::to_string(child));  // the kernel's record, for the log
-    kill(impostor, SIGKILL);
-    waitpid(impostor, nullptr, 0);
     close(go[0]);
     close(go[1]);
   }
+}
+
+TEST_CASE("a program posing under a trusted path from a private mount namespace gets no exe",
+          "[integration][identity][exe]") {
+  if (!is_root()) {
+    WARN("skipped: needs root for unshare --mount");
+    return;
+  }
+  auto probe = chitty::testing::run({"unshare", "--mount", "true"});
+  if (probe.exit_code != 0) {
+    WARN("skipped: unshare --mount is not permitted here");
+    return;
+  }
+  OpenAgent a;
+  // Inside its own mount namespace the client puts curl at /usr/bin/true and
+  // runs it from there: /proc/PID/exe says /usr/bin/true.
+  Json caller = caller_via_command(
+      {"unshare", "--mount", "sh", "-c",
+       "mount --bind /usr/bin/curl /usr/bin/true && exec /usr/bin/true --silent --unix-socket " + a.agent->socket() +
+           " http://localhost/health"});
+  CHECK(str(caller, "exe") == "null");
+  CHECK(unknown_reason(caller, "exe").find("not the file at that path here") != std::string::npos);
+  CHECK(str(caller, "pid") != "null");  // the process itself is still identified
+}
+
+TEST_CASE("a process that executes another program after connecting loses its exe", "[integration][identity][exe]") {
+  OpenAgent a;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int go[2], connected[2];
+  REQUIRE(pipe(go) == 0);
+  REQUIRE(pipe(connected) == 0);
+  pid_t child = fork();
+  if (child == 0) {
+    close(go[1]);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, a.agent->socket().c_str(), sizeof addr.sun_path - 1);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) _exit(1);
+    (void)!write(connected[1], "c", 1);
+    char b;
+    (void)!read(go[0], &b, 1);
+    execl("/bin/sleep", "sleep", "30", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(connected[1]);
+  char ok;
+  REQUIRE(read(connected[0], &ok, 1) == 1);
+  UdsClient c = UdsClient::adopt(fd);
+  Json before = caller_via(c);
+  CHECK(str(before, "exe") == self_exe());
+  REQUIRE(write(go[1], "x", 1) == 1);
+  // Wait until the child runs sleep.
+  std::string exe;
+  for (int i = 0; i < 500 && exe.find("sleep") == std::string::npos; ++i) {
+    char buf[256];
+    ssize_t n = readlink(("/proc/" + std::to_string(child) + "/exe").c_str(), buf, sizeof buf - 1);
+    exe = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  REQUIRE(exe.find("sleep") != std::string::npos);
+  Json after = caller_via(c);
+  CHECK(str(after, "exe") == "null");
+  CHECK(unknown_reason(after, "exe").find("executed another program") != std::string::npos);
+  CHECK(str(after, "pid") == std::to_string(child));  // still the same, living process
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(go[0]);
+  close(go[1]);
+  close(connected[0]);
 }

@@ -100,7 +100,7 @@ CommandResult curl(const std::string& socket, const std::string& path, std::vect
 
 AgentProcess::AgentProcess(const TempDir& dir, const std::string& agent_settings, const std::string& rest,
                            const std::string& socket_name)
-    : AgentProcess(dir, AgentSpec{agent_settings, rest, socket_name, {}, {}, {}}) {}
+    : AgentProcess(dir, AgentSpec{agent_settings, rest, socket_name, {}, {}, {}, true}) {}
 
 AgentProcess::AgentProcess(const TempDir& dir, const AgentSpec& spec)
     : socket_(dir / spec.socket_name), config_(dir / "agent.toml"), log_path_(dir / "agent.log") {
@@ -109,8 +109,10 @@ AgentProcess::AgentProcess(const TempDir& dir, const AgentSpec& spec)
   dir.write("agent.toml", toml);
   std::vector<std::string> argv = spec.wrapper;
   argv.push_back(agent_binary());
-  argv.push_back("--config");
-  argv.push_back(config_);
+  if (spec.use_config) {
+    argv.push_back("--config");
+    argv.push_back(config_);
+  }
   argv.insert(argv.end(), spec.extra_args.begin(), spec.extra_args.end());
   pid_ = spawn(argv, dir / "agent.stdout", log_path_, spec.env);
 }

@@ -40,6 +40,7 @@ struct AgentSpec {
   std::vector<std::string> env;          // extra KEY=VALUE for the agent's environment
   std::vector<std::string> wrapper;      // a command the agent runs under (unshare, systemd-socket-activate)
   std::vector<std::string> extra_args;   // after --config FILE
+  bool use_config = true;                // false: no --config (the built-in defaults)
 };
 
 class AgentProcess {

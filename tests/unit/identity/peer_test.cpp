@@ -11,16 +11,17 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 #include <thread>
 
 #include "chitty/identity/peer.hpp"
+#include "pid_squatter.hpp"
 #include "temp_dir.hpp"
 
 using chitty::identity::Credentials;
 using chitty::identity::Options;
 using chitty::identity::Peer;
 using chitty::identity::PidfdSource;
+using chitty::testing::PidSquatter;
 using chitty::testing::TempDir;
 
 namespace {
@@ -106,43 +107,6 @@ pid_t connect_from_short_lived_child(const Listener& l, int client_fd) {
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);
   return child;
-}
-
-// Forks a process that gets exactly `target` as its pid (by setting
-// ns_last_pid just before fork) and sleeps, optionally as another uid.
-// Returns -1 if it cannot (not root, or other forks kept winning the race).
-pid_t occupy_pid(pid_t target, uid_t uid = static_cast<uid_t>(-1)) {
-  if (geteuid() != 0) return -1;
-  for (int attempt = 0; attempt < 200; ++attempt) {
-    int ready[2];
-    if (pipe(ready) != 0) return -1;
-    {
-      std::ofstream last("/proc/sys/kernel/ns_last_pid");
-      if (!last) return -1;
-      last << (target - 1);
-    }
-    pid_t p = fork();
-    if (p == 0) {
-      if (uid != static_cast<uid_t>(-1)) {
-        if (setresgid(uid, uid, uid) != 0 || setresuid(uid, uid, uid) != 0) _exit(3);
-      }
-      (void)!write(ready[1], "r", 1);  // credentials in place
-      for (;;) pause();
-    }
-    close(ready[1]);
-    char r;
-    bool up = read(ready[0], &r, 1) == 1;
-    close(ready[0]);
-    if (p == target && up) return p;
-    kill(p, SIGKILL);
-    waitpid(p, nullptr, 0);
-  }
-  return -1;
-}
-
-void end(pid_t p) {
-  kill(p, SIGKILL);
-  waitpid(p, nullptr, 0);
 }
 
 }  // namespace
@@ -256,16 +220,15 @@ TEST_CASE("a pid taken over after the connection is never attributed to the new 
     REQUIRE(peer.at_accept().pid.matches(child));
     REQUIRE(write(go[1], "x", 1) == 1);
     REQUIRE(waitpid(child, nullptr, 0) == child);
-    pid_t impostor = occupy_pid(child);
-    if (impostor < 0) {
-      WARN("skipped: cannot make a process with a chosen pid (needs root and /proc/sys/kernel/ns_last_pid)");
+    auto impostor = PidSquatter::take(child);
+    if (!impostor) {
+      WARN("skipped: cannot make a process with a chosen pid (needs root for clone3 set_tid)");
       close(c);
       return;
     }
     auto now = peer.current();  // the pid is alive again, but it is someone else
     CHECK_FALSE(now.pid.is_known());
     CHECK_FALSE(now.exe.is_known());
-    end(impostor);
     close(c);
     close(go[0]);
     close(go[1]);
@@ -282,9 +245,9 @@ TEST_CASE("a pid reused before accept: caught by SO_PEERPIDFD, and without it wh
     pid_t child = connect_from_short_lived_child(l, c);
     // SO_PEERPIDFD pins the exact process, whoever owns the pid now; without
     // it, a new owner with other credentials gives itself away.
-    pid_t impostor = occupy_pid(child, so ? static_cast<uid_t>(-1) : 4242);
-    if (impostor < 0) {
-      WARN("skipped: cannot make a process with a chosen pid (needs root and /proc/sys/kernel/ns_last_pid)");
+    auto impostor = PidSquatter::take(child, so ? static_cast<uid_t>(-1) : 4242);
+    if (!impostor) {
+      WARN("skipped: cannot make a process with a chosen pid (needs root for clone3 set_tid)");
       close(c);
       return;
     }
@@ -300,7 +263,6 @@ TEST_CASE("a pid reused before accept: caught by SO_PEERPIDFD, and without it wh
     } else {
       CHECK(id.pid.reason().find("credentials") != std::string::npos);
     }
-    end(impostor);
     close(c);
   }
 }
