@@ -44,36 +44,43 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 
 void append_json_escaped(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
+  out.reserve(out.size() + s.size() + 2);
+  std::size_t run = 0;  // start of the pending run of bytes copied as they are
+  auto flush = [&](std::size_t end) {
+    if (end > run) out.append(s.data() + run, end - run);
+  };
   for (std::size_t i = 0; i < s.size();) {
     auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-          if (c < 0x20 || c == 0x7F) {
-            out += "\\u00";
-            out += kHex[c >> 4];
-            out += kHex[c & 0xF];
-          } else {
-            out += static_cast<char>(c);
-          }
-      }
+    if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
       ++i;
       continue;
     }
-    std::size_t n = utf8_sequence_length(s, i);
-    if (n == 0) {
+    if (c >= 0x80) {
+      std::size_t n = utf8_sequence_length(s, i);
+      if (n != 0) {
+        i += n;
+        continue;
+      }
+      flush(i);
       out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
+      run = ++i;
+      continue;
     }
+    flush(i);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xF];
+    }
+    run = ++i;
   }
+  flush(s.size());
 }
 
 bool is_valid_utf8(std::string_view s) noexcept {

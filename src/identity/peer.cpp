@@ -347,6 +347,8 @@ Fact<std::string> Peer::read_exe(const std::string& dir) {
   }
   exe_dev_ = running.st_dev;
   exe_ino_ = running.st_ino;
+  // Re-checks look the executable up relative to this, not by pid.
+  proc_dir_ = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   return Fact<std::string>::known(std::move(path));
 }
 
@@ -370,8 +372,8 @@ Identity Peer::current() const {
   // A process may exec another program after connecting.
   if (id.exe.is_known()) {
     struct stat now {};
-    std::string exe = proc_ + "/" + std::to_string(identity_.raw_pid) + "/exe";
-    if (::stat(exe.c_str(), &now) != 0 || now.st_dev != exe_dev_ || now.st_ino != exe_ino_) {
+    if (proc_dir_ < 0 || ::fstatat(proc_dir_, "exe", &now, 0) != 0 || now.st_dev != exe_dev_ ||
+        now.st_ino != exe_ino_) {
       id.exe = Fact<std::string>::unknown("the process has executed another program since it connected");
     }
   }
@@ -380,17 +382,21 @@ Identity Peer::current() const {
 
 Peer::~Peer() {
   if (pidfd_ >= 0) ::close(pidfd_);
+  if (proc_dir_ >= 0) ::close(proc_dir_);
 }
 
 Peer::Peer(Peer&& o) noexcept
-    : identity_(std::move(o.identity_)), pidfd_(std::exchange(o.pidfd_, -1)), start_time_(o.start_time_),
+    : identity_(std::move(o.identity_)), pidfd_(std::exchange(o.pidfd_, -1)),
+      proc_dir_(std::exchange(o.proc_dir_, -1)), start_time_(o.start_time_),
       exe_dev_(o.exe_dev_), exe_ino_(o.exe_ino_), proc_(std::move(o.proc_)) {}
 
 Peer& Peer::operator=(Peer&& o) noexcept {
   if (this != &o) {
     if (pidfd_ >= 0) ::close(pidfd_);
+    if (proc_dir_ >= 0) ::close(proc_dir_);
     identity_ = std::move(o.identity_);
     pidfd_ = std::exchange(o.pidfd_, -1);
+    proc_dir_ = std::exchange(o.proc_dir_, -1);
     start_time_ = o.start_time_;
     exe_dev_ = o.exe_dev_;
     exe_ino_ = o.exe_ino_;

@@ -1,94 +1,145 @@
 #include "chitty/json/writer.hpp"
 
+#include <charconv>
 #include <cmath>
-
-#include <rapidjson/writer.h>
+#include <vector>
 
 #include "chitty/base/text.hpp"
 
 namespace chitty::json {
 
-// rapidjson output stream over a std::string.
-class StringStream {
- public:
-  using Ch = char;
-  explicit StringStream(std::string& out) : out_(out) {}
-  void Put(char c) { out_.push_back(c); }
-  void Flush() {}
-  void reserve(std::size_t n) {
-    if (out_.capacity() - out_.size() < n) out_.reserve(out_.size() + n);
-  }
-  void put_unsafe(char c) { out_.push_back(c); }
-
- private:
-  std::string& out_;
-};
-
-}  // namespace chitty::json
-
-// rapidjson reserves room before it writes a string (PutReserve) and then
-// puts characters unchecked (PutUnsafe); without these it would grow the
-// std::string one push_back at a time.
-namespace rapidjson {
-template <>
-inline void PutReserve(chitty::json::StringStream& stream, size_t count) {
-  stream.reserve(count);
-}
-template <>
-inline void PutUnsafe(chitty::json::StringStream& stream, char c) {
-  stream.put_unsafe(c);
-}
-}  // namespace rapidjson
-
-namespace chitty::json {
-
+// A small streaming writer: strings are appended in runs (base's escaper),
+// commas and colons follow from a stack of open containers. Misuse (a value
+// where a key belongs, closing what is not open) is a programming error.
 struct Writer::Impl {
-  explicit Impl(std::string& out) : stream(out), writer(stream) {}
-  StringStream stream;
-  // No kWriteValidateEncodingFlag: key() and string() validate (and repair)
-  // before rapidjson sees the bytes.
-  rapidjson::Writer<StringStream> writer;
+  explicit Impl(std::string& o) : out(o) {}
+
+  struct Level {
+    bool object;
+    std::size_t members = 0;
+  };
+
+  void value_prefix() {
+    if (stack.empty()) return;
+    Level& top = stack.back();
+    if (top.object) {
+      // The key already wrote its colon.
+      pending_key = false;
+      ++top.members;
+    } else {
+      if (top.members++ > 0) out += ',';
+    }
+  }
+
+  void finish_value() {
+    if (stack.empty()) top_level_values++;
+  }
+
+  void quoted(std::string_view s) {
+    out += '"';
+    append_json_escaped(out, s);
+    out += '"';
+  }
+
+  std::string& out;
+  std::vector<Level> stack;
+  bool pending_key = false;
+  int top_level_values = 0;
 };
 
 Writer::Writer(std::string& out) : impl_(std::make_unique<Impl>(out)) {}
 Writer::~Writer() = default;
 
-Writer& Writer::begin_object() { impl_->writer.StartObject(); return *this; }
-Writer& Writer::end_object() { impl_->writer.EndObject(); return *this; }
-Writer& Writer::begin_array() { impl_->writer.StartArray(); return *this; }
-Writer& Writer::end_array() { impl_->writer.EndArray(); return *this; }
+Writer& Writer::begin_object() {
+  impl_->value_prefix();
+  impl_->out += '{';
+  impl_->stack.push_back({true, 0});
+  return *this;
+}
 
-// rapidjson would stop at invalid UTF-8 after writing part of the string, so
-// strings are checked first and repaired only when needed.
+Writer& Writer::end_object() {
+  impl_->out += '}';
+  impl_->stack.pop_back();
+  impl_->finish_value();
+  return *this;
+}
+
+Writer& Writer::begin_array() {
+  impl_->value_prefix();
+  impl_->out += '[';
+  impl_->stack.push_back({false, 0});
+  return *this;
+}
+
+Writer& Writer::end_array() {
+  impl_->out += ']';
+  impl_->stack.pop_back();
+  impl_->finish_value();
+  return *this;
+}
+
 Writer& Writer::key(std::string_view k) {
-  if (is_valid_utf8(k)) {
-    impl_->writer.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
-  } else {
-    std::string clean = to_valid_utf8(k);
-    impl_->writer.Key(clean.data(), static_cast<rapidjson::SizeType>(clean.size()));
-  }
+  Impl::Level& top = impl_->stack.back();
+  if (top.members > 0) impl_->out += ',';
+  impl_->quoted(k);
+  impl_->out += ':';
+  impl_->pending_key = true;
   return *this;
 }
 
 Writer& Writer::string(std::string_view v) {
-  if (is_valid_utf8(v)) {
-    impl_->writer.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+  impl_->value_prefix();
+  impl_->quoted(v);
+  impl_->finish_value();
+  return *this;
+}
+
+Writer& Writer::integer(std::int64_t v) {
+  impl_->value_prefix();
+  if (v < 0) {
+    impl_->out += '-';
+    append_decimal(impl_->out, static_cast<std::uint64_t>(-(v + 1)) + 1);
   } else {
-    std::string clean = to_valid_utf8(v);
-    impl_->writer.String(clean.data(), static_cast<rapidjson::SizeType>(clean.size()));
+    append_decimal(impl_->out, static_cast<std::uint64_t>(v));
   }
+  impl_->finish_value();
   return *this;
 }
 
-Writer& Writer::integer(std::int64_t v) { impl_->writer.Int64(v); return *this; }
-Writer& Writer::uinteger(std::uint64_t v) { impl_->writer.Uint64(v); return *this; }
+Writer& Writer::uinteger(std::uint64_t v) {
+  impl_->value_prefix();
+  append_decimal(impl_->out, v);
+  impl_->finish_value();
+  return *this;
+}
+
 Writer& Writer::number(double v) {
-  if (std::isfinite(v)) impl_->writer.Double(v); else impl_->writer.Null();
+  impl_->value_prefix();
+  if (!std::isfinite(v)) {
+    impl_->out += "null";
+  } else {
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest text that reads back exactly
+    impl_->out.append(buf, r.ptr);
+  }
+  impl_->finish_value();
   return *this;
 }
-Writer& Writer::boolean(bool v) { impl_->writer.Bool(v); return *this; }
-Writer& Writer::null() { impl_->writer.Null(); return *this; }
 
-bool Writer::complete() const { return impl_->writer.IsComplete(); }
+Writer& Writer::boolean(bool v) {
+  impl_->value_prefix();
+  impl_->out += v ? "true" : "false";
+  impl_->finish_value();
+  return *this;
+}
+
+Writer& Writer::null() {
+  impl_->value_prefix();
+  impl_->out += "null";
+  impl_->finish_value();
+  return *this;
+}
+
+bool Writer::complete() const { return impl_->stack.empty() && impl_->top_level_values == 1; }
 
 }  // namespace chitty::json

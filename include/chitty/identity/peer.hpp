@@ -62,6 +62,7 @@ class Peer {
 
   Identity identity_;
   int pidfd_ = -1;
+  int proc_dir_ = -1;             // O_PATH fd of /proc/PID, for cheap re-checks
   std::uint64_t start_time_ = 0;  // /proc/PID/stat field 22 at accept
   dev_t exe_dev_ = 0;             // the executable's inode at accept
   ino_t exe_ino_ = 0;

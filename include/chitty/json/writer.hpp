@@ -1,4 +1,4 @@
-// Writing JSON documents (rapidjson underneath; this module only).
+// Writing JSON documents.
 #pragma once
 
 #include <cstdint>
