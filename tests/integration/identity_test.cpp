@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "connecting_child.hpp"
 #include "json_reader.hpp"
 #include "pid_squatter.hpp"
 #include "process.hpp"
@@ -262,41 +263,22 @@ TEST_CASE("a connection whose process exited is not attributed to the process th
     OpenAgent a(fallback ? std::vector<std::string>{"CHITTY_TEST_NO_SO_PEERPIDFD=1"} : std::vector<std::string>{});
     // A child connects on a socket this process keeps; SO_PEERCRED names the child.
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int go[2], connected[2];
-    REQUIRE(pipe(go) == 0);
-    REQUIRE(pipe(connected) == 0);
-    pid_t child = fork();
-    if (child == 0) {
-      close(go[1]);  // so that the parent's death ends the wait below
-      sockaddr_un addr{};
-      addr.sun_family = AF_UNIX;
-      std::strncpy(addr.sun_path, a.agent->socket().c_str(), sizeof addr.sun_path - 1);
-      if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) _exit(1);
-      (void)!write(connected[1], "c", 1);
-      char b;
-      (void)!read(go[0], &b, 1);
-      _exit(0);
-    }
-    close(connected[1]);
-    char ok;
-    REQUIRE(read(connected[0], &ok, 1) == 1);
-    close(connected[0]);
+    chitty::testing::ConnectingChild child(fd, a.agent->socket());
+    REQUIRE(child.connected());
     UdsClient c = UdsClient::adopt(fd);
     Json before = caller_via(c);
-    CHECK(str(before, "pid") == std::to_string(child));
-    REQUIRE(write(go[1], "x", 1) == 1);
-    REQUIRE(waitpid(child, nullptr, 0) == child);
+    CHECK(str(before, "pid") == std::to_string(child.pid()));
+    child.release();
+    REQUIRE(child.reap());
 
     // A new process takes the pid.
-    auto impostor = chitty::testing::PidSquatter::take(child);
+    auto impostor = chitty::testing::PidSquatter::take(child.pid());
     REQUIRE(impostor.has_value());
     Json after = caller_via(c);
     CHECK(str(after, "pid") == "null");
     CHECK(str(after, "exe") == "null");
     CHECK(unknown_reason(after, "pid").find("exited") != std::string::npos);
-    CHECK(str(*after.find("kernel"), "pid") == std::to_string(child));  // the kernel's record, for the log
-    close(go[0]);
-    close(go[1]);
+    CHECK(str(*after.find("kernel"), "pid") == std::to_string(child.pid()));  // the kernel's record, for the log
   }
 }
 
@@ -326,34 +308,17 @@ TEST_CASE("a program posing under a trusted path from a private mount namespace 
 TEST_CASE("a process that executes another program after connecting loses its exe", "[integration][identity][exe]") {
   OpenAgent a;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int go[2], connected[2];
-  REQUIRE(pipe(go) == 0);
-  REQUIRE(pipe(connected) == 0);
-  pid_t child = fork();
-  if (child == 0) {
-    close(go[1]);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, a.agent->socket().c_str(), sizeof addr.sun_path - 1);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) _exit(1);
-    (void)!write(connected[1], "c", 1);
-    char b;
-    (void)!read(go[0], &b, 1);
-    execl("/bin/sleep", "sleep", "30", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(connected[1]);
-  char ok;
-  REQUIRE(read(connected[0], &ok, 1) == 1);
+  chitty::testing::ConnectingChild child(fd, a.agent->socket(), {"/bin/sleep", "30"});
+  REQUIRE(child.connected());
   UdsClient c = UdsClient::adopt(fd);
   Json before = caller_via(c);
   CHECK(str(before, "exe") == self_exe());
-  REQUIRE(write(go[1], "x", 1) == 1);
+  child.release();
   // Wait until the child runs sleep.
   std::string exe;
   for (int i = 0; i < 500 && exe.find("sleep") == std::string::npos; ++i) {
     char buf[256];
-    ssize_t n = readlink(("/proc/" + std::to_string(child) + "/exe").c_str(), buf, sizeof buf - 1);
+    ssize_t n = readlink(("/proc/" + std::to_string(child.pid()) + "/exe").c_str(), buf, sizeof buf - 1);
     exe = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
@@ -361,10 +326,5 @@ TEST_CASE("a process that executes another program after connecting loses its ex
   Json after = caller_via(c);
   CHECK(str(after, "exe") == "null");
   CHECK(unknown_reason(after, "exe").find("executed another program") != std::string::npos);
-  CHECK(str(after, "pid") == std::to_string(child));  // still the same, living process
-  kill(child, SIGKILL);
-  waitpid(child, nullptr, 0);
-  close(go[0]);
-  close(go[1]);
-  close(connected[0]);
+  CHECK(str(after, "pid") == std::to_string(child.pid()));  // still the same, living process
 }

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "chitty/identity/peer.hpp"
+#include "connecting_child.hpp"
 #include "pid_squatter.hpp"
 #include "temp_dir.hpp"
 
@@ -21,6 +22,7 @@ using chitty::identity::Credentials;
 using chitty::identity::Options;
 using chitty::identity::Peer;
 using chitty::identity::PidfdSource;
+using chitty::testing::ConnectingChild;
 using chitty::testing::PidSquatter;
 using chitty::testing::TempDir;
 
@@ -96,17 +98,11 @@ Options with_pidfd(bool so_peerpidfd) {
 // and exits at once. The parent keeps the connection. Returns the child pid,
 // reaped.
 pid_t connect_from_short_lived_child(const Listener& l, int client_fd) {
-  pid_t child = fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    sockaddr_un a = l.address();
-    _exit(connect(client_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 ? 0 : 1);
-  }
-  int status = 0;
-  REQUIRE(waitpid(child, &status, 0) == child);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
-  return child;
+  ConnectingChild child(client_fd, l.path);
+  REQUIRE(child.connected());
+  child.release();
+  REQUIRE(child.reap());
+  return child.pid();
 }
 
 }  // namespace
@@ -169,33 +165,21 @@ TEST_CASE("a peer that exits after it was identified loses its process facts", "
     INFO("SO_PEERPIDFD allowed: " << so);
     Listener l;
     int c = l.client();
-    int go[2];
-    REQUIRE(pipe(go) == 0);
-    pid_t child = fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-      close(go[1]);  // so that the parent's death ends the wait below
-      sockaddr_un a = l.address();
-      if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(1);
-      char b;
-      (void)!read(go[0], &b, 1);  // wait until told to go
-      _exit(0);
-    }
+    ConnectingChild child(c, l.path);
+    REQUIRE(child.connected());
     Accepted acc(l.accept_one());
     Peer peer = Peer::identify(acc.fd, acc.creds, with_pidfd(so));
-    REQUIRE(peer.at_accept().pid.matches(child));
+    REQUIRE(peer.at_accept().pid.matches(child.pid()));
     CHECK(peer.alive());
-    REQUIRE(write(go[1], "x", 1) == 1);
-    REQUIRE(waitpid(child, nullptr, 0) == child);
+    child.release();
+    REQUIRE(child.reap());
     CHECK_FALSE(peer.alive());
     auto now = peer.current();
     CHECK_FALSE(now.pid.is_known());
     CHECK_FALSE(now.exe.is_known());
     CHECK(now.pid.reason().find("exited") != std::string::npos);
-    CHECK(peer.at_accept().pid.matches(child));  // what was known at accept is kept for the record
+    CHECK(peer.at_accept().pid.matches(child.pid()));  // what was known at accept is kept for the record
     close(c);
-    close(go[0]);
-    close(go[1]);
   }
 }
 
@@ -204,23 +188,14 @@ TEST_CASE("a pid taken over after the connection is never attributed to the new 
     INFO("SO_PEERPIDFD allowed: " << so);
     Listener l;
     int c = l.client();
-    int go[2];
-    REQUIRE(pipe(go) == 0);
-    pid_t child = fork();
-    if (child == 0) {
-      close(go[1]);  // so that the parent's death ends the wait below
-      sockaddr_un a = l.address();
-      if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(1);
-      char b;
-      (void)!read(go[0], &b, 1);
-      _exit(0);
-    }
+    ConnectingChild child(c, l.path);
+    REQUIRE(child.connected());
     Accepted acc(l.accept_one());
     Peer peer = Peer::identify(acc.fd, acc.creds, with_pidfd(so));
-    REQUIRE(peer.at_accept().pid.matches(child));
-    REQUIRE(write(go[1], "x", 1) == 1);
-    REQUIRE(waitpid(child, nullptr, 0) == child);
-    auto impostor = PidSquatter::take(child);
+    REQUIRE(peer.at_accept().pid.matches(child.pid()));
+    child.release();
+    REQUIRE(child.reap());
+    auto impostor = PidSquatter::take(child.pid());
     if (!impostor) {
       WARN("skipped: cannot make a process with a chosen pid (needs root for clone3 set_tid)");
       close(c);
@@ -230,8 +205,6 @@ TEST_CASE("a pid taken over after the connection is never attributed to the new 
     CHECK_FALSE(now.pid.is_known());
     CHECK_FALSE(now.exe.is_known());
     close(c);
-    close(go[0]);
-    close(go[1]);
   }
 }
 
@@ -306,17 +279,8 @@ TEST_CASE("pid 0 (a caller in a PID namespace we cannot see) leaves every proces
 TEST_CASE("a hidden /proc makes process facts unknown, not wrong", "[identity][peer]") {
   Listener l;
   int c = l.client();
-  int go[2];
-  REQUIRE(pipe(go) == 0);
-  pid_t child = fork();
-  if (child == 0) {
-    close(go[1]);
-    sockaddr_un a = l.address();
-    if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(1);
-    char b;
-    (void)!read(go[0], &b, 1);
-    _exit(0);
-  }
+  ConnectingChild child(c, l.path);
+  REQUIRE(child.connected());
   Accepted acc(l.accept_one());
   // A /proc like one mounted with hidepid=2: this process is visible, the
   // caller is not.
@@ -332,11 +296,7 @@ TEST_CASE("a hidden /proc makes process facts unknown, not wrong", "[identity][p
   CHECK_FALSE(id.pid.is_known());
   CHECK(id.pid.reason().find("hidepid") != std::string::npos);
   CHECK_FALSE(id.exe.is_known());
-  REQUIRE(write(go[1], "x", 1) == 1);
-  waitpid(child, nullptr, 0);
   close(c);
-  close(go[0]);
-  close(go[1]);
 }
 
 TEST_CASE("a /proc of another PID namespace is not trusted", "[identity][peer]") {
