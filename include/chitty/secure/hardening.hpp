@@ -1,0 +1,16 @@
+// Process hardening for a process that holds secrets.
+#pragma once
+
+#include "chitty/base/result.hpp"
+
+namespace chitty::secure {
+
+// Initialises libsodium, makes the process non-dumpable (PR_SET_DUMPABLE 0:
+// no core dumps, no ptrace or /proc/PID/mem by same-uid processes) and sets
+// RLIMIT_CORE to 0. Call first thing, before any secret exists.
+Result<void> harden_process();
+
+// Whether the process is non-dumpable now (for /health and tests).
+bool process_non_dumpable() noexcept;
+
+}  // namespace chitty::secure
