@@ -133,18 +133,14 @@ Arena::~Arena() {
 
 std::size_t Arena::class_of(std::size_t n) noexcept {
   std::size_t cls = 0;
-  std::size_t size = kMinBlock;
-  while (size < n) {
-    size <<= 1;
-    ++cls;
-  }
+  while (class_size(cls) < n) ++cls;
   return cls;
 }
 
 Block Arena::allocate(std::size_t n) noexcept {
   if (n > kMaxBlock) return {};
   std::size_t cls = class_of(n == 0 ? 1 : n);
-  std::size_t size = kMinBlock << cls;
+  std::size_t size = class_size(cls);
   std::byte* p = nullptr;
   if (!free_[cls].empty()) {
     p = free_[cls].back();

@@ -56,7 +56,7 @@ Result<std::unique_ptr<Sealer>> Sealer::create(Arena& arena, bool allow_aes) {
     crypto_aead_xchacha20poly1305_ietf_keygen(mem);
     s->key_ = mem;
   }
-  randombytes_buf(&s->nonce_prefix_, sizeof s->nonce_prefix_);
+  randombytes_buf(s->nonce_prefix_, sizeof s->nonce_prefix_);
   return s;
 }
 
@@ -70,21 +70,20 @@ std::size_t Sealer::sealed_size(std::size_t plaintext) const noexcept {
 }
 
 void Sealer::seal(std::span<const std::byte> plaintext, std::string_view associated, std::byte* out) noexcept {
-  // Nonce: a random per-process prefix and a counter; with one key per
-  // process it never repeats.
+  // Nonce: a random per-key prefix and a counter; under one key it never
+  // repeats (and no random bytes are drawn per seal).
   std::uint64_t counter = ++counter_;
   const auto* ad = reinterpret_cast<const unsigned char*>(associated.data());
   if (cipher_ == Cipher::aes256gcm) {
-    std::memcpy(out, &nonce_prefix_, 4);
+    std::memcpy(out, nonce_prefix_, 4);
     std::memcpy(out + 4, &counter, 8);
     unsigned long long clen = 0;
     crypto_aead_aes256gcm_encrypt_afternm(uc(out + kAesNonce), &clen, uc(plaintext.data()), plaintext.size(), ad,
                                           associated.size(), nullptr, uc(out),
                                           static_cast<const crypto_aead_aes256gcm_state*>(aes_state_));
   } else {
-    std::memcpy(out, &nonce_prefix_, 8);
-    std::memcpy(out + 8, &counter, 8);
-    randombytes_buf(out + 16, kXNonce - 16);
+    std::memcpy(out, nonce_prefix_, 16);
+    std::memcpy(out + 16, &counter, 8);
     unsigned long long clen = 0;
     crypto_aead_xchacha20poly1305_ietf_encrypt(uc(out + kXNonce), &clen, uc(plaintext.data()), plaintext.size(), ad,
                                                associated.size(), nullptr, uc(out), key_);

@@ -49,10 +49,15 @@ struct Block {
 
 class Arena {
  public:
-  // Size classes from 32 bytes to 64 KiB (powers of two).
+  // Size classes from 32 bytes to 64 KiB in steps of 1.5x and 2x (32, 48,
+  // 64, 96, 128, 192, ...): at most a third of a block is slack. All are
+  // multiples of 16, so every block is 16-byte aligned.
   static constexpr std::size_t kMinBlock = 32;
   static constexpr std::size_t kMaxBlock = 64 * 1024;
-  static constexpr std::size_t kClasses = 12;
+  static constexpr std::size_t kClasses = 23;
+  static constexpr std::size_t class_size(std::size_t cls) noexcept {
+    return (cls % 2 == 0 ? kMinBlock : kMinBlock + kMinBlock / 2) << (cls / 2);
+  }
 
   // Maps and locks the region. Fails, saying what RLIMIT_MEMLOCK is, what is
   // needed and how to raise it, when the memory cannot be locked (unless

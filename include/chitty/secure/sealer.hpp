@@ -54,7 +54,7 @@ class Sealer {
   unsigned char* key_ = nullptr;      // 32 bytes (XChaCha) ...
   void* aes_state_ = nullptr;         // ... or the AES-GCM key schedule
   std::uint64_t counter_ = 0;         // nonces: a counter, never reused under one key
-  std::uint64_t nonce_prefix_ = 0;
+  unsigned char nonce_prefix_[16] = {};
 };
 
 }  // namespace chitty::secure
