@@ -2,7 +2,10 @@
 // meaning. docs/config.md documents the same table (a unit test keeps them in
 // step).
 #include <array>
+#include <set>
 #include <string>
+
+#include "chitty/catalog/reference.hpp"
 
 #include "chitty/base/units.hpp"
 #include "chitty/config/schema.hpp"
@@ -83,10 +86,141 @@ Schema make_schema() {
           {"shutdown_timeout", Kind::Duration, "\"10s\"", 0, 10 * kMinute, {},
            "On SIGTERM/SIGINT, how long requests in flight may take to finish before connections are closed.",
            member(&A::shutdown_timeout)},
+          {"max_secret_responses_per_connection", Kind::Integer, "4", 1, 64, {},
+           "Answers holding a secret that one connection may have waiting to be written; further requests wait. "
+           "Bounds the plaintext a client can pin by pipelining without reading.",
+           member(&A::max_secret_responses_per_connection)},
       },
       [](void* root) -> void* { return &static_cast<Config*>(root)->agent; },
   });
+
+  using C = CacheConfig;
+  s.tables.push_back(Table{
+      "cache",
+      false,
+      "How long values are served, and how much locked memory they may take.",
+      {
+          {"ttl", Kind::Duration, "\"5m\"", kSecond, 24 * 60 * kMinute, {},
+           "How long a fetched value is served as fresh (X-Cache: HIT).", member(&C::ttl)},
+          {"fallback_window", Kind::Duration, "\"15m\"", kSecond, 24 * 60 * kMinute, {},
+           "While the upstream is unavailable, how long after it was fetched a value is still served (marked "
+           "STALE). Past it the request fails closed.",
+           member(&C::fallback_window)},
+          {"max_entries", Kind::Integer, "10000", 1, 1'000'000, {},
+           "Cached values at most; the least recently used are evicted (and wiped).", member(&C::max_entries)},
+          {"max_locked_bytes", Kind::Size, "\"6MiB\"", 64 * kKiB, 1024 * kMiB, {},
+           "Locked memory for sealed cached values; the least recently used are evicted (and wiped) to stay "
+           "below it.",
+           member(&C::max_locked_bytes)},
+          {"transient_locked_bytes", Kind::Size, "\"1MiB\"", 64 * kKiB, 64 * kMiB, {},
+           "Locked memory for plaintext in flight (values being served). The agent locks max_locked_bytes + "
+           "transient_locked_bytes at start; RLIMIT_MEMLOCK must allow it.",
+           member(&C::transient_locked_bytes)},
+          {"allow_unlocked_memory", Kind::Boolean, "false", 0, 0, {},
+           "Start even when the memory cannot be locked (it may then be swapped). Off: refuse to start.",
+           member(&C::allow_unlocked_memory)},
+      },
+      [](void* root) -> void* { return &static_cast<Config*>(root)->cache; },
+  });
+  s.tables.push_back(Table{
+      "cache.category",
+      true,
+      "A TTL for the credentials of one catalog category (overrides cache.ttl).",
+      {
+          {"name", Kind::String, "", 0, 128, {}, "The category, as in [[credential]] category.",
+           member(&CategoryTtl::name), true},
+          {"ttl", Kind::Duration, "", kSecond, 24 * 60 * kMinute, {}, "The TTL for that category.",
+           member(&CategoryTtl::ttl), true},
+      },
+      [](void* root) -> void* {
+        auto& v = static_cast<Config*>(root)->cache.categories;
+        v.emplace_back();
+        return &v.back();
+      },
+  });
+  s.tables.push_back(Table{
+      "fallback",
+      false,
+      "Sources used when the upstream cannot answer (and, until it exists, the only sources).",
+      {
+          {"env", Kind::Boolean, "true", 0, 0, {},
+           "Serve a credential's `env` variable, imported once at start and scrubbed from the environment.",
+           member(&FallbackConfig::env)},
+          {"systemd_credentials", Kind::Boolean, "true", 0, 0, {},
+           "Serve a credential's `systemd_credential` from $CREDENTIALS_DIRECTORY (LoadCredential=).",
+           member(&FallbackConfig::systemd_credentials)},
+      },
+      [](void* root) -> void* { return &static_cast<Config*>(root)->fallback; },
+  });
+  using K = CredentialConfig;
+  s.tables.push_back(Table{
+      "credential",
+      true,
+      "The catalog: credential types, their references and their fallbacks.",
+      {
+          {"type", Kind::String, "", 0, 128, {}, "The credential type clients ask for (\"openai_api_key\").",
+           member(&K::type), true},
+          {"ref", Kind::String, "", 0, 1024, {}, "Its secret reference, op://VAULT/ITEM[/SECTION]/FIELD.",
+           member(&K::ref), true},
+          {"env", Kind::String, "\"\"", 0, 128, {},
+           "Environment variable holding the value (fallback source); empty for none.", member(&K::env)},
+          {"systemd_credential", Kind::String, "\"\"", 0, 128, {},
+           "Credential name under $CREDENTIALS_DIRECTORY (fallback source); empty for none.",
+           member(&K::systemd_credential)},
+          {"category", Kind::String, "\"\"", 0, 128, {},
+           "Category (\"service\", \"integration\", ...): chooses a [[cache.category]] TTL.",
+           member(&K::category)},
+          {"target", Kind::String, "\"\"", 0, 128, {},
+           "The service or integration it belongs to (for service-token/ and integration-key/).",
+           member(&K::target)},
+      },
+      [](void* root) -> void* {
+        auto& v = static_cast<Config*>(root)->credentials;
+        v.emplace_back();
+        return &v.back();
+      },
+  });
+  using S = ServiceConfig;
+  s.tables.push_back(Table{
+      "service",
+      true,
+      "Who may read what: a selector on the caller's kernel identity, and what it may read.",
+      {
+          {"name", Kind::String, "", 0, 128, {}, "The service's name (audit, context.service).", member(&S::name),
+           true},
+          {"uid", Kind::Integer, "", 0, 4294967294LL, {},
+           "The caller's uid (SO_PEERCRED), as established by the agent (docs/identity.md).", member(&S::uid)},
+          {"allow", Kind::StringList, "[]", 0, 0, {},
+           "What it may read: \"type:NAME\" for catalog types, op:// references, and globs (* within a part, "
+           "** across parts).",
+           member(&S::allow)},
+      },
+      [](void* root) -> void* {
+        auto& v = static_cast<Config*>(root)->services;
+        v.emplace_back();
+        return &v.back();
+      },
+  });
   return s;
+}
+
+bool valid_name(std::string_view s) {
+  if (s.empty() || s == "." || s == "..") return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+              c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool valid_env_name(std::string_view s) {
+  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    if (!ok) return false;
+  }
+  return true;
 }
 
 std::string octal(std::uint32_t mode) {
@@ -125,6 +259,62 @@ std::vector<Problem> validate(const Config& c) {
   if (a.socket.ends_with('/')) {
     out.push_back({"agent.socket", "socket must name a file, not a directory"});
   }
+
+  const CacheConfig& cache = c.cache;
+  if (cache.fallback_window < cache.ttl) {
+    out.push_back({"cache.fallback_window", "fallback_window (" + format_duration(cache.fallback_window) +
+                                                ") is shorter than ttl (" + format_duration(cache.ttl) + ")"});
+  }
+  for (std::size_t i = 0; i < cache.categories.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (cache.categories[i].name == cache.categories[j].name) {
+        out.push_back({"cache.category[" + std::to_string(i) + "].name",
+                       "category \"" + cache.categories[i].name + "\" already has a TTL"});
+      }
+    }
+  }
+
+  std::set<std::string> types;
+  for (std::size_t i = 0; i < c.credentials.size(); ++i) {
+    const CredentialConfig& k = c.credentials[i];
+    std::string at = "credential[" + std::to_string(i) + "].";
+    // (A missing required key is reported by the loader; nothing to add.)
+    if (k.type.empty()) {
+    } else if (!valid_name(k.type)) {
+      out.push_back({at + "type", "type \"" + k.type + "\" must be letters, digits, '_', '-' or '.'"});
+    } else if (!types.insert(k.type).second) {
+      out.push_back({at + "type", "type \"" + k.type + "\" is defined twice"});
+    }
+    if (!k.ref.empty()) {
+      if (auto r = catalog::parse_reference(k.ref); !r) out.push_back({at + "ref", r.error().message});
+    }
+    if (!k.env.empty() && !valid_env_name(k.env)) {
+      out.push_back({at + "env", "\"" + k.env + "\" is not an environment variable name"});
+    }
+    if (!k.systemd_credential.empty() && !valid_name(k.systemd_credential)) {
+      out.push_back({at + "systemd_credential",
+                     "\"" + k.systemd_credential + "\" is not a credential name (letters, digits, '_', '-', '.')"});
+    }
+  }
+
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < c.services.size(); ++i) {
+    const ServiceConfig& svc = c.services[i];
+    std::string at = "service[" + std::to_string(i) + "].";
+    if (!names.insert(svc.name).second) out.push_back({at + "name", "service \"" + svc.name + "\" is defined twice"});
+    if (!svc.uid) {
+      out.push_back({at + "name", "service \"" + svc.name + "\" has no selector: set uid"});
+    }
+    for (const auto& rule : svc.allow) {
+      if (rule.rfind("type:", 0) == 0) {
+        if (types.count(rule.substr(5)) == 0) {
+          out.push_back({at + "allow", "\"" + rule + "\" names no [[credential]] type"});
+        }
+      } else if (auto g = catalog::Glob::parse(rule); !g) {
+        out.push_back({at + "allow", "\"" + rule + "\": " + g.error().message});
+      }
+    }
+  }
   return out;
 }
 
@@ -133,8 +323,11 @@ std::string default_config_toml() {
       "# chitty-agent configuration: every key at its default.\n"
       "# Reference: docs/config.md. Check a file with: chitty-agent --check-config FILE\n";
   for (const auto& t : agent_schema().tables) {
+    // Array tables have no default elements: they are shown commented out, as
+    // a template to copy.
+    const std::string lead = t.is_array ? "# " : "";
     out += "\n# " + std::string(t.doc) + "\n";
-    out += t.is_array ? "[[" + std::string(t.name) + "]]\n" : "[" + std::string(t.name) + "]\n";
+    out += lead + (t.is_array ? "[[" + std::string(t.name) + "]]\n" : "[" + std::string(t.name) + "]\n");
     for (const auto& k : t.keys) {
       out += "\n# " + std::string(k.doc) + "\n# type: " + std::string(kind_name(k.kind));
       if (k.kind == Kind::Integer) {
@@ -148,7 +341,14 @@ std::string default_config_toml() {
       } else if ((k.kind == Kind::Path || k.kind == Kind::String) && k.max > 0) {
         out += ", at most " + std::to_string(k.max) + " bytes";
       }
-      out += "\n" + std::string(k.name) + " = " + std::string(k.default_toml) + "\n";
+      if (k.required) out += "; required";
+      if (!k.required && k.default_toml.empty()) out += "; optional";
+      out += "\n";
+      if (k.default_toml.empty()) {
+        out += "# " + std::string(k.name) + " = ...\n";
+      } else {
+        out += lead + std::string(k.name) + " = " + std::string(k.default_toml) + "\n";
+      }
     }
   }
   return out;

@@ -186,6 +186,30 @@ tl::expected<Value, std::string> convert(const toml::node& n, const Key& k) {
   return tl::unexpected(std::string("unsupported key kind"));
 }
 
+// Applies the defaults of one table's keys to `target`; keys without a
+// default (required or optional ones) are left as the struct has them.
+void apply_table_defaults(const Table& t, void* target, std::vector<Diagnostic>& out) {
+  for (const auto& k : t.keys) {
+    if (k.default_toml.empty()) continue;
+    std::string doc = "v = " + std::string(k.default_toml);
+    std::string where = "<default of " + std::string(t.name) + "." + std::string(k.name) + ">";
+    toml::table parsed;
+    try {
+      parsed = toml::parse(std::string_view(doc), std::string_view("<default>"));
+    } catch (const toml::parse_error& e) {
+      out.push_back(Diagnostic{where, 0, 0, std::string(e.description())});
+      continue;
+    }
+    auto v = convert(*parsed.get("v"), k);
+    if (!v) {
+      out.push_back({where, 0, 0, v.error()});
+      continue;
+    }
+    k.assign(target, *v);
+  }
+}
+
+
 class Walker {
  public:
   Walker(const Schema& schema, void* root, std::string_view source) : schema_(schema), root_(root), source_(source) {}
@@ -233,7 +257,10 @@ class Walker {
       std::size_t i = 0;
       for (const auto& elem : *node.as_array()) {
         void* target = spec.element(root_);
-        apply_keys(spec, *elem.as_table(), target, full + "[" + std::to_string(i) + "]");
+        apply_table_defaults(spec, target, report.diagnostics);
+        std::string display = full + "[" + std::to_string(i) + "]";
+        apply_keys(spec, *elem.as_table(), target, display);
+        require_keys(spec, *elem.as_table(), display, elem.source());
         ++i;
       }
       return;
@@ -243,6 +270,16 @@ class Walker {
       return;
     }
     apply_keys(spec, *node.as_table(), spec.element(root_), full);
+    require_keys(spec, *node.as_table(), full, node.source());
+  }
+
+  void require_keys(const Table& spec, const toml::table& tbl, const std::string& display,
+                    const toml::source_region& where) {
+    for (const auto& k : spec.keys) {
+      if (k.required && !tbl.contains(k.name)) {
+        add(where, display + ": missing required key " + quote(k.name));
+      }
+    }
   }
 
   void apply_keys(const Table& spec, const toml::table& tbl, void* target, const std::string& display) {
@@ -252,13 +289,14 @@ class Walker {
         if (candidate.name == key.str()) k = &candidate;
       }
       std::string full = display + "." + std::string(key.str());
-      if (k == nullptr && !spec.is_array && node.is_table()) {
-        // A declared sub-table ([upstream.onepassword] inside [upstream]).
+      if (k == nullptr && !spec.is_array && (node.is_table() || node.is_array_of_tables())) {
+        // A declared sub-table ([upstream.onepassword] inside [upstream], or
+        // [[cache.category]] inside [cache]).
         if (const Table* sub = find_table(full)) {
           apply_table(*sub, node, full, key);
           continue;
         }
-        if (is_table_prefix(full)) {
+        if (node.is_table() && is_table_prefix(full)) {
           walk(*node.as_table(), full);
           continue;
         }
@@ -312,25 +350,7 @@ std::vector<Diagnostic> apply_defaults(const Schema& schema, void* root) {
   std::vector<Diagnostic> out;
   for (const auto& t : schema.tables) {
     if (t.is_array) continue;
-    void* target = t.element(root);
-    for (const auto& k : t.keys) {
-      std::string doc = "v = " + std::string(k.default_toml);
-      std::string where = "<default of " + std::string(t.name) + "." + std::string(k.name) + ">";
-      toml::table parsed;
-      try {
-        parsed = toml::parse(std::string_view(doc), std::string_view("<default>"));
-      } catch (const toml::parse_error& e) {
-        out.push_back(Diagnostic{where, 0, 0, std::string(e.description())});
-        continue;
-      }
-      const toml::node* node = parsed.get("v");
-      auto v = convert(*node, k);
-      if (!v) {
-        out.push_back({where, 0, 0, v.error()});
-        continue;
-      }
-      k.assign(target, *v);
-    }
+    apply_table_defaults(t, t.element(root), out);
   }
   return out;
 }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,10 +42,55 @@ struct AgentConfig {
   milliseconds body_timeout{0};
   milliseconds write_timeout{0};
   milliseconds shutdown_timeout{0};
+  std::uint32_t max_secret_responses_per_connection = 0;
+};
+
+// [[cache.category]]: a TTL for the credentials of one catalog category.
+struct CategoryTtl {
+  std::string name;
+  milliseconds ttl{0};
+};
+
+// [cache]: how long values are served, and how much locked memory they take.
+struct CacheConfig {
+  milliseconds ttl{0};
+  milliseconds fallback_window{0};
+  std::uint32_t max_entries = 0;
+  std::uint64_t max_locked_bytes = 0;
+  std::uint64_t transient_locked_bytes = 0;
+  bool allow_unlocked_memory = false;
+  std::vector<CategoryTtl> categories;
+};
+
+// [fallback]: sources used when the upstream cannot answer.
+struct FallbackConfig {
+  bool env = true;
+  bool systemd_credentials = true;
+};
+
+// [[credential]]: the catalog (SPEC §3 and the seed's migration table).
+struct CredentialConfig {
+  std::string type;
+  std::string ref;
+  std::string env;                 // environment variable with the value; "" for none
+  std::string systemd_credential;  // name under $CREDENTIALS_DIRECTORY; "" for none
+  std::string category;
+  std::string target;
+};
+
+// [[service]]: who may read what (the policy issue extends it).
+struct ServiceConfig {
+  std::string name;
+  std::optional<std::int64_t> uid;
+  std::vector<std::string> allow;  // "type:NAME" or op:// references and globs
 };
 
 struct Config {
   AgentConfig agent;
+  CacheConfig cache;
+  FallbackConfig fallback;
+  std::vector<CredentialConfig> credentials;
+  std::vector<ServiceConfig> services;
   std::string source;  // the file it came from, or "<built-in defaults>"
 };
 

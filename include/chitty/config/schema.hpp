@@ -50,6 +50,9 @@ struct Key {
   std::span<const std::string_view> choices = {};
   std::string_view doc;
   std::function<void(void* target, const Value&)> assign;
+  // Must be present (in every element of an array table); such keys have no
+  // default_toml.
+  bool required = false;
 };
 
 struct Table {

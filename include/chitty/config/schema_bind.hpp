@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <variant>
@@ -13,9 +14,18 @@
 namespace chitty::config {
 namespace detail {
 
+template <typename T>
+struct is_optional : std::false_type {};
+template <typename T>
+struct is_optional<std::optional<T>> : std::true_type {};
+
 template <typename M>
 void assign_member(M& m, const Value& v) {
-  if constexpr (std::is_same_v<M, std::string>) {
+  if constexpr (is_optional<M>::value) {
+    typename M::value_type inner{};
+    assign_member(inner, v);
+    m = inner;
+  } else if constexpr (std::is_same_v<M, std::string>) {
     m = std::get<std::string>(v);
   } else if constexpr (std::is_same_v<M, bool>) {
     m = std::get<bool>(v);

@@ -145,19 +145,24 @@ TEST_CASE("every default of the agent schema satisfies its own key", "[config][d
   check_same_agent(c.agent, defaults().agent);
 }
 
-TEST_CASE("the agent schema has one [agent] table with unique key names", "[config][schema]") {
+TEST_CASE("the agent schema's tables have unique, documented keys", "[config][schema]") {
   const Schema& s = agent_schema();
-  REQUIRE(s.tables.size() == 1);
-  CHECK(s.tables[0].name == "agent");
-  CHECK_FALSE(s.tables[0].is_array);
-  std::set<std::string_view> names;
-  for (const auto& k : s.tables[0].keys) {
-    INFO(std::string(k.name));
-    CHECK(names.insert(k.name).second);
-    CHECK_FALSE(k.doc.empty());
-    CHECK(k.assign != nullptr);
+  std::vector<std::string> tables;
+  for (const auto& t : s.tables) tables.emplace_back(std::string(t.is_array ? "[[" : "[") + std::string(t.name) +
+                                                     (t.is_array ? "]]" : "]"));
+  CHECK(tables == std::vector<std::string>{"[agent]", "[cache]", "[[cache.category]]", "[fallback]", "[[credential]]",
+                                           "[[service]]"});
+  for (const auto& t : s.tables) {
+    std::set<std::string_view> names;
+    for (const auto& k : t.keys) {
+      INFO(std::string(t.name) << "." << std::string(k.name));
+      CHECK(names.insert(k.name).second);
+      CHECK_FALSE(k.doc.empty());
+      CHECK(k.assign != nullptr);
+      CHECK((k.required ? k.default_toml.empty() : true));  // a required key has no default
+    }
   }
-  CHECK(names.size() == 19);
+  CHECK(s.tables[0].keys.size() == 20);
 }
 
 TEST_CASE("an empty document yields the defaults", "[config][load]") {
@@ -588,10 +593,20 @@ TEST_CASE("default_config_toml parses back into the defaults", "[config][default
   check_same_agent(r->agent, defaults().agent);
 
   for (const auto& t : agent_schema().tables) {
-    CHECK_THAT(text, Contains("[" + std::string(t.name) + "]"));
+    if (t.is_array) {
+      // No default elements: shown commented out, as a template.
+      CHECK_THAT(text, Contains("\n# [[" + std::string(t.name) + "]]\n"));
+    } else {
+      CHECK_THAT(text, Contains("\n[" + std::string(t.name) + "]\n"));
+    }
     for (const auto& k : t.keys) {
-      INFO(std::string(k.name));
-      CHECK_THAT(text, Contains("\n" + std::string(k.name) + " = " + std::string(k.default_toml) + "\n"));
+      INFO(std::string(t.name) << "." << std::string(k.name));
+      if (k.default_toml.empty()) {
+        CHECK_THAT(text, Contains("\n# " + std::string(k.name) + " = ...\n"));
+      } else {
+        std::string lead = t.is_array ? "# " : "";
+        CHECK_THAT(text, Contains("\n" + lead + std::string(k.name) + " = " + std::string(k.default_toml) + "\n"));
+      }
     }
   }
 }

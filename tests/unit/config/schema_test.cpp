@@ -268,7 +268,7 @@ name = "third"
   CHECK(root.items[0].weight == 10);
   CHECK(root.items[0].tags == std::vector<std::string>{"a", "b"});
   CHECK(root.items[1].name == "second");
-  CHECK(root.items[1].weight == 0);  // array elements get no defaults: left as constructed
+  CHECK(root.items[1].weight == 1);  // each array element gets the defaults of its table's keys
   CHECK(root.items[2].name == "third");
   CHECK(root.items[2].weight == 100);
 
