@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,9 @@ class Arena {
   std::size_t available() const noexcept { return capacity_ - used_; }
   // Whether `p` points into this arena (tests, assertions).
   bool contains(const void* p) const noexcept;
+  // The whole usable region, for tests that check it holds no trace of a
+  // secret (it is readable in this process even with memfd_secret).
+  std::span<const std::byte> region() const noexcept { return {base_, capacity_}; }
 
  private:
   Arena() = default;
