@@ -76,7 +76,9 @@ std::string health_body(const HealthContext& ctx, const identity::Identity* call
   json::Writer w(body);
   MonoTime now = ctx.clock->now();
   w.begin_object();
-  w.key("status").string("healthy");
+  bool fallback = ctx.cache != nullptr && ctx.cache->mode() == cache::Mode::fallback;
+  w.key("status").string(fallback ? "degraded" : "healthy");
+  if (ctx.cache != nullptr) w.key("mode").string(cache::mode_name(ctx.cache->mode()));
   w.key("version").string(CHITTY_VERSION);
   w.key("uptime_seconds").integer(std::chrono::duration_cast<std::chrono::seconds>(now - ctx.started).count());
   w.key("started_at").string(ctx.started_at.empty() ? format_rfc3339_ms(ctx.started_wall) : ctx.started_at);
@@ -91,6 +93,31 @@ std::string health_body(const HealthContext& ctx, const identity::Identity* call
     w.key("refused_connections").uinteger(s.rejected_busy + s.rejected_per_uid);
     w.key("protocol_errors").uinteger(s.protocol_errors);
     w.key("timeouts").uinteger(s.timeouts);
+    w.end_object();
+  }
+  if (ctx.cache != nullptr) {
+    cache::Cache::Stats c = ctx.cache->stats();
+    w.key("cache").begin_object();
+    w.key("entries").uinteger(c.entries);
+    w.key("max_entries").uinteger(ctx.cache->options().max_entries);
+    w.key("sealed_bytes").uinteger(c.locked_bytes);
+    w.key("max_sealed_bytes").uinteger(c.max_locked_bytes);
+    w.key("hits").uinteger(c.hits);
+    w.key("stale_hits").uinteger(c.stale_hits);
+    w.key("misses").uinteger(c.misses);
+    w.key("evictions").uinteger(c.evictions);
+    if (ctx.broker != nullptr) {
+      w.key("fetches").uinteger(ctx.broker->fetches_started());
+      w.key("fetches_in_flight").uinteger(ctx.broker->fetches_in_flight());
+    }
+    w.end_object();
+  }
+  if (ctx.arena != nullptr) {
+    w.key("memory").begin_object();
+    w.key("backing").string(secure::backing_name(ctx.arena->backing()));
+    w.key("locked_bytes_used").uinteger(ctx.arena->used());
+    w.key("locked_bytes_available").uinteger(ctx.arena->available());
+    if (ctx.sealer != nullptr) w.key("cipher").string(secure::cipher_name(ctx.sealer->cipher()));
     w.end_object();
   }
   if (caller != nullptr) {

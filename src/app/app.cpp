@@ -7,7 +7,20 @@
 #include <memory>
 #include <vector>
 
+#include "chitty/api/credentials.hpp"
 #include "chitty/api/health.hpp"
+#include "chitty/audit/audit.hpp"
+#include "chitty/broker/broker.hpp"
+#include "chitty/cache/cache.hpp"
+#include "chitty/catalog/catalog.hpp"
+#include "chitty/loop/task_queue.hpp"
+#include "chitty/loop/timer.hpp"
+#include "chitty/policy/policy.hpp"
+#include "chitty/secure/arena.hpp"
+#include "chitty/secure/hardening.hpp"
+#include "chitty/secure/sealer.hpp"
+#include "chitty/upstream/credential_provider.hpp"
+#include "chitty/upstream/env_provider.hpp"
 #include "chitty/app/state_dir.hpp"
 #include "chitty/base/units.hpp"
 #include "chitty/identity/peer.hpp"
@@ -55,6 +68,7 @@ server::ServerOptions server_options(const config::AgentConfig& a) {
   o.limits.max_body_bytes = a.max_body_bytes;
   o.limits.max_requests_per_connection = a.max_requests_per_connection;
   o.limits.max_pipelined_requests = a.max_pipelined_requests;
+  o.limits.max_secret_responses = a.max_secret_responses_per_connection;
   o.limits.idle_timeout = a.idle_timeout;
   o.limits.header_timeout = a.header_timeout;
   o.limits.body_timeout = a.body_timeout;
@@ -63,6 +77,64 @@ server::ServerOptions server_options(const config::AgentConfig& a) {
   o.max_connections_per_uid = a.max_connections_per_uid;
   o.identity = identity::options_from_environment();
   return o;
+}
+
+cache::Options cache_options(const config::CacheConfig& c) {
+  cache::Options o;
+  o.ttl = c.ttl;
+  o.fallback_window = c.fallback_window;
+  o.max_entries = c.max_entries;
+  o.max_locked_bytes = c.max_locked_bytes;
+  for (const auto& cat : c.categories) o.category_ttl.emplace_back(cat.name, cat.ttl);
+  return o;
+}
+
+// The catalog and policy of a configuration. Validation has already accepted
+// both, so a failure here is a bug; it is reported, not ignored.
+Result<std::shared_ptr<const catalog::Catalog>> build_catalog(const config::Config& c) {
+  std::vector<catalog::EntrySpec> specs;
+  for (const auto& k : c.credentials) {
+    specs.push_back({k.type, k.ref, c.fallback.env ? k.env : "",
+                     c.fallback.systemd_credentials ? k.systemd_credential : "", k.category, k.target});
+  }
+  auto built = catalog::Catalog::build(specs);
+  if (!built) return tl::unexpected(built.error());
+  return std::make_shared<const catalog::Catalog>(std::move(*built));
+}
+
+Result<std::shared_ptr<const policy::Policy>> build_policy(const config::Config& c) {
+  std::vector<policy::ServiceSpec> specs;
+  for (const auto& svc : c.services) specs.push_back({svc.name, svc.uid, svc.allow});
+  auto built = policy::Policy::build(specs);
+  if (!built) return tl::unexpected(built.error());
+  return std::make_shared<const policy::Policy>(std::move(*built));
+}
+
+std::vector<std::string> env_names(const catalog::Catalog& c) {
+  std::vector<std::string> names;
+  for (const auto& e : c.entries()) {
+    if (!e->env.empty()) names.push_back(e->env);
+  }
+  return names;
+}
+
+// Locked memory and the sealing key: made before anything else exists, so
+// the agent refuses to start (rather than run unprotected) when it cannot
+// lock the memory.
+struct Vault {
+  std::unique_ptr<secure::Arena> arena;
+  std::unique_ptr<secure::Sealer> sealer;
+};
+
+Result<Vault> open_vault(const config::CacheConfig& c) {
+  secure::ArenaOptions o;
+  o.capacity = c.max_locked_bytes + c.transient_locked_bytes;
+  o.allow_unlocked = c.allow_unlocked_memory;
+  auto arena = secure::Arena::create(o);
+  if (!arena) return tl::unexpected(arena.error());
+  auto sealer = secure::Sealer::create(**arena);
+  if (!sealer) return tl::unexpected(sealer.error());
+  return Vault{std::move(*arena), std::move(*sealer)};
 }
 
 std::string octal(std::uint32_t mode) {
@@ -85,8 +157,15 @@ struct Listener {
 class Agent {
  public:
   Agent(loop::Loop& loop, const RunOptions& options, const config::Config& config, Listener listener,
-        const Clock& clock, lifecycle::Notifier& notifier)
+        const Clock& clock, lifecycle::Notifier& notifier, Vault& vault)
       : options_(options), config_(config), listener_(std::move(listener)), clock_(clock), notifier_(notifier),
+        vault_(vault),
+        tasks_(loop),
+        cache_(*vault.arena, *vault.sealer, clock, cache_options(config.cache)),
+        env_(*vault.arena, *vault.sealer, tasks_),
+        credentials_(*vault.arena, tasks_, upstream::CredentialProvider::directory_from_environment()),
+        broker_(cache_, broker::Sources{nullptr, {&credentials_, &env_}}, clock),
+        sweep_(loop, [this] { sweep(); }),
         server_(loop, clock, server_options(config.agent), router_),
         watchdog_(loop, notifier),
         sigterm_(loop, SIGTERM, [this](int s) { stop(s); }),
@@ -96,11 +175,22 @@ class Agent {
     health_.started = clock_.now();
     health_.started_wall = clock_.wall_now();
     health_.server = &server_;
+    health_.cache = &cache_;
+    health_.arena = vault_.arena.get();
+    health_.sealer = vault_.sealer.get();
+    health_.broker = &broker_;
     api::register_health_routes(router_, health_);
+    credentials_ctx_ = api::CredentialsContext{&broker_, &audit_, vault_.arena.get()};
+    api::register_credential_routes(router_, credentials_ctx_);
   }
+
+  // The catalog, policy and environment import of the configuration.
+  Result<void> load_sources() { return apply_sources(config_, true); }
 
   Result<void> start() {
     int fd = listener_.file ? listener_.file->release_fd() : listener_.fd;
+    sweep_.start(std::chrono::minutes(1), std::chrono::minutes(1));
+    sweep_.unref();
     auto r = server_.start(fd);
     if (!r && listener_.file) listener_.file->remove();
     return r;
@@ -115,6 +205,35 @@ class Agent {
   bool stopped_cleanly() const noexcept { return stopped_; }
 
  private:
+  Result<void> apply_sources(const config::Config& c, bool first) {
+    auto cat = build_catalog(c);
+    if (!cat) return tl::unexpected(cat.error());
+    auto pol = build_policy(c);
+    if (!pol) return tl::unexpected(pol.error());
+    auto report = env_.import(env_names(**cat));
+    for (const auto& name : report.missing) {
+      log::warn("upstream", "environment variable named in the catalog is not set; it cannot be a source",
+                {{"env", name}});
+    }
+    if (!report.imported.empty()) {
+      log::info("upstream", "environment values imported into locked memory and scrubbed from the environment",
+                {{"count", report.imported.size()}});
+    }
+    if (!first && (c.credentials != config_.credentials || c.fallback != config_.fallback)) {
+      // Values cached under the old catalog may have come from sources it no
+      // longer names: fetch afresh.
+      cache_.clear();
+    }
+    broker_.set_catalog(std::move(*cat));
+    broker_.set_policy(std::move(*pol));
+    return {};
+  }
+
+  void sweep() {
+    std::size_t wiped = cache_.sweep();
+    if (wiped > 0) log::debug("cache", "wiped values past the fallback window", {{"count", wiped}});
+  }
+
   void stop(int signum) {
     if (stopping_) {
       log::warn("app", "second stop signal; closing connections now", {{"signal", signum}});
@@ -134,6 +253,8 @@ class Agent {
     // socket systemd passed stays: it belongs to the .socket unit.
     if (listener_.file) listener_.file->remove();
     server_.shutdown(config_.agent.shutdown_timeout, [this] {
+      tasks_.close();
+      sweep_.close();
       sigterm_.close();
       sigint_.close();
       sighup_.close();
@@ -181,6 +302,20 @@ class Agent {
     keep(kRestartKeys[3], a.socket_world_accessible, cur.socket_world_accessible,
          cur.socket_world_accessible ? "true" : "false", a.socket_world_accessible ? "true" : "false");
     keep(kRestartKeys[4], a.state_dir, cur.state_dir, cur.state_dir, a.state_dir);
+    config::CacheConfig& cc = next.cache;
+    const config::CacheConfig& cur_cache = config_.cache;
+    keep(kRestartKeys[5], cc.max_locked_bytes, cur_cache.max_locked_bytes, format_size(cur_cache.max_locked_bytes),
+         format_size(cc.max_locked_bytes));
+    keep(kRestartKeys[6], cc.transient_locked_bytes, cur_cache.transient_locked_bytes,
+         format_size(cur_cache.transient_locked_bytes), format_size(cc.transient_locked_bytes));
+    keep(kRestartKeys[7], cc.allow_unlocked_memory, cur_cache.allow_unlocked_memory,
+         cur_cache.allow_unlocked_memory ? "true" : "false", cc.allow_unlocked_memory ? "true" : "false");
+    if (auto r = apply_sources(next, false); !r) {
+      log::error("app", "configuration not reloaded; still running the previous one", {{"reason", r.error().message}});
+      notifier_.ready(serving_status() + "; reload failed, running the previous configuration");
+      return;
+    }
+    cache_.set_options(cache_options(cc));
 
     log::set_level(a.log_level);
     server_.reconfigure(server_options(a));
@@ -200,8 +335,17 @@ class Agent {
   Listener listener_;
   const Clock& clock_;
   lifecycle::Notifier& notifier_;
+  Vault& vault_;
+  loop::TaskQueue tasks_;
+  cache::Cache cache_;
+  upstream::EnvProvider env_;
+  upstream::CredentialProvider credentials_;
+  audit::MemoryRecorder audit_;
+  broker::Broker broker_;
+  loop::Timer sweep_;
   server::Router router_;
   api::HealthContext health_;
+  api::CredentialsContext credentials_ctx_;
   server::Server server_;
   lifecycle::Watchdog watchdog_;
   loop::Signal sigterm_;
@@ -259,6 +403,14 @@ int run(const RunOptions& options, const config::Config& config, MonoTime proces
     return kExitFailure;
   };
 
+  // Before any secret exists: no core dumps, no ptrace, locked memory.
+  if (auto h = secure::harden_process(); !h) return refuse(h.error().message);
+  auto vault = open_vault(config.cache);
+  if (!vault) return refuse(vault.error().message);
+  if (vault->arena->backing() == secure::Backing::unlocked) {
+    log::warn("secure", "secrets are in memory that is NOT locked and may be swapped (cache.allow_unlocked_memory)");
+  }
+
   auto state = StateDir::open(a.state_dir);
   if (!state) return refuse(state.error().message);
 
@@ -284,7 +436,8 @@ int run(const RunOptions& options, const config::Config& config, MonoTime proces
   loop::Loop loop;
   bool clean = false;
   {
-    Agent agent(loop, options, config, std::move(listener), clock, notifier);
+    Agent agent(loop, options, config, std::move(listener), clock, notifier, *vault);
+    if (auto r = agent.load_sources(); !r) return refuse(r.error().message);
     block_handled_signals(false);  // the loop watches them now; pending ones arrive there
     if (auto r = agent.start(); !r) return refuse(r.error().message);
     auto startup = std::chrono::duration_cast<std::chrono::microseconds>(clock.now() - process_start);
@@ -292,6 +445,9 @@ int run(const RunOptions& options, const config::Config& config, MonoTime proces
     log::info("app", "ready", {{"version", CHITTY_VERSION}, {"socket", agent.socket_path()},
                                {"socket_activated", agent.socket_activated()},
                                {"state_dir", a.state_dir}, {"config", config.source},
+                               {"memory", secure::backing_name(vault->arena->backing())},
+                               {"locked_bytes", vault->arena->capacity()},
+                               {"cipher", secure::cipher_name(vault->sealer->cipher())},
                                {"startup_ms", static_cast<double>(startup.count()) / 1000.0}});
     loop.run();
     clean = agent.stopped_cleanly();

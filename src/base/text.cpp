@@ -7,11 +7,14 @@ namespace {
 
 char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
+}  // namespace
+
 // Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid
 // (overlong forms, surrogates and code points above U+10FFFF are invalid).
 std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
   auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
   unsigned char c = byte(i);
+  if (c < 0x80) return 1;
   std::size_t left = s.size() - i;
   auto cont = [&](std::size_t k) { return (byte(i + k) & 0xC0) == 0x80; };
   if (c >= 0xC2 && c <= 0xDF) return (left >= 2 && cont(1)) ? 2 : 0;
@@ -32,8 +35,6 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
   return 0;
 }
 
-}  // namespace
-
 bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -42,12 +43,11 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
-void append_json_escaped(std::string& out, std::string_view s) {
+void json_escape(std::string_view s, EmitFn emit, void* ctx) {
   static constexpr char kHex[] = "0123456789abcdef";
-  out.reserve(out.size() + s.size() + 2);
   std::size_t run = 0;  // start of the pending run of bytes copied as they are
   auto flush = [&](std::size_t end) {
-    if (end > run) out.append(s.data() + run, end - run);
+    if (end > run) emit(ctx, s.data() + run, end - run);
   };
   for (std::size_t i = 0; i < s.size();) {
     auto c = static_cast<unsigned char>(s[i]);
@@ -62,25 +62,31 @@ void append_json_escaped(std::string& out, std::string_view s) {
         continue;
       }
       flush(i);
-      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+      emit(ctx, "\xEF\xBF\xBD", 3);  // U+FFFD REPLACEMENT CHARACTER
       run = ++i;
       continue;
     }
     flush(i);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 0xF];
+      case '"': emit(ctx, "\\\"", 2); break;
+      case '\\': emit(ctx, "\\\\", 2); break;
+      case '\n': emit(ctx, "\\n", 2); break;
+      case '\r': emit(ctx, "\\r", 2); break;
+      case '\t': emit(ctx, "\\t", 2); break;
+      default: {
+        const char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+        emit(ctx, u, sizeof u);
+      }
     }
     run = ++i;
   }
   flush(s.size());
+}
+
+void append_json_escaped(std::string& out, std::string_view s) {
+  out.reserve(out.size() + s.size() + 2);
+  json_escape(
+      s, [](void* ctx, const char* b, std::size_t n) { static_cast<std::string*>(ctx)->append(b, n); }, &out);
 }
 
 bool is_valid_utf8(std::string_view s) noexcept {

@@ -92,6 +92,9 @@ std::size_t Session::process(std::span<const char> input) {
       // the answers already made are not piling up unwritten.
       if (exchanges_.size() >= ctx_.limits().max_pipelined_requests) break;
       if (pending_output_bytes_ >= kMaxPendingOutput) break;
+      // Nor while secrets wait for a client that does not read them: the
+      // plaintext a connection can pin stays bounded.
+      if (sensitive_held() >= ctx_.limits().max_secret_responses) break;
       head_started_ = now();
     }
     bool was_in_body = parser_->in_body();
@@ -208,6 +211,9 @@ std::vector<OutChunk> Session::take_output() {
     output_since_ = now();
   }
   pending_output_bytes_ = 0;
+  for (const auto& c : output_) {
+    if (c.body && c.body->sensitive()) ++sensitive_taken_;
+  }
   std::vector<OutChunk> out = std::move(output_);
   output_.clear();
   return out;
@@ -215,6 +221,7 @@ std::vector<OutChunk> Session::take_output() {
 
 void Session::output_flushed() {
   output_outstanding_ = false;
+  sensitive_taken_ = 0;
   last_activity_ = now();
 }
 
@@ -224,7 +231,25 @@ void Session::output_progress() {
 
 bool Session::can_resume() const noexcept {
   return !stash_.empty() && accepting_ && !close_after_flush_ && pending_output_bytes_ < kMaxPendingOutput &&
-         exchanges_.size() < ctx_.limits().max_pipelined_requests;
+         exchanges_.size() < ctx_.limits().max_pipelined_requests &&
+         sensitive_held() < ctx_.limits().max_secret_responses;
+}
+
+void Session::expect_sensitive(std::uint64_t seq) noexcept {
+  for (auto& e : exchanges_) {
+    if (e.seq == seq) e.sensitive = true;
+  }
+}
+
+std::size_t Session::sensitive_held() const noexcept {
+  std::size_t n = sensitive_taken_;
+  for (const auto& e : exchanges_) {
+    if (e.response ? (e.response->body && e.response->body->sensitive()) : e.sensitive) ++n;
+  }
+  for (const auto& c : output_) {
+    if (c.body && c.body->sensitive()) ++n;
+  }
+  return n;
 }
 
 void Session::resume() {

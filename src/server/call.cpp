@@ -29,6 +29,10 @@ std::string_view Call::param(std::string_view name) const noexcept {
 
 bool Call::connected() const noexcept { return link_ && link_->connection != nullptr; }
 
+void Call::will_hold_secret() {
+  if (!answered_ && link_ && link_->connection != nullptr) link_->connection->expect_sensitive(seq_);
+}
+
 void Call::respond(http::Response response) {
   if (answered_) return;
   answered_ = true;

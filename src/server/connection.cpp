@@ -129,6 +129,10 @@ void Connection::respond(std::uint64_t seq, http::Response response) {
   if (in_session_ == 0) pump();
 }
 
+void Connection::expect_sensitive(std::uint64_t seq) {
+  if (!closing_) session_.expect_sensitive(seq);
+}
+
 void Connection::pump() {
   if (closing_ || in_session_ > 0 || lingering_) return;
   if (session_.aborted()) {

@@ -40,6 +40,7 @@ class Connection final : public http::Session::Handler {
   void orphan();
 
   void respond(std::uint64_t seq, http::Response response);
+  void expect_sensitive(std::uint64_t seq);
 
   const std::shared_ptr<const identity::Peer>& peer() const noexcept { return peer_; }
   uid_t uid() const noexcept { return peer_->at_accept().raw_uid; }

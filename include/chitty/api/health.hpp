@@ -1,11 +1,16 @@
 // GET /health (and its SPEC aliases /api/onepassword/health and
-// /api/credentials/health): whether the agent can serve, its version, uptime
-// and connection figures.
+// /api/credentials/health): whether the agent can serve ("healthy", or
+// "degraded" while it bridges an upstream outage in fallback mode), its
+// version, uptime, connection figures, cache entries, locked memory and mode.
 #pragma once
 
 #include <string>
 
 #include "chitty/base/clock.hpp"
+#include "chitty/broker/broker.hpp"
+#include "chitty/cache/cache.hpp"
+#include "chitty/secure/arena.hpp"
+#include "chitty/secure/sealer.hpp"
 #include "chitty/identity/identity.hpp"
 #include "chitty/json/writer.hpp"
 #include "chitty/server/server.hpp"
@@ -17,6 +22,10 @@ struct HealthContext {
   MonoTime started{};
   WallTime started_wall{};
   const server::Server* server = nullptr;  // connection figures; may be null
+  const cache::Cache* cache = nullptr;     // cache figures and mode; may be null
+  const secure::Arena* arena = nullptr;    // locked memory; may be null
+  const secure::Sealer* sealer = nullptr;
+  const broker::Broker* broker = nullptr;
   std::string started_at;                  // formatted once by register_health_routes
 };
 

@@ -27,8 +27,14 @@ config::LoadResult load_configuration(const RunOptions& options);
 
 // The configuration keys that cannot change while the agent runs: a reload
 // that changes them keeps the running values and says a restart is needed.
-inline constexpr const char* kRestartKeys[] = {"agent.socket", "agent.socket_mode", "agent.socket_group",
-                                              "agent.socket_world_accessible", "agent.state_dir"};
+inline constexpr const char* kRestartKeys[] = {"agent.socket",
+                                              "agent.socket_mode",
+                                              "agent.socket_group",
+                                              "agent.socket_world_accessible",
+                                              "agent.state_dir",
+                                              "cache.max_locked_bytes",
+                                              "cache.transient_locked_bytes",
+                                              "cache.allow_unlocked_memory"};
 
 // Tells the service manager (STOPPING=1 and STATUS=) that the agent gives up
 // before run() could start, e.g. on an invalid configuration.

@@ -15,6 +15,15 @@ bool iequals(std::string_view a, std::string_view b) noexcept;
 // valid UTF-8 are replaced by U+FFFD so the output is always valid JSON.
 void append_json_escaped(std::string& out, std::string_view s);
 
+// The same escaping into any sink: emit(ctx, bytes, n) is called with runs
+// of output (secret values are escaped straight into locked memory).
+using EmitFn = void (*)(void* ctx, const char* bytes, std::size_t n);
+void json_escape(std::string_view s, EmitFn emit, void* ctx);
+
+// Length of the well-formed UTF-8 sequence starting at s[i] (1 for ASCII),
+// or 0 if the bytes there are not one.
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept;
+
 // True if `s` is well-formed UTF-8 (no overlong forms, surrogates or code
 // points above U+10FFFF).
 bool is_valid_utf8(std::string_view s) noexcept;

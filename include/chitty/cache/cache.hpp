@@ -90,6 +90,10 @@ class Cache {
   // Wipes every entry past its fallback window (they can never be served).
   std::size_t sweep();
 
+  // The TTL of a value of `category` ("" for none).
+  Duration ttl_for(const std::string& category) const;
+  const Options& options() const noexcept { return options_; }
+
   void set_mode(Mode m) noexcept { mode_ = m; }
   Mode mode() const noexcept { return mode_; }
   void set_options(Options o);  // a reload; entries keep their fetch time
@@ -118,7 +122,6 @@ class Cache {
   using List = std::list<Entry>;
 
   tl::expected<Served, Miss> serve(const std::string& key, bool allow_stale);
-  Duration ttl_for(const std::string& category) const;
   void drop(List::iterator it);
   bool evict_one();
 

@@ -66,6 +66,7 @@ struct CacheConfig {
 struct FallbackConfig {
   bool env = true;
   bool systemd_credentials = true;
+  bool operator==(const FallbackConfig&) const = default;
 };
 
 // [[credential]]: the catalog (SPEC §3 and the seed's migration table).
@@ -76,6 +77,7 @@ struct CredentialConfig {
   std::string systemd_credential;  // name under $CREDENTIALS_DIRECTORY; "" for none
   std::string category;
   std::string target;
+  bool operator==(const CredentialConfig&) const = default;
 };
 
 // [[service]]: who may read what (the policy issue extends it).

@@ -13,6 +13,9 @@ struct Limits {
   std::uint64_t max_body_bytes = 64 * 1024;
   std::uint32_t max_requests_per_connection = 1000;
   std::uint32_t max_pipelined_requests = 16;
+  // Answers holding a secret that may wait unwritten (or half-written); no
+  // new request starts while this many do.
+  std::uint32_t max_secret_responses = 4;
 
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds header_timeout{10'000};

@@ -19,6 +19,8 @@ class Payload {
  public:
   virtual ~Payload() = default;
   virtual std::span<const char> bytes() const noexcept = 0;
+  // Holds secret material: counted against Limits::max_secret_responses.
+  virtual bool sensitive() const noexcept { return false; }
 };
 
 // A body that carries no secret.

@@ -125,6 +125,11 @@ class Session {
   // Close at once, without writing what is pending (write timeout).
   bool aborted() const noexcept { return aborted_; }
   std::size_t in_flight() const noexcept { return exchanges_.size(); }
+  // Request `seq` will be answered with a secret (see Call::will_hold_secret):
+  // it counts against max_secret_responses from now on.
+  void expect_sensitive(std::uint64_t seq) noexcept;
+  // Answers holding a secret — expected, made, or not yet written out.
+  std::size_t sensitive_held() const noexcept;
   bool idle() const noexcept;
 
   enum class DeadlineKind { idle, header, body, write };
@@ -147,6 +152,7 @@ class Session {
     bool head_request = false;
     bool last = false;  // the connection closes after this response
     bool keep_alive_1_0 = false;
+    bool sensitive = false;  // expected to be answered with a secret
   };
 
   std::size_t process(std::span<const char> input);
@@ -172,6 +178,7 @@ class Session {
   bool draining_ = false;
   bool aborted_ = false;
   bool processing_ = false;
+  std::size_t sensitive_taken_ = 0;  // taken by the connection, not yet flushed
   bool continue_sent_ = false;
   bool output_outstanding_ = false;
   std::size_t pending_output_bytes_ = 0;  // in output_, not yet taken

@@ -51,6 +51,12 @@ class Call {
   // False once the client has gone away; answering is then pointless.
   bool connected() const noexcept;
 
+  // Declares that the answer will (or may) hold a secret. Call it before
+  // returning from the handler: from then on the request counts against
+  // max_secret_responses, so a client cannot start more secret requests
+  // than that without reading the answers.
+  void will_hold_secret();
+
   // Answers the request. Only the first answer counts.
   void respond(http::Response response);
   // Answers with the SPEC's error body (and this call's request id).

@@ -30,9 +30,11 @@ struct Recorder final : Session::Handler {
   std::vector<ErrorCode> rejected;
   Session* session = nullptr;
   bool answer_at_once = false;
+  bool expect_secrets = false;
 
   void on_request(std::uint64_t seq, Request&& r, const std::string& id) override {
     seen.push_back({seq, std::string(r.path()), id});
+    if (expect_secrets) session->expect_sensitive(seq);
     if (answer_at_once) session->respond(seq, Response::text(200, "at once " + std::string(r.path())));
   }
   void on_rejected(ErrorCode code, std::string_view, const std::string&) override { rejected.push_back(code); }
@@ -128,6 +130,64 @@ TEST_CASE("a full pipeline stops intake and resumes as answers go out", "[http][
   REQUIRE(f.handler.seen.size() == 3);
   CHECK(f.handler.seen[2].path == "/c");
   CHECK(f.session->wants_read());
+}
+
+namespace {
+
+// A body that says it holds a secret, and counts how many are alive.
+struct SecretBody final : chitty::http::Payload {
+  static inline int alive = 0;
+  SecretBody() { ++alive; }
+  ~SecretBody() override { --alive; }
+  std::span<const char> bytes() const noexcept override { return {"s3cret", 6}; }
+  bool sensitive() const noexcept override { return true; }
+};
+
+Response secret_response() {
+  Response r;
+  r.content_type = "text/plain";
+  r.body = std::make_unique<SecretBody>();
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a client that pipelines without reading pins at most max_secret_responses secrets", "[http][session]") {
+  Limits l;
+  l.max_secret_responses = 2;
+  l.max_pipelined_requests = 64;
+  Fixture f(l);
+  f.handler.expect_secrets = true;  // the handler declares each request secret as it starts
+  std::string ten;
+  for (int i = 0; i < 10; ++i) ten += kGetA;
+  f.send(ten);
+  CHECK(f.handler.seen.size() == 2);  // the third waits: two secret answers are due
+  CHECK(f.session->sensitive_held() == 2);
+  CHECK_FALSE(f.session->wants_read());
+  f.session->respond(f.handler.seen[0].seq, secret_response());
+  f.session->respond(f.handler.seen[1].seq, secret_response());
+  CHECK(f.handler.seen.size() == 2);  // answered but unwritten: still held
+  CHECK(SecretBody::alive == 2);
+  // The connection takes the output; until the socket has it, it still counts.
+  auto taken = f.session->take_output();
+  CHECK(f.session->sensitive_held() == 2);
+  CHECK_FALSE(f.session->can_resume());
+  taken.clear();  // written: the bodies are wiped and freed
+  f.session->output_flushed();
+  CHECK(SecretBody::alive == 0);
+  REQUIRE(f.session->can_resume());
+  f.session->resume();
+  CHECK(f.handler.seen.size() == 4);
+  // Requests that will not hold a secret are not held back by the cap.
+  f.handler.expect_secrets = false;
+  f.session->respond(f.handler.seen[2].seq, secret_response());
+  f.session->respond(f.handler.seen[3].seq, secret_response());
+  f.output();
+  f.session->resume();
+  CHECK(f.handler.seen.size() == 10);
+  CHECK(f.session->sensitive_held() == 0);
+  for (std::size_t i = 4; i < 10; ++i) f.session->respond(f.handler.seen[i].seq, Response::text(200, "public"));
+  CHECK(count(f.output(), "HTTP/1.1 200 OK") == 6);
 }
 
 TEST_CASE("a handler may answer from inside on_request", "[http][session]") {

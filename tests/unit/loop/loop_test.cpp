@@ -2,16 +2,19 @@
 
 #include <csignal>
 #include <memory>
+#include <vector>
 
 #include "chitty/loop/handle.hpp"
 #include "chitty/loop/loop.hpp"
 #include "chitty/loop/signal.hpp"
+#include "chitty/loop/task_queue.hpp"
 #include "chitty/loop/timer.hpp"
 
 using namespace std::chrono_literals;
 using chitty::loop::Handle;
 using chitty::loop::Loop;
 using chitty::loop::Signal;
+using chitty::loop::TaskQueue;
 using chitty::loop::Timer;
 
 TEST_CASE("an empty loop closes cleanly", "[loop]") {
@@ -134,5 +137,56 @@ TEST_CASE("an unref'd timer does not keep the loop alive", "[loop][timer]") {
   loop.run();  // returns at once
   CHECK_FALSE(fired);
   t.close();
+  REQUIRE(loop.close().has_value());
+}
+
+TEST_CASE("posted tasks run on a later turn, in order, never inside post()", "[loop][task-queue]") {
+  Loop loop;
+  TaskQueue q(loop);
+  std::vector<int> ran;
+  Timer keep_alive(loop, [&] {
+    // Posting from inside the loop: nothing runs until this callback returns.
+    q.post([&] { ran.push_back(1); });
+    q.post([&] {
+      ran.push_back(2);
+      q.post([&] { ran.push_back(3); });  // re-posted work waits for the next turn
+    });
+    CHECK(ran.empty());
+    CHECK(q.pending() == 2);
+  });
+  keep_alive.start(1ms);
+  Timer stopper(loop, [&] {
+    if (ran.size() == 3) {
+      q.close();
+      stopper.close();
+    }
+  });
+  stopper.start(2ms, 1ms);
+  loop.run();
+  CHECK(ran == std::vector<int>{1, 2, 3});
+  keep_alive.close();
+  REQUIRE(loop.close().has_value());
+}
+
+TEST_CASE("a closed task queue drops what is queued and refuses more", "[loop][task-queue]") {
+  Loop loop;
+  TaskQueue q(loop);
+  auto token = std::make_shared<int>(0);
+  bool ran = false;
+  CHECK(q.post([token, &ran] { ran = true; }));
+  CHECK(token.use_count() == 2);
+  q.close();
+  CHECK(token.use_count() == 1);  // the task was destroyed, not run
+  CHECK_FALSE(q.post([&ran] { ran = true; }));
+  loop.run();
+  CHECK_FALSE(ran);
+  REQUIRE(loop.close().has_value());
+}
+
+TEST_CASE("the task queue does not keep the loop alive", "[loop][task-queue]") {
+  Loop loop;
+  TaskQueue q(loop);
+  loop.run();  // returns at once: nothing but the queue
+  q.close();
   REQUIRE(loop.close().has_value());
 }

@@ -1,0 +1,137 @@
+// The retrieval pipeline: who is asking (the attested service), whether it
+// may, and where the value comes from — the cache (HIT, or STALE while the
+// upstream is unavailable and the entry is within its fallback window), a
+// single-flight fetch (MISS), the env/systemd-credential fallbacks — or a
+// refusal. Every answer carries the audit event that describes it; the API
+// records it before anything is sent (api/credentials.cpp).
+//
+// Thread: loop thread only.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "chitty/audit/audit.hpp"
+#include "chitty/base/clock.hpp"
+#include "chitty/cache/cache.hpp"
+#include "chitty/cache/single_flight.hpp"
+#include "chitty/catalog/catalog.hpp"
+#include "chitty/catalog/reference.hpp"
+#include "chitty/http/errors.hpp"
+#include "chitty/identity/identity.hpp"
+#include "chitty/policy/policy.hpp"
+#include "chitty/secure/secure_buffer.hpp"
+#include "chitty/upstream/provider.hpp"
+
+namespace chitty::broker {
+
+// What a client asked for.
+struct Ask {
+  std::optional<catalog::Reference> ref;  // by reference ...
+  std::string credential_type;            // ... or by catalog type
+  bool refresh = false;                   // skip the cache (a fetch is forced)
+  std::optional<std::string> claimed_service;  // context.service
+  std::string purpose;
+  std::string environment;
+  std::string action = "retrieve";
+};
+
+enum class CacheState { hit, stale, miss };
+std::string_view cache_state_name(CacheState s) noexcept;  // "hit"...
+std::string_view cache_header(CacheState s) noexcept;      // "HIT"...
+
+struct Granted {
+  std::shared_ptr<const secure::SecureBuffer> value;  // shared by the waiters of one fetch
+  std::string ref;  // as the client may see it (display form)
+  std::string source;
+  CacheState cache = CacheState::miss;
+  cache::Mode mode = cache::Mode::normal;
+  WallTime fetched_at{};
+  WallTime expires_at{};
+  Duration age{};
+};
+
+struct Refusal {
+  http::ErrorCode code;
+  std::string message;
+};
+
+struct Answer {
+  tl::expected<Granted, Refusal> outcome;
+  audit::Event event;  // decision and code still to be set by whoever records it
+};
+using Done = std::function<void(Answer)>;
+
+struct Sources {
+  // The upstream proper (1Password Connect, a later issue); null when none
+  // is configured: the fallbacks are then the only sources, and what they
+  // give is cached like an upstream value.
+  upstream::Provider* primary = nullptr;
+  // In order of preference; asked when the primary is absent or unavailable
+  // and the catalog entry names a source of their kind.
+  std::vector<upstream::Provider*> fallbacks;
+};
+
+class Broker {
+ public:
+  Broker(cache::Cache& cache, Sources sources, const Clock& clock);
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Catalog and policy, replaced on reload. Requests in flight keep what
+  // they resolved.
+  void set_catalog(std::shared_ptr<const catalog::Catalog> c) { catalog_ = std::move(c); }
+  void set_policy(std::shared_ptr<const policy::Policy> p) { policy_ = std::move(p); }
+  const catalog::Catalog& catalog() const noexcept { return *catalog_; }
+
+  // Answers `ask` for `caller`: `done` runs exactly once, now (cache hit,
+  // refusal) or when a fetch completes.
+  void retrieve(const identity::Identity& caller, Ask ask, const std::string& request_id, Done done);
+
+  // The audit event of a request refused before it reached the broker
+  // (malformed body): who asked, what, and why not.
+  audit::Event refused_event(const identity::Identity& caller, const std::string& request_id, std::string action) const;
+
+  // Forgets a cached value (it is fetched again on next use).
+  bool invalidate(const std::string& key) { return cache_.invalidate(key); }
+
+  cache::Mode mode() const noexcept { return cache_.mode(); }
+  std::size_t fetches_in_flight() const noexcept { return flights_.flights(); }
+  std::uint64_t fetches_started() const noexcept { return fetches_; }
+
+ private:
+  // The result of one fetch, delivered to every request that waited on it.
+  struct Outcome {
+    std::shared_ptr<const secure::SecureBuffer> value;
+    std::optional<Refusal> refusal;
+    std::string source;
+    CacheState cache = CacheState::miss;
+    WallTime fetched_at{};
+    WallTime expires_at{};
+    Duration age{};
+  };
+  using Flight = cache::SingleFlight<Outcome>;
+
+  void start_fetch(const std::string& key, std::shared_ptr<const catalog::Entry> entry);
+  void on_primary(const std::string& key, std::shared_ptr<const catalog::Entry> entry, upstream::FetchResult r);
+  void try_fallbacks(const std::string& key, std::shared_ptr<const catalog::Entry> entry, std::size_t next,
+                     std::vector<std::string> reasons, bool upstream_down);
+  Outcome stored(const std::string& key, const catalog::Entry* entry, secure::SecureBuffer value,
+                 std::string_view source, bool cache_it);
+  Duration ttl_for(const catalog::Entry* entry) const;
+
+  cache::Cache& cache_;
+  Sources sources_;
+  const Clock& clock_;
+  std::shared_ptr<const catalog::Catalog> catalog_;
+  std::shared_ptr<const policy::Policy> policy_;
+  Flight flights_;
+  std::uint64_t fetches_ = 0;
+};
+
+}  // namespace chitty::broker
