@@ -162,7 +162,7 @@ void Broker::start_fetch(const std::string& key, std::shared_ptr<const catalog::
     p->fetch(entry, [this, key, entry](upstream::FetchResult r) { on_primary(key, entry, std::move(r)); });
     return;
   }
-  try_fallbacks(key, std::move(entry), 0, {}, false);
+  try_fallbacks(key, std::move(entry), 0, {});
 }
 
 void Broker::on_primary(const std::string& key, std::shared_ptr<const catalog::Entry> entry, upstream::FetchResult r) {
@@ -209,22 +209,17 @@ void Broker::on_primary(const std::string& key, std::shared_ptr<const catalog::E
     flights_.complete(key, o);
     return;
   }
-  std::string why = "the upstream is unavailable (" + f.message + ")";
-  if (stale.error() == cache::Miss::too_old || stale.error() == cache::Miss::absent) {
-    why += stale.error() == cache::Miss::too_old
-               ? " and the cached value is past the " + format_duration(cache_.options().fallback_window) +
-                     " fallback window"
-               : " and no value is cached";
-  }
-  try_fallbacks(key, std::move(entry), 0, {why}, true);
+  std::string why = "the upstream is unavailable (" + f.message + ") and no cached value is within the " +
+                    format_duration(cache_.options().fallback_window) + " fallback window";
+  try_fallbacks(key, std::move(entry), 0, {why});
 }
 
 void Broker::try_fallbacks(const std::string& key, std::shared_ptr<const catalog::Entry> entry, std::size_t next,
-                           std::vector<std::string> reasons, bool upstream_down) {
+                           std::vector<std::string> reasons) {
   for (; next < sources_.fallbacks.size(); ++next) {
     upstream::Provider* p = sources_.fallbacks[next];
     if (!p->holds(entry.get())) continue;
-    p->fetch(entry, [this, key, entry, next, reasons, upstream_down, p](upstream::FetchResult r) mutable {
+    p->fetch(entry, [this, key, entry, next, reasons, p](upstream::FetchResult r) mutable {
       if (r) {
         // With an upstream, a fallback value bridges the outage only: it is
         // not cached, so the upstream's value wins as soon as it is back.
@@ -239,7 +234,7 @@ void Broker::try_fallbacks(const std::string& key, std::shared_ptr<const catalog
         return;
       }
       reasons.push_back(r.error().message);
-      try_fallbacks(key, entry, next + 1, std::move(reasons), upstream_down);
+      try_fallbacks(key, entry, next + 1, std::move(reasons));
     });
     return;
   }

@@ -2,6 +2,7 @@
 // meaning. docs/config.md documents the same table (a unit test keeps them in
 // step).
 #include <array>
+#include <map>
 #include <set>
 #include <string>
 
@@ -298,12 +299,18 @@ std::vector<Problem> validate(const Config& c) {
   }
 
   std::set<std::string> names;
+  std::map<std::int64_t, std::string> uids;
   for (std::size_t i = 0; i < c.services.size(); ++i) {
     const ServiceConfig& svc = c.services[i];
     std::string at = "service[" + std::to_string(i) + "].";
     if (!names.insert(svc.name).second) out.push_back({at + "name", "service \"" + svc.name + "\" is defined twice"});
     if (!svc.uid) {
       out.push_back({at + "name", "service \"" + svc.name + "\" has no selector: set uid"});
+    } else if (auto [it, fresh] = uids.emplace(*svc.uid, svc.name); !fresh) {
+      // With uid as the only selector, two services would match the same
+      // callers and the first would silently win.
+      out.push_back({at + "uid", "uid " + std::to_string(*svc.uid) + " already selects service \"" + it->second +
+                                     "\"; a caller must match one service"});
     }
     for (const auto& rule : svc.allow) {
       if (rule.rfind("type:", 0) == 0) {

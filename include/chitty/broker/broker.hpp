@@ -120,7 +120,7 @@ class Broker {
   void start_fetch(const std::string& key, std::shared_ptr<const catalog::Entry> entry);
   void on_primary(const std::string& key, std::shared_ptr<const catalog::Entry> entry, upstream::FetchResult r);
   void try_fallbacks(const std::string& key, std::shared_ptr<const catalog::Entry> entry, std::size_t next,
-                     std::vector<std::string> reasons, bool upstream_down);
+                     std::vector<std::string> reasons);
   Outcome stored(const std::string& key, const catalog::Entry* entry, secure::SecureBuffer value,
                  std::string_view source, bool cache_it);
   Duration ttl_for(const catalog::Entry* entry) const;

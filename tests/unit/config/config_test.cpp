@@ -632,3 +632,100 @@ TEST_CASE("docs/config.md documents every key of the schema", "[config][docs]") 
 }
 
 }  // namespace chitty::config
+
+namespace chitty::config {
+
+TEST_CASE("[cache], [fallback], the catalog and services load into their structs", "[config][catalog]") {
+  LoadResult r = load_string(R"([cache]
+ttl = "2m"
+fallback_window = "10m"
+max_entries = 50
+max_locked_bytes = "1MiB"
+
+[[cache.category]]
+name = "ai"
+ttl = "30s"
+
+[fallback]
+systemd_credentials = false
+
+[[credential]]
+type = "openai_api_key"
+ref = "op://AI/OpenAI/api_key"
+env = "OPENAI_API_KEY"
+category = "ai"
+
+[[credential]]
+type = "db"
+ref = "op://Infra/Postgres/password"
+systemd_credential = "db.password"
+
+[[service]]
+name = "web"
+uid = 33
+allow = ["type:openai_api_key", "op://Infra/**"]
+)",
+                               kFile);
+  if (!r) FAIL(describe(r.error()));
+  CHECK(r->cache.ttl == 2min);
+  CHECK(r->cache.fallback_window == 10min);
+  CHECK(r->cache.max_entries == 50);
+  CHECK(r->cache.max_locked_bytes == 1024 * 1024);
+  REQUIRE(r->cache.categories.size() == 1);
+  CHECK(r->cache.categories[0].name == "ai");
+  CHECK(r->cache.categories[0].ttl == 30s);
+  CHECK(r->fallback.env);
+  CHECK_FALSE(r->fallback.systemd_credentials);
+  REQUIRE(r->credentials.size() == 2);
+  CHECK(r->credentials[0].env == "OPENAI_API_KEY");
+  CHECK(r->credentials[0].systemd_credential.empty());
+  CHECK(r->credentials[1].systemd_credential == "db.password");
+  CHECK(r->credentials[1].category.empty());
+  REQUIRE(r->services.size() == 1);
+  CHECK(r->services[0].uid == 33);
+  CHECK(r->services[0].allow.size() == 2);
+}
+
+TEST_CASE("catalog and service mistakes are reported at their lines", "[config][catalog]") {
+  auto diagnostics = load_errors(R"([cache]
+ttl = "20m"
+fallback_window = "15m"
+
+[[credential]]
+type = "a"
+ref = "op://only/two"
+
+[[credential]]
+type = "a"
+ref = "op://V/I/F"
+env = "BAD-NAME"
+
+[[credential]]
+ref = "op://V/I/G"
+
+[[service]]
+name = "one"
+uid = 10
+allow = ["type:nope", "op://V/**x"]
+
+[[service]]
+name = "two"
+uid = 10
+
+[[service]]
+name = "three"
+)");
+  std::string all = describe(diagnostics);
+  INFO(all);
+  CHECK_THAT(all, Contains("agent.toml:3:") && Contains("fallback_window"));
+  CHECK_THAT(all, Contains("agent.toml:7:") && Contains("(2 parts given)"));
+  CHECK_THAT(all, Contains("agent.toml:10:") && Contains("defined twice"));
+  CHECK_THAT(all, Contains("agent.toml:12:") && Contains("BAD-NAME"));
+  CHECK_THAT(all, Contains("type") && Contains("required"));
+  CHECK_THAT(all, Contains("agent.toml:20:") && Contains("\"type:nope\" names no [[credential]] type"));
+  CHECK_THAT(all, Contains("op://V/**x"));
+  CHECK_THAT(all, Contains("agent.toml:24:") && Contains("uid 10 already selects service \"one\""));
+  CHECK_THAT(all, Contains("service \"three\" has no selector"));
+}
+
+}  // namespace chitty::config

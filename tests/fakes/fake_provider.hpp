@@ -1,0 +1,64 @@
+// A Provider whose fetches the test completes by hand: it records each fetch
+// and holds its completion until answer()/fail() — so a test can have a
+// thousand requests waiting on one fetch, or an upstream that is down.
+#pragma once
+
+#include <deque>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "chitty/secure/arena.hpp"
+#include "chitty/secure/secure_buffer.hpp"
+#include "chitty/upstream/provider.hpp"
+
+namespace chitty::testing {
+
+class FakeProvider final : public upstream::Provider {
+ public:
+  FakeProvider(secure::Arena& arena, std::string source, bool holds_everything = true)
+      : arena_(arena), source_(std::move(source)), holds_everything_(holds_everything) {}
+
+  std::string_view source() const noexcept override { return source_; }
+  bool holds(const catalog::Entry* entry) const noexcept override {
+    if (holds_everything_) return true;
+    return entry != nullptr && (!entry->env.empty() || !entry->systemd_credential.empty());
+  }
+  void fetch(std::shared_ptr<const catalog::Entry> entry, upstream::FetchDone done) override {
+    ++fetches;
+    pending_.push_back({entry ? entry->key : std::string(), std::move(done)});
+  }
+
+  std::size_t pending() const noexcept { return pending_.size(); }
+  const std::string& pending_key(std::size_t i = 0) const { return pending_[i].key; }
+
+  // Completes the oldest pending fetch with `value`.
+  void answer(std::string_view value) {
+    secure::SecureBuffer b = secure::SecureBuffer::allocate(arena_, value.empty() ? 1 : value.size());
+    b.append(value);
+    complete(std::move(b));
+  }
+  void fail(upstream::FetchError kind, std::string message = "fake failure") {
+    complete(tl::unexpected(upstream::FetchFailure{kind, std::move(message)}));
+  }
+
+  int fetches = 0;
+
+ private:
+  struct Pending {
+    std::string key;
+    upstream::FetchDone done;
+  };
+  void complete(upstream::FetchResult r) {
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    p.done(std::move(r));
+  }
+
+  secure::Arena& arena_;
+  std::string source_;
+  bool holds_everything_;
+  std::deque<Pending> pending_;
+};
+
+}  // namespace chitty::testing

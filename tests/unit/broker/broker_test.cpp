@@ -1,0 +1,368 @@
+// The retrieval pipeline on values: a fake upstream completed by hand, a
+// manual clock, the real cache, sealer and arena.
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "chitty/broker/broker.hpp"
+#include "fake_provider.hpp"
+#include "manual_clock.hpp"
+
+using namespace std::chrono_literals;
+using chitty::broker::Answer;
+using chitty::broker::Ask;
+using chitty::broker::Broker;
+using chitty::broker::CacheState;
+using chitty::cache::Mode;
+using chitty::http::ErrorCode;
+using chitty::testing::FakeProvider;
+using chitty::testing::ManualClock;
+using chitty::upstream::FetchError;
+
+namespace {
+
+chitty::identity::Identity caller_with_uid(uid_t uid) {
+  chitty::identity::Identity id;
+  id.raw_uid = uid;
+  id.uid = chitty::identity::Fact<uid_t>::known(uid);
+  id.pid = chitty::identity::Fact<pid_t>::known(4242);
+  id.exe = chitty::identity::Fact<std::string>::known("/usr/bin/app");
+  return id;
+}
+
+struct Fixture {
+  ManualClock clock;
+  std::unique_ptr<chitty::secure::Arena> arena;
+  std::unique_ptr<chitty::secure::Sealer> sealer;
+  std::unique_ptr<chitty::cache::Cache> cache;
+  std::unique_ptr<FakeProvider> primary;
+  std::unique_ptr<FakeProvider> env;
+  std::unique_ptr<Broker> broker;
+  chitty::identity::Identity app = caller_with_uid(1000);
+
+  // `with_primary`: an upstream in front of the fallback (the Connect
+  // provider's place); without it the fallback is the only source.
+  explicit Fixture(bool with_primary = true) {
+    chitty::secure::ArenaOptions ao;
+    ao.capacity = 4 << 20;
+    arena = std::move(*chitty::secure::Arena::create(ao));
+    sealer = std::move(*chitty::secure::Sealer::create(*arena));
+    cache = std::make_unique<chitty::cache::Cache>(*arena, *sealer, clock, chitty::cache::Options{});
+    if (with_primary) primary = std::make_unique<FakeProvider>(*arena, "1password");
+    env = std::make_unique<FakeProvider>(*arena, "env", false);
+    broker = std::make_unique<Broker>(*cache, chitty::broker::Sources{primary.get(), {env.get()}}, clock);
+
+    auto cat = chitty::catalog::Catalog::build({
+        {"openai_api_key", "op://AI/OpenAI/api_key", "OPENAI_API_KEY", "", "ai", ""},
+        {"db_password", "op://Infra/Postgres/password", "", "", "", ""},
+    });
+    REQUIRE(cat);
+    broker->set_catalog(std::make_shared<const chitty::catalog::Catalog>(std::move(*cat)));
+    auto pol = chitty::policy::Policy::build({
+        {"app", 1000, {"type:openai_api_key", "op://Infra/**", "op://Shared/*/token"}},
+        {"batch", 2000, {"type:db_password"}},
+    });
+    REQUIRE(pol);
+    broker->set_policy(std::make_shared<const chitty::policy::Policy>(std::move(*pol)));
+  }
+
+  // Starts a retrieval; the answer lands in the returned slot (now or when a
+  // fetch completes).
+  std::shared_ptr<std::optional<Answer>> ask(Ask a, const chitty::identity::Identity* who = nullptr) {
+    auto slot = std::make_shared<std::optional<Answer>>();
+    broker->retrieve(who ? *who : app, std::move(a), "req-1", [slot](Answer ans) { *slot = std::move(ans); });
+    return slot;
+  }
+  std::shared_ptr<std::optional<Answer>> ask_ref(const std::string& ref, bool refresh = false) {
+    Ask a;
+    a.ref = *chitty::catalog::parse_reference(ref);
+    a.refresh = refresh;
+    return ask(std::move(a));
+  }
+  std::shared_ptr<std::optional<Answer>> ask_type(const std::string& type) {
+    Ask a;
+    a.credential_type = type;
+    return ask(std::move(a));
+  }
+};
+
+std::string value_of(const Answer& a) {
+  auto b = a.outcome->value->bytes();
+  return {b.data(), b.size()};
+}
+
+ErrorCode code_of(const Answer& a) { return a.outcome.error().code; }
+
+}  // namespace
+
+TEST_CASE("a miss makes one fetch; the value is then served from the cache", "[broker]") {
+  Fixture f;
+  auto first = f.ask_ref("op://Infra/Postgres/password");
+  CHECK_FALSE(first->has_value());  // waiting on the upstream
+  REQUIRE(f.primary->pending() == 1);
+  CHECK(f.primary->pending_key() == "op://infra/postgres/password");
+  f.primary->answer("pg-secret");
+  REQUIRE(first->has_value());
+  const Answer& a = **first;
+  REQUIRE(a.outcome);
+  CHECK(value_of(a) == "pg-secret");
+  CHECK(a.outcome->cache == CacheState::miss);
+  CHECK(a.outcome->source == "1password");
+  CHECK(a.outcome->ref == "op://Infra/Postgres/password");
+  CHECK(a.outcome->expires_at - a.outcome->fetched_at == 5min);
+  CHECK(a.event.ref == "op://infra/postgres/password");
+  CHECK(a.event.service == "app");
+  CHECK(a.event.uid == 1000);
+  CHECK(a.event.pid == 4242);
+  CHECK(a.event.cache == "miss");
+  CHECK(a.event.source == "1password");
+
+  f.clock.advance(2min);
+  auto second = f.ask_ref("op://INFRA/postgres/Password");  // another spelling: the same secret
+  REQUIRE(second->has_value());  // answered at once
+  REQUIRE((*second)->outcome);
+  CHECK(value_of(**second) == "pg-secret");
+  CHECK((*second)->outcome->cache == CacheState::hit);
+  CHECK((*second)->outcome->age == 2min);
+  CHECK(f.primary->fetches == 1);
+}
+
+TEST_CASE("1000 concurrent misses of one reference make one fetch, and every one is answered", "[broker][single-flight]") {
+  Fixture f;
+  std::vector<std::shared_ptr<std::optional<Answer>>> slots;
+  for (int i = 0; i < 1000; ++i) slots.push_back(f.ask_ref("op://Infra/Postgres/password"));
+  CHECK(f.primary->fetches == 1);
+  CHECK(f.broker->fetches_in_flight() == 1);
+  f.primary->answer("pg-secret");
+  int served = 0;
+  for (const auto& s : slots) {
+    REQUIRE(s->has_value());
+    REQUIRE((*s)->outcome);
+    served += value_of(**s) == "pg-secret" ? 1 : 0;
+  }
+  CHECK(served == 1000);
+  CHECK(f.broker->fetches_in_flight() == 0);
+}
+
+TEST_CASE("a failed fetch answers every waiter with the same refusal", "[broker][single-flight]") {
+  Fixture f;
+  auto a = f.ask_ref("op://Infra/Postgres/password");
+  auto b = f.ask_ref("op://Infra/Postgres/password");
+  f.primary->fail(FetchError::denied, "the token may not read this vault");
+  REQUIRE(a->has_value());
+  REQUIRE(b->has_value());
+  CHECK(code_of(**a) == ErrorCode::forbidden);
+  CHECK(code_of(**b) == ErrorCode::forbidden);
+  CHECK(f.primary->fetches == 1);
+}
+
+TEST_CASE("refresh forces a fetch and replaces the cached value", "[broker]") {
+  Fixture f;
+  f.ask_ref("op://Infra/Postgres/password");
+  f.primary->answer("old");
+  auto refreshed = f.ask_ref("op://Infra/Postgres/password", true);
+  REQUIRE(f.primary->pending() == 1);
+  f.primary->answer("rotated");
+  REQUIRE((*refreshed)->outcome);
+  CHECK(value_of(**refreshed) == "rotated");
+  CHECK((*refreshed)->outcome->cache == CacheState::miss);
+  auto after = f.ask_ref("op://Infra/Postgres/password");
+  REQUIRE(after->has_value());
+  CHECK(value_of(**after) == "rotated");
+  CHECK((*after)->outcome->cache == CacheState::hit);
+}
+
+TEST_CASE("invalidation forgets a value: the next request fetches", "[broker]") {
+  Fixture f;
+  f.ask_ref("op://Infra/Postgres/password");
+  f.primary->answer("v1");
+  CHECK(f.broker->invalidate("op://infra/postgres/password"));
+  auto again = f.ask_ref("op://Infra/Postgres/password");
+  CHECK_FALSE(again->has_value());
+  CHECK(f.primary->fetches == 2);
+  f.primary->answer("v2");
+  CHECK(value_of(**again) == "v2");
+}
+
+TEST_CASE("upstream down: each entry is served STALE until 15 minutes after its fetch, then fails closed",
+          "[broker][fallback]") {
+  Fixture f;
+  // Entry A fetched at t0, entry B five minutes later.
+  f.ask_ref("op://Infra/Postgres/password");
+  f.primary->answer("a-secret");
+  f.clock.advance(5min);
+  f.ask_ref("op://Infra/Redis/password");
+  f.primary->answer("b-secret");
+
+  // t0 + 14m59s: A's TTL is long past; the upstream is down.
+  f.clock.advance(9min + 59s);
+  auto a = f.ask_ref("op://Infra/Postgres/password");
+  f.primary->fail(FetchError::unavailable, "connect timed out");
+  REQUIRE(a->has_value());
+  REQUIRE((*a)->outcome);
+  CHECK(value_of(**a) == "a-secret");
+  CHECK((*a)->outcome->cache == CacheState::stale);
+  CHECK((*a)->outcome->mode == Mode::fallback);
+  CHECK((*a)->outcome->age == 14min + 59s);
+  CHECK(f.broker->mode() == Mode::fallback);
+
+  // In fallback mode stale entries are served straight from the cache.
+  auto a2 = f.ask_ref("op://Infra/Postgres/password");
+  REQUIRE(a2->has_value());
+  CHECK((*a2)->outcome->cache == CacheState::stale);
+  CHECK(f.primary->pending() == 0);
+
+  // t0 + 15m01s: A is past its window — no cached value, no fallback source
+  // for it: 503. B (fetched at t0 + 5m) is still within its own.
+  f.clock.advance(2s);
+  auto late = f.ask_ref("op://Infra/Postgres/password");
+  REQUIRE(f.primary->pending() == 1);
+  f.primary->fail(FetchError::unavailable, "connect timed out");
+  REQUIRE(late->has_value());
+  REQUIRE_FALSE((*late)->outcome);
+  CHECK(code_of(**late) == ErrorCode::upstream_unavailable);
+  CHECK_THAT((*late)->outcome.error().message, Catch::Contains("fallback window"));
+  CHECK_THAT((*late)->outcome.error().message, Catch::Contains("connect timed out"));
+  CHECK(f.cache->stats().entries == 1);  // A was wiped, B stays
+
+  auto b = f.ask_ref("op://Infra/Redis/password");
+  REQUIRE(b->has_value());
+  REQUIRE((*b)->outcome);
+  CHECK(value_of(**b) == "b-secret");
+  CHECK((*b)->outcome->cache == CacheState::stale);
+
+  // The upstream recovers: normal mode, fresh values.
+  f.clock.advance(1min);
+  auto fresh = f.ask_ref("op://Infra/Postgres/password");
+  f.primary->answer("a-rotated");
+  REQUIRE((*fresh)->outcome);
+  CHECK(value_of(**fresh) == "a-rotated");
+  CHECK((*fresh)->outcome->mode == Mode::normal);
+  CHECK(f.broker->mode() == Mode::normal);
+  // ... and B, past its TTL in normal mode, is fetched again rather than served stale.
+  auto b2 = f.ask_ref("op://Infra/Redis/password");
+  CHECK_FALSE(b2->has_value());
+  f.primary->answer("b-rotated");
+  CHECK(value_of(**b2) == "b-rotated");
+}
+
+TEST_CASE("past the window, the catalog's env fallback bridges the outage (and is not cached)", "[broker][fallback]") {
+  Fixture f;
+  auto a = f.ask_type("openai_api_key");
+  f.primary->fail(FetchError::unavailable, "503 from Connect");
+  REQUIRE(f.env->pending() == 1);  // nothing cached: straight to the fallback
+  f.env->answer("sk-from-env");
+  REQUIRE(a->has_value());
+  REQUIRE((*a)->outcome);
+  CHECK(value_of(**a) == "sk-from-env");
+  CHECK((*a)->outcome->source == "env");
+  CHECK((*a)->outcome->cache == CacheState::miss);
+  CHECK((*a)->outcome->mode == Mode::fallback);
+  CHECK(f.cache->stats().entries == 0);  // the upstream's value wins once it is back
+}
+
+TEST_CASE("a 404 or 403 from the upstream never falls back, and drops the cached copy", "[broker][fallback]") {
+  Fixture f;
+  f.ask_type("openai_api_key");
+  f.primary->answer("sk-1");
+  auto gone = f.ask_ref("op://AI/OpenAI/api_key", true);
+  f.primary->fail(FetchError::not_found, "item not found");
+  REQUIRE(gone->has_value());
+  CHECK(code_of(**gone) == ErrorCode::not_found);
+  CHECK(f.env->fetches == 0);
+  CHECK(f.cache->stats().entries == 0);
+  CHECK(f.broker->mode() == Mode::normal);
+}
+
+TEST_CASE("without an upstream the catalog's sources are the sources, cached like any value", "[broker]") {
+  Fixture f(false);
+  auto a = f.ask_type("openai_api_key");
+  REQUIRE(f.env->pending() == 1);
+  f.env->answer("sk-env");
+  REQUIRE((*a)->outcome);
+  CHECK((*a)->outcome->source == "env");
+  CHECK((*a)->outcome->expires_at - (*a)->outcome->fetched_at == 5min);
+  auto b = f.ask_type("openai_api_key");
+  REQUIRE(b->has_value());
+  CHECK((*b)->outcome->cache == CacheState::hit);
+  CHECK(f.env->fetches == 1);
+
+  SECTION("a source named but empty is a 503; a secret nothing can provide is a 404") {
+    auto unset = f.ask_ref("op://AI/OpenAI/api_key", true);
+    f.env->fail(FetchError::not_found, "environment variable OPENAI_API_KEY was not set at start");
+    CHECK(code_of(**unset) == ErrorCode::upstream_unavailable);
+    CHECK_THAT((*unset)->outcome.error().message, Catch::Contains("OPENAI_API_KEY"));
+    auto none = f.ask_ref("op://Infra/Postgres/password");
+    REQUIRE(none->has_value());
+    CHECK(code_of(**none) == ErrorCode::not_found);
+  }
+}
+
+TEST_CASE("policy: only a configured service, only what it may read, only as itself", "[broker][policy]") {
+  Fixture f;
+  SECTION("a caller no service matches is refused") {
+    auto stranger = caller_with_uid(3000);
+    Ask a;
+    a.credential_type = "openai_api_key";
+    auto r = f.ask(std::move(a), &stranger);
+    REQUIRE(r->has_value());
+    CHECK(code_of(**r) == ErrorCode::forbidden);
+    CHECK_THAT((*r)->outcome.error().message, Catch::Contains("uid 3000"));
+    CHECK((*r)->event.service.empty());
+  }
+  SECTION("a caller whose uid is unknown matches no service") {
+    auto unknown = caller_with_uid(1000);
+    unknown.uid = chitty::identity::Fact<uid_t>::unknown("overflow uid");
+    Ask a;
+    a.credential_type = "openai_api_key";
+    auto r = f.ask(std::move(a), &unknown);
+    CHECK(code_of(**r) == ErrorCode::forbidden);
+  }
+  SECTION("a claimed service other than the attested one") {
+    Ask a;
+    a.credential_type = "openai_api_key";
+    a.claimed_service = "batch";
+    auto r = f.ask(std::move(a));
+    CHECK(code_of(**r) == ErrorCode::context_mismatch);
+    CHECK((*r)->event.service == "app");
+  }
+  SECTION("the claimed service is the attested one") {
+    Ask a;
+    a.credential_type = "openai_api_key";
+    a.claimed_service = "app";
+    auto r = f.ask(std::move(a));
+    CHECK_FALSE(r->has_value());  // allowed: fetching
+    f.primary->answer("sk");
+    CHECK((*r)->outcome);
+  }
+  SECTION("a reference outside the allow rules") {
+    auto r = f.ask_ref("op://Finance/Stripe/secret_key");
+    CHECK(code_of(**r) == ErrorCode::forbidden);
+    CHECK(f.primary->fetches == 0);  // refused before any fetch
+  }
+  SECTION("type: rules apply to the reference too; globs match any spelling") {
+    auto by_ref = f.ask_ref("op://ai/openai/API_KEY");
+    CHECK_FALSE(by_ref->has_value());
+    f.primary->answer("sk");
+    CHECK((*by_ref)->outcome);
+    auto glob = f.ask_ref("op://shared/github/TOKEN");
+    CHECK_FALSE(glob->has_value());
+    auto too_deep = f.ask_ref("op://Shared/github/ci/token");  // '*' is one part only
+    CHECK(code_of(**too_deep) == ErrorCode::forbidden);
+  }
+  SECTION("another service is held to its own rules") {
+    auto batch = caller_with_uid(2000);
+    Ask a;
+    a.credential_type = "openai_api_key";
+    auto r = f.ask(std::move(a), &batch);
+    CHECK(code_of(**r) == ErrorCode::forbidden);
+    CHECK((*r)->event.service == "batch");
+  }
+  SECTION("an unknown credential type is a 404") {
+    auto r = f.ask_type("no_such_type");
+    CHECK(code_of(**r) == ErrorCode::not_found);
+  }
+}

@@ -1,0 +1,80 @@
+#include <catch2/catch.hpp>
+
+#include "chitty/catalog/catalog.hpp"
+#include "chitty/policy/policy.hpp"
+
+using chitty::catalog::Catalog;
+using chitty::catalog::parse_reference;
+using chitty::policy::Policy;
+
+namespace {
+
+chitty::identity::Identity with_uid(uid_t uid) {
+  chitty::identity::Identity id;
+  id.uid = chitty::identity::Fact<uid_t>::known(uid);
+  return id;
+}
+
+}  // namespace
+
+TEST_CASE("the catalog finds entries by type and by any spelling of their reference", "[catalog]") {
+  auto c = Catalog::build({{"openai_api_key", "op://AI Keys/OpenAI/api_key", "OPENAI_API_KEY", "", "ai", ""},
+                           {"openai_alias", "op://ai keys/openai/API_KEY", "", "", "", ""}});
+  REQUIRE(c);
+  auto e = c->by_type("openai_api_key");
+  REQUIRE(e);
+  CHECK(e->key == "op://ai keys/openai/api_key");
+  CHECK(e->env == "OPENAI_API_KEY");
+  CHECK(c->by_key("op://ai keys/openai/api_key") == e);  // the first of two aliases keeps the key
+  CHECK(c->by_type("openai_alias")->key == e->key);
+  CHECK(c->by_type("nope") == nullptr);
+  CHECK(c->by_key("op://x/y/z") == nullptr);
+  CHECK(c->entries().size() == 2);
+}
+
+TEST_CASE("the catalog refuses what the config validation would", "[catalog]") {
+  auto bad_ref = Catalog::build({{"t", "op://only/two", "", "", "", ""}});
+  REQUIRE_FALSE(bad_ref);
+  CHECK_THAT(bad_ref.error().message, Catch::Contains("credential \"t\""));
+  auto twice = Catalog::build({{"t", "op://a/b/c", "", "", "", ""}, {"t", "op://a/b/d", "", "", "", ""}});
+  REQUIRE_FALSE(twice);
+  CHECK_THAT(twice.error().message, Catch::Contains("defined twice"));
+}
+
+TEST_CASE("a service is recognised by its uid, from established facts only", "[policy]") {
+  auto p = Policy::build({{"web", 33, {"op://Web/**"}}, {"nameless", std::nullopt, {}}});
+  REQUIRE(p);
+  REQUIRE(p->service_for(with_uid(33)));
+  CHECK(p->service_for(with_uid(33))->name == "web");
+  CHECK(p->service_for(with_uid(34)) == nullptr);
+  chitty::identity::Identity unknown;
+  unknown.raw_uid = 33;  // the kernel said 33, but the fact is not established
+  unknown.uid = chitty::identity::Fact<uid_t>::unknown("overflow uid");
+  CHECK(p->service_for(unknown) == nullptr);
+}
+
+TEST_CASE("allow rules: catalog types, references and globs", "[policy]") {
+  auto cat = Catalog::build({{"openai_api_key", "op://AI/OpenAI/api_key", "", "", "", ""}});
+  REQUIRE(cat);
+  auto p = Policy::build({{"svc", 1, {"type:openai_api_key", "op://Infra/*/password", "op://Shared/**"}}});
+  REQUIRE(p);
+  const auto& svc = p->services()[0];
+  auto ref = [](const char* s) { return *parse_reference(s); };
+  auto entry = cat->by_type("openai_api_key");
+  CHECK(Policy::allows(svc, entry.get(), entry->ref));
+  CHECK(Policy::allows(svc, cat->by_key(ref("op://ai/OPENAI/api_key").canonical()).get(), ref("op://ai/OPENAI/api_key")));
+  CHECK_FALSE(Policy::allows(svc, nullptr, ref("op://AI/OpenAI/api_key")));  // type rules need the catalog
+  CHECK(Policy::allows(svc, nullptr, ref("op://infra/Postgres/PASSWORD")));
+  CHECK_FALSE(Policy::allows(svc, nullptr, ref("op://Infra/Postgres/section/password")));
+  CHECK_FALSE(Policy::allows(svc, nullptr, ref("op://Infra/Postgres/username")));
+  CHECK(Policy::allows(svc, nullptr, ref("op://Shared/a/b/c")));
+  CHECK_FALSE(Policy::allows(svc, nullptr, ref("op://Sharedx/a/b")));
+  auto none = Policy::build({{"empty", 2, {}}});
+  CHECK_FALSE(Policy::allows(none->services()[0], entry.get(), entry->ref));  // no default grant
+}
+
+TEST_CASE("the policy refuses a rule that does not parse, or a uid out of range", "[policy]") {
+  CHECK_FALSE(Policy::build({{"s", 1, {"op://Vault/**x"}}}));
+  CHECK_FALSE(Policy::build({{"s", -1, {}}}));
+  CHECK_FALSE(Policy::build({{"s", 4294967295, {}}}));
+}
