@@ -49,6 +49,12 @@ std::string locked_now_text() {
 
 }  // namespace
 
+// The kernel's mlock, not libc's: ASan and the other sanitizer runtimes
+// replace mlock() with a no-op that reports success, which would let a
+// sanitizer build claim memory is locked when it is not.
+bool lock_pages(void* p, std::size_t n) noexcept { return syscall(SYS_mlock, p, n) == 0; }
+void unlock_pages(void* p, std::size_t n) noexcept { syscall(SYS_munlock, p, n); }
+
 std::string_view backing_name(Backing b) noexcept {
   switch (b) {
     case Backing::memfd_secret: return "memfd_secret";
@@ -115,7 +121,7 @@ Result<std::unique_ptr<Arena>> Arena::create(const ArenaOptions& options) {
   a->writable_ = true;
   madvise(a->base_, a->capacity_, MADV_DONTDUMP);   // never in a core dump
   madvise(a->base_, a->capacity_, MADV_WIPEONFORK);  // a child gets zeros, not secrets
-  if (mlock(a->base_, a->capacity_) == 0) {
+  if (lock_pages(a->base_, a->capacity_)) {
     a->backing_ = Backing::mlock;
     return a;
   }
@@ -126,7 +132,7 @@ Result<std::unique_ptr<Arena>> Arena::create(const ArenaOptions& options) {
 
 Arena::~Arena() {
   if (writable_) sodium_memzero(base_, capacity_);
-  if (backing_ == Backing::mlock) munlock(base_, capacity_);
+  if (backing_ == Backing::mlock) unlock_pages(base_, capacity_);
   if (map_ != nullptr) munmap(map_, map_size_);
   if (memfd_ >= 0) close(memfd_);
 }

@@ -38,8 +38,9 @@ Result<std::unique_ptr<Sealer>> Sealer::create(Arena& arena, bool allow_aes) {
   } else {
     s->guarded_ = sodium_malloc(need);  // guard pages and a canary around the key
     if (s->guarded_ == nullptr) return fail("cannot allocate guarded memory for the key");
-    // sodium_malloc ignores mlock failures; check, and fail as the arena does.
-    if (sodium_mlock(s->guarded_, need) != 0 && arena.backing() != Backing::unlocked) {
+    // sodium_malloc ignores mlock failures (and a sanitizer runtime makes
+    // its mlock a no-op); lock it ourselves and fail as the arena does.
+    if (!lock_pages(s->guarded_, need) && arena.backing() != Backing::unlocked) {
       return fail("cannot lock memory for the sealing key (RLIMIT_MEMLOCK is " + memlock_limit_text() + ")");
     }
     mem = static_cast<unsigned char*>(s->guarded_);

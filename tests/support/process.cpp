@@ -106,7 +106,7 @@ AgentProcess::AgentProcess(const TempDir& dir, const AgentSpec& spec)
     : socket_(dir / spec.socket_name), config_(dir / "agent.toml"), log_path_(dir / "agent.log") {
   std::string toml = "[agent]\nsocket = \"" + socket_ + "\"\nstate_dir = \"" + (dir / "state") +
                      "\"\nlog_level = \"debug\"\n" + spec.settings + "\n" + spec.rest + "\n";
-  dir.write("agent.toml", toml);
+  dir.write("agent.toml", toml, spec.config_mode);
   std::vector<std::string> argv = spec.wrapper;
   argv.push_back(agent_binary());
   if (spec.use_config) {

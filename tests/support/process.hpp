@@ -41,6 +41,7 @@ struct AgentSpec {
   std::vector<std::string> wrapper;      // a command the agent runs under (unshare, systemd-socket-activate)
   std::vector<std::string> extra_args;   // after --config FILE
   bool use_config = true;                // false: no --config (the built-in defaults)
+  int config_mode = 0600;                // 0644 for an agent run as another uid
 };
 
 class AgentProcess {

@@ -100,6 +100,11 @@ class Arena {
   std::array<std::vector<std::byte*>, kClasses> free_;
 };
 
+// mlock(2)/munlock(2) through the system call itself (sanitizer runtimes
+// turn the libc wrappers into no-ops). False, with errno set, on failure.
+bool lock_pages(void* p, std::size_t n) noexcept;
+void unlock_pages(void* p, std::size_t n) noexcept;
+
 // RLIMIT_MEMLOCK as text ("8 MiB", "unlimited") for messages.
 std::string memlock_limit_text();
 
