@@ -98,6 +98,8 @@ Result<std::unique_ptr<Arena>> Arena::create(const ArenaOptions& options) {
           mmap(a->base_, a->capacity_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) != MAP_FAILED) {
         a->memfd_ = fd;
         a->backing_ = Backing::memfd_secret;
+        // A shared mapping would be inherited by a child: keep it out.
+        madvise(a->base_, a->capacity_, MADV_DONTFORK);
         a->writable_ = true;
         return a;
       }

@@ -102,6 +102,32 @@ TEST_CASE("the mlock arena is locked and left out of core dumps", "[secure][aren
   a->release(b);
 }
 
+TEST_CASE("a forked child sees no secret: the arena is zeroed (mlock) or absent (memfd_secret) in it",
+          "[secure][arena]") {
+  for (bool memfd : {true, false}) {
+    INFO("memfd_secret allowed: " << memfd);
+    auto a = arena(memfd);
+    Block b = a->allocate(64);
+    REQUIRE(b);
+    std::memset(b.data, 0x5A, b.size);
+    auto addr = reinterpret_cast<std::uintptr_t>(b.data);
+    int code = in_child([&] {
+      // Is the block's address mapped at all in the child?
+      std::ifstream maps("/proc/self/maps");
+      std::string line;
+      while (std::getline(maps, line)) {
+        unsigned long lo = 0, hi = 0;
+        if (std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi) == 2 && addr >= lo && addr < hi) {
+          return all_zero(b.data, b.size) ? 0 : 1;  // mapped: must read as zeros
+        }
+      }
+      return 0;  // not mapped: nothing to read
+    });
+    CHECK(code == 0);
+    a->release(b);
+  }
+}
+
 TEST_CASE("blocks come in size classes, zeroed, and are wiped when released", "[secure][arena]") {
   for (bool memfd : {true, false}) {
     auto a = arena(memfd);
