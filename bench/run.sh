@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-5}
 
 [[ -f build-release/build.ninja ]] || meson setup build-release -Dbuildtype=release -Dtests=false
-ninja -C build-release agent/chitty-agent bench/uds_bench | grep -v "^\[" || true
+ninja -C build-release agent/chitty-agent bench/uds_bench bench/secure_bench | grep -v "^\[" || true
 [[ -x build-release/agent/chitty-agent && -x build-release/bench/uds_bench ]]
 agent=build-release/agent/chitty-agent
 bench=build-release/bench/uds_bench
@@ -29,6 +29,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+echo "== sealed memory (bench/secure_bench.cpp)"
+pin "$server_cpu" build-release/bench/secure_bench
+
 echo "== start-up ($agent, built-in defaults)"
 $bench startup "$agent" --runs 20
 
@@ -42,6 +45,35 @@ for spec in "1 1" "32 1" "32 8"; do
   line=$(pin "$client_cpu" $bench load "$dir/agent.sock" --connections "$c" --pipeline "$p" --seconds "$seconds")
   echo "chitty-agent $line"
   ours[$spec]=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
+done
+
+echo "== cached retrieval: GET /v1/secret (caller re-check, policy, unseal, audit, write, wipe)"
+cat >"$dir/secret.toml" <<TOML
+[agent]
+socket = "$dir/secret.sock"
+state_dir = "$dir/secret-state"
+max_connections_per_uid = 1024
+max_requests_per_connection = 1000000000
+[[credential]]
+type = "openai_api_key"
+ref = "op://ChittyOS Integrations/OpenAI API/api_key"
+env = "OPENAI_API_KEY"
+[[service]]
+name = "bench"
+uid = $(id -u)
+allow = ["type:openai_api_key"]
+TOML
+secret_path="/v1/secret?ref=op://ChittyOS%20Integrations/OpenAI%20API/api_key"
+OPENAI_API_KEY="sk-bench-0123456789abcdef0123456789abcdef" taskset -c "$server_cpu" $agent --config "$dir/secret.toml" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 200); do [[ -S "$dir/secret.sock" ]] && break; sleep 0.02; done
+curl -s --unix-socket "$dir/secret.sock" "http://localhost$secret_path" >/dev/null  # the one miss
+declare -A secret
+for spec in "1 1" "32 1" "32 4"; do
+  read -r c p <<<"$spec"
+  line=$(pin "$client_cpu" $bench load "$dir/secret.sock" --connections "$c" --pipeline "$p" --seconds "$seconds" --path "$secret_path")
+  echo "chitty-agent $line"
+  secret[$spec]=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
 done
 
 if command -v nginx >/dev/null; then
@@ -60,6 +92,7 @@ http {
   server {
     listen unix:$dir/nginx.sock;
     location /health { default_type application/json; return 200 '$body'; }
+    location /v1/secret { default_type text/plain; return 200 'sk-bench-0123456789abcdef0123456789abcdef'; }
   }
 }
 NGINX
@@ -73,6 +106,15 @@ NGINX
     echo "nginx        $line"
     awk -v a="${ours[$spec]}" -v b="$theirs" -v s="$spec" \
       'BEGIN { printf "ratio chitty-agent/nginx (connections pipeline = %s): %.2f\n", s, a / b }'
+  done
+  echo "== GET /v1/secret against nginx returning the same 40-byte body"
+  for spec in "1 1" "32 1" "32 4"; do
+    read -r c p <<<"$spec"
+    line=$(pin "$client_cpu" $bench load "$dir/nginx.sock" --connections "$c" --pipeline "$p" --seconds "$seconds" --path "$secret_path")
+    theirs=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
+    echo "nginx        $line"
+    awk -v a="${secret[$spec]}" -v b="$theirs" -v s="$spec" \
+      'BEGIN { printf "ratio chitty-agent/nginx, cached secret (connections pipeline = %s): %.2f\n", s, a / b }'
   done
 else
   echo "(nginx not installed: apt-get install nginx-light for the reference figures)"

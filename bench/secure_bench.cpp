@@ -51,10 +51,15 @@ void seal_open(bool memfd, bool aes, std::size_t value_size) {
     if (!(*sealer)->open(sealed, ref, out.data())) std::printf("open failed\n");
   }
   auto t2 = Clock::now();
-  std::printf("%-12s %-18s %4zu-byte value: seal %.0f ns, open %.0f ns, seal+open %.0f ns\n",
+  // The reference: libsodium on this kind of machine unseals 200 bytes in
+  // 0.19 us (AES-256-GCM, precomputed state) or 0.65 us (XChaCha20-Poly1305).
+  const bool is_aes = (*sealer)->cipher() == chitty::secure::Cipher::aes256gcm;
+  const double reference_open = is_aes ? 190.0 : 650.0;
+  std::printf("%-12s %-18s %4zu-byte value: seal %.0f ns, open %.0f ns, seal+open %.0f ns "
+              "(open / libsodium reference %.0f ns: %.2f)\n",
               std::string(backing_name((*arena)->backing())).c_str(),
               std::string(chitty::secure::cipher_name((*sealer)->cipher())).c_str(), value_size, ns_per(t1 - t0, n),
-              ns_per(t2 - t1, n), ns_per(t2 - t0, n));
+              ns_per(t2 - t1, n), ns_per(t2 - t0, n), reference_open, ns_per(t2 - t1, n) / reference_open);
 }
 
 void mprotect_toggle() {
@@ -67,7 +72,11 @@ void mprotect_toggle() {
     sodium_mprotect_noaccess(key);
   }
   auto t1 = Clock::now();
-  std::printf("key toggled no-access between uses: %.0f ns per use (2 mprotect calls)\n", ns_per(t1 - t0, n));
+  // nginx spends about 2.6 us per request on this kind of machine: the whole
+  // budget of a cached retrieval.
+  std::printf("key toggled no-access between uses: %.0f ns per use (2 mprotect calls; %.2f of nginx's 2.6 us "
+              "per request)\n",
+              ns_per(t1 - t0, n), ns_per(t1 - t0, n) / 2600.0);
   sodium_free(key);
 }
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Builds chitty-agent and runs it on its built-in default configuration (no
-# 1Password account needed), then shows how to query it with curl.
-# Ctrl-C stops the agent (it drains and removes its socket).
+# Builds chitty-agent and runs it without any 1Password account: the packaged
+# ChittyOS catalog, two demo credentials given in the environment (the
+# agent imports them into locked memory and scrubs them from its
+# environment), and a [[service]] for the user running this script. Then
+# shows how to query it with curl. Ctrl-C stops the agent (it drains and
+# removes its socket).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +17,27 @@ sock="$dir/agent.sock"
 mkdir -p "$dir"
 chmod 0700 "$dir"
 
-build/agent/chitty-agent --socket "$sock" --state-dir "$dir/state" &
+# The demo configuration: socket and state here, the packaged catalog, and
+# this user as the service "demo".
+{
+  printf '[agent]\nsocket = "%s"\nstate_dir = "%s"\n\n' "$sock" "$dir/state"
+  sed -n '/^\[cache\]/,$p' packaging/agent.toml
+  cat <<TOML
+
+[[service]]
+name = "demo"
+uid = $(id -u)
+allow = ["type:openai_api_key", "type:chittyid_service_token"]
+TOML
+} >"$dir/agent.toml"
+
+# Demo values, random each run (never real credentials).
+openai="sk-demo-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+chittyid="chittyid-demo-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+
+OPENAI_API_KEY="$openai" CHITTY_ID_TOKEN="$chittyid" build/agent/chitty-agent --config "$dir/agent.toml" &
 pid=$!
+unset openai chittyid
 trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"' INT TERM
 for _ in $(seq 250); do
   [[ -S "$sock" ]] && break
@@ -23,17 +45,27 @@ for _ in $(seq 250); do
   sleep 0.02
 done
 
+q() { echo "\$ $*"; "$@"; echo; echo; }
 cat <<MSG
 
-chitty-agent is running (pid $pid) on its built-in defaults, socket $sock
+chitty-agent is running (pid $pid) on $sock
+with the configuration $dir/agent.toml (the packaged catalog; no 1Password account).
 
-\$ curl --unix-socket $sock http://localhost/health
-$(curl --silent --show-error --unix-socket "$sock" http://localhost/health)
+MSG
+q curl --silent --show-error --unix-socket "$sock" http://localhost/api/onepassword/retrieve \
+  -H 'Content-Type: application/json' -d '{"credential_type":"openai_api_key","context":{"purpose":"api-call"}}'
+q curl --silent --show-error --include --unix-socket "$sock" \
+  'http://localhost/v1/secret?ref=op://ChittyOS%20Services/ChittyID%20Service%20Token/service_token'
+q curl --silent --show-error --unix-socket "$sock" http://localhost/health
+
+cat <<MSG
+The values came from the agent's environment and are no longer in it:
+  tr '\\0' '\\n' < /proc/$pid/environ | grep -c OPENAI_API_KEY    # 0 (as root: the agent is not dumpable, so its /proc files are root's)
 
 More to try:
-  curl -i --unix-socket $sock http://localhost/api/onepassword/health
-  curl -i --unix-socket $sock http://localhost/no/such/route        # 404, JSON error
-  curl -i -X DELETE --unix-socket $sock http://localhost/health     # 405 with Allow
+  curl -i --unix-socket $sock http://localhost/api/onepassword/retrieve -d '{"credential_type":"neon_database_url"}'   # 403: not granted
+  curl -i --unix-socket $sock http://localhost/api/onepassword/retrieve -d '{"ref":"op://bad"}'                      # 400, says why
+  curl -i --unix-socket $sock http://localhost/no/such/route                                                      # 404, JSON error
 
 Press Ctrl-C to stop it.
 MSG

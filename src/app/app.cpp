@@ -211,9 +211,11 @@ class Agent {
     auto pol = build_policy(c);
     if (!pol) return tl::unexpected(pol.error());
     auto report = env_.import(env_names(**cat));
-    for (const auto& name : report.missing) {
-      log::warn("upstream", "environment variable named in the catalog is not set; it cannot be a source",
-                {{"env", name}});
+    if (!report.missing.empty()) {
+      std::string names;
+      for (const auto& name : report.missing) names += (names.empty() ? "" : " ") + name;
+      log::info("upstream", "environment variables named in the catalog are not set; they cannot be sources",
+                {{"count", report.missing.size()}, {"env", names}});
     }
     if (!report.imported.empty()) {
       log::info("upstream", "environment values imported into locked memory and scrubbed from the environment",
