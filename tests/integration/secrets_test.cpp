@@ -15,6 +15,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "json_reader.hpp"
 #include "process.hpp"
@@ -430,4 +431,48 @@ TEST_CASE("too little RLIMIT_MEMLOCK: the agent refuses to start and says how to
   REQUIRE(unlocked.wait_ready());
   CHECK(health_memory_backing(unlocked.socket()) == "unlocked");
   CHECK(unlocked.log().find("NOT locked") != std::string::npos);
+}
+
+TEST_CASE("a client that pipelines secret requests and never reads pins a bounded amount of plaintext",
+          "[integration][secrets][limits]") {
+  // 8 KiB values: once the socket buffer is full the agent keeps at most
+  // max_secret_responses_per_connection answers (12 KiB blocks) waiting and
+  // reads no further requests — before its general limit on unwritten
+  // output (64 KiB per connection) would stop it.
+  TempDir dir;
+  std::string big = random_secret("big-");
+  while (big.size() < 8 * 1024) big += big.substr(0, std::min<std::size_t>(big.size(), 8 * 1024 - big.size()));
+  AgentSpec spec;
+  spec.settings = "max_secret_responses_per_connection = 2\nmax_pipelined_requests = 64\nwrite_timeout = \"30s\"";
+  spec.rest = catalog_and_service();
+  spec.env = {"OPENAI_API_KEY=" + big};
+  AgentProcess agent(dir, spec);
+  REQUIRE(agent.wait_ready());
+  auto used = [&] {
+    auto h = chitty::testing::get(agent.socket(), "/health");
+    REQUIRE(h);
+    return std::stoull(at(at(parse(h->body), "memory"), "locked_bytes_used").text);
+  };
+  REQUIRE(retrieve(agent.socket(), R"({"credential_type":"openai_api_key"})").status == 200);  // cached now
+  const auto baseline = used();
+
+  constexpr int kRequests = 300;
+  UdsClient hog(agent.socket());
+  std::string get = "GET /v1/secret?ref=" + kRefQuery + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string many;
+  for (int i = 0; i < kRequests; ++i) many += get;
+  REQUIRE(hog.send(many));
+  std::this_thread::sleep_for(300ms);
+  const auto pinned = used() - baseline;
+  INFO("locked bytes pinned by the client: " << pinned);
+  CHECK(pinned > 0);                 // the socket is full: answers do wait
+  CHECK(pinned <= 3 * 12 * 1024);    // two waiting, at most one being built; 300 would be 3.6 MiB
+  CHECK(agent.running());
+  // Reading them all drains everything, and the memory comes back.
+  for (int i = 0; i < kRequests; ++i) {
+    auto r = hog.read_response(10s);
+    REQUIRE(r);
+    REQUIRE(r->body.size() == big.size());
+  }
+  CHECK(used() == baseline);
 }
