@@ -98,7 +98,7 @@ class Builder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Builder> 
     }
     Frame& f = stack_.back();
     if (f.value.type == Value::Type::object) {
-      f.value.members.emplace_back(std::move(f.key), std::move(v));
+      f.value.members.push_back(Member{std::move(f.key), std::move(v)});
     } else {
       f.value.items.push_back(std::move(v));
     }

@@ -15,6 +15,8 @@
 
 namespace chitty::json {
 
+struct Member;
+
 struct Value {
   enum class Type { null, boolean, number, string, array, object };
   Type type = Type::null;
@@ -23,9 +25,16 @@ struct Value {
   std::optional<std::int64_t> integer;  // set when the number is an integer that fits
   std::string string;
   std::vector<Value> items;
-  std::vector<std::pair<std::string, Value>> members;  // in document order
+  std::vector<Member> members;  // in document order
 
   const Value* find(std::string_view key) const noexcept;
+};
+
+// (A struct, not std::pair: a pair of an incomplete Value cannot be named
+// inside Value itself.)
+struct Member {
+  std::string key;
+  Value value;
 };
 
 std::string_view type_name(Value::Type t) noexcept;  // "string", "object"...

@@ -13,7 +13,7 @@ TEST_CASE("a body is read into values, members in document order", "[json][reade
   REQUIRE(v);
   REQUIRE(v->type == Value::Type::object);
   REQUIRE(v->members.size() == 7);
-  CHECK(v->members[0].first == "ref");
+  CHECK(v->members[0].key == "ref");
   CHECK(v->find("ref")->string == "op://V/I/F");
   CHECK(v->find("refresh")->boolean);
   CHECK(v->find("n")->integer == -12);
