@@ -164,7 +164,7 @@ class Agent {
         cache_(*vault.arena, *vault.sealer, clock, cache_options(config.cache)),
         env_(*vault.arena, *vault.sealer, tasks_),
         credentials_(*vault.arena, tasks_, upstream::CredentialProvider::directory_from_environment()),
-        broker_(cache_, broker::Sources{nullptr, {&credentials_, &env_}}, clock),
+        broker_(cache_, broker::Sources{{}, {&credentials_, &env_}}, clock),
         sweep_(loop, [this] { sweep(); }),
         server_(loop, clock, server_options(config.agent), router_),
         watchdog_(loop, notifier),

@@ -77,7 +77,7 @@ void Broker::retrieve(const identity::Identity& caller, Ask ask, const std::stri
     if (!entry) return refuse(http::ErrorCode::not_found, "unknown credential type \"" + ask.credential_type + "\"");
     ref = entry->ref;
   }
-  std::string key = ref.canonical();
+  std::string key = key_for(ref);
   ev.ref = key;
   if (entry && ev.credential_type.empty()) ev.credential_type = entry->type;
 
@@ -133,7 +133,37 @@ void Broker::retrieve(const identity::Identity& caller, Ask ask, const std::stri
   bool first = flights_.join(key, [shared_answer, shared_finish](const Outcome& o) {
     (*shared_finish)(std::move(*shared_answer), o);
   });
-  if (first) start_fetch(key, std::move(entry));
+  if (first) {
+    auto f = std::make_shared<Fetch>();
+    f->key = key;
+    f->request = upstream::FetchRequest{std::move(entry), std::move(ref), ask.refresh};
+    start_fetch(std::move(f));
+  }
+}
+
+std::string Broker::key_for(const catalog::Reference& ref) const {
+  for (const upstream::Provider* p : sources_.primaries) {
+    if (auto k = p->resolved_key(ref)) return *k;
+  }
+  return ref.canonical();
+}
+
+void Broker::update_mode() {
+  cache::Mode next = cache::Mode::normal;
+  if (!sources_.primaries.empty()) {
+    next = cache::Mode::fallback;
+    for (const upstream::Provider* p : sources_.primaries) {
+      if (p->available()) next = cache::Mode::normal;
+    }
+  }
+  if (next == cache_.mode()) return;
+  if (next == cache::Mode::fallback) {
+    log::warn("broker", "upstream unavailable: fallback mode (cached values served up to the fallback window)",
+              {{"fallback_window", format_duration(cache_.options().fallback_window)}});
+  } else {
+    log::info("broker", "upstream available again: normal mode");
+  }
+  cache_.set_mode(next);
 }
 
 Duration Broker::ttl_for(const catalog::Entry* entry) const {
@@ -155,101 +185,134 @@ Broker::Outcome Broker::stored(const std::string& key, const catalog::Entry* ent
   return o;
 }
 
-void Broker::start_fetch(const std::string& key, std::shared_ptr<const catalog::Entry> entry) {
+void Broker::start_fetch(std::shared_ptr<Fetch> f) {
   ++fetches_;
-  if (sources_.primary != nullptr && sources_.primary->holds(entry.get())) {
-    upstream::Provider* p = sources_.primary;
-    p->fetch(entry, [this, key, entry](upstream::FetchResult r) { on_primary(key, entry, std::move(r)); });
-    return;
-  }
-  try_fallbacks(key, std::move(entry), 0, {});
+  try_primary(std::move(f), 0);
 }
 
-void Broker::on_primary(const std::string& key, std::shared_ptr<const catalog::Entry> entry, upstream::FetchResult r) {
-  if (r) {
-    if (cache_.mode() == cache::Mode::fallback) log::info("broker", "upstream answers again: back to normal mode");
-    cache_.set_mode(cache::Mode::normal);
-    flights_.complete(key, stored(key, entry.get(), std::move(*r), sources_.primary->source(), true));
+void Broker::try_primary(std::shared_ptr<Fetch> f, std::size_t next) {
+  for (; next < sources_.primaries.size(); ++next) {
+    upstream::Provider* p = sources_.primaries[next];
+    if (!p->holds(f->request.entry.get())) continue;
+    p->fetch(f->request, [this, f, next](upstream::FetchResult r) { on_primary(f, next, std::move(r)); });
     return;
   }
-  const upstream::FetchFailure& f = r.error();
+  after_primaries(std::move(f));
+}
+
+void Broker::on_primary(std::shared_ptr<Fetch> f, std::size_t index, upstream::FetchResult r) {
+  upstream::Provider* p = sources_.primaries[index];
+  update_mode();
+  const catalog::Entry* entry = f->request.entry.get();
+  if (r) {
+    // Stored under the resolved IDs, which later lookups of any spelling of
+    // this reference use too; the waiters of this flight are answered here.
+    std::string key = p->resolved_key(f->request.ref).value_or(f->key);
+    Outcome o = stored(key, entry, std::move(*r), p->source(), true);
+    if (key != f->key) cache_.invalidate(f->key);  // an entry under the name form would shadow nothing but memory
+    flights_.complete(f->key, o);
+    return;
+  }
+  const upstream::FetchFailure& failure = r.error();
   Outcome o;
-  switch (f.kind) {
+  auto forget = [&] {
+    cache_.invalidate(f->key);
+    if (auto k = p->resolved_key(f->request.ref)) cache_.invalidate(*k);
+  };
+  switch (failure.kind) {
     case upstream::FetchError::not_found:
       // The secret is gone: no fallback, and no cached copy may outlive it.
-      cache_.invalidate(key);
-      o.refusal = refusal(http::ErrorCode::not_found, f.message);
-      flights_.complete(key, o);
+      forget();
+      o.refusal = refusal(http::ErrorCode::not_found, failure.message);
+      flights_.complete(f->key, o);
       return;
     case upstream::FetchError::denied:
-      cache_.invalidate(key);
-      o.refusal = refusal(http::ErrorCode::forbidden, f.message);
-      flights_.complete(key, o);
+      forget();
+      o.refusal = refusal(http::ErrorCode::forbidden, failure.message);
+      flights_.complete(f->key, o);
+      return;
+    case upstream::FetchError::unauthorized:
+      // The agent's own token was refused: an alert, not an outage — and no
+      // other source may stand in for a secret the upstream will not vouch for.
+      o.refusal = refusal(http::ErrorCode::upstream_unavailable, failure.message);
+      flights_.complete(f->key, o);
+      return;
+    case upstream::FetchError::rejected:
+      o.refusal = refusal(http::ErrorCode::upstream_unavailable, failure.message);
+      flights_.complete(f->key, o);
       return;
     case upstream::FetchError::no_memory:
-      o.refusal = refusal(http::ErrorCode::server_busy, f.message);
-      flights_.complete(key, o);
+      o.refusal = refusal(http::ErrorCode::server_busy, failure.message);
+      flights_.complete(f->key, o);
       return;
     case upstream::FetchError::unavailable:
       break;
   }
-  if (cache_.mode() == cache::Mode::normal) {
-    log::warn("broker", "upstream unavailable: fallback mode (cached values served up to the fallback window)",
-              {{"reason", f.message}});
+  f->reasons.push_back(failure.message);
+  try_primary(std::move(f), index + 1);
+}
+
+void Broker::after_primaries(std::shared_ptr<Fetch> f) {
+  if (sources_.primaries.empty() || f->reasons.empty()) {
+    try_fallbacks(std::move(f), 0);
+    return;
   }
-  cache_.set_mode(cache::Mode::fallback);
-  auto stale = cache_.get_stale(key);
+  // Every upstream is unavailable: a cached value within its window bridges.
+  auto stale = cache_.get_stale(f->key);
   if (stale) {
+    Outcome o;
     o.source = stale->source;
     o.cache = stale->freshness == cache::Freshness::fresh ? CacheState::hit : CacheState::stale;
     o.fetched_at = stale->fetched_at;
     o.expires_at = stale->expires_at;
     o.age = stale->age;
     o.value = std::make_shared<const secure::SecureBuffer>(std::move(stale->value));
-    flights_.complete(key, o);
+    flights_.complete(f->key, o);
     return;
   }
-  std::string why = "the upstream is unavailable (" + f.message + ") and no cached value is within the " +
-                    format_duration(cache_.options().fallback_window) + " fallback window";
-  try_fallbacks(key, std::move(entry), 0, {why});
+  std::string upstream_reasons;
+  for (const auto& r : f->reasons) upstream_reasons += (upstream_reasons.empty() ? "" : "; ") + r;
+  f->reasons = {"the upstream is unavailable (" + upstream_reasons + ") and no cached value is within the " +
+                format_duration(cache_.options().fallback_window) + " fallback window"};
+  try_fallbacks(std::move(f), 0);
 }
 
-void Broker::try_fallbacks(const std::string& key, std::shared_ptr<const catalog::Entry> entry, std::size_t next,
-                           std::vector<std::string> reasons) {
+void Broker::try_fallbacks(std::shared_ptr<Fetch> f, std::size_t next) {
+  const catalog::Entry* entry = f->request.entry.get();
   for (; next < sources_.fallbacks.size(); ++next) {
     upstream::Provider* p = sources_.fallbacks[next];
-    if (!p->holds(entry.get())) continue;
-    p->fetch(entry, [this, key, entry, next, reasons, p](upstream::FetchResult r) mutable {
+    if (!p->holds(entry)) continue;
+    p->fetch(f->request, [this, f, next, p](upstream::FetchResult r) mutable {
       if (r) {
         // With an upstream, a fallback value bridges the outage only: it is
         // not cached, so the upstream's value wins as soon as it is back.
-        bool cache_it = sources_.primary == nullptr;
-        flights_.complete(key, stored(key, entry.get(), std::move(*r), p->source(), cache_it));
+        bool cache_it = sources_.primaries.empty();
+        flights_.complete(f->key, stored(f->key, f->request.entry.get(), std::move(*r), p->source(), cache_it));
         return;
       }
       if (r.error().kind == upstream::FetchError::no_memory) {
         Outcome o;
         o.refusal = refusal(http::ErrorCode::server_busy, r.error().message);
-        flights_.complete(key, o);
+        flights_.complete(f->key, o);
         return;
       }
-      reasons.push_back(r.error().message);
-      try_fallbacks(key, entry, next + 1, std::move(reasons));
+      f->reasons.push_back(r.error().message);
+      try_fallbacks(std::move(f), next + 1);
     });
     return;
   }
   // Nothing could provide it.
   Outcome o;
-  if (reasons.empty()) {
+  if (f->reasons.empty()) {
     o.refusal = refusal(http::ErrorCode::not_found,
                         "no source holds this secret: no upstream is configured and the catalog names no "
                         "environment variable or systemd credential for it");
   } else {
     std::string message;
-    for (const auto& r : reasons) message += (message.empty() ? "" : "; ") + r;
+    for (const auto& r : f->reasons) message += (message.empty() ? "" : "; ") + r;
     o.refusal = refusal(http::ErrorCode::upstream_unavailable, message);
   }
-  flights_.complete(key, o);
+  flights_.complete(f->key, o);
 }
 
 }  // namespace chitty::broker

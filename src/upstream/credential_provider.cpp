@@ -80,7 +80,8 @@ FetchResult CredentialProvider::read(const std::string& name) const {
   return out;
 }
 
-void CredentialProvider::fetch(std::shared_ptr<const catalog::Entry> entry, FetchDone done) {
+void CredentialProvider::fetch(const FetchRequest& request, FetchDone done) {
+  const auto& entry = request.entry;
   FetchResult r = entry && !entry->systemd_credential.empty()
                       ? read(entry->systemd_credential)
                       : tl::unexpected(failure(FetchError::not_found, "no systemd credential is configured"));

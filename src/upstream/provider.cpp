@@ -6,7 +6,9 @@ std::string_view fetch_error_name(FetchError e) noexcept {
   switch (e) {
     case FetchError::not_found: return "not_found";
     case FetchError::denied: return "denied";
+    case FetchError::unauthorized: return "unauthorized";
     case FetchError::unavailable: return "unavailable";
+    case FetchError::rejected: return "rejected";
     case FetchError::no_memory: return "no_memory";
   }
   return "unknown";

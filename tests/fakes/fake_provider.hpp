@@ -4,6 +4,8 @@
 #pragma once
 
 #include <deque>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,25 +26,39 @@ class FakeProvider final : public upstream::Provider {
     if (holds_everything_) return true;
     return entry != nullptr && (!entry->env.empty() || !entry->systemd_credential.empty());
   }
-  void fetch(std::shared_ptr<const catalog::Entry> entry, upstream::FetchDone done) override {
+  void fetch(const upstream::FetchRequest& request, upstream::FetchDone done) override {
     ++fetches;
-    pending_.push_back({entry ? entry->key : std::string(), std::move(done)});
+    pending_.push_back({request.entry ? request.entry->key : request.ref.canonical(), std::move(done)});
+    last_request = request;
   }
+  std::optional<std::string> resolved_key(const catalog::Reference& ref) const override {
+    auto it = resolved.find(ref.canonical());
+    if (it == resolved.end()) return std::nullopt;
+    return it->second;
+  }
+  bool available() const noexcept override { return up; }
 
   std::size_t pending() const noexcept { return pending_.size(); }
   const std::string& pending_key(std::size_t i = 0) const { return pending_[i].key; }
 
   // Completes the oldest pending fetch with `value`.
   void answer(std::string_view value) {
+    up = true;
     secure::SecureBuffer b = secure::SecureBuffer::allocate(arena_, value.empty() ? 1 : value.size());
     b.append(value);
     complete(std::move(b));
   }
+  // Like the Connect provider, it reports itself unavailable after an
+  // availability failure and available again after any answer.
   void fail(upstream::FetchError kind, std::string message = "fake failure") {
+    up = kind != upstream::FetchError::unavailable;
     complete(tl::unexpected(upstream::FetchFailure{kind, std::move(message)}));
   }
 
   int fetches = 0;
+  upstream::FetchRequest last_request;
+  std::map<std::string, std::string> resolved;  // canonical reference -> resolved key
+  bool up = true;
 
  private:
   struct Pending {

@@ -68,12 +68,14 @@ struct Answer {
 using Done = std::function<void(Answer)>;
 
 struct Sources {
-  // The upstream proper (1Password Connect, a later issue); null when none
-  // is configured: the fallbacks are then the only sources, and what they
-  // give is cached like an upstream value.
-  upstream::Provider* primary = nullptr;
-  // In order of preference; asked when the primary is absent or unavailable
-  // and the catalog entry names a source of their kind.
+  // The upstream proper (1Password Connect: the primary server, then the
+  // backup), tried in order; empty when none is configured: the fallbacks
+  // are then the only sources, and what they give is cached like an
+  // upstream value.
+  std::vector<upstream::Provider*> primaries;
+  // In order of preference; asked only when every primary is unavailable
+  // (never after a 401/403/404) and the catalog entry names a source of
+  // their kind.
   std::vector<upstream::Provider*> fallbacks;
 };
 
@@ -101,6 +103,14 @@ class Broker {
   bool invalidate(const std::string& key) { return cache_.invalidate(key); }
 
   cache::Mode mode() const noexcept { return cache_.mode(); }
+  // Recomputes the mode from the primaries' availability: fallback while
+  // none of them is available, normal otherwise (and always without
+  // primaries). Logged when it changes. Called after every primary outcome
+  // and by whoever watches the primaries (probes, breakers).
+  void update_mode();
+  // The key `ref` is cached under: the resolved IDs once a primary knows
+  // them, else the reference's canonical form.
+  std::string key_for(const catalog::Reference& ref) const;
   std::size_t fetches_in_flight() const noexcept { return flights_.flights(); }
   std::uint64_t fetches_started() const noexcept { return fetches_; }
 
@@ -117,10 +127,18 @@ class Broker {
   };
   using Flight = cache::SingleFlight<Outcome>;
 
-  void start_fetch(const std::string& key, std::shared_ptr<const catalog::Entry> entry);
-  void on_primary(const std::string& key, std::shared_ptr<const catalog::Entry> entry, upstream::FetchResult r);
-  void try_fallbacks(const std::string& key, std::shared_ptr<const catalog::Entry> entry, std::size_t next,
-                     std::vector<std::string> reasons);
+  // One fetch: the flight key, what is fetched, and why earlier sources
+  // could not give it.
+  struct Fetch {
+    std::string key;
+    upstream::FetchRequest request;
+    std::vector<std::string> reasons;
+  };
+  void start_fetch(std::shared_ptr<Fetch> f);
+  void try_primary(std::shared_ptr<Fetch> f, std::size_t next);
+  void on_primary(std::shared_ptr<Fetch> f, std::size_t index, upstream::FetchResult r);
+  void after_primaries(std::shared_ptr<Fetch> f);
+  void try_fallbacks(std::shared_ptr<Fetch> f, std::size_t next);
   Outcome stored(const std::string& key, const catalog::Entry* entry, secure::SecureBuffer value,
                  std::string_view source, bool cache_it);
   Duration ttl_for(const catalog::Entry* entry) const;

@@ -28,7 +28,7 @@ class CredentialProvider final : public Provider {
   bool holds(const catalog::Entry* entry) const noexcept override {
     return entry != nullptr && !entry->systemd_credential.empty();
   }
-  void fetch(std::shared_ptr<const catalog::Entry> entry, FetchDone done) override;
+  void fetch(const FetchRequest& request, FetchDone done) override;
 
   const std::optional<std::string>& directory() const noexcept { return directory_; }
   // Reads one credential now (what fetch() does before it completes).

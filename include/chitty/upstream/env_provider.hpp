@@ -16,6 +16,7 @@
 
 #include "chitty/loop/task_queue.hpp"
 #include "chitty/secure/arena.hpp"
+#include "chitty/secure/sealed_value.hpp"
 #include "chitty/secure/sealer.hpp"
 #include "chitty/upstream/provider.hpp"
 
@@ -24,7 +25,7 @@ namespace chitty::upstream {
 class EnvProvider final : public Provider {
  public:
   EnvProvider(secure::Arena& arena, secure::Sealer& sealer, loop::TaskQueue& tasks);
-  ~EnvProvider() override;  // wipes the sealed values
+  ~EnvProvider() override;
   EnvProvider(const EnvProvider&) = delete;
   EnvProvider& operator=(const EnvProvider&) = delete;
 
@@ -40,22 +41,18 @@ class EnvProvider final : public Provider {
 
   std::string_view source() const noexcept override { return "env"; }
   bool holds(const catalog::Entry* entry) const noexcept override { return entry != nullptr && !entry->env.empty(); }
-  void fetch(std::shared_ptr<const catalog::Entry> entry, FetchDone done) override;
+  void fetch(const FetchRequest& request, FetchDone done) override;
 
   bool has(const std::string& name) const { return values_.count(name) != 0; }
   std::size_t size() const noexcept { return values_.size(); }
 
  private:
-  struct Sealed {
-    secure::Block block;
-    std::size_t plaintext_size = 0;
-  };
   FetchResult open(const std::string& name) const;
 
   secure::Arena& arena_;
   secure::Sealer& sealer_;
   loop::TaskQueue& tasks_;
-  std::unordered_map<std::string, Sealed> values_;
+  std::unordered_map<std::string, secure::SealedValue> values_;
 };
 
 }  // namespace chitty::upstream

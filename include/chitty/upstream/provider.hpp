@@ -2,28 +2,32 @@
 // the completion runs later on the loop thread, exactly once, never inside
 // fetch() itself. Values arrive in secure buffers, never in std::string.
 //
-// Providers now: environment variables imported at start (env_provider.hpp)
-// and systemd credentials (credential_provider.hpp). The 1Password Connect
-// provider joins them behind the same interface.
+// Providers: environment variables imported at start (env_provider.hpp),
+// systemd credentials (credential_provider.hpp) and 1Password Connect
+// (connect_provider.hpp).
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include <tl/expected.hpp>
 
 #include "chitty/catalog/catalog.hpp"
+#include "chitty/catalog/reference.hpp"
 #include "chitty/secure/secure_buffer.hpp"
 
 namespace chitty::upstream {
 
 enum class FetchError {
-  not_found,    // this source has no value for it (env variable unset, no credential file)
-  denied,       // the source refused (401/403): the secret is out of scope
-  unavailable,  // the source cannot answer now (unreachable, timeout, 5xx)
-  no_memory,    // no locked memory to receive the value right now
+  not_found,     // this source has no such secret (env variable unset, no credential file, 404, ambiguous name)
+  denied,        // the source refused on purpose (403: vault not in the token's scope)
+  unauthorized,  // the source refused the agent's own credential (401): an alert, not an outage
+  unavailable,   // the source cannot answer now (unreachable, timeout, 5xx, 429, malformed answer)
+  rejected,      // the source answered this request with an error that is neither (400, 413, too large)
+  no_memory,     // no locked memory to receive the value right now
 };
 std::string_view fetch_error_name(FetchError e) noexcept;
 
@@ -33,6 +37,14 @@ struct FetchFailure {
 };
 
 using FetchResult = tl::expected<secure::SecureBuffer, FetchFailure>;
+
+// What to fetch: the reference (always) and the catalog entry it resolved to
+// (null for a reference outside the catalog).
+struct FetchRequest {
+  std::shared_ptr<const catalog::Entry> entry;
+  catalog::Reference ref;
+  bool refresh = false;  // the client forced a refresh: skip any negative cache
+};
 using FetchDone = std::function<void(FetchResult)>;
 
 class Provider {
@@ -44,9 +56,18 @@ class Provider {
   // names a source of its kind). `entry` may be null: a reference outside
   // the catalog.
   virtual bool holds(const catalog::Entry* entry) const noexcept = 0;
-  // Fetches the value of `entry`. `done` runs on the loop thread after
-  // fetch() has returned.
-  virtual void fetch(std::shared_ptr<const catalog::Entry> entry, FetchDone done) = 0;
+  // Fetches the value. `done` runs on the loop thread after fetch() has
+  // returned.
+  virtual void fetch(const FetchRequest& request, FetchDone done) = 0;
+
+  // The key the cache, revocations and audit use for `ref` once this source
+  // has resolved it (1Password: vault/item/section/field IDs, so that a
+  // title, an ID and another spelling are one secret); nullopt until then,
+  // or for sources without such IDs.
+  virtual std::optional<std::string> resolved_key(const catalog::Reference&) const { return std::nullopt; }
+  // Whether requests to it can succeed now (false while its circuit breaker
+  // is open). Sources without availability tracking are always available.
+  virtual bool available() const noexcept { return true; }
 };
 
 }  // namespace chitty::upstream

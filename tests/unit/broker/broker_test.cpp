@@ -53,7 +53,10 @@ struct Fixture {
     cache = std::make_unique<chitty::cache::Cache>(*arena, *sealer, clock, chitty::cache::Options{});
     if (with_primary) primary = std::make_unique<FakeProvider>(*arena, "1password");
     env = std::make_unique<FakeProvider>(*arena, "env", false);
-    broker = std::make_unique<Broker>(*cache, chitty::broker::Sources{primary.get(), {env.get()}}, clock);
+    chitty::broker::Sources sources;
+    if (primary) sources.primaries.push_back(primary.get());
+    sources.fallbacks.push_back(env.get());
+    broker = std::make_unique<Broker>(*cache, sources, clock);
 
     auto cat = chitty::catalog::Catalog::build({
         {"openai_api_key", "op://AI/OpenAI/api_key", "OPENAI_API_KEY", "", "ai", ""},

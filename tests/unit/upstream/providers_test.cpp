@@ -48,7 +48,8 @@ struct Fixture {
   FetchResult fetch(chitty::upstream::Provider& p, const chitty::catalog::Entry& e) {
     std::optional<FetchResult> got;
     bool returned = false;
-    p.fetch(std::make_shared<chitty::catalog::Entry>(e), [&](FetchResult r) {
+    chitty::upstream::FetchRequest request{std::make_shared<chitty::catalog::Entry>(e), e.ref, false};
+    p.fetch(request, [&](FetchResult r) {
       CHECK(returned);  // never from inside fetch()
       got = std::move(r);
     });

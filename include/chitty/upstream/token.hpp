@@ -1,0 +1,54 @@
+// The agent's own credential for an upstream (the Connect token): read from
+// a file (checked: a regular file, not readable by group or others, owned by
+// the agent's uid or root) or taken once from an environment variable
+// (scrubbed from the environment), and kept sealed in the arena. A file is
+// re-read on SIGHUP and after the upstream answers 401; a variable cannot
+// be, since it is gone from the environment after start.
+//
+// Thread: loop thread only.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "chitty/base/result.hpp"
+#include "chitty/secure/arena.hpp"
+#include "chitty/secure/sealed_value.hpp"
+#include "chitty/secure/sealer.hpp"
+#include "chitty/secure/secure_buffer.hpp"
+
+namespace chitty::upstream {
+
+class Token {
+ public:
+  static Result<std::unique_ptr<Token>> from_file(secure::Arena& arena, secure::Sealer& sealer, std::string path);
+  static Result<std::unique_ptr<Token>> from_env(secure::Arena& arena, secure::Sealer& sealer, std::string name);
+
+  // Reads the file again. True if the token changed; false if unchanged or
+  // not a file; an error (and the old token kept) if the file is now
+  // unusable.
+  Result<bool> reload();
+
+  // "Bearer <token>" in locked memory; empty when there is no locked memory
+  // right now.
+  secure::SecureBuffer bearer() const noexcept;
+  // Where it comes from, for messages: "file /run/…/op-token".
+  std::string describe() const;
+  bool reloadable() const noexcept { return !path_.empty(); }
+
+ private:
+  Token(secure::Arena& arena, secure::Sealer& sealer) : arena_(arena), sealer_(sealer) {}
+  Result<secure::SecureBuffer> read_file() const;
+
+  secure::Arena& arena_;
+  secure::Sealer& sealer_;
+  std::string path_;      // "" for an environment variable
+  std::string env_name_;
+  secure::SealedValue value_;
+};
+
+// A token is printable ASCII without spaces (a JWT is): anything else could
+// split the Authorization header.
+bool valid_token(std::string_view t) noexcept;
+
+}  // namespace chitty::upstream
