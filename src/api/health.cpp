@@ -77,13 +77,56 @@ std::string health_body(const HealthContext& ctx, const identity::Identity* call
   MonoTime now = ctx.clock->now();
   w.begin_object();
   bool fallback = ctx.cache != nullptr && ctx.cache->mode() == cache::Mode::fallback;
-  w.key("status").string(fallback ? "degraded" : "healthy");
+  bool upstream_trouble = false;
+  for (const auto* c : ctx.connect) {
+    auto h = c->status().health;
+    upstream_trouble = upstream_trouble || h == upstream::ConnectStatus::Health::unreachable ||
+                       h == upstream::ConnectStatus::Health::unauthorized ||
+                       h == upstream::ConnectStatus::Health::rate_limited;
+  }
+  // Degraded, not unhealthy: the agent still serves what it can (cached
+  // values within the window, fallbacks), and a health check must not kill
+  // it while it bridges an outage.
+  w.key("status").string(fallback || upstream_trouble ? "degraded" : "healthy");
   if (ctx.cache != nullptr) w.key("mode").string(cache::mode_name(ctx.cache->mode()));
   w.key("version").string(CHITTY_VERSION);
   w.key("uptime_seconds").integer(std::chrono::duration_cast<std::chrono::seconds>(now - ctx.started).count());
   w.key("started_at").string(ctx.started_at.empty() ? format_rfc3339_ms(ctx.started_wall) : ctx.started_at);
   static const pid_t pid = getpid();
   w.key("pid").integer(pid);
+  if (ctx.cache != nullptr && ctx.fallback_window.count() > 0) {
+    w.key("fallback_window_seconds").integer(std::chrono::duration_cast<std::chrono::seconds>(ctx.fallback_window).count());
+  }
+  if (!ctx.connect.empty()) {
+    w.key("upstream").begin_object();
+    for (const auto* c : ctx.connect) {
+      const upstream::ConnectStatus& st = c->status();
+      w.key(c->options().name == "primary" ? "onepassword_connect" : "onepassword_connect_" + c->options().name);
+      w.begin_object();
+      w.key("status").string(upstream::connect_health_name(st.health));
+      w.key("url").string(c->options().url);
+      w.key("circuit").string(upstream::breaker_state_name(st.breaker));
+      w.key("last_success");
+      if (st.last_success) w.string(format_rfc3339_ms(*st.last_success)); else w.null();
+      w.key("last_failure");
+      if (st.last_failure) w.string(format_rfc3339_ms(*st.last_failure)); else w.null();
+      w.key("unavailable_since");
+      if (st.unavailable_since) w.string(format_rfc3339_ms(*st.unavailable_since)); else w.null();
+      w.key("last_error");
+      if (st.last_error.empty()) w.null(); else w.string(st.last_error);
+      w.key("latency_ms").number(std::chrono::duration<double, std::milli>(st.last_latency).count());
+      w.key("server_version");
+      if (st.server_version.empty()) w.null(); else w.string(st.server_version);
+      w.key("dependencies").begin_object();
+      for (const auto& [service, state] : st.dependencies) w.key(service).string(state);
+      w.end_object();
+      w.key("requests").uinteger(st.requests);
+      w.key("failures").uinteger(st.failures);
+      w.key("resolutions").uinteger(st.resolutions);
+      w.end_object();
+    }
+    w.end_object();
+  }
   if (ctx.server != nullptr) {
     const server::ServerStats& s = ctx.server->stats();
     w.key("server").begin_object();

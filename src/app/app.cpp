@@ -19,7 +19,11 @@
 #include "chitty/secure/arena.hpp"
 #include "chitty/secure/hardening.hpp"
 #include "chitty/secure/sealer.hpp"
+#include "chitty/base/random.hpp"
+#include "chitty/upstream/connect_provider.hpp"
 #include "chitty/upstream/credential_provider.hpp"
+#include "chitty/upstream/http_client.hpp"
+#include "chitty/upstream/token.hpp"
 #include "chitty/upstream/env_provider.hpp"
 #include "chitty/app/state_dir.hpp"
 #include "chitty/base/units.hpp"
@@ -88,6 +92,26 @@ cache::Options cache_options(const config::CacheConfig& c) {
   for (const auto& cat : c.categories) o.category_ttl.emplace_back(cat.name, cat.ttl);
   return o;
 }
+
+upstream::ConnectOptions connect_options(const config::OnePasswordConfig& o, bool backup) {
+  upstream::ConnectOptions c;
+  c.name = backup ? "backup" : "primary";
+  c.url = backup ? o.backup_url : o.url;
+  c.timeout = o.timeout;
+  c.connect_timeout = o.connect_timeout;
+  c.max_response_bytes = o.max_response_bytes;
+  c.probe_interval = o.probe_interval;
+  c.health_interval = o.health_interval;
+  c.resolution_ttl = o.resolution_ttl;
+  c.negative_ttl = o.negative_ttl;
+  c.rate_limit_backoff = o.rate_limit_backoff;
+  c.breaker.failure_threshold = o.failure_threshold;
+  c.breaker.backoff = o.breaker_backoff;
+  c.breaker.max_backoff = o.breaker_max_backoff;
+  return c;
+}
+
+double jitter() { return static_cast<double>(random_u64() >> 11) * 0x1.0p-53; }
 
 // The catalog and policy of a configuration. Validation has already accepted
 // both, so a failure here is a bug; it is reported, not ignored.
@@ -158,7 +182,7 @@ class Agent {
  public:
   Agent(loop::Loop& loop, const RunOptions& options, const config::Config& config, Listener listener,
         const Clock& clock, lifecycle::Notifier& notifier, Vault& vault)
-      : options_(options), config_(config), listener_(std::move(listener)), clock_(clock), notifier_(notifier),
+      : loop_(loop), options_(options), config_(config), listener_(std::move(listener)), clock_(clock), notifier_(notifier),
         vault_(vault),
         tasks_(loop),
         cache_(*vault.arena, *vault.sealer, clock, cache_options(config.cache)),
@@ -179,13 +203,18 @@ class Agent {
     health_.arena = vault_.arena.get();
     health_.sealer = vault_.sealer.get();
     health_.broker = &broker_;
+    health_.fallback_window = config.cache.fallback_window;
     api::register_health_routes(router_, health_);
     credentials_ctx_ = api::CredentialsContext{&broker_, &audit_, vault_.arena.get()};
     api::register_credential_routes(router_, credentials_ctx_);
   }
 
-  // The catalog, policy and environment import of the configuration.
-  Result<void> load_sources() { return apply_sources(config_, true); }
+  // The catalog, policy and environment import of the configuration, and
+  // the Connect upstream with its token(s).
+  Result<void> load_sources() {
+    if (auto r = open_upstream(); !r) return r;
+    return apply_sources(config_, true);
+  }
 
   Result<void> start() {
     int fd = listener_.file ? listener_.file->release_fd() : listener_.fd;
@@ -193,11 +222,20 @@ class Agent {
     sweep_.unref();
     auto r = server_.start(fd);
     if (!r && listener_.file) listener_.file->remove();
+    if (r) {
+      for (auto* c : connect_providers()) c->start();
+    }
     return r;
   }
 
   std::string serving_status() const {
-    return "serving on " + listener_.path + (listener_.activated ? " (socket-activated)" : "");
+    std::string s = "serving on " + listener_.path + (listener_.activated ? " (socket-activated)" : "");
+    if (!connect_) return s;
+    s += "; upstream " + std::string(upstream::connect_health_name(connect_->status().health));
+    if (backup_) s += ", backup " + std::string(upstream::connect_health_name(backup_->status().health));
+    if (broker_.mode() == cache::Mode::fallback) s += " (fallback mode: cached values up to " +
+                                                       format_duration(config_.cache.fallback_window) + ")";
+    return s;
   }
 
   const std::string& socket_path() const noexcept { return listener_.path; }
@@ -205,6 +243,70 @@ class Agent {
   bool stopped_cleanly() const noexcept { return stopped_; }
 
  private:
+  std::vector<upstream::ConnectProvider*> connect_providers() const {
+    std::vector<upstream::ConnectProvider*> v;
+    if (connect_) v.push_back(connect_.get());
+    if (backup_) v.push_back(backup_.get());
+    return v;
+  }
+
+  static Result<std::unique_ptr<upstream::Token>> open_token(Vault& vault, const std::string& file,
+                                                             const std::string& env) {
+    if (!file.empty()) return upstream::Token::from_file(*vault.arena, *vault.sealer, file);
+    return upstream::Token::from_env(*vault.arena, *vault.sealer, env);
+  }
+
+  Result<void> open_upstream() {
+    const config::OnePasswordConfig& o = config_.onepassword;
+    if (o.url.empty()) return {};
+    upstream::HttpClientOptions ho;
+    ho.ca_file = o.ca_file;
+    ho.allow_insecure_http = o.allow_insecure_http;
+    for (const auto& url : {o.url, o.backup_url}) {
+      if (url.empty()) continue;
+      if (auto ok = upstream::HttpClient::check_url(url, o.allow_insecure_http); !ok) {
+        return fail("upstream.onepassword: " + ok.error().message);
+      }
+    }
+    auto token = open_token(vault_, o.token_file, o.token_env);
+    if (!token) return fail("upstream.onepassword: " + token.error().message);
+    token_ = std::move(*token);
+    http_ = std::make_unique<upstream::HttpClient>(loop_, tasks_, *vault_.arena, clock_, ho);
+    connect_ = std::make_unique<upstream::ConnectProvider>(loop_, tasks_, *http_, *vault_.arena, clock_, *token_,
+                                                           connect_options(o, false), &jitter);
+    if (!o.backup_url.empty()) {
+      upstream::Token* backup_token = token_.get();
+      if (!o.backup_token_file.empty() || !o.backup_token_env.empty()) {
+        auto t = open_token(vault_, o.backup_token_file, o.backup_token_env);
+        if (!t) return fail("upstream.onepassword (backup): " + t.error().message);
+        backup_token_ = std::move(*t);
+        backup_token = backup_token_.get();
+      }
+      backup_ = std::make_unique<upstream::ConnectProvider>(loop_, tasks_, *http_, *vault_.arena, clock_,
+                                                            *backup_token, connect_options(o, true), &jitter);
+    }
+    for (auto* c : connect_providers()) {
+      c->on_change([this] { upstream_changed(); });
+      health_.connect.push_back(c);
+    }
+    auto primaries = connect_providers();
+    broker_.set_primaries(std::vector<upstream::Provider*>(primaries.begin(), primaries.end()));
+    log::info("upstream", "1Password Connect upstream configured",
+              {{"url", o.url}, {"backup_url", o.backup_url}, {"token", token_->describe()}});
+    return {};
+  }
+
+  // A Connect server's health or breaker changed: the mode, and what
+  // systemd shows.
+  void upstream_changed() {
+    broker_.update_mode();
+    std::string status = serving_status();
+    if (status != last_status_) {
+      last_status_ = status;
+      if (!stopping_) notifier_.status(status);
+    }
+  }
+
   Result<void> apply_sources(const config::Config& c, bool first) {
     auto cat = build_catalog(c);
     if (!cat) return tl::unexpected(cat.error());
@@ -255,6 +357,8 @@ class Agent {
     // socket systemd passed stays: it belongs to the .socket unit.
     if (listener_.file) listener_.file->remove();
     server_.shutdown(config_.agent.shutdown_timeout, [this] {
+      for (auto* c : connect_providers()) c->close();
+      if (http_) http_->close();
       tasks_.close();
       sweep_.close();
       sigterm_.close();
@@ -312,12 +416,34 @@ class Agent {
          format_size(cur_cache.transient_locked_bytes), format_size(cc.transient_locked_bytes));
     keep(kRestartKeys[7], cc.allow_unlocked_memory, cur_cache.allow_unlocked_memory,
          cur_cache.allow_unlocked_memory ? "true" : "false", cc.allow_unlocked_memory ? "true" : "false");
+    config::OnePasswordConfig& op = next.onepassword;
+    const config::OnePasswordConfig& cur_op = config_.onepassword;
+    keep(kRestartKeys[8], op.url, cur_op.url, cur_op.url, op.url);
+    keep(kRestartKeys[9], op.backup_url, cur_op.backup_url, cur_op.backup_url, op.backup_url);
+    keep(kRestartKeys[10], op.token_file, cur_op.token_file, cur_op.token_file, op.token_file);
+    keep(kRestartKeys[11], op.token_env, cur_op.token_env, cur_op.token_env, op.token_env);
+    keep(kRestartKeys[12], op.backup_token_file, cur_op.backup_token_file, cur_op.backup_token_file,
+         op.backup_token_file);
+    keep(kRestartKeys[13], op.backup_token_env, cur_op.backup_token_env, cur_op.backup_token_env,
+         op.backup_token_env);
+    keep(kRestartKeys[14], op.ca_file, cur_op.ca_file, cur_op.ca_file, op.ca_file);
+    keep(kRestartKeys[15], op.allow_insecure_http, cur_op.allow_insecure_http,
+         cur_op.allow_insecure_http ? "true" : "false", op.allow_insecure_http ? "true" : "false");
     if (auto r = apply_sources(next, false); !r) {
       log::error("app", "configuration not reloaded; still running the previous one", {{"reason", r.error().message}});
       notifier_.ready(serving_status() + "; reload failed, running the previous configuration");
       return;
     }
     cache_.set_options(cache_options(cc));
+    health_.fallback_window = cc.fallback_window;
+    if (connect_) {
+      connect_->reconfigure(connect_options(op, false));
+      connect_->reload_token();
+    }
+    if (backup_) {
+      backup_->reconfigure(connect_options(op, true));
+      if (backup_token_) backup_->reload_token();
+    }
 
     log::set_level(a.log_level);
     server_.reconfigure(server_options(a));
@@ -332,6 +458,7 @@ class Agent {
     notifier_.ready(status);
   }
 
+  loop::Loop& loop_;
   const RunOptions& options_;
   config::Config config_;
   Listener listener_;
@@ -342,6 +469,12 @@ class Agent {
   cache::Cache cache_;
   upstream::EnvProvider env_;
   upstream::CredentialProvider credentials_;
+  std::unique_ptr<upstream::HttpClient> http_;
+  std::unique_ptr<upstream::Token> token_;
+  std::unique_ptr<upstream::Token> backup_token_;
+  std::unique_ptr<upstream::ConnectProvider> connect_;
+  std::unique_ptr<upstream::ConnectProvider> backup_;
+  std::string last_status_;
   audit::MemoryRecorder audit_;
   broker::Broker broker_;
   loop::Timer sweep_;

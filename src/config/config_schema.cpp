@@ -139,10 +139,86 @@ Schema make_schema() {
         return &v.back();
       },
   });
+  using O = OnePasswordConfig;
+  s.tables.push_back(Table{
+      "upstream.onepassword",
+      false,
+      "The 1Password Connect server secrets are fetched from (docs/upstream.md). Without a url the fallback "
+      "sources are the only ones.",
+      {
+          {"url", Kind::String, "\"\"", 0, 2048, {},
+           "Base URL of the Connect server (http://127.0.0.1:8080). Plain http only to a loopback address unless "
+           "allow_insecure_http. Empty: no Connect upstream.",
+           member(&O::url)},
+          {"token_file", Kind::String, "\"\"", 0, 4000, {},
+           "File holding the Connect token (not readable by group or others; LoadCredential= is ideal). Re-read on "
+           "SIGHUP and after a 401.",
+           member(&O::token_file)},
+          {"token_env", Kind::String, "\"\"", 0, 128, {},
+           "Environment variable holding the Connect token instead: taken once at start and scrubbed from the "
+           "environment.",
+           member(&O::token_env)},
+          {"backup_url", Kind::String, "\"\"", 0, 2048, {},
+           "A second Connect server, tried when the first is unavailable and before the env/systemd-credential "
+           "fallbacks. Empty: none.",
+           member(&O::backup_url)},
+          {"backup_token_file", Kind::String, "\"\"", 0, 4000, {},
+           "The backup server's token file; empty: the same token as the primary.", member(&O::backup_token_file)},
+          {"backup_token_env", Kind::String, "\"\"", 0, 128, {},
+           "The backup server's token as an environment variable (taken once, scrubbed).",
+           member(&O::backup_token_env)},
+          {"ca_file", Kind::String, "\"\"", 0, 4000, {},
+           "CA bundle that signs the Connect servers' certificates (https); empty: the system's.",
+           member(&O::ca_file)},
+          {"allow_insecure_http", Kind::Boolean, "false", 0, 0, {},
+           "Allow plain http to a host that is not loopback (the token and every secret cross the network "
+           "unencrypted).",
+           member(&O::allow_insecure_http)},
+          {"timeout", Kind::Duration, "\"2s\"", 100, 60 * kSecond, {},
+           "Time a request to Connect may take, connection included.", member(&O::timeout)},
+          {"connect_timeout", Kind::Duration, "\"1s\"", 100, 60 * kSecond, {},
+           "Time to establish a connection to Connect.", member(&O::connect_timeout)},
+          {"max_response_bytes", Kind::Size, "\"63KiB\"", kKiB, 64 * kKiB - 1, {},
+           "Largest answer accepted from Connect (an item with all its fields); received into locked memory.",
+           member(&O::max_response_bytes)},
+          {"services_vault", Kind::String, "\"ChittyOS Services\"", 1, 256, {},
+           "Vault of service tokens: service-token/{target} defaults to op://<services_vault>/<target>/service_token.",
+           member(&O::services_vault)},
+          {"integrations_vault", Kind::String, "\"ChittyOS Integrations\"", 1, 256, {},
+           "Vault of integration keys: integration-key/{integration} defaults to "
+           "op://<integrations_vault>/<integration>/api_key.",
+           member(&O::integrations_vault)},
+          {"probe_interval", Kind::Duration, "\"5s\"", 100, 10 * kMinute, {},
+           "How often /heartbeat is probed (and, while the circuit is open, the earliest retry).",
+           member(&O::probe_interval)},
+          {"health_interval", Kind::Duration, "\"60s\"", kSecond, 60 * kMinute, {},
+           "How often /health is read instead (server version, dependency states).", member(&O::health_interval)},
+          {"failure_threshold", Kind::Integer, "2", 1, 100, {},
+           "Consecutive availability failures (unreachable, timeout, 5xx, malformed answer) that open the circuit.",
+           member(&O::failure_threshold)},
+          {"breaker_backoff", Kind::Duration, "\"1s\"", 100, 10 * kMinute, {},
+           "First wait before a trial request once the circuit opens; doubled each time it reopens, jittered "
+           "±25%.",
+           member(&O::breaker_backoff)},
+          {"breaker_max_backoff", Kind::Duration, "\"30s\"", 100, 60 * kMinute, {},
+           "Longest wait between trials while Connect stays unreachable.", member(&O::breaker_max_backoff)},
+          {"resolution_ttl", Kind::Duration, "\"10m\"", kSecond, 24 * 60 * kMinute, {},
+           "How long a vault or item name's resolution to an ID is reused (a 404 on a reused ID resolves again).",
+           member(&O::resolution_ttl)},
+          {"negative_ttl", Kind::Duration, "\"30s\"", 0, 60 * kMinute, {},
+           "How long an unknown reference is answered 404 without asking Connect again (a refresh asks anyway).",
+           member(&O::negative_ttl)},
+          {"rate_limit_backoff", Kind::Duration, "\"1s\"", 100, 10 * kMinute, {},
+           "First pause after a 429 (Connect sends no Retry-After); doubled on each further 429 up to 60s, "
+           "jittered.",
+           member(&O::rate_limit_backoff)},
+      },
+      [](void* root) -> void* { return &static_cast<Config*>(root)->onepassword; },
+  });
   s.tables.push_back(Table{
       "fallback",
       false,
-      "Sources used when the upstream cannot answer (and, until it exists, the only sources).",
+      "Sources used when the upstream cannot answer (and, without an upstream, the only sources).",
       {
           {"env", Kind::Boolean, "true", 0, 0, {},
            "Serve a credential's `env` variable, imported once at start and scrubbed from the environment.",
@@ -273,6 +349,62 @@ std::vector<Problem> validate(const Config& c) {
                        "category \"" + cache.categories[i].name + "\" already has a TTL"});
       }
     }
+  }
+
+  const OnePasswordConfig& op = c.onepassword;
+  auto check_url = [&](const char* key, const std::string& url) {
+    if (url.empty()) return;
+    std::string_view u(url);
+    bool http = u.starts_with("http://"), https = u.starts_with("https://");
+    if (!http && !https) {
+      out.push_back({std::string("upstream.onepassword.") + key, "\"" + url + "\" must start with http:// or https://"});
+      return;
+    }
+    std::string_view rest = u.substr(http ? 7 : 8);
+    std::string_view host = rest.substr(0, rest.find_first_of("/?#"));
+    if (host.find('@') != std::string_view::npos) {
+      out.push_back({std::string("upstream.onepassword.") + key,
+                     "the URL carries credentials; put the token in token_file or token_env"});
+      return;
+    }
+    if (host.starts_with('[')) {
+      host = host.substr(0, host.find(']') + 1);
+    } else {
+      host = host.substr(0, host.find(':'));
+    }
+    bool loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.");
+    if (http && !loopback && !op.allow_insecure_http) {
+      out.push_back({std::string("upstream.onepassword.") + key,
+                     "plain http to " + std::string(host) +
+                         " would send the token and every secret unencrypted; use https or a loopback address, or "
+                         "set allow_insecure_http = true"});
+    }
+  };
+  check_url("url", op.url);
+  check_url("backup_url", op.backup_url);
+  if (!op.url.empty()) {
+    if (op.token_file.empty() == op.token_env.empty()) {
+      out.push_back({"upstream.onepassword.url", "set exactly one of token_file and token_env for the Connect token"});
+    }
+  } else if (!op.backup_url.empty()) {
+    out.push_back({"upstream.onepassword.backup_url", "backup_url needs url (the primary server)"});
+  }
+  if (!op.backup_token_file.empty() && !op.backup_token_env.empty()) {
+    out.push_back({"upstream.onepassword.backup_token_file", "set at most one of backup_token_file and backup_token_env"});
+  }
+  for (auto [key, path] : {std::pair{"token_file", &op.token_file}, {"backup_token_file", &op.backup_token_file},
+                           {"ca_file", &op.ca_file}}) {
+    if (!path->empty() && path->front() != '/') {
+      out.push_back({std::string("upstream.onepassword.") + key, "must be an absolute path"});
+    }
+  }
+  for (auto [key, name] : {std::pair{"token_env", &op.token_env}, {"backup_token_env", &op.backup_token_env}}) {
+    if (!name->empty() && !valid_env_name(*name)) {
+      out.push_back({std::string("upstream.onepassword.") + key, "\"" + *name + "\" is not an environment variable name"});
+    }
+  }
+  if (op.breaker_max_backoff < op.breaker_backoff) {
+    out.push_back({"upstream.onepassword.breaker_max_backoff", "breaker_max_backoff is shorter than breaker_backoff"});
   }
 
   std::set<std::string> types;

@@ -236,7 +236,7 @@ void HttpClient::close() noexcept {
   timer_.close();
 }
 
-Result<void> HttpClient::check_url(std::string_view url, bool allow_insecure_http) {
+Result<void> HttpClient::check_url(std::string_view url, bool allow_insecure_http, bool base) {
   init_curl_once();
   CURLU* u = curl_url();
   if (u == nullptr) return fail("out of memory");
@@ -260,7 +260,7 @@ Result<void> HttpClient::check_url(std::string_view url, bool allow_insecure_htt
   if (!part(CURLUPART_USER).empty() || !part(CURLUPART_PASSWORD).empty()) {
     return fail("the URL carries credentials; the token belongs in token_file or token_env");
   }
-  if (!part(CURLUPART_QUERY).empty() || !part(CURLUPART_FRAGMENT).empty()) {
+  if (base && (!part(CURLUPART_QUERY).empty() || !part(CURLUPART_FRAGMENT).empty())) {
     return fail("the URL may not have a query or fragment");
   }
   std::string host = part(CURLUPART_HOST);
@@ -275,7 +275,7 @@ Result<void> HttpClient::check_url(std::string_view url, bool allow_insecure_htt
 HttpClient::Id HttpClient::send(HttpRequest request, HttpDone done) {
   Id id = next_id_++;
   if (closed_) return id;  // shutting down: the request is dropped, as if cancelled
-  if (auto ok = check_url(request.url, options_.allow_insecure_http); !ok) {
+  if (auto ok = check_url(request.url, options_.allow_insecure_http, false); !ok) {
     fail_later(std::move(done), HttpError::refused, ok.error().message);
     return id;
   }

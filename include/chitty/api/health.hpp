@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "chitty/base/clock.hpp"
 #include "chitty/broker/broker.hpp"
@@ -14,6 +15,7 @@
 #include "chitty/identity/identity.hpp"
 #include "chitty/json/writer.hpp"
 #include "chitty/server/server.hpp"
+#include "chitty/upstream/connect_provider.hpp"
 
 namespace chitty::api {
 
@@ -26,6 +28,8 @@ struct HealthContext {
   const secure::Arena* arena = nullptr;    // locked memory; may be null
   const secure::Sealer* sealer = nullptr;
   const broker::Broker* broker = nullptr;
+  std::vector<const upstream::ConnectProvider*> connect;  // primary, then backup; empty without Connect
+  Duration fallback_window{};
   std::string started_at;                  // formatted once by register_health_routes
 };
 

@@ -34,7 +34,15 @@ inline constexpr const char* kRestartKeys[] = {"agent.socket",
                                               "agent.state_dir",
                                               "cache.max_locked_bytes",
                                               "cache.transient_locked_bytes",
-                                              "cache.allow_unlocked_memory"};
+                                              "cache.allow_unlocked_memory",
+                                              "upstream.onepassword.url",
+                                              "upstream.onepassword.backup_url",
+                                              "upstream.onepassword.token_file",
+                                              "upstream.onepassword.token_env",
+                                              "upstream.onepassword.backup_token_file",
+                                              "upstream.onepassword.backup_token_env",
+                                              "upstream.onepassword.ca_file",
+                                              "upstream.onepassword.allow_insecure_http"};
 
 // Tells the service manager (STOPPING=1 and STATUS=) that the agent gives up
 // before run() could start, e.g. on an invalid configuration.

@@ -90,6 +90,11 @@ class Broker {
   void set_catalog(std::shared_ptr<const catalog::Catalog> c) { catalog_ = std::move(c); }
   void set_policy(std::shared_ptr<const policy::Policy> p) { policy_ = std::move(p); }
   const catalog::Catalog& catalog() const noexcept { return *catalog_; }
+  // The upstream servers, in order (set once at start, before any request).
+  void set_primaries(std::vector<upstream::Provider*> primaries) {
+    sources_.primaries = std::move(primaries);
+    update_mode();
+  }
 
   // Answers `ask` for `caller`: `done` runs exactly once, now (cache hit,
   // refusal) or when a fetch completes.

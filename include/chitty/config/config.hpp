@@ -62,6 +62,32 @@ struct CacheConfig {
   std::vector<CategoryTtl> categories;
 };
 
+// [upstream.onepassword]: the 1Password Connect server (docs/upstream.md).
+struct OnePasswordConfig {
+  std::string url;  // "" = no Connect upstream
+  std::string token_file;
+  std::string token_env;
+  std::string backup_url;  // tried when the primary is unavailable, before the env fallback
+  std::string backup_token_file;  // "" = the primary's token
+  std::string backup_token_env;
+  std::string ca_file;
+  bool allow_insecure_http = false;
+  milliseconds timeout{0};
+  milliseconds connect_timeout{0};
+  std::uint64_t max_response_bytes = 0;
+  std::string services_vault;
+  std::string integrations_vault;
+  milliseconds probe_interval{0};
+  milliseconds health_interval{0};
+  std::uint32_t failure_threshold = 0;
+  milliseconds breaker_backoff{0};
+  milliseconds breaker_max_backoff{0};
+  milliseconds resolution_ttl{0};
+  milliseconds negative_ttl{0};
+  milliseconds rate_limit_backoff{0};
+  bool operator==(const OnePasswordConfig&) const = default;
+};
+
 // [fallback]: sources used when the upstream cannot answer.
 struct FallbackConfig {
   bool env = true;
@@ -90,6 +116,7 @@ struct ServiceConfig {
 struct Config {
   AgentConfig agent;
   CacheConfig cache;
+  OnePasswordConfig onepassword;
   FallbackConfig fallback;
   std::vector<CredentialConfig> credentials;
   std::vector<ServiceConfig> services;

@@ -150,7 +150,7 @@ TEST_CASE("the agent schema's tables have unique, documented keys", "[config][sc
   std::vector<std::string> tables;
   for (const auto& t : s.tables) tables.emplace_back(std::string(t.is_array ? "[[" : "[") + std::string(t.name) +
                                                      (t.is_array ? "]]" : "]"));
-  CHECK(tables == std::vector<std::string>{"[agent]", "[cache]", "[[cache.category]]", "[fallback]", "[[credential]]",
+  CHECK(tables == std::vector<std::string>{"[agent]", "[cache]", "[[cache.category]]", "[upstream.onepassword]", "[fallback]", "[[credential]]",
                                            "[[service]]"});
   for (const auto& t : s.tables) {
     std::set<std::string_view> names;
