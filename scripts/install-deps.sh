@@ -25,14 +25,36 @@ for p in "${packages[@]}"; do
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
 
-if ((${#missing[@]} == 0)); then
-  echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
-fi
-
-echo "install-deps: installing ${missing[*]}"
 sudo_cmd=()
 if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+apt_updated=0
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if ((apt_updated == 0)); then
+    "${sudo_cmd[@]}" apt-get update -qq
+    apt_updated=1
+  fi
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "$@"
+}
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+else
+  echo "install-deps: installing ${missing[*]}"
+  apt_install "${missing[@]}"
+fi
+
+# Node.js and the official 1Password Connect SDK (@1password/connect, pinned in
+# tests/fakes/connect-emulator/package-lock.json) for the emulator's SDK test.
+# Any node/npm already on PATH will do; otherwise Debian's packages.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "install-deps: installing nodejs npm"
+  apt_install nodejs npm
+fi
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+emulator_dir="$repo_root/tests/fakes/connect-emulator"
+sdk_marker="$emulator_dir/node_modules/@1password/connect/package.json"
+if [[ ! -f "$sdk_marker" || "$emulator_dir/package-lock.json" -nt "$sdk_marker" ]]; then
+  echo "install-deps: npm ci in tests/fakes/connect-emulator"
+  npm ci --prefix "$emulator_dir" --no-audit --no-fund
+fi

@@ -729,3 +729,67 @@ name = "three"
 }
 
 }  // namespace chitty::config
+
+namespace chitty::config {
+
+TEST_CASE("[upstream.onepassword] loads into its struct with its defaults", "[config][upstream]") {
+  LoadResult r = load_string(R"([upstream.onepassword]
+url = "http://127.0.0.1:8080"
+token_file = "/run/credentials/chitty-agent.service/op-token"
+backup_url = "https://connect-backup.internal:8443"
+timeout = "3s"
+failure_threshold = 4
+)", kFile);
+  if (!r) FAIL(describe(r.error()));
+  const OnePasswordConfig& o = r->onepassword;
+  CHECK(o.url == "http://127.0.0.1:8080");
+  CHECK(o.token_file == "/run/credentials/chitty-agent.service/op-token");
+  CHECK(o.backup_url == "https://connect-backup.internal:8443");
+  CHECK(o.timeout == 3s);
+  CHECK(o.failure_threshold == 4);
+  CHECK(o.connect_timeout == 1s);
+  CHECK(o.max_response_bytes == 63 * 1024);
+  CHECK(o.services_vault == "ChittyOS Services");
+  CHECK(o.integrations_vault == "ChittyOS Integrations");
+  CHECK(o.probe_interval == 5s);
+  CHECK(o.negative_ttl == 30s);
+  CHECK(defaults().onepassword.url.empty());  // no upstream unless configured
+}
+
+TEST_CASE("[upstream.onepassword] mistakes are reported at their lines", "[config][upstream]") {
+  auto all = describe(load_errors(R"([upstream.onepassword]
+url = "http://connect.example.com:8080"
+backup_url = "ftp://x"
+token_file = "relative/token"
+token_env = "OP TOKEN"
+ca_file = "ca.pem"
+breaker_backoff = "10s"
+breaker_max_backoff = "5s"
+max_response_bytes = "1MiB"
+)"));
+  INFO(all);
+  CHECK_THAT(all, Contains("agent.toml:2:") && Contains("unencrypted"));
+  CHECK_THAT(all, Contains("agent.toml:3:") && Contains("http:// or https://"));
+  CHECK_THAT(all, Contains("agent.toml:4:") && Contains("absolute"));
+  CHECK_THAT(all, Contains("agent.toml:5:") && Contains("not an environment variable name"));
+  CHECK_THAT(all, Contains("agent.toml:6:") && Contains("absolute"));
+  CHECK_THAT(all, Contains("agent.toml:8:") && Contains("shorter than breaker_backoff"));
+  CHECK_THAT(all, Contains("agent.toml:9:"));
+  // Both token sources at once (and neither) is refused.
+  CHECK_THAT(all, Contains("exactly one of token_file and token_env"));
+  auto none = describe(load_errors("[upstream.onepassword]\nurl = \"http://localhost:8080\"\n"));
+  CHECK_THAT(none, Contains("agent.toml:2:") && Contains("exactly one of token_file and token_env"));
+  auto creds = describe(load_errors("[upstream.onepassword]\nurl = \"https://user:pw@h\"\ntoken_env = \"T\"\n"));
+  CHECK_THAT(creds, Contains("credentials"));
+  auto orphan = describe(load_errors("[upstream.onepassword]\nbackup_url = \"http://127.0.0.1:1\"\n"));
+  CHECK_THAT(orphan, Contains("backup_url needs url"));
+  // Plain http elsewhere only with the explicit opt-in; loopback forms are fine.
+  for (std::string url : {"http://localhost:8080", "http://127.0.0.2:1", "http://[::1]:8080/prefix"}) {
+    INFO(url);
+    CHECK(load_string("[upstream.onepassword]\nurl = \"" + url + "\"\ntoken_env = \"T\"\n", kFile));
+  }
+  CHECK(load_string("[upstream.onepassword]\nurl = \"http://10.0.0.5:8080\"\ntoken_env = \"T\"\nallow_insecure_http = true\n",
+                    kFile));
+}
+
+}  // namespace chitty::config
