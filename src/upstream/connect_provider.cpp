@@ -93,7 +93,8 @@ struct ConnectProvider::Job {
   std::string item_id;
   bool vault_cached = false;  // the ID came from our resolution cache (may be stale)
   bool item_cached = false;
-  bool re_resolved = false;
+  bool item_re_resolved = false;
+  bool vault_re_resolved = false;
   bool token_retried = false;
   HttpClient::Id http = 0;
 };
@@ -310,21 +311,27 @@ void ConnectProvider::on_answer(const JobPtr& job, Step step, std::string url, H
   }
   if (res.status == 404) {
     availability_success(res.elapsed, res.connect_version, true);
-    if ((job->vault_cached || job->item_cached) && !job->re_resolved) {
-      // A name resolved earlier may point at an ID that no longer exists
-      // (the item was recreated): resolve the names again, once.
-      job->re_resolved = true;
-      if (job->vault_cached) {
-        vault_ids_.erase(catalog::fold_case(job->ref.vault));
-        job->vault_id.clear();
-        job->vault_cached = false;
-      }
-      if (job->item_cached) {
+    // An ID resolved from a name earlier may no longer exist (the item, or
+    // its vault, was deleted and recreated under the same name): resolve
+    // that name again, once per level.
+    if (step == Step::full && job->item_cached && !job->item_re_resolved) {
+      job->item_re_resolved = true;
+      item_ids_.erase(job->vault_id + '\n' + catalog::fold_case(job->ref.item));
+      job->item_id.clear();
+      job->item_cached = false;
+      keys_.erase(job->name_key);
+      return run(job);
+    }
+    if (step != Step::vault && job->vault_cached && !job->vault_re_resolved) {
+      job->vault_re_resolved = true;
+      vault_ids_.erase(catalog::fold_case(job->ref.vault));
+      if (job->item_cached || !is_connect_id(job->ref.item)) {
         item_ids_.erase(job->vault_id + '\n' + catalog::fold_case(job->ref.item));
         job->item_id.clear();
         job->item_cached = false;
       }
-      if (job->vault_id.empty()) job->item_id.clear();  // an item ID is only meaningful in its vault
+      job->vault_id.clear();
+      job->vault_cached = false;
       keys_.erase(job->name_key);
       return run(job);
     }

@@ -12,6 +12,7 @@
 #include "chitty/base/text.hpp"
 #include "chitty/base/wipe.hpp"
 #include "chitty/log/log.hpp"
+#include "environment.hpp"
 
 namespace chitty::upstream {
 namespace {
@@ -51,7 +52,9 @@ void init_curl_once() {
   std::call_once(once, [] {
     // libcurl (with OpenSSL) writes TLS session keys to $SSLKEYLOGFILE:
     // whoever set it could decrypt the token and every secret.
-    unsetenv("SSLKEYLOGFILE");
+    if (take_environment_variable("SSLKEYLOGFILE", [](std::string_view) {})) {
+      log::warn("upstream", "SSLKEYLOGFILE was set; removed, so TLS session keys are not written anywhere");
+    }
     if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, curl_alloc, curl_release, curl_resize, curl_duplicate,
                              curl_zeroed) != CURLE_OK) {
       log::error("upstream", "libcurl could not be initialised");

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "json_reader.hpp"
+#include "memory_scan.hpp"
 #include "process.hpp"
 #include "uds_client.hpp"
 
@@ -26,6 +27,8 @@ using chitty::testing::AgentProcess;
 using chitty::testing::AgentSpec;
 using chitty::testing::HttpResponse;
 using chitty::testing::Json;
+using chitty::testing::Scan;
+using chitty::testing::scan_memory;
 using chitty::testing::TempDir;
 using chitty::testing::UdsClient;
 
@@ -90,72 +93,6 @@ const Json& at(const Json& j, std::string_view key) {
   INFO("missing key " << key);
   REQUIRE(v != nullptr);
   return *v;
-}
-
-// What a scan of another process's memory found.
-struct Scan {
-  std::uint64_t bytes_read = 0;
-  std::size_t regions_read = 0;
-  std::size_t regions_unreadable = 0;  // memfd_secret, [vvar], guard pages ...
-  std::size_t regions_skipped = 0;     // sanitizer shadow (terabytes of reserved space)
-  std::vector<std::size_t> hits;       // occurrences per needle
-};
-
-// Reads every readable mapping of `pid` (/proc/PID/maps, /proc/PID/mem) and
-// counts the occurrences of each needle. Needles may straddle chunk borders.
-Scan scan_memory(pid_t pid, const std::vector<std::string>& needles) {
-  Scan s;
-  s.hits.assign(needles.size(), 0);
-  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
-  REQUIRE(maps);
-  int mem = ::open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
-  REQUIRE(mem >= 0);
-  std::size_t overlap = 0;
-  for (const auto& n : needles) overlap = std::max(overlap, n.size());
-  std::string line;
-  std::vector<char> buf;
-  while (std::getline(maps, line)) {
-    unsigned long lo = 0, hi = 0;
-    char perms[5] = {};
-    if (std::sscanf(line.c_str(), "%lx-%lx %4s", &lo, &hi, perms) != 3) continue;
-    if (perms[0] != 'r') {
-      ++s.regions_unreadable;
-      continue;
-    }
-    if (hi - lo > (1UL << 30)) {  // ASan's shadow: reserved, never holds our data
-      ++s.regions_skipped;
-      continue;
-    }
-    constexpr std::size_t kChunk = 1 << 20;
-    bool read_any = false;
-    std::string carry;
-    for (unsigned long at_addr = lo; at_addr < hi;) {
-      std::size_t want = std::min<std::size_t>(kChunk, hi - at_addr);
-      buf.resize(carry.size() + want);
-      std::memcpy(buf.data(), carry.data(), carry.size());
-      ssize_t n = ::pread(mem, buf.data() + carry.size(), want, static_cast<off_t>(at_addr));
-      if (n <= 0) break;  // EIO: not readable through /proc/PID/mem (memfd_secret, vvar)
-      read_any = true;
-      s.bytes_read += static_cast<std::uint64_t>(n);
-      std::string_view hay(buf.data(), carry.size() + static_cast<std::size_t>(n));
-      for (std::size_t i = 0; i < needles.size(); ++i) {
-        for (std::size_t p = hay.find(needles[i]); p != std::string_view::npos; p = hay.find(needles[i], p + 1)) {
-          // A match lying wholly inside the carried-over bytes was counted in the previous chunk.
-          if (p + needles[i].size() > carry.size()) ++s.hits[i];
-        }
-      }
-      std::size_t keep = std::min(hay.size(), overlap > 0 ? overlap - 1 : 0);
-      carry.assign(hay.substr(hay.size() - keep));
-      at_addr += static_cast<unsigned long>(n);
-    }
-    if (read_any) {
-      ++s.regions_read;
-    } else {
-      ++s.regions_unreadable;
-    }
-  }
-  ::close(mem);
-  return s;
 }
 
 // Lets an agent run as `uid` use `dir`: the socket in dir/run and the state
