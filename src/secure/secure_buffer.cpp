@@ -21,6 +21,7 @@ bool SecureBuffer::resize(std::size_t n) noexcept {
 }
 
 bool SecureBuffer::append(std::string_view s) noexcept {
+  if (s.empty()) return true;  // (memcpy from a null pointer is undefined even for 0 bytes)
   if (s.size() > block_.size - size_) return false;
   std::memcpy(block_.data + size_, s.data(), s.size());
   size_ += s.size();
