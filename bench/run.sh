@@ -76,6 +76,46 @@ for spec in "1 1" "32 1" "32 4"; do
   secret[$spec]=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
 done
 
+echo "== a miss: the agent's added latency over Connect itself (the emulator, tests/fakes/connect-emulator)"
+if command -v node >/dev/null; then
+  emulator=tests/fakes/connect-emulator/emulator.js
+  # Connect beside the agent (same CPU): both paths cross cores the same twice.
+  taskset -c "$server_cpu" node "$emulator" --fixtures tests/fakes/connect-emulator/fixtures/chittyos.json \
+    --port-file "$dir/connect.port" --quiet >/dev/null 2>&1 &
+  pids+=($!)
+  for _ in $(seq 200); do [[ -s "$dir/connect.port" ]] && break; sleep 0.02; done
+  connect_port=$(cat "$dir/connect.port")
+  printf 'good-token\n' >"$dir/op-token"
+  chmod 0600 "$dir/op-token"
+  cat >"$dir/miss.toml" <<TOML
+[agent]
+socket = "$dir/miss.sock"
+state_dir = "$dir/miss-state"
+max_requests_per_connection = 1000000000
+[upstream.onepassword]
+url = "http://127.0.0.1:$connect_port"
+token_file = "$dir/op-token"
+[[service]]
+name = "bench"
+uid = $(id -u)
+allow = ["op://**"]
+TOML
+  taskset -c "$server_cpu" $agent --config "$dir/miss.toml" 2>/dev/null &
+  pids+=($!)
+  for _ in $(seq 200); do [[ -S "$dir/miss.sock" ]] && break; sleep 0.02; done
+  miss_ref="op://ChittyOS%20Integrations/OpenAI%20API/api_key"
+  curl -s --unix-socket "$dir/miss.sock" "http://localhost/v1/secret?ref=$miss_ref" >/dev/null  # resolves the names once
+  vault=w5n8integrationsvault00001
+  item=$(curl -s -H "Authorization: Bearer good-token" \
+    "http://127.0.0.1:$connect_port/v1/vaults/$vault/items?filter=title%20eq%20%22OpenAI%20API%22" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')
+  # Every agent request is a forced refresh: one item fetch from Connect, like the direct request.
+  pin "$client_cpu" $bench miss "$dir/miss.sock" --path "/v1/secret?ref=$miss_ref&refresh=true" \
+    --tcp-port "$connect_port" --tcp-path "/v1/vaults/$vault/items/$item" --token good-token --requests 2000
+else
+  echo "(node not installed: scripts/install-deps.sh installs it)"
+fi
+
 if command -v nginx >/dev/null; then
   echo "== the same load against nginx (1 worker, return 200 with a JSON body)"
   body=$(curl -s --unix-socket "$dir/agent.sock" http://localhost/health)

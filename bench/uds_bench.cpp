@@ -3,6 +3,12 @@
 //   uds_bench load SOCKET [--connections N] [--seconds S] [--pipeline P] [--path /health]
 //       N keep-alive connections, each keeping P requests in flight, for S
 //       seconds; prints requests/s and latency percentiles (one thread, epoll).
+//   uds_bench miss SOCKET --path P --tcp-port N --tcp-path Q [--token T] [--requests R]
+//       the agent's added latency on a miss: alternately GET Q from the HTTP
+//       server on 127.0.0.1:N (the upstream itself, with the bearer token)
+//       and GET P from the agent (a path that makes it fetch from that
+//       server), each on its own keep-alive connection; prints p50/p99 of
+//       both and of their difference.
 //   uds_bench startup AGENT_BINARY [--runs N]
 //       starts the agent N times on a fresh socket, measures exec -> first
 //       accepted connection, stops it with SIGTERM; prints min/median/p90 and
@@ -12,6 +18,7 @@
 #include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -180,6 +187,82 @@ long rss_kib(pid_t pid) {
   return -1;
 }
 
+int connect_tcp(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// One request on a blocking keep-alive connection; the microseconds until
+// the whole answer arrived, or -1. `status` gets the status code.
+double timed_exchange(int fd, const std::string& request, int& status) {
+  auto t0 = Clock::now();
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) return -1;
+  std::string in;
+  char buf[65536];
+  while (true) {
+    std::string copy = in;
+    if (take_responses(copy) == 1) break;
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return -1;
+    in.append(buf, static_cast<std::size_t>(n));
+  }
+  status = in.size() > 12 ? std::atoi(in.c_str() + 9) : 0;
+  return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+}
+
+int miss(int argc, char** argv) {
+  std::string sock = argv[0], path, tcp_path, token;
+  int port = 0, requests = 2000;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    if (k == "--path") path = argv[i + 1];
+    else if (k == "--tcp-port") port = std::atoi(argv[i + 1]);
+    else if (k == "--tcp-path") tcp_path = argv[i + 1];
+    else if (k == "--token") token = argv[i + 1];
+    else if (k == "--requests") requests = std::atoi(argv[i + 1]);
+  }
+  int agent = connect_unix(sock, false);
+  int upstream = connect_tcp(port);
+  if (agent < 0 || upstream < 0) {
+    std::fprintf(stderr, "cannot connect (agent %d, upstream %d)\n", agent, upstream);
+    return 1;
+  }
+  std::string to_agent = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string to_upstream = "GET " + tcp_path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token +
+                            "\r\nAccept: application/json\r\n\r\n";
+  std::vector<double> direct, via, added;
+  for (int i = 0; i < requests + 50; ++i) {  // the first 50 warm up
+    int s1 = 0, s2 = 0;
+    double d = timed_exchange(upstream, to_upstream, s1);
+    double a = timed_exchange(agent, to_agent, s2);
+    if (d < 0 || a < 0 || s1 != 200 || s2 != 200) {
+      std::fprintf(stderr, "request %d failed (upstream %d, agent %d)\n", i, s1, s2);
+      return 1;
+    }
+    if (i < 50) continue;
+    direct.push_back(d);
+    via.push_back(a);
+    added.push_back(a - d);
+  }
+  double d50 = percentile(direct, 0.5), d99 = percentile(direct, 0.99);
+  double a50 = percentile(via, 0.5), a99 = percentile(via, 0.99);
+  double x50 = percentile(added, 0.5), x99 = percentile(added, 0.99);
+  std::printf("requests=%d upstream_direct_p50_us=%.0f upstream_direct_p99_us=%.0f agent_miss_p50_us=%.0f "
+              "agent_miss_p99_us=%.0f added_p50_us=%.0f added_p99_us=%.0f\n",
+              requests, d50, d99, a50, a99, x50, x99);
+  close(agent);
+  close(upstream);
+  return 0;
+}
+
 int startup(int argc, char** argv) {
   std::string agent = argv[0];
   int runs = 20;
@@ -235,8 +318,10 @@ int startup(int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[1]) == "load") return load(argc - 2, argv + 2);
   if (argc >= 3 && std::string(argv[1]) == "startup") return startup(argc - 2, argv + 2);
+  if (argc >= 3 && std::string(argv[1]) == "miss") return miss(argc - 2, argv + 2);
   std::fprintf(stderr,
                "usage: uds_bench load SOCKET [--connections N] [--seconds S] [--pipeline P] [--path P]\n"
+               "       uds_bench miss SOCKET --path P --tcp-port N --tcp-path Q [--token T] [--requests R]\n"
                "       uds_bench startup AGENT_BINARY [--runs N]\n");
   return 2;
 }

@@ -16,6 +16,7 @@
 #include "connect_emulator.hpp"
 #include "json_reader.hpp"
 #include "memory_scan.hpp"
+#include "notify_socket.hpp"
 #include "process.hpp"
 #include "uds_client.hpp"
 
@@ -509,4 +510,24 @@ TEST_CASE("after fetching an item with several secret fields, none of them is in
     }
     CHECK(scan.hits[secrets.size()] == 0);  // nor the token (sealed; curl's copies wiped)
   }
+}
+
+TEST_CASE("upstream changes reach systemd's STATUS line", "[integration][connect][systemd]") {
+  chitty::testing::NotifySocket n;
+  Setup::Options o;
+  o.env = {n.env()};
+  Setup s(o);
+  auto healthy = n.until("upstream healthy");
+  REQUIRE(healthy);
+  CHECK(healthy->find("STATUS=serving on " + s.agent->socket()) != std::string::npos);
+  s.connect->kill();
+  auto down = n.until("upstream unreachable");
+  REQUIRE(down);
+  auto fallback = down->find("fallback mode") != std::string::npos ? down : n.until("fallback mode");
+  REQUIRE(fallback);
+  CHECK(fallback->find("cached values up to 3s") != std::string::npos);
+  s.connect->restart();
+  auto back = n.until("upstream healthy", 10s);
+  REQUIRE(back);
+  CHECK(back->find("fallback") == std::string::npos);
 }
