@@ -16,7 +16,7 @@ packages=(
   # fuzzing (libFuzzer) and sanitizers
   clang-19 libclang-rt-19-dev
   # test tools: real curl, setpriv/unshare (util-linux), promtool, systemd tools
-  curl util-linux procps python3 prometheus systemd systemd-journal-remote
+  curl util-linux procps python3 openssl prometheus systemd systemd-journal-remote
 )
 
 missing=()

@@ -223,6 +223,10 @@ TEST_CASE("steady state: a refresh is one request; a recreated item is resolved 
   auto log = s.api_requests();
   REQUIRE(log.size() == 1);  // the full item by its cached IDs
   CHECK(at(log[0], "path").text.find("/items/") != std::string::npos);
+  REQUIRE(s.secret(kOpenAi, true).status == 200);
+  auto log2 = s.api_requests();
+  REQUIRE(log2.size() == 2);
+  CHECK(at(log2[0], "connection").text == at(log2[1], "connection").text);  // the connection is reused
 
   // The item is deleted and recreated with the same title (a new ID): the
   // cached ID answers 404, the names are resolved again, the value served.
@@ -530,4 +534,70 @@ TEST_CASE("upstream changes reach systemd's STATUS line", "[integration][connect
   auto back = n.until("upstream healthy", 10s);
   REQUIRE(back);
   CHECK(back->find("fallback") == std::string::npos);
+}
+
+TEST_CASE("https: the configured CA is trusted, an unknown certificate is a TLS failure", "[integration][connect][tls]") {
+  TempDir certs;
+  auto made = chitty::testing::run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", certs / "key.pem", "-out",
+                                    certs / "cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+                                    "subjectAltName=IP:127.0.0.1"});
+  INFO(made.err);
+  REQUIRE(made.exit_code == 0);
+  ConnectEmulator tls(ConnectEmulator::chittyos_fixtures(), 0,
+                      {"--tls-cert", certs / "cert.pem", "--tls-key", certs / "key.pem"});
+  REQUIRE(tls.url().rfind("https://", 0) == 0);
+  {
+    Setup::Options o;
+    o.start_emulator = false;
+    o.url = tls.url();
+    o.upstream_extra = "ca_file = \"" + (certs / "cert.pem") + "\"\n";
+    Setup s(o);
+    HttpResponse r = s.secret(kOpenAi);
+    REQUIRE(r.status == 200);
+    CHECK(r.body == kOpenAiValue);
+  }
+  {
+    Setup::Options o;
+    o.start_emulator = false;
+    o.url = tls.url();  // the system's CAs do not know this certificate
+    Setup s(o);
+    HttpResponse r = s.secret(kOpenAi);
+    CHECK(r.status == 503);
+    CHECK_THAT(message_of(r), Catch::Contains("TLS"));
+    CHECK(s.wait_mode("fallback", 3s));
+    Json up = at(at(s.health(), "upstream"), "onepassword_connect");
+    CHECK_THAT(at(up, "last_error").text, Catch::Contains("TLS"));
+  }
+}
+
+TEST_CASE("an item larger than max_response_bytes is refused, and the agent stays up", "[integration][connect]") {
+  Setup::Options o;
+  o.upstream_extra = "max_response_bytes = \"2KiB\"\n";
+  Setup s(o);
+  std::string big(4000, 'x');
+  s.connect->admin("items", R"({"vault":"ChittyOS Infrastructure","item":{"title":"Huge","category":"LOGIN","fields":[{"id":"blob","label":"blob","type":"CONCEALED","value":")" + big + R"("}]}})");
+  HttpResponse r = s.secret("op://ChittyOS Infrastructure/Huge/blob");
+  CHECK(r.status == 503);
+  CHECK_THAT(message_of(r), Catch::Contains("larger than max_response_bytes"));
+  CHECK(s.secret(kOpenAi).status == 200);  // other items are fine
+  CHECK(s.upstream_status() == "healthy");  // not an outage
+}
+
+TEST_CASE("SIGHUP re-reads the token file: the next request uses the new token", "[integration][connect]") {
+  Setup s;
+  REQUIRE(s.secret(kOpenAi).status == 200);
+  s.connect->admin("tokens", R"({"token":"next-token","vaults":"*"})");
+  s.dir.write("op-token", "next-token\n", 0600);
+  kill(s.agent->pid(), SIGHUP);
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (s.agent->log().find("Connect token re-read") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE_THAT(s.agent->log(), Catch::Contains("Connect token re-read"));
+  s.connect->reset();
+  REQUIRE(s.secret(kOpenAi, true).status == 200);
+  auto log = s.api_requests();
+  REQUIRE(log.size() == 1);
+  CHECK(at(log[0], "token").text == "next-token");  // no 401 first
 }

@@ -1,5 +1,7 @@
 #include "connect_emulator.hpp"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -208,8 +210,9 @@ std::string ConnectEmulator::chittyos_fixtures() {
   return text;
 }
 
-ConnectEmulator::ConnectEmulator(const std::string& fixtures_json, int port)
-    : fixtures_path_(dir_ / "fixtures.json"), port_file_(dir_ / "port"), log_path_(dir_ / "emulator.log") {
+ConnectEmulator::ConnectEmulator(const std::string& fixtures_json, int port, std::vector<std::string> extra_args)
+    : fixtures_path_(dir_ / "fixtures.json"), port_file_(dir_ / "port"), log_path_(dir_ / "emulator.log"),
+      extra_args_(std::move(extra_args)) {
   dir_.write("fixtures.json", fixtures_json);
   start(port);
 }
@@ -238,9 +241,10 @@ void ConnectEmulator::start(int requested_port) {
   if (::access(script.c_str(), R_OK) != 0) throw std::runtime_error("cannot read " + script);
   const char* node_env = std::getenv("CHITTY_NODE");
   const std::string node = node_env != nullptr && *node_env != '\0' ? node_env : "node";
-  const std::vector<std::string> argv{node,        script,      "--fixtures", fixtures_path_,
-                                      "--host",    "127.0.0.1", "--port",     std::to_string(requested_port),
-                                      "--port-file", port_file_, "--exit-with-stdin"};
+  std::vector<std::string> argv{node,        script,      "--fixtures", fixtures_path_,
+                                "--host",    "127.0.0.1", "--port",     std::to_string(requested_port),
+                                "--port-file", port_file_, "--exit-with-stdin"};
+  argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
 
   // A busy port right after kill() is unlikely (SO_REUSEADDR) but possible if
   // another process grabbed it: retry for a while on a fixed port.
@@ -317,7 +321,10 @@ void ConnectEmulator::start(int requested_port) {
   }
 }
 
-std::string ConnectEmulator::url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+std::string ConnectEmulator::url() const {
+  bool tls = std::find(extra_args_.begin(), extra_args_.end(), "--tls-cert") != extra_args_.end();
+  return std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_);
+}
 
 bool ConnectEmulator::running() {
   if (pid_ <= 0) return false;

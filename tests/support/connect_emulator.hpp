@@ -33,7 +33,9 @@ class ConnectEmulator {
   // Starts `node emulator.js` with `fixtures_json` (written to a temp file) on
   // a free port, or on `port` if non-zero, and waits for its port file.
   // Throws std::runtime_error (with the emulator's log) on failure or timeout.
-  explicit ConnectEmulator(const std::string& fixtures_json, int port = 0);
+  // `extra_args` are passed to emulator.js (e.g. --tls-cert/--tls-key: the
+  // admin helpers below speak plain http and do not work then).
+  explicit ConnectEmulator(const std::string& fixtures_json, int port = 0, std::vector<std::string> extra_args = {});
   ~ConnectEmulator();  // SIGTERM, then SIGKILL after 3 s; reaps
   ConnectEmulator(const ConnectEmulator&) = delete;
   ConnectEmulator& operator=(const ConnectEmulator&) = delete;
@@ -43,7 +45,7 @@ class ConnectEmulator {
   // The text of fixtures/chittyos.json.
   static std::string chittyos_fixtures();
 
-  std::string url() const;  // "http://127.0.0.1:PORT"
+  std::string url() const;  // "http://127.0.0.1:PORT" ("https://…" with --tls-cert)
   int port() const noexcept { return port_; }
   pid_t pid() const noexcept { return pid_; }
   bool running();
@@ -85,7 +87,8 @@ class ConnectEmulator {
   std::string log_path_;
   int port_ = 0;
   pid_t pid_ = -1;
-  int lifeline_ = -1;  // write end of the emulator's stdin: when it closes, the emulator exits
+  int lifeline_ = -1;
+  std::vector<std::string> extra_args_;  // write end of the emulator's stdin: when it closes, the emulator exits
 };
 
 // `s` as a JSON string literal, quotes included.

@@ -10,11 +10,13 @@
 //
 //   node emulator.js --fixtures FILE [--host 127.0.0.1] [--port N]
 //                    [--port-file PATH] [--keep-alive-ms N] [--exit-with-stdin] [--quiet]
+//                    [--tls-cert PEM --tls-key PEM]   (serve https instead of http)
 'use strict';
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
 
 const CONNECT_VERSION = '1.8.1';
 const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -628,10 +630,11 @@ class Emulator {
     this.connections = 0;
     this.started = Date.now();
     this.connectionIds = new WeakMap();
-    this.server = http.createServer((req, res) => this.onRequest(req, res));
+    const handler = (req, res) => this.onRequest(req, res);
+    this.server = options.tls ? https.createServer(options.tls, handler) : http.createServer(handler);
     this.server.keepAliveTimeout = options.keepAliveMs === undefined ? 30000 : options.keepAliveMs;
     this.server.headersTimeout = Math.max(60000, this.server.keepAliveTimeout + 1000);
-    this.server.on('connection', (socket) => {
+    this.server.on(options.tls ? 'secureConnection' : 'connection', (socket) => {
       this.connectionIds.set(socket, ++this.connections);
     });
     this.server.on('clientError', (err, socket) => {
@@ -1111,12 +1114,14 @@ class Emulator {
 function usage(message) {
   process.stderr.write(`emulator: ${message}\n` +
     'usage: node emulator.js --fixtures FILE [--host 127.0.0.1] [--port N] [--port-file PATH]\n' +
-    '                        [--keep-alive-ms N] [--exit-with-stdin] [--quiet]\n');
+    '                        [--keep-alive-ms N] [--exit-with-stdin] [--quiet]\n' +
+    '                        [--tls-cert PEM --tls-key PEM]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { host: '127.0.0.1', port: 0, portFile: null, fixtures: null, keepAliveMs: 30000, exitWithStdin: false, quiet: false };
+  const opts = { host: '127.0.0.1', port: 0, portFile: null, fixtures: null, keepAliveMs: 30000, exitWithStdin: false, quiet: false,
+    tlsCert: null, tlsKey: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const eq = a.indexOf('=');
@@ -1141,11 +1146,14 @@ function parseArgs(argv) {
       case '--keep-alive-ms': opts.keepAliveMs = integer(value(), '--keep-alive-ms'); break;
       case '--exit-with-stdin': opts.exitWithStdin = true; break;
       case '--quiet': opts.quiet = true; break;
+      case '--tls-cert': opts.tlsCert = value(); break;
+      case '--tls-key': opts.tlsKey = value(); break;
       case '--help': case '-h': usage('help'); break;
       default: usage(`unknown argument "${a}"`);
     }
   }
   if (!opts.fixtures) usage('--fixtures FILE is required');
+  if ((opts.tlsCert === null) !== (opts.tlsKey === null)) usage('--tls-cert and --tls-key go together');
   return opts;
 }
 
@@ -1164,7 +1172,16 @@ async function main() {
     process.stderr.write(`emulator: cannot load fixtures ${opts.fixtures}: ${e.message}\n`);
     process.exit(2);
   }
-  const emulator = new Emulator(store, { keepAliveMs: opts.keepAliveMs, quiet: opts.quiet });
+  let tls = null;
+  if (opts.tlsCert) {
+    try {
+      tls = { cert: fs.readFileSync(opts.tlsCert), key: fs.readFileSync(opts.tlsKey) };
+    } catch (e) {
+      process.stderr.write(`emulator: cannot read the TLS certificate or key: ${e.message}\n`);
+      process.exit(2);
+    }
+  }
+  const emulator = new Emulator(store, { keepAliveMs: opts.keepAliveMs, quiet: opts.quiet, tls });
   let port;
   try {
     port = await emulator.listen(opts.port, opts.host);
@@ -1190,7 +1207,7 @@ async function main() {
   }
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   if (opts.portFile) writeFileAtomic(opts.portFile, `${port}\n`);
-  process.stdout.write(`listening on http://${hostForUrl}:${port}\n`);
+  process.stdout.write(`listening on ${tls ? 'https' : 'http'}://${hostForUrl}:${port}\n`);
 }
 
 if (require.main === module) main();
