@@ -62,6 +62,7 @@ env = "OPENAI_API_KEY"
 name = "bench"
 uid = $(id -u)
 allow = ["type:openai_api_key"]
+rate_limit = "1000000000/h"
 TOML
 secret_path="/v1/secret?ref=op://ChittyOS%20Integrations/OpenAI%20API/api_key"
 OPENAI_API_KEY="sk-bench-0123456789abcdef0123456789abcdef" taskset -c "$server_cpu" $agent --config "$dir/secret.toml" 2>/dev/null &
@@ -99,6 +100,7 @@ token_file = "$dir/op-token"
 name = "bench"
 uid = $(id -u)
 allow = ["op://**"]
+rate_limit = "1000000000/h"
 TOML
   taskset -c "$server_cpu" $agent --config "$dir/miss.toml" 2>/dev/null &
   pids+=($!)

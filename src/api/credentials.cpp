@@ -4,172 +4,69 @@
 #include <optional>
 #include <string>
 
+#include "answer.hpp"
+#include "chitty/api/requests.hpp"
 #include "chitty/base/time_format.hpp"
 #include "chitty/catalog/reference.hpp"
-#include "chitty/http/url.hpp"
-#include "chitty/json/reader.hpp"
 #include "chitty/json/secret.hpp"
 #include "chitty/json/writer.hpp"
 #include "chitty/log/log.hpp"
 
 namespace chitty::api {
-namespace {
 
 using http::ErrorCode;
 
-// A request the API refuses before the broker sees it.
-struct BadRequest {
-  std::string message;
-};
+// ---------------------------------------------------------------------------
+// Answering (shared with emergency.cpp and admin.cpp through answer.hpp)
+
+Route route_of(const CredentialsContext& ctx, std::string_view pattern) {
+  return Route{pattern, ctx.clock != nullptr ? ctx.clock->now() : MonoTime{}};
+}
+
+namespace {
+
+void count(CredentialsContext& ctx, const Route& route, std::string_view decision, int status, std::string_view code) {
+  if (ctx.metrics == nullptr || ctx.clock == nullptr) return;
+  ctx.metrics->observe(route.pattern, decision, status, code, ctx.clock->now() - route.started);
+}
+
+}  // namespace
+
+void answer(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event,
+            http::Response response) {
+  if (auto r = ctx.audit->record(event); !r) {
+    log::error("api", "audit event not recorded: refusing the request",
+               {{"request_id", call.request_id()}, {"reason", r.error().message}});
+    count(ctx, route, "deny", 503, "audit_unavailable");
+    call.fail(ErrorCode::audit_unavailable, "the decision could not be audited, so it is not carried out");
+    return;
+  }
+  count(ctx, route, audit::decision_name(event.decision), response.status, event.code);
+  call.respond(std::move(response));
+}
+
+void refuse(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event, ErrorCode code,
+            std::string message, std::optional<Duration> retry_after) {
+  event.decision = audit::Decision::deny;
+  event.code = std::string(http::error_code_name(code));
+  event.reason = message;
+  http::Response r = http::error_response(code, message, call.request_id());
+  if (retry_after) {
+    auto secs = std::chrono::ceil<std::chrono::seconds>(*retry_after).count();
+    r.headers.emplace_back("Retry-After", std::to_string(std::max<std::int64_t>(secs, 1)));
+  }
+  answer(ctx, call, route, std::move(event), std::move(r));
+}
+
+void refuse(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event,
+            broker::Refusal refusal) {
+  refuse(ctx, call, route, std::move(event), refusal.code, std::move(refusal.message), refusal.retry_after);
+}
+
+namespace {
 
 // ---------------------------------------------------------------------------
-// Reading the requests
-
-std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
-// A string member, or a 400 for any other type.
-tl::expected<std::optional<std::string>, BadRequest> string_member(const json::Value& obj, std::string_view key,
-                                                                   std::string_view where) {
-  const json::Value* v = obj.find(key);
-  if (v == nullptr) return std::optional<std::string>();
-  if (v->type != json::Value::Type::string) {
-    return tl::unexpected(BadRequest{std::string(where) + quoted(key) + " must be a string, not " +
-                                     std::string(json::type_name(v->type))});
-  }
-  return std::optional<std::string>(v->string);
-}
-
-tl::expected<void, BadRequest> only_known(const json::Value& obj, std::initializer_list<std::string_view> known,
-                                          std::string_view where) {
-  for (const auto& [k, v] : obj.members) {
-    bool ok = false;
-    for (auto name : known) ok = ok || k == name;
-    if (!ok) {
-      std::string list;
-      for (auto name : known) list += (list.empty() ? "" : ", ") + std::string(name);
-      return tl::unexpected(BadRequest{"unknown field " + std::string(where) + quoted(k) + " (known: " + list + ")"});
-    }
-  }
-  return {};
-}
-
-tl::expected<catalog::Reference, BadRequest> reference(std::string_view text) {
-  auto r = catalog::parse_reference(text);
-  if (!r) return tl::unexpected(BadRequest{"invalid reference: " + r.error().message});
-  return std::move(*r);
-}
-
-// The body of POST /api/onepassword/retrieve.
-tl::expected<broker::Ask, BadRequest> read_retrieve(std::span<const char> body) {
-  if (body.empty()) return tl::unexpected(BadRequest{"the request needs a JSON body"});
-  auto doc = json::parse(std::string_view(body.data(), body.size()));
-  if (!doc) return tl::unexpected(BadRequest{doc.error().message});
-  if (doc->type != json::Value::Type::object) {
-    return tl::unexpected(BadRequest{"the body must be a JSON object, not " + std::string(json::type_name(doc->type))});
-  }
-  const json::Value& o = *doc;
-  if (auto k = only_known(o, {"ref", "vault", "item", "section", "field", "credential_type", "context", "refresh"}, "");
-      !k) {
-    return tl::unexpected(k.error());
-  }
-  broker::Ask ask;
-  std::optional<std::string> ref, type, vault, item, section, field;
-  for (auto [name, slot] : {std::pair{"ref", &ref}, {"credential_type", &type}, {"vault", &vault}, {"item", &item},
-                            {"section", &section}, {"field", &field}}) {
-    auto m = string_member(o, name, "");
-    if (!m) return tl::unexpected(m.error());
-    *slot = std::move(*m);
-  }
-  bool by_parts = vault || item || section || field;
-  int forms = (ref ? 1 : 0) + (type ? 1 : 0) + (by_parts ? 1 : 0);
-  if (forms != 1) {
-    return tl::unexpected(BadRequest{forms == 0 ? "name the credential: \"ref\", \"credential_type\", or "
-                                                  "\"vault\", \"item\" and \"field\""
-                                                : "name the credential one way only: \"ref\", \"credential_type\", "
-                                                  "or \"vault\"/\"item\"/\"field\""});
-  }
-  if (ref) {
-    auto r = reference(*ref);
-    if (!r) return tl::unexpected(r.error());
-    ask.ref = std::move(*r);
-  } else if (type) {
-    if (type->empty()) return tl::unexpected(BadRequest{"\"credential_type\" is empty"});
-    ask.credential_type = *type;
-  } else {
-    for (auto [name, part] : {std::pair{"vault", &vault}, {"item", &item}, {"field", &field}}) {
-      if (!*part) return tl::unexpected(BadRequest{std::string("\"") + name + "\" is missing"});
-    }
-    for (auto [name, part] : {std::pair{"vault", &vault}, {"item", &item}, {"section", &section}, {"field", &field}}) {
-      if (*part && (*part)->find('/') != std::string::npos) {
-        return tl::unexpected(BadRequest{std::string("\"") + name + "\" may not contain '/'"});
-      }
-    }
-    // Parsed as a reference, so every part gets the same checks.
-    auto r = reference("op://" + *vault + "/" + *item + "/" + (section ? *section + "/" : "") + *field);
-    if (!r) return tl::unexpected(r.error());
-    ask.ref = std::move(*r);
-  }
-  if (const json::Value* refresh = o.find("refresh")) {
-    if (refresh->type != json::Value::Type::boolean) {
-      return tl::unexpected(BadRequest{"\"refresh\" must be a boolean, not " + std::string(json::type_name(refresh->type))});
-    }
-    ask.refresh = refresh->boolean;
-  }
-  if (const json::Value* ctx = o.find("context")) {
-    if (ctx->type != json::Value::Type::object) {
-      return tl::unexpected(BadRequest{"\"context\" must be an object, not " + std::string(json::type_name(ctx->type))});
-    }
-    if (auto k = only_known(*ctx, {"service", "purpose", "environment"}, "context."); !k) return tl::unexpected(k.error());
-    auto service = string_member(*ctx, "service", "context.");
-    auto purpose = string_member(*ctx, "purpose", "context.");
-    auto environment = string_member(*ctx, "environment", "context.");
-    for (auto* m : {&service, &purpose, &environment}) {
-      if (!*m) return tl::unexpected(m->error());
-    }
-    ask.claimed_service = *service;
-    ask.purpose = purpose->value_or("");
-    ask.environment = environment->value_or("");
-  }
-  return ask;
-}
-
-// The query of GET /v1/secret.
-tl::expected<broker::Ask, BadRequest> read_secret_query(std::string_view raw) {
-  auto params = http::parse_query(raw);
-  if (!params) return tl::unexpected(BadRequest{"malformed query: " + params.error().message});
-  broker::Ask ask;
-  ask.action = "secret";
-  std::optional<std::string> ref;
-  bool seen_refresh = false, seen_purpose = false;
-  for (auto& [k, v] : *params) {
-    auto once = [&](bool& seen) -> bool {
-      if (seen) return false;
-      seen = true;
-      return true;
-    };
-    if (k == "ref") {
-      if (ref) return tl::unexpected(BadRequest{"\"ref\" is given twice"});
-      ref = v;
-    } else if (k == "refresh") {
-      if (!once(seen_refresh)) return tl::unexpected(BadRequest{"\"refresh\" is given twice"});
-      if (v != "true" && v != "false") return tl::unexpected(BadRequest{"\"refresh\" must be true or false"});
-      ask.refresh = v == "true";
-    } else if (k == "purpose") {
-      if (!once(seen_purpose)) return tl::unexpected(BadRequest{"\"purpose\" is given twice"});
-      ask.purpose = v;
-    } else {
-      return tl::unexpected(BadRequest{"unknown query parameter " + quoted(k) + " (known: ref, refresh, purpose)"});
-    }
-  }
-  if (!ref) return tl::unexpected(BadRequest{"the query needs ref=op://VAULT/ITEM[/SECTION]/FIELD"});
-  auto r = reference(*ref);
-  if (!r) return tl::unexpected(r.error());
-  ask.ref = std::move(*r);
-  return ask;
-}
-
-// ---------------------------------------------------------------------------
-// Answering
+// Credential bodies
 
 void credential_headers(http::Response& r, const broker::Granted& g) {
   r.headers.emplace_back("X-Cache", std::string(broker::cache_header(g.cache)));
@@ -177,24 +74,71 @@ void credential_headers(http::Response& r, const broker::Granted& g) {
   r.headers.emplace_back("X-Chitty-Mode", std::string(cache::mode_name(g.mode)));
 }
 
-// Records `event` and sends `response` — or, if the event cannot be
-// recorded, refuses (fail closed).
-void answer(CredentialsContext& ctx, server::Call& call, audit::Event event, http::Response response) {
-  if (auto r = ctx.audit->record(event); !r) {
-    log::error("api", "audit event not recorded: refusing the request", {{"request_id", call.request_id()},
-                                                                         {"reason", r.error().message}});
-    call.fail(ErrorCode::audit_unavailable, "the decision could not be audited, so it is not carried out");
-    return;
+// A credential object in pieces: `head` + value + mask + `members` + `tail`.
+// Everything but the value and its mask is public and built with the writer.
+struct CredentialParts {
+  std::string head;     // {["index":N,]"success":true,"credential":{"value":"
+  std::string members;  // ","masked_value":"  ...  ",  then "ref":…,"expires_at":"…"}
+  std::string tail;     // ,"metadata":{…}}
+  json::Encoding encoding = json::Encoding::text;
+  std::size_t size = 0;
+};
+
+CredentialParts credential_parts(const broker::Granted& g, std::string_view request_id, std::optional<std::size_t> index) {
+  CredentialParts p;
+  auto value = g.value->bytes();
+  p.encoding = json::encoding_for(value);
+  std::string rest;
+  {
+    json::Writer w(rest);
+    w.begin_object();
+    if (p.encoding == json::Encoding::base64) w.key("encoding").string("base64");
+    w.key("ref").string(g.ref);
+    w.key("source").string(g.source);
+    w.key("fetched_at").string(format_rfc3339_ms(g.fetched_at));
+    w.key("expires_at").string(format_rfc3339_ms(g.expires_at));
+    w.key("metadata").begin_object();
+    w.key("decision").string("allow");
+    w.key("cache").string(broker::cache_state_name(g.cache));
+    w.key("mode").string(cache::mode_name(g.mode));
+    w.key("request_id").string(request_id);
+    w.end_object();
+    w.end_object();
   }
-  call.respond(std::move(response));
+  // rest = {"ref":…,…,"metadata":{…}}: the credential's members run up to
+  // ,"metadata", which closes the credential object first.
+  std::size_t meta = rest.find(",\"metadata\":");
+  p.head = index ? "{\"index\":" + std::to_string(*index) + ",\"success\":true,\"credential\":{\"value\":\""
+                 : "{\"success\":true,\"credential\":{\"value\":\"";
+  p.members = "\",\"masked_value\":\"";
+  p.members.append("\0", 1);  // splits the mask position from the members (never written)
+  p.members += "\"," + rest.substr(1, meta - 1) + "}";
+  p.tail = rest.substr(meta);
+  p.size = p.head.size() + json::encoded_size(value, p.encoding) + (p.members.size() - 1) +
+           json::masked_size(value, p.encoding) + p.tail.size();
+  return p;
 }
 
-void refuse(CredentialsContext& ctx, server::Call& call, audit::Event event, ErrorCode code, std::string message) {
-  event.decision = audit::Decision::deny;
-  event.code = std::string(http::error_code_name(code));
-  event.reason = message;
-  answer(ctx, call, std::move(event), http::error_response(code, message, call.request_id()));
+bool append_credential(secure::SecureBuffer& out, const broker::Granted& g, const CredentialParts& p) {
+  auto value = g.value->bytes();
+  std::size_t split = p.members.find('\0');
+  std::string_view before_mask(p.members.data(), split);
+  std::string_view after_mask(p.members.data() + split + 1, p.members.size() - split - 1);
+  return out.append(p.head) && json::append_encoded(out, value, p.encoding) && out.append(before_mask) &&
+         json::append_masked(out, value, p.encoding) && out.append(after_mask) && out.append(p.tail);
 }
+
+}  // namespace
+
+secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted& g, std::string_view request_id) {
+  CredentialParts p = credential_parts(g, request_id, std::nullopt);
+  secure::SecureBuffer out = secure::SecureBuffer::allocate(arena, p.size);
+  if (!out) return out;
+  if (!append_credential(out, g, p)) return {};
+  return out;
+}
+
+namespace {
 
 using BodyBuilder = http::Response (*)(CredentialsContext&, const broker::Granted&, const std::string&);
 
@@ -220,88 +164,286 @@ http::Response json_value(CredentialsContext& ctx, const broker::Granted& g, con
   return r;
 }
 
-void serve(CredentialsContext& ctx, server::Call call, tl::expected<broker::Ask, BadRequest> ask,
+// One credential through the broker, answered with `build`.
+void serve(CredentialsContext& ctx, server::Call call, const Route& route, Parsed<broker::Ask> ask,
            BodyBuilder build) {
   call.will_hold_secret();
   identity::Identity caller = call.caller();
   if (!ask) {
     audit::Event ev = ctx.broker->refused_event(caller, call.request_id(), "retrieve");
-    return refuse(ctx, call, std::move(ev), ErrorCode::bad_request, ask.error().message);
+    return refuse(ctx, call, route, std::move(ev), ask.error().code, ask.error().message);
   }
   auto held = std::make_shared<server::Call>(std::move(call));
-  ctx.broker->retrieve(caller, std::move(*ask), held->request_id(), [&ctx, held, build](broker::Answer a) {
+  ctx.broker->retrieve(caller, std::move(*ask), held->request_id(), [&ctx, held, route, build](broker::Answer a) {
     server::Call& c = *held;
-    if (!a.outcome) {
-      return refuse(ctx, c, std::move(a.event), a.outcome.error().code, std::move(a.outcome.error().message));
-    }
+    if (!a.outcome) return refuse(ctx, c, route, std::move(a.event), std::move(a.outcome.error()));
     const broker::Granted& g = *a.outcome;
     http::Response r = build(ctx, g, c.request_id());
     if (!r.body) {
-      return refuse(ctx, c, std::move(a.event), ErrorCode::server_busy,
+      return refuse(ctx, c, route, std::move(a.event), ErrorCode::server_busy,
                     "no locked memory for the response right now; retry shortly");
     }
     r.status = 200;
     credential_headers(r, g);
     a.event.decision = audit::Decision::allow;
-    answer(ctx, c, std::move(a.event), std::move(r));
+    answer(ctx, c, route, std::move(a.event), std::move(r));
+  });
+}
+
+// ---------------------------------------------------------------------------
+// batch-retrieve
+
+struct BatchState {
+  explicit BatchState(server::Call c) : call(std::move(c)) {}
+  server::Call call;
+  Route route;
+  std::vector<std::optional<broker::Answer>> answers;
+  std::vector<std::optional<BadRequest>> malformed;
+  std::size_t pending = 0;
+};
+
+std::string error_object(std::size_t index, ErrorCode code, std::string_view message) {
+  std::string out;
+  json::Writer w(out);
+  w.begin_object();
+  w.key("index").uinteger(index);
+  w.key("success").boolean(false);
+  w.key("error").begin_object();
+  w.key("code").string(http::error_code_name(code));
+  w.key("message").string(message);
+  w.end_object();
+  w.end_object();
+  return out;
+}
+
+void finish_batch(CredentialsContext& ctx, const std::shared_ptr<BatchState>& st) {
+  server::Call& call = st->call;
+  const std::size_t n = st->answers.size();
+  // Every item's decision is recorded first; if one cannot be, no item is
+  // answered (fail closed).
+  std::vector<audit::Event> events;
+  std::vector<std::string> errors(n);  // the JSON of failed items
+  std::vector<CredentialParts> parts(n);
+  std::size_t total = 2 + std::string_view(R"({"success":,"results":[]})").size() + 5;
+  bool all_ok = true;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (st->malformed[i]) {
+      audit::Event ev = ctx.broker->refused_event(call.caller(), call.request_id() + "#" + std::to_string(i),
+                                                  "batch-retrieve");
+      ev.decision = audit::Decision::deny;
+      ev.code = std::string(http::error_code_name(st->malformed[i]->code));
+      ev.reason = st->malformed[i]->message;
+      events.push_back(std::move(ev));
+      errors[i] = error_object(i, st->malformed[i]->code, st->malformed[i]->message);
+      all_ok = false;
+    } else {
+      broker::Answer& a = *st->answers[i];
+      if (a.outcome) {
+        parts[i] = credential_parts(*a.outcome, call.request_id() + "#" + std::to_string(i), i);
+        a.event.decision = audit::Decision::allow;
+      } else {
+        a.event.decision = audit::Decision::deny;
+        a.event.code = std::string(http::error_code_name(a.outcome.error().code));
+        a.event.reason = a.outcome.error().message;
+        errors[i] = error_object(i, a.outcome.error().code, a.outcome.error().message);
+        all_ok = false;
+      }
+      events.push_back(a.event);
+    }
+    total += (errors[i].empty() ? parts[i].size : errors[i].size()) + 1;
+  }
+  // The answer must fit one locked block: the largest values give way.
+  while (total > secure::Arena::kMaxBlock - 64) {
+    std::size_t largest = n;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (errors[i].empty() && (largest == n || parts[i].size > parts[largest].size)) largest = i;
+    }
+    if (largest == n) break;
+    total -= parts[largest].size;
+    errors[largest] = error_object(largest, ErrorCode::too_large,
+                                   "the batch answer would exceed 64 KiB; ask for this credential on its own");
+    total += errors[largest].size();
+    events[largest].decision = audit::Decision::deny;
+    events[largest].code = "too_large";
+    events[largest].reason = "the batch answer would exceed 64 KiB";
+    all_ok = false;
+  }
+  for (const auto& ev : events) {
+    if (auto r = ctx.audit->record(ev); !r) {
+      log::error("api", "audit event not recorded: refusing the batch",
+                 {{"request_id", call.request_id()}, {"reason", r.error().message}});
+      count(ctx, st->route, "deny", 503, "audit_unavailable");
+      return call.fail(ErrorCode::audit_unavailable, "the decisions could not be audited, so none is carried out");
+    }
+  }
+  secure::SecureBuffer body = secure::SecureBuffer::allocate(*ctx.arena, total);
+  bool ok = static_cast<bool>(body);
+  ok = ok && body.append(all_ok ? R"({"success":true,"results":[)" : R"({"success":false,"results":[)");
+  for (std::size_t i = 0; i < n && ok; ++i) {
+    if (i > 0) ok = body.push_back(',');
+    if (!errors[i].empty()) {
+      ok = ok && body.append(errors[i]);
+    } else {
+      ok = ok && append_credential(body, *st->answers[i]->outcome, parts[i]);
+    }
+  }
+  ok = ok && body.append("]}");
+  if (!ok) {
+    count(ctx, st->route, "deny", 503, "server_busy");
+    return call.fail(ErrorCode::server_busy, "no locked memory for the response right now; retry shortly");
+  }
+  http::Response r;
+  r.status = 200;
+  r.content_type = "application/json";
+  r.body = std::make_unique<SecretPayload>(std::move(body));
+  count(ctx, st->route, all_ok ? "allow" : "deny", 200, "");
+  call.respond(std::move(r));
+}
+
+void batch(CredentialsContext& ctx, server::Call call) {
+  Route route = route_of(ctx, "/api/onepassword/batch-retrieve");
+  call.will_hold_secret();
+  identity::Identity caller = call.caller();
+  auto parsed = read_batch(call.request().body());
+  if (!parsed) {
+    audit::Event ev = ctx.broker->refused_event(caller, call.request_id(), "batch-retrieve");
+    return refuse(ctx, call, route, std::move(ev), parsed.error().code, parsed.error().message);
+  }
+  auto st = std::make_shared<BatchState>(std::move(call));
+  st->route = route;
+  const std::size_t n = parsed->items.size();
+  st->answers.resize(n);
+  st->malformed.resize(n);
+  std::string request_id = st->call.request_id();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!parsed->items[i]) {
+      st->malformed[i] = parsed->items[i].error();
+    } else {
+      ++st->pending;
+    }
+  }
+  if (st->pending == 0) return finish_batch(ctx, st);  // every item malformed
+  // Items go out in order; each takes one rate-limit token. Answers that
+  // come at once (cache hits, refusals) count like later ones; the last one
+  // finishes the batch.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!parsed->items[i]) continue;
+    ctx.broker->retrieve(caller, std::move(*parsed->items[i]), request_id + "#" + std::to_string(i),
+                         [&ctx, st, i](broker::Answer a) {
+                           st->answers[i] = std::move(a);
+                           if (--st->pending == 0) finish_batch(ctx, st);
+                         });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// service-token, integration-key
+
+void by_target(CredentialsContext& ctx, server::Call call, std::string_view pattern, std::string_view category,
+               const std::string& vault, std::string_view field) {
+  Route route = route_of(ctx, pattern);
+  std::string target(call.param(category == "service" ? "target" : "integration"));
+  auto options = read_get_options(call.request().query());
+  Parsed<broker::Ask> ask = [&]() -> Parsed<broker::Ask> {
+    if (!options) return tl::unexpected(options.error());
+    broker::Ask a;
+    a.action = std::string(category == "service" ? "service-token" : "integration-key");
+    a.purpose = options->purpose;
+    a.refresh = options->refresh;
+    if (auto e = ctx.broker->catalog().by_target(category, target)) {
+      a.credential_type = e->type;
+      return a;
+    }
+    auto ref = catalog::parse_reference("op://" + vault + "/" + target + "/" + std::string(field));
+    if (!ref) return tl::unexpected(BadRequest{"invalid " + std::string(category) + " name: " + ref.error().message});
+    a.ref = std::move(*ref);
+    return a;
+  }();
+  serve(ctx, std::move(call), route, std::move(ask), &json_value);
+}
+
+// ---------------------------------------------------------------------------
+// validate
+
+void validate(CredentialsContext& ctx, server::Call call) {
+  Route route = route_of(ctx, "/api/credentials/validate");
+  identity::Identity caller = call.caller();
+  auto ask = read_validate(call.request().body());
+  if (!ask) {
+    audit::Event ev = ctx.broker->refused_event(caller, call.request_id(), "validate");
+    return refuse(ctx, call, route, std::move(ev), ask.error().code, ask.error().message);
+  }
+  auto held = std::make_shared<server::Call>(std::move(call));
+  ctx.broker->retrieve(caller, std::move(*ask), held->request_id(), [&ctx, held, route](broker::Answer a) {
+    server::Call& c = *held;
+    std::string status;
+    std::optional<WallTime> expires;
+    std::string ref = a.event.ref;
+    if (a.outcome) {
+      status = a.outcome->cache == broker::CacheState::stale ? "expired" : "active";
+      expires = a.outcome->expires_at;
+      ref = a.outcome->ref;
+    } else {
+      switch (a.outcome.error().code) {
+        case ErrorCode::revoked: status = "revoked"; break;
+        case ErrorCode::not_found:
+        case ErrorCode::upstream_unavailable: status = "unknown"; break;
+        default:
+          // Not the caller's to know (forbidden, context, rate limit) or not now.
+          return refuse(ctx, c, route, std::move(a.event), std::move(a.outcome.error()));
+      }
+      a.event.reason = a.outcome.error().message;
+    }
+    // The value (if one was fetched) is dropped here, unsent.
+    std::string body;
+    json::Writer w(body);
+    w.begin_object();
+    w.key("valid").boolean(status == "active");
+    w.key("status").string(status);
+    w.key("expires_at");
+    if (expires) {
+      w.string(format_rfc3339_ms(*expires));
+    } else {
+      w.null();
+    }
+    w.key("metadata").begin_object();
+    w.key("request_id").string(c.request_id());
+    w.end_object();
+    w.end_object();
+    a.event.decision = audit::Decision::allow;
+    a.event.code.clear();
+    a.event.cache.clear();  // nothing was served
+    answer(ctx, c, route, std::move(a.event), http::Response::json(200, std::move(body)));
   });
 }
 
 }  // namespace
 
-secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted& g, std::string_view request_id) {
-  auto value = g.value->bytes();
-  json::Encoding enc = json::encoding_for(value);
-  // Everything but the value and its mask is public: built as a document of
-  // its own, then spliced in after them.
-  std::string rest;
-  {
-    json::Writer w(rest);
-    w.begin_object();
-    if (enc == json::Encoding::base64) w.key("encoding").string("base64");
-    w.key("ref").string(g.ref);
-    w.key("source").string(g.source);
-    w.key("fetched_at").string(format_rfc3339_ms(g.fetched_at));
-    w.key("expires_at").string(format_rfc3339_ms(g.expires_at));
-    w.key("metadata").begin_object();
-    w.key("decision").string("allow");
-    w.key("cache").string(broker::cache_state_name(g.cache));
-    w.key("mode").string(cache::mode_name(g.mode));
-    w.key("request_id").string(request_id);
-    w.end_object();
-    w.end_object();
-  }
-  // rest = {"ref":…,…,"metadata":{…}}: the credential's members run up to
-  // ,"metadata", which closes the credential object first.
-  std::size_t meta = rest.find(",\"metadata\":");
-  std::string_view members(rest.data() + 1, meta - 1);        // "ref":…,"expires_at":"…"
-  std::string_view tail(rest.data() + meta, rest.size() - meta);  // ,"metadata":{…}}
-  static constexpr std::string_view kHead = R"({"success":true,"credential":{"value":")";
-  static constexpr std::string_view kMask = R"(","masked_value":")";
-  std::size_t size = kHead.size() + json::encoded_size(value, enc) + kMask.size() + json::masked_size(value, enc) +
-                     2 /* ", */ + members.size() + 1 /* } */ + tail.size();
-  secure::SecureBuffer out = secure::SecureBuffer::allocate(arena, size);
-  if (!out) return out;
-  out.append(kHead);
-  json::append_encoded(out, value, enc);
-  out.append(kMask);
-  json::append_masked(out, value, enc);
-  out.append("\",");
-  out.append(members);
-  out.append("}");
-  out.append(tail);
-  return out;
-}
-
 void register_credential_routes(server::Router& router, CredentialsContext& ctx) {
   router.add(http::Method::post, "/api/onepassword/retrieve", [&ctx](server::Call call) {
     auto ask = read_retrieve(call.request().body());
-    serve(ctx, std::move(call), std::move(ask), &json_value);
+    serve(ctx, std::move(call), route_of(ctx, "/api/onepassword/retrieve"), std::move(ask), &json_value);
   });
   router.add(http::Method::get, "/v1/secret", [&ctx](server::Call call) {
     auto ask = read_secret_query(call.request().query());
-    serve(ctx, std::move(call), std::move(ask), &raw_value);
+    serve(ctx, std::move(call), route_of(ctx, "/v1/secret"), std::move(ask), &raw_value);
   });
+  router.add(http::Method::post, "/api/credentials/provision", [&ctx](server::Call call) {
+    auto ask = read_provision(call.request().body());
+    serve(ctx, std::move(call), route_of(ctx, "/api/credentials/provision"), std::move(ask), &json_value);
+  });
+  router.add(http::Method::post, "/api/onepassword/batch-retrieve",
+             [&ctx](server::Call call) { batch(ctx, std::move(call)); });
+  router.add(http::Method::get, "/api/onepassword/service-token/{target}", [&ctx](server::Call call) {
+    by_target(ctx, std::move(call), "/api/onepassword/service-token/{target}", "service", ctx.services_vault,
+              "service_token");
+  });
+  router.add(http::Method::get, "/api/onepassword/integration-key/{integration}", [&ctx](server::Call call) {
+    by_target(ctx, std::move(call), "/api/onepassword/integration-key/{integration}", "integration",
+              ctx.integrations_vault, "api_key");
+  });
+  router.add(http::Method::post, "/api/credentials/validate",
+             [&ctx](server::Call call) { validate(ctx, std::move(call)); });
 }
 
 }  // namespace chitty::api

@@ -25,6 +25,7 @@
 #include "chitty/upstream/http_client.hpp"
 #include "chitty/upstream/token.hpp"
 #include "chitty/upstream/env_provider.hpp"
+#include "chitty/app/revocation_store.hpp"
 #include "chitty/app/state_dir.hpp"
 #include "chitty/base/units.hpp"
 #include "chitty/identity/peer.hpp"
@@ -128,8 +129,26 @@ Result<std::shared_ptr<const catalog::Catalog>> build_catalog(const config::Conf
 
 Result<std::shared_ptr<const policy::Policy>> build_policy(const config::Config& c) {
   std::vector<policy::ServiceSpec> specs;
-  for (const auto& svc : c.services) specs.push_back({svc.name, svc.uid, svc.allow});
-  auto built = policy::Policy::build(specs);
+  for (const auto& svc : c.services) {
+    policy::ServiceSpec spec;
+    spec.name = svc.name;
+    spec.uid = svc.uid;
+    spec.gid = svc.gid;
+    spec.unit = svc.unit;
+    spec.container = svc.container;
+    spec.exe = svc.exe;
+    spec.is_default = svc.is_default;
+    spec.allow = svc.allow;
+    spec.purposes = svc.purposes;
+    auto rate = parse_rate(svc.rate_limit);
+    if (!rate) return fail("service \"" + svc.name + "\": " + rate.error().message);
+    spec.rate_limit = *rate;
+    spec.admin = svc.admin;
+    specs.push_back(std::move(spec));
+  }
+  auto unknown = parse_rate(c.agent.unknown_caller_rate_limit);
+  if (!unknown) return fail("agent.unknown_caller_rate_limit: " + unknown.error().message);
+  auto built = policy::Policy::build(specs, *unknown);
   if (!built) return tl::unexpected(built.error());
   return std::make_shared<const policy::Policy>(std::move(*built));
 }
@@ -190,6 +209,7 @@ class Agent {
         credentials_(*vault.arena, tasks_, upstream::CredentialProvider::directory_from_environment()),
         broker_(cache_, broker::Sources{{}, {&credentials_, &env_}}, clock),
         sweep_(loop, [this] { sweep(); }),
+        revocation_store_(config.agent.state_dir),
         server_(loop, clock, server_options(config.agent), router_),
         watchdog_(loop, notifier),
         sigterm_(loop, SIGTERM, [this](int s) { stop(s); }),
@@ -205,14 +225,38 @@ class Agent {
     health_.broker = &broker_;
     health_.fallback_window = config.cache.fallback_window;
     api::register_health_routes(router_, health_);
-    credentials_ctx_ = api::CredentialsContext{&broker_, &audit_, vault_.arena.get()};
+    credentials_ctx_.broker = &broker_;
+    credentials_ctx_.audit = &audit_;
+    credentials_ctx_.arena = vault_.arena.get();
+    credentials_ctx_.metrics = &metrics_;
+    credentials_ctx_.clock = &clock_;
+    credentials_ctx_.services_vault = config.onepassword.services_vault;
+    credentials_ctx_.integrations_vault = config.onepassword.integrations_vault;
+    credentials_ctx_.persist_revocations = [this](const policy::Revocations& r) { return revocation_store_.save(r); };
     api::register_credential_routes(router_, credentials_ctx_);
+    api::register_emergency_routes(router_, credentials_ctx_);
+    api::register_admin_routes(router_, credentials_ctx_);
   }
 
   // The catalog, policy and environment import of the configuration, and
   // the Connect upstream with its token(s).
   Result<void> load_sources() {
     if (auto r = open_upstream(); !r) return r;
+    if (auto r = open_emergency(); !r) return r;
+    auto revocations = revocation_store_.load();
+    if (!revocations) return tl::unexpected(revocations.error());
+    if (!revocations->empty()) {
+      log::warn("app", "emergency revocations in force from before the restart",
+                {{"count", revocations->list().size()}, {"file", revocation_store_.path()}});
+    }
+    broker_.set_revocations(std::move(*revocations));
+    api::Metrics::Sources sources;
+    sources.server = &server_;
+    sources.cache = &cache_;
+    sources.arena = vault_.arena.get();
+    sources.broker = &broker_;
+    for (auto* c : connect_providers()) sources.connect.push_back(c);
+    api::register_metrics_route(router_, credentials_ctx_, sources);
     return apply_sources(config_, true);
   }
 
@@ -254,6 +298,16 @@ class Agent {
                                                              const std::string& env) {
     if (!file.empty()) return upstream::Token::from_file(*vault.arena, *vault.sealer, file);
     return upstream::Token::from_env(*vault.arena, *vault.sealer, env);
+  }
+
+  Result<void> open_emergency() {
+    const std::string& file = config_.emergency.token_file;
+    if (file.empty()) return {};
+    auto t = upstream::Token::from_file(*vault_.arena, *vault_.sealer, file);
+    if (!t) return fail("emergency.token_file: " + t.error().message);
+    emergency_token_ = std::move(*t);
+    credentials_ctx_.emergency_token = emergency_token_.get();
+    return {};
   }
 
   Result<void> open_upstream() {
@@ -436,6 +490,14 @@ class Agent {
     }
     cache_.set_options(cache_options(cc));
     health_.fallback_window = cc.fallback_window;
+    credentials_ctx_.services_vault = op.services_vault;
+    credentials_ctx_.integrations_vault = op.integrations_vault;
+    if (emergency_token_) {
+      if (auto r = emergency_token_->reload(); !r) {
+        log::error("app", "the emergency token could not be re-read; keeping the one in use",
+                   {{"reason", r.error().message}});
+      }
+    }
     if (connect_) {
       connect_->reconfigure(connect_options(op, false));
       connect_->reload_token();
@@ -481,6 +543,9 @@ class Agent {
   server::Router router_;
   api::HealthContext health_;
   api::CredentialsContext credentials_ctx_;
+  api::Metrics metrics_;
+  std::unique_ptr<upstream::Token> emergency_token_;
+  RevocationStore revocation_store_;
   server::Server server_;
   lifecycle::Watchdog watchdog_;
   loop::Signal sigterm_;

@@ -2,6 +2,8 @@
 
 #include "chitty/log/log.hpp"
 
+#include <algorithm>
+
 namespace chitty::audit {
 
 std::string_view decision_name(Decision d) noexcept { return d == Decision::allow ? "allow" : "deny"; }
@@ -15,6 +17,17 @@ Result<void> MemoryRecorder::record(const Event& event) {
                                    {"ref", event.ref}, {"decision", decision_name(event.decision)},
                                    {"code", event.code}, {"cache", event.cache}, {"source", event.source}});
   return {};
+}
+
+std::vector<Event> MemoryRecorder::query(const Query& q) const {
+  std::vector<Event> out;
+  for (auto it = events_.rbegin(); it != events_.rend() && out.size() < q.limit; ++it) {
+    if (q.service && it->service != *q.service) continue;
+    if (q.since && it->at < *q.since) break;  // events are in time order
+    out.push_back(*it);
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
 }
 
 std::vector<Event> MemoryRecorder::recent(std::size_t limit) const {

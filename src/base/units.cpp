@@ -139,4 +139,49 @@ std::string format_size(std::uint64_t bytes) {
   return out;
 }
 
+Result<Rate> parse_rate(std::string_view text) {
+  std::size_t slash = text.find('/');
+  if (slash == std::string_view::npos) {
+    return fail("\"" + std::string(text) + "\" is not a rate; write it as COUNT/PERIOD, e.g. \"100/h\"");
+  }
+  std::uint64_t count = 0;
+  if (!parse_u64(text.substr(0, slash), count) || count == 0 || count > 1'000'000'000) {
+    return fail("the count of \"" + std::string(text) + "\" must be a whole number from 1 to 1000000000");
+  }
+  std::string_view unit = text.substr(slash + 1);
+  std::chrono::nanoseconds period{0};
+  if (unit == "s") {
+    period = std::chrono::seconds(1);
+  } else if (unit == "m") {
+    period = std::chrono::minutes(1);
+  } else if (unit == "h") {
+    period = std::chrono::hours(1);
+  } else if (unit == "d") {
+    period = std::chrono::hours(24);
+  } else {
+    auto d = parse_duration(unit);
+    if (!d) return fail("the period of \"" + std::string(text) + "\": " + d.error().message);
+    period = *d;
+  }
+  if (period < std::chrono::seconds(1)) return fail("the period of \"" + std::string(text) + "\" is under 1s");
+  if (period > std::chrono::hours(24 * 31)) return fail("the period of \"" + std::string(text) + "\" is over 31d");
+  return Rate{static_cast<std::uint32_t>(count), period};
+}
+
+std::string format_rate(const Rate& r) {
+  std::string unit;
+  if (r.period == std::chrono::seconds(1)) {
+    unit = "s";
+  } else if (r.period == std::chrono::minutes(1)) {
+    unit = "m";
+  } else if (r.period == std::chrono::hours(1)) {
+    unit = "h";
+  } else if (r.period == std::chrono::hours(24)) {
+    unit = "d";
+  } else {
+    unit = format_duration(r.period);
+  }
+  return std::to_string(r.count) + "/" + unit;
+}
+
 }  // namespace chitty

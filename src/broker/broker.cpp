@@ -1,5 +1,6 @@
 #include "chitty/broker/broker.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "chitty/base/units.hpp"
@@ -27,7 +28,7 @@ std::string_view cache_header(CacheState s) noexcept {
 
 namespace {
 
-Refusal refusal(http::ErrorCode code, std::string message) { return Refusal{code, std::move(message)}; }
+Refusal refusal(http::ErrorCode code, std::string message) { return Refusal{code, std::move(message), std::nullopt}; }
 
 void fill_caller(audit::Event& e, const identity::Identity& caller) {
   if (caller.uid.is_known()) e.uid = caller.uid.value();
@@ -36,6 +37,21 @@ void fill_caller(audit::Event& e, const identity::Identity& caller) {
 }
 
 }  // namespace
+
+struct Broker::Request {
+  identity::Identity caller;
+  Ask ask;
+  std::string request_id;
+  Done done;
+  MonoTime started;
+  Answer answer;
+  std::shared_ptr<const policy::Policy> policy;  // keeps `service` valid across a reload
+  const policy::Service* service = nullptr;
+  std::shared_ptr<const catalog::Entry> entry;
+  catalog::Reference ref;
+  std::string key;
+  std::vector<catalog::Reference> spellings;  // other forms of `ref` established by a primary
+};
 
 Broker::Broker(cache::Cache& cache, Sources sources, const Clock& clock)
     : cache_(cache), sources_(std::move(sources)), clock_(clock),
@@ -53,65 +69,154 @@ audit::Event Broker::refused_event(const identity::Identity& caller, const std::
   return e;
 }
 
-void Broker::retrieve(const identity::Identity& caller, Ask ask, const std::string& request_id, Done done) {
-  MonoTime started = clock_.now();
-  Answer answer;
-  audit::Event& ev = answer.event;
-  ev = refused_event(caller, request_id, ask.action);
-  ev.credential_type = ask.credential_type;
-  auto refuse = [&](http::ErrorCode code, std::string message) {
-    ev.mode = cache::mode_name(cache_.mode());
-    ev.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() - started).count();
-    answer.outcome = tl::unexpected(refusal(code, std::move(message)));
-    done(std::move(answer));
-  };
-
-  // What is asked for: a catalog type, or a reference (in the catalog or not).
-  std::shared_ptr<const catalog::Entry> entry;
-  catalog::Reference ref;
-  if (ask.ref) {
-    ref = std::move(*ask.ref);
-    entry = catalog_->by_key(ref.canonical());
-  } else {
-    entry = catalog_->by_type(ask.credential_type);
-    if (!entry) return refuse(http::ErrorCode::not_found, "unknown credential type \"" + ask.credential_type + "\"");
-    ref = entry->ref;
-  }
-  std::string key = key_for(ref);
-  ev.ref = key;
-  if (entry && ev.credential_type.empty()) ev.credential_type = entry->type;
-
-  // Who asks, and may they.
+std::optional<Refusal> Broker::take_token(const identity::Identity& caller) {
   const policy::Service* service = policy_->service_for(caller);
+  const std::string key = service != nullptr ? service->name : std::string();
+  const Rate& limit = service != nullptr ? service->rate_limit : policy_->unknown_callers();
+  auto v = limiter_.take(key, limit, clock_.now());
+  if (v.allowed) return std::nullopt;
+  ++rate_limited_;
+  std::string who = service != nullptr ? "service \"" + service->name + "\"" : "callers without a [[service]]";
+  return Refusal{http::ErrorCode::rate_limited,
+                 "rate limit of " + format_rate(limit) + " for " + who + " reached; retry in " +
+                     format_duration(std::chrono::ceil<std::chrono::seconds>(v.retry_after)),
+                 v.retry_after};
+}
+
+void Broker::refuse(const RequestPtr& r, http::ErrorCode code, std::string message,
+                    std::optional<Duration> retry_after) {
+  audit::Event& ev = r->answer.event;
+  ev.mode = cache::mode_name(cache_.mode());
+  ev.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() - r->started).count();
+  r->answer.outcome = tl::unexpected(Refusal{code, std::move(message), retry_after});
+  Done done = std::move(r->done);
+  done(std::move(r->answer));
+}
+
+std::vector<std::string> Broker::keys_of(const catalog::Reference& ref) const {
+  std::vector<std::string> keys{ref.canonical()};
+  std::string resolved = key_for(ref);
+  if (resolved != keys.front()) keys.push_back(resolved);
+  return keys;
+}
+
+const policy::Revocation* Broker::revoked_for(const RequestPtr& r) const {
+  if (revocations_.empty()) return nullptr;
+  std::vector<std::string> keys = keys_of(r->ref);
+  for (const auto& s : r->spellings) keys.push_back(s.canonical());
+  return revocations_.blocking(r->service != nullptr ? r->service->name : "", r->entry.get(), keys);
+}
+
+void Broker::retrieve(const identity::Identity& caller, Ask ask, const std::string& request_id, Done done) {
+  auto r = std::make_shared<Request>();
+  r->caller = caller;
+  r->request_id = request_id;
+  r->done = std::move(done);
+  r->started = clock_.now();
+  r->policy = policy_;
+  r->answer.event = refused_event(caller, request_id, ask.action);
+  r->answer.event.credential_type = ask.credential_type;
+  r->ask = std::move(ask);
+  decide(r);
+}
+
+void Broker::decide(const RequestPtr& r) {
+  audit::Event& ev = r->answer.event;
+  const Ask& ask = r->ask;
+  // What is asked for: a catalog type, or a reference (in the catalog or not).
+  if (ask.ref) {
+    r->ref = *ask.ref;
+    r->entry = catalog_->by_key(r->ref.canonical());
+  } else {
+    r->entry = catalog_->by_type(ask.credential_type);
+    if (!r->entry) {
+      return refuse(r, http::ErrorCode::not_found, "unknown credential type \"" + ask.credential_type + "\"");
+    }
+    r->ref = r->entry->ref;
+  }
+  r->key = key_for(r->ref);
+  ev.ref = r->key;
+  if (r->entry && ev.credential_type.empty()) ev.credential_type = r->entry->type;
+
+  // Who asks. A caller no service matches takes from the bucket such
+  // callers share, then gets nothing.
+  const policy::Service* service = r->policy->service_for(r->caller);
+  r->service = service;
   if (service == nullptr) {
-    std::string who = caller.uid.is_known() ? "uid " + std::to_string(caller.uid.value()) : "a caller of unknown uid";
-    return refuse(http::ErrorCode::forbidden, "no [[service]] is configured for this caller (" + who + ")");
+    if (ask.rate_limited) {
+      if (auto limited = take_token(r->caller)) {
+        return refuse(r, limited->code, std::move(limited->message), limited->retry_after);
+      }
+    }
+    std::string who = r->caller.uid.is_known() ? "uid " + std::to_string(r->caller.uid.value()) : "a caller of unknown uid";
+    return refuse(r, http::ErrorCode::forbidden, "no [[service]] matches this caller (" + who + ")");
   }
   if (ask.claimed_service && *ask.claimed_service != service->name) {
-    return refuse(http::ErrorCode::context_mismatch,
-                  "context.service \"" + *ask.claimed_service + "\" is not the calling service \"" + service->name + "\"");
+    return refuse(r, http::ErrorCode::context_mismatch,
+                  "context.service \"" + *ask.claimed_service + "\" is not the calling service \"" + service->name +
+                      "\"");
   }
-  if (!policy::Policy::allows(*service, entry.get(), ref)) {
-    return refuse(http::ErrorCode::forbidden, "service \"" + service->name + "\" may not read " + ref.display());
-  }
-
-  // A waiter: finishes this request from a fetch's outcome (or a cache hit).
-  std::string display = ref.display();
-  auto finish = [this, started, display, done = std::move(done)](Answer a, const Outcome& o) mutable {
-    a.event.mode = cache::mode_name(cache_.mode());
-    a.event.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() - started).count();
-    if (o.refusal) {
-      a.outcome = tl::unexpected(*o.refusal);
-    } else {
-      a.event.cache = cache_state_name(o.cache);
-      a.event.source = o.source;
-      a.outcome = Granted{o.value, display, o.source, o.cache, cache_.mode(), o.fetched_at, o.expires_at, o.age};
+  if (ask.rate_limited) {
+    if (auto limited = take_token(r->caller)) {
+      return refuse(r, limited->code, std::move(limited->message), limited->retry_after);
     }
-    done(std::move(a));
-  };
+  }
+  if (!service->purposes.empty()) {
+    if (ask.purpose.empty()) {
+      std::string list;
+      for (const auto& p : service->purposes) list += (list.empty() ? "" : ", ") + p;
+      return refuse(r, http::ErrorCode::bad_request,
+                    "service \"" + service->name + "\" must state a purpose (context.purpose, or ?purpose=): one of " +
+                        list);
+    }
+    if (!policy::Policy::purpose_allowed(*service, ask.purpose)) {
+      return refuse(r, http::ErrorCode::forbidden,
+                    "purpose \"" + ask.purpose + "\" is not allowed for service \"" + service->name + "\"");
+    }
+  }
+  if (const policy::Revocation* rv = revocations_.blocking(service->name, nullptr, {})) {
+    return refuse(r, http::ErrorCode::revoked,
+                  rv->kind == policy::Revocation::Kind::all
+                      ? "every credential is under emergency revocation"
+                      : "service \"" + service->name + "\"'s access is under emergency revocation");
+  }
+  if (policy::Policy::allows(*service, r->entry.get(), r->ref)) return after_policy(r);
 
-  if (!ask.refresh) {
-    auto served = cache_.get(key);
+  // Not allowed as written. A glob may be written on the other form (names
+  // vs IDs) of the same secret: ask a primary for the other spellings.
+  bool has_globs = false;
+  for (const auto& rule : service->rules) has_globs = has_globs || std::holds_alternative<catalog::Glob>(rule);
+  upstream::Provider* speller = nullptr;
+  for (upstream::Provider* p : sources_.primaries) {
+    if (p->spells() && p->available()) {
+      speller = p;
+      break;
+    }
+  }
+  std::string denied = "service \"" + service->name + "\" may not read " + r->ref.display();
+  if (!has_globs || speller == nullptr) return refuse(r, http::ErrorCode::forbidden, denied);
+  speller->spellings(upstream::FetchRequest{r->entry, r->ref, false},
+                     [this, r, denied](std::vector<catalog::Reference> spellings) {
+                       r->spellings = std::move(spellings);
+                       for (const auto& s : r->spellings) {
+                         if (policy::Policy::allows(*r->service, r->entry.get(), s)) {
+                           r->key = key_for(r->ref);
+                           r->answer.event.ref = r->key;
+                           return after_policy(r);
+                         }
+                       }
+                       // Not found and not allowed look the same: no oracle for what exists.
+                       refuse(r, http::ErrorCode::forbidden, denied);
+                     });
+}
+
+void Broker::after_policy(const RequestPtr& r) {
+  if (const policy::Revocation* rv = revoked_for(r)) {
+    return refuse(r, http::ErrorCode::revoked, r->ref.display() + " is under emergency revocation" +
+                                                   (rv->reason.empty() ? std::string() : ": " + rv->reason));
+  }
+  if (!r->ask.refresh) {
+    auto served = cache_.get(r->key);
     if (served) {
       Outcome o;
       o.source = served->source;
@@ -120,26 +225,91 @@ void Broker::retrieve(const identity::Identity& caller, Ask ask, const std::stri
       o.expires_at = served->expires_at;
       o.age = served->age;
       o.value = std::make_shared<const secure::SecureBuffer>(std::move(served->value));
-      return finish(std::move(answer), o);
+      return deliver(r, o);
     }
     if (served.error() == cache::Miss::no_memory) {
-      return refuse(http::ErrorCode::server_busy, "no locked memory to serve the value right now; retry shortly");
+      return refuse(r, http::ErrorCode::server_busy, "no locked memory to serve the value right now; retry shortly");
     }
   }
-
   // A fetch: joined if one for this key is already running.
-  auto shared_answer = std::make_shared<Answer>(std::move(answer));
-  auto shared_finish = std::make_shared<decltype(finish)>(std::move(finish));
-  bool first = flights_.join(key, [shared_answer, shared_finish](const Outcome& o) {
-    (*shared_finish)(std::move(*shared_answer), o);
-  });
+  bool first = flights_.join(r->key, [this, r](const Outcome& o) { deliver(r, o); });
   if (first) {
     auto f = std::make_shared<Fetch>();
-    f->key = key;
-    f->request = upstream::FetchRequest{std::move(entry), std::move(ref), ask.refresh};
+    f->key = r->key;
+    f->request = upstream::FetchRequest{r->entry, r->ref, r->ask.refresh};
     start_fetch(std::move(f));
   }
 }
+
+void Broker::deliver(const RequestPtr& r, const Outcome& o) {
+  // A revocation that arrived while this request waited wins.
+  if (!o.refusal) {
+    if (const policy::Revocation* rv = revoked_for(r)) {
+      (void)rv;
+      return refuse(r, http::ErrorCode::revoked, r->ref.display() + " is under emergency revocation");
+    }
+  }
+  Answer& a = r->answer;
+  a.event.mode = cache::mode_name(cache_.mode());
+  a.event.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() - r->started).count();
+  if (o.refusal) {
+    a.outcome = tl::unexpected(*o.refusal);
+  } else {
+    a.event.cache = cache_state_name(o.cache);
+    a.event.source = o.source;
+    a.outcome = Granted{o.value, r->ref.display(), o.source, o.cache, cache_.mode(), o.fetched_at, o.expires_at, o.age};
+  }
+  Done done = std::move(r->done);
+  done(std::move(a));
+}
+
+bool Broker::matches(const policy::Revocation& rv, const Fetch& f) const {
+  switch (rv.kind) {
+    case policy::Revocation::Kind::all: return true;
+    case policy::Revocation::Kind::service: return false;  // per request, at delivery
+    case policy::Revocation::Kind::type:
+      return f.request.entry != nullptr && !rv.keys.empty() && f.request.entry->type == rv.keys.front();
+    case policy::Revocation::Kind::ref:
+      for (const auto& k : keys_of(f.request.ref)) {
+        if (std::find(rv.keys.begin(), rv.keys.end(), k) != rv.keys.end()) return true;
+      }
+      return std::find(rv.keys.begin(), rv.keys.end(), f.key) != rv.keys.end();
+  }
+  return false;
+}
+
+void Broker::revoke(const policy::Revocation& rv) {
+  revocations_.add(rv);
+  // Wipe what is cached for it.
+  switch (rv.kind) {
+    case policy::Revocation::Kind::all: cache_.clear(); break;
+    case policy::Revocation::Kind::service: break;  // the cache is shared: access is blocked per request
+    case policy::Revocation::Kind::type:
+      for (const auto& e : catalog_->entries()) {
+        if (!rv.keys.empty() && e->type == rv.keys.front()) {
+          for (const auto& k : keys_of(e->ref)) cache_.invalidate(k);
+        }
+      }
+      break;
+    case policy::Revocation::Kind::ref:
+      for (const auto& k : rv.keys) cache_.invalidate(k);
+      break;
+  }
+  // Answer the fetches in flight for it now; their results are dropped.
+  std::vector<std::shared_ptr<Fetch>> hit;
+  for (auto& [key, f] : fetching_) {
+    if (matches(rv, *f)) hit.push_back(f);
+  }
+  for (auto& f : hit) {
+    f->dropped = true;
+    fetching_.erase(f->key);
+    Outcome o;
+    o.refusal = refusal(http::ErrorCode::revoked, f->request.ref.display() + " is under emergency revocation");
+    flights_.complete(f->key, o);
+  }
+}
+
+std::size_t Broker::clear_revocation(const policy::Revocation& r) { return revocations_.clear(r); }
 
 std::string Broker::key_for(const catalog::Reference& ref) const {
   for (const upstream::Provider* p : sources_.primaries) {
@@ -157,6 +327,12 @@ void Broker::update_mode() {
     }
   }
   if (next == cache_.mode()) return;
+  MonoTime now = clock_.now();
+  if (next == cache::Mode::fallback) {
+    fallback_since_ = now;
+  } else {
+    fallback_total_ += now - fallback_since_;
+  }
   if (next == cache::Mode::fallback) {
     log::warn("broker", "upstream unavailable: fallback mode (cached values served up to the fallback window)",
               {{"fallback_window", format_duration(cache_.options().fallback_window)}});
@@ -185,9 +361,23 @@ Broker::Outcome Broker::stored(const std::string& key, const catalog::Entry* ent
   return o;
 }
 
+Duration Broker::fallback_time() const noexcept {
+  Duration total = fallback_total_;
+  if (cache_.mode() == cache::Mode::fallback) total += clock_.now() - fallback_since_;
+  return total;
+}
+
 void Broker::start_fetch(std::shared_ptr<Fetch> f) {
   ++fetches_;
+  fetching_[f->key] = f;
   try_primary(std::move(f), 0);
+}
+
+void Broker::complete(const std::shared_ptr<Fetch>& f, const Outcome& o) {
+  if (f->dropped) return;  // revoked meanwhile: its waiters were answered
+  auto it = fetching_.find(f->key);
+  if (it != fetching_.end() && it->second == f) fetching_.erase(it);
+  flights_.complete(f->key, o);
 }
 
 void Broker::try_primary(std::shared_ptr<Fetch> f, std::size_t next) {
@@ -204,13 +394,15 @@ void Broker::on_primary(std::shared_ptr<Fetch> f, std::size_t index, upstream::F
   upstream::Provider* p = sources_.primaries[index];
   update_mode();
   const catalog::Entry* entry = f->request.entry.get();
+  if (f->dropped) return;  // revoked while in flight: the value is not kept
   if (r) {
     // Stored under the resolved IDs, which later lookups of any spelling of
     // this reference use too; the waiters of this flight are answered here.
     std::string key = p->resolved_key(f->request.ref).value_or(f->key);
-    Outcome o = stored(key, entry, std::move(*r), p->source(), true);
+    bool keep = !revocations_.blocks_key(key) && !revocations_.blocks_key(f->key);
+    Outcome o = stored(key, entry, std::move(*r), p->source(), keep);
     if (key != f->key) cache_.invalidate(f->key);  // an entry under the name form would shadow nothing but memory
-    flights_.complete(f->key, o);
+    complete(f, o);
     return;
   }
   const upstream::FetchFailure& failure = r.error();
@@ -224,26 +416,26 @@ void Broker::on_primary(std::shared_ptr<Fetch> f, std::size_t index, upstream::F
       // The secret is gone: no fallback, and no cached copy may outlive it.
       forget();
       o.refusal = refusal(http::ErrorCode::not_found, failure.message);
-      flights_.complete(f->key, o);
+      complete(f, o);
       return;
     case upstream::FetchError::denied:
       forget();
       o.refusal = refusal(http::ErrorCode::forbidden, failure.message);
-      flights_.complete(f->key, o);
+      complete(f, o);
       return;
     case upstream::FetchError::unauthorized:
       // The agent's own token was refused: an alert, not an outage — and no
       // other source may stand in for a secret the upstream will not vouch for.
       o.refusal = refusal(http::ErrorCode::upstream_unavailable, failure.message);
-      flights_.complete(f->key, o);
+      complete(f, o);
       return;
     case upstream::FetchError::rejected:
       o.refusal = refusal(http::ErrorCode::upstream_unavailable, failure.message);
-      flights_.complete(f->key, o);
+      complete(f, o);
       return;
     case upstream::FetchError::no_memory:
       o.refusal = refusal(http::ErrorCode::server_busy, failure.message);
-      flights_.complete(f->key, o);
+      complete(f, o);
       return;
     case upstream::FetchError::unavailable:
       break;
@@ -267,7 +459,7 @@ void Broker::after_primaries(std::shared_ptr<Fetch> f) {
     o.expires_at = stale->expires_at;
     o.age = stale->age;
     o.value = std::make_shared<const secure::SecureBuffer>(std::move(stale->value));
-    flights_.complete(f->key, o);
+    complete(f, o);
     return;
   }
   std::string upstream_reasons;
@@ -283,17 +475,18 @@ void Broker::try_fallbacks(std::shared_ptr<Fetch> f, std::size_t next) {
     upstream::Provider* p = sources_.fallbacks[next];
     if (!p->holds(entry)) continue;
     p->fetch(f->request, [this, f, next, p](upstream::FetchResult r) mutable {
+      if (f->dropped) return;
       if (r) {
         // With an upstream, a fallback value bridges the outage only: it is
         // not cached, so the upstream's value wins as soon as it is back.
-        bool cache_it = sources_.primaries.empty();
-        flights_.complete(f->key, stored(f->key, f->request.entry.get(), std::move(*r), p->source(), cache_it));
+        bool cache_it = sources_.primaries.empty() && !revocations_.blocks_key(f->key);
+        complete(f, stored(f->key, f->request.entry.get(), std::move(*r), p->source(), cache_it));
         return;
       }
       if (r.error().kind == upstream::FetchError::no_memory) {
         Outcome o;
         o.refusal = refusal(http::ErrorCode::server_busy, r.error().message);
-        flights_.complete(f->key, o);
+        complete(f, o);
         return;
       }
       f->reasons.push_back(r.error().message);
@@ -312,7 +505,7 @@ void Broker::try_fallbacks(std::shared_ptr<Fetch> f, std::size_t next) {
     for (const auto& r : f->reasons) message += (message.empty() ? "" : "; ") + r;
     o.refusal = refusal(http::ErrorCode::upstream_unavailable, message);
   }
-  flights_.complete(f->key, o);
+  complete(f, o);
 }
 
 }  // namespace chitty::broker

@@ -33,4 +33,11 @@ std::shared_ptr<const Entry> Catalog::by_key(std::string_view key) const {
   return it == by_key_.end() ? nullptr : it->second;
 }
 
+std::shared_ptr<const Entry> Catalog::by_target(std::string_view category, std::string_view target) const {
+  for (const auto& e : entries_) {
+    if (e->category == category && !e->target.empty() && fold_case(e->target) == fold_case(target)) return e;
+  }
+  return nullptr;
+}
+
 }  // namespace chitty::catalog

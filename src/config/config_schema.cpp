@@ -91,6 +91,10 @@ Schema make_schema() {
            "Answers holding a secret that one connection may have waiting to be written; further requests wait. "
            "Bounds the plaintext a client can pin by pipelining without reading.",
            member(&A::max_secret_responses_per_connection)},
+          {"unknown_caller_rate_limit", Kind::String, "\"30/h\"", 0, 64, {},
+           "Requests per period that callers matching no [[service]] share (all of them together); each is "
+           "refused anyway, and this bounds how fast they can fill the audit trail. COUNT/PERIOD.",
+           member(&A::unknown_caller_rate_limit)},
       },
       [](void* root) -> void* { return &static_cast<Config*>(root)->agent; },
   });
@@ -261,22 +265,60 @@ Schema make_schema() {
   s.tables.push_back(Table{
       "service",
       true,
-      "Who may read what: a selector on the caller's kernel identity, and what it may read.",
+      "Who may read what (docs/policy.md): selectors on the caller's kernel identity (all given must match; first "
+      "service that matches wins), and what it may read.",
       {
           {"name", Kind::String, "", 0, 128, {}, "The service's name (audit, context.service).", member(&S::name),
            true},
           {"uid", Kind::Integer, "", 0, 4294967294LL, {},
-           "The caller's uid (SO_PEERCRED), as established by the agent (docs/identity.md).", member(&S::uid)},
+           "Selector: the caller's uid (SO_PEERCRED), as established by the agent (docs/identity.md).",
+           member(&S::uid)},
+          {"gid", Kind::Integer, "", 0, 4294967294LL, {}, "Selector: the caller's primary gid (SO_PEERCRED).",
+           member(&S::gid)},
+          {"unit", Kind::String, "\"\"", 0, 256, {},
+           "Selector: the caller's systemd unit (\"chitty-ops.service\"), from its cgroup.", member(&S::unit)},
+          {"container", Kind::String, "\"\"", 0, 128, {},
+           "Selector: the caller's container id (the full id, or a prefix of at least 12 characters).",
+           member(&S::container)},
+          {"exe", Kind::String, "\"\"", 0, 4000, {},
+           "Selector: the caller's executable, an absolute path (verified through /proc/PID/exe).",
+           member(&S::exe)},
+          {"default", Kind::Boolean, "false", 0, 0, {},
+           "A rule without selectors that every caller not matched earlier falls into (put it last). Without it, "
+           "such callers get nothing.",
+           member(&S::is_default)},
           {"allow", Kind::StringList, "[]", 0, 0, {},
            "What it may read: \"type:NAME\" for catalog types, op:// references, and globs (* within a part, "
            "** across parts).",
            member(&S::allow)},
+          {"purposes", Kind::StringList, "[]", 0, 0, {},
+           "The purposes it may state (context.purpose / ?purpose=); when non-empty a request must state one of "
+           "them.",
+           member(&S::purposes)},
+          {"rate_limit", Kind::String, "\"100/h\"", 0, 64, {},
+           "Requests per period (a token bucket: COUNT/PERIOD, e.g. \"100/h\", \"10/m\"); beyond it 429 with "
+           "Retry-After.",
+           member(&S::rate_limit)},
+          {"admin", Kind::Boolean, "false", 0, 0, {},
+           "May use the admin routes (insights, audit).", member(&S::admin)},
       },
       [](void* root) -> void* {
         auto& v = static_cast<Config*>(root)->services;
         v.emplace_back();
         return &v.back();
       },
+  });
+  s.tables.push_back(Table{
+      "emergency",
+      false,
+      "Emergency revocation (docs/api.md): who holds the token may revoke and clear.",
+      {
+          {"token_file", Kind::String, "\"\"", 0, 4000, {},
+           "File with the emergency token (as the Connect token: private, LoadCredential= is ideal). Empty: the "
+           "emergency routes answer 401.",
+           member(&EmergencyConfig::token_file)},
+      },
+      [](void* root) -> void* { return &static_cast<Config*>(root)->emergency; },
   });
   return s;
 }
@@ -431,19 +473,40 @@ std::vector<Problem> validate(const Config& c) {
   }
 
   std::set<std::string> names;
-  std::map<std::int64_t, std::string> uids;
+  std::map<std::string, std::string> selector_sets;  // selectors -> the first service with them
+  std::string default_service;
   for (std::size_t i = 0; i < c.services.size(); ++i) {
     const ServiceConfig& svc = c.services[i];
     std::string at = "service[" + std::to_string(i) + "].";
     if (!names.insert(svc.name).second) out.push_back({at + "name", "service \"" + svc.name + "\" is defined twice"});
-    if (!svc.uid) {
-      out.push_back({at + "name", "service \"" + svc.name + "\" has no selector: set uid"});
-    } else if (auto [it, fresh] = uids.emplace(*svc.uid, svc.name); !fresh) {
-      // With uid as the only selector, two services would match the same
-      // callers and the first would silently win.
-      out.push_back({at + "uid", "uid " + std::to_string(*svc.uid) + " already selects service \"" + it->second +
-                                     "\"; a caller must match one service"});
+    std::string selectors;
+    if (svc.uid) selectors += "uid=" + std::to_string(*svc.uid) + " ";
+    if (svc.gid) selectors += "gid=" + std::to_string(*svc.gid) + " ";
+    if (!svc.unit.empty()) selectors += "unit=" + svc.unit + " ";
+    if (!svc.container.empty()) selectors += "container=" + svc.container + " ";
+    if (!svc.exe.empty()) selectors += "exe=" + svc.exe + " ";
+    if (!default_service.empty()) {
+      out.push_back({at + "name", "service \"" + svc.name + "\" comes after the default service \"" +
+                                      default_service + "\", which matches every caller first"});
     }
+    if (svc.is_default) {
+      if (!selectors.empty()) {
+        out.push_back({at + "default", "a default service matches every caller; it cannot also have selectors"});
+      }
+      default_service = svc.name;
+    } else if (selectors.empty()) {
+      out.push_back({at + "name", "service \"" + svc.name +
+                                      "\" has no selector: set uid, gid, unit, container or exe (or default = true "
+                                      "for a rule that matches every other caller)"});
+    } else if (auto [it, fresh] = selector_sets.emplace(selectors, svc.name); !fresh) {
+      out.push_back({at + "name", "service \"" + svc.name + "\" has the same selectors as \"" + it->second +
+                                      "\", which comes first and always wins"});
+    }
+    if (!svc.exe.empty() && svc.exe.front() != '/') out.push_back({at + "exe", "exe must be an absolute path"});
+    if (!svc.container.empty() && svc.container.size() < 12) {
+      out.push_back({at + "container", "a container id prefix needs at least 12 characters"});
+    }
+    if (auto r = parse_rate(svc.rate_limit); !r) out.push_back({at + "rate_limit", r.error().message});
     for (const auto& rule : svc.allow) {
       if (rule.rfind("type:", 0) == 0) {
         if (types.count(rule.substr(5)) == 0) {
@@ -453,6 +516,15 @@ std::vector<Problem> validate(const Config& c) {
         out.push_back({at + "allow", "\"" + rule + "\": " + g.error().message});
       }
     }
+    for (const auto& p : svc.purposes) {
+      if (p.empty() || p.size() > 64) out.push_back({at + "purposes", "a purpose is 1 to 64 characters"});
+    }
+  }
+  if (auto r = parse_rate(a.unknown_caller_rate_limit); !r) {
+    out.push_back({"agent.unknown_caller_rate_limit", r.error().message});
+  }
+  if (!c.emergency.token_file.empty() && c.emergency.token_file.front() != '/') {
+    out.push_back({"emergency.token_file", "must be an absolute path"});
   }
   return out;
 }

@@ -19,6 +19,7 @@ std::string_view error_code_name(ErrorCode c) noexcept {
     case ErrorCode::rate_limited: return "rate_limited";
     case ErrorCode::upstream_unavailable: return "upstream_unavailable";
     case ErrorCode::audit_unavailable: return "audit_unavailable";
+    case ErrorCode::storage_unavailable: return "storage_unavailable";
     case ErrorCode::method_not_allowed: return "method_not_allowed";
     case ErrorCode::request_timeout: return "request_timeout";
     case ErrorCode::expectation_failed: return "expectation_failed";
@@ -55,6 +56,7 @@ int error_status(ErrorCode c) noexcept {
     case ErrorCode::internal_error: return 500;
     case ErrorCode::upstream_unavailable:
     case ErrorCode::audit_unavailable:
+    case ErrorCode::storage_unavailable:
     case ErrorCode::server_busy:
     case ErrorCode::shutting_down: return 503;
     case ErrorCode::http_version_not_supported: return 505;

@@ -97,6 +97,8 @@ struct ConnectProvider::Job {
   bool vault_re_resolved = false;
   bool token_retried = false;
   HttpClient::Id http = 0;
+  // A spellings() job: ends with the reference's other forms, not a value.
+  Provider::SpellingsDone spelled;
 };
 
 ConnectProvider::ConnectProvider(loop::Loop& loop, loop::TaskQueue& tasks, HttpClient& http, secure::Arena& arena,
@@ -231,6 +233,9 @@ void ConnectProvider::run(const JobPtr& job) {
                      options_.url + "/v1/vaults/" + percent_encode(job->vault_id) + "/items" + title_filter(ref.item));
     }
   }
+  if (job->spelled && vault_names_.find(job->vault_id) == vault_names_.end()) {
+    return request(job, Step::vault_name, options_.url + "/v1/vaults/" + percent_encode(job->vault_id));
+  }
   request(job, Step::full,
           options_.url + "/v1/vaults/" + percent_encode(job->vault_id) + "/items/" + percent_encode(job->item_id));
 }
@@ -281,6 +286,18 @@ void ConnectProvider::on_answer(const JobPtr& job, Step step, std::string url, H
 
   if (res.status == 200) {
     switch (step) {
+      case Step::vault_name: {
+        auto doc = parse_body(res);
+        Node name = doc ? doc->root().get("name") : Node();
+        if (!name.is(Node::Type::string)) {
+          availability_failure("malformed vault from Connect");
+          return fail(job, FetchError::unavailable, where() + ": malformed vault");
+        }
+        availability_success(res.elapsed, res.connect_version, true);
+        if (vault_names_.size() >= kMaxRemembered) vault_names_.clear();
+        vault_names_[job->vault_id] = std::string(name.text());
+        return run(job);
+      }
       case Step::vault: return on_vaults(job, res);
       case Step::item: return on_items(job, res);
       case Step::full: return on_item(job, res);
@@ -389,6 +406,8 @@ void ConnectProvider::on_vaults(const JobPtr& job, HttpResponse& r) {
   }
   if (vault_ids_.size() >= kMaxRemembered) vault_ids_.clear();
   vault_ids_[catalog::fold_case(job->ref.vault)] = Resolved{ids.front(), clock_.now()};
+  if (vault_names_.size() >= kMaxRemembered) vault_names_.clear();
+  vault_names_[ids.front()] = job->ref.vault;
   job->vault_id = ids.front();
   run(job);
 }
@@ -500,6 +519,40 @@ void ConnectProvider::on_item(const JobPtr& job, HttpResponse& r) {
                     list_ids(ids) + "); name the section, or the field by its ID");
   }
   const Candidate& field = found.front();
+  if (job->spelled) {
+    // The other forms of this reference: all names, all IDs.
+    std::string section_label;
+    if (!field.section.empty()) {
+      for (Node sec : item.get("sections")) {
+        Node id = sec.get("id");
+        Node label = sec.get("label");
+        if (id.is(Node::Type::string) && id.text() == field.section) {
+          section_label = label.is(Node::Type::string) ? std::string(label.text()) : field.section;
+        }
+      }
+    }
+    Node title = item.get("title");
+    Node label = field.node.get("label");
+    auto vault_name = vault_names_.find(job->vault_id);
+    std::vector<catalog::Reference> list;
+    auto add = [&](const std::string& text) {
+      if (auto parsed = catalog::parse_reference(text)) {
+        if (parsed->canonical() != job->name_key) list.push_back(std::move(*parsed));
+      }
+    };
+    add("op://" + job->vault_id + "/" + job->item_id + "/" + (field.section.empty() ? "" : field.section + "/") +
+        field.id);
+    if (vault_name != vault_names_.end() && title.is(Node::Type::string)) {
+      add("op://" + vault_name->second + "/" + std::string(title.text()) + "/" +
+          (field.section.empty() ? "" : section_label + "/") +
+          (label.is(Node::Type::string) ? std::string(label.text()) : field.id));
+    }
+    if (spellings_.size() >= kMaxRemembered) spellings_.clear();
+    spellings_[job->name_key] = Spelled{list, clock_.now()};
+    jobs_.erase(job->number);
+    tasks_.post([done = std::move(job->spelled), list = std::move(list)] { done(list); });
+    return;
+  }
   Node value = field.node.get("value");
   if (!value.is(Node::Type::string)) {
     return fail(job, FetchError::not_found, "field " + quoted(ref.field) + " of item " + item_shown + " has no value");
@@ -521,7 +574,32 @@ void ConnectProvider::on_item(const JobPtr& job, HttpResponse& r) {
 
 void ConnectProvider::finish(const JobPtr& job, FetchResult r) {
   jobs_.erase(job->number);
+  if (job->spelled) {
+    // A failed spellings() job: none could be established.
+    tasks_.post([done = std::move(job->spelled)] { done({}); });
+    return;
+  }
   if (job->done) complete_later(tasks_, std::move(job->done), std::move(r));
+}
+
+void ConnectProvider::spellings(const FetchRequest& request, SpellingsDone done) {
+  std::string key = request.ref.canonical();
+  auto cached = spellings_.find(key);
+  if (cached != spellings_.end() && clock_.now() - cached->second.at < options_.resolution_ttl) {
+    tasks_.post([done = std::move(done), list = cached->second.list] { done(list); });
+    return;
+  }
+  auto job = std::make_shared<Job>();
+  job->number = next_job_++;
+  job->ref = request.ref;
+  job->name_key = key;
+  job->spelled = std::move(done);
+  jobs_.emplace(job->number, job);
+  MonoTime now = clock_.now();
+  if (closed_ || now < rate_limited_until_ || !breaker_.allow(now)) {
+    return fail(job, FetchError::unavailable, "");
+  }
+  run(job);
 }
 
 void ConnectProvider::fail(const JobPtr& job, FetchError kind, std::string message) {

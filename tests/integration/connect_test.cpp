@@ -107,7 +107,8 @@ struct Setup {
                 "[[credential]]\ntype = \"chittyid_service_token\"\n"
                 "ref = \"op://ChittyOS Services/ChittyID Service Token/service_token\"\n"
                 "[[service]]\nname = \"tests\"\nuid = " +
-                std::to_string(geteuid()) + "\nallow = [\"op://**\", \"type:openai_api_key\", \"type:chittyid_service_token\"]\n";
+                std::to_string(geteuid()) + "\nallow = [\"op://**\", \"type:openai_api_key\", \"type:chittyid_service_token\"]\n"
+                "rate_limit = \"100000/h\"\n";
     spec.env = o.env;
     agent = std::make_unique<AgentProcess>(dir, spec);
     REQUIRE(agent->wait_ready());

@@ -65,7 +65,8 @@ std::string catalog_and_service() {
          "[[service]]\n"
          "name = \"tests\"\n"
          "uid = " + std::to_string(geteuid()) + "\n"
-         "allow = [\"type:openai_api_key\", \"type:chittyid_service_token\"]\n";
+         "allow = [\"type:openai_api_key\", \"type:chittyid_service_token\"]\n"
+         "rate_limit = \"100000/h\"\n";
 }
 
 HttpResponse send_one(const std::string& socket, const std::string& request) {

@@ -1,23 +1,39 @@
-// The credential routes (SPEC §4):
-//   POST /api/onepassword/retrieve   {ref} | {vault,item,[section],field} | {credential_type},
-//                                    plus optional context {service,purpose,environment}, refresh
-//   GET  /v1/secret?ref=op://...     the raw value as text/plain (refresh=true, purpose=...)
-// Both answer with X-Cache, Age and X-Chitty-Mode. Every answer — granted or
-// refused — is recorded through the audit Recorder before it is sent; a
-// grant that cannot be recorded is refused (503 audit_unavailable).
+// The SPEC §4 routes (docs/api.md):
+//   POST /api/onepassword/retrieve              one credential
+//   POST /api/onepassword/batch-retrieve        up to 10, per-item results
+//   GET  /api/onepassword/service-token/{target}
+//   GET  /api/onepassword/integration-key/{integration}
+//   POST /api/credentials/provision             {type, context}
+//   POST /api/credentials/validate              status only, never a value
+//   GET  /v1/secret?ref=op://...                the raw value as text/plain
+//   POST /api/onepassword/emergency-revoke[/clear]   (X-Emergency-Token)
+//   GET  /api/onepassword/insights/{service}    admin only
+//   GET  /api/credentials/audit                 admin only
+//   GET  /metrics                               Prometheus text
+// Credential answers carry X-Cache, Age and X-Chitty-Mode. Every decision —
+// granted or refused — is recorded through the audit Recorder before it is
+// answered; a grant that cannot be recorded is refused (503
+// audit_unavailable).
 //
 // Secret-bearing bodies are built in locked memory (SecretPayload) and wiped
 // once written; each connection may hold at most
 // agent.max_secret_responses_per_connection of them.
 #pragma once
 
+#include <functional>
+#include <string>
+
+#include "chitty/api/metrics.hpp"
 #include "chitty/audit/audit.hpp"
 #include "chitty/base/clock.hpp"
+#include "chitty/base/result.hpp"
 #include "chitty/broker/broker.hpp"
 #include "chitty/http/response.hpp"
 #include "chitty/secure/arena.hpp"
+#include "chitty/secure/sealed_value.hpp"
 #include "chitty/secure/secure_buffer.hpp"
 #include "chitty/server/server.hpp"
+#include "chitty/upstream/token.hpp"
 
 namespace chitty::api {
 
@@ -36,6 +52,15 @@ struct CredentialsContext {
   broker::Broker* broker = nullptr;
   audit::Recorder* audit = nullptr;
   secure::Arena* arena = nullptr;  // for response bodies
+  Metrics* metrics = nullptr;      // may be null
+  const Clock* clock = nullptr;
+  std::string services_vault = "ChittyOS Services";
+  std::string integrations_vault = "ChittyOS Integrations";
+  // Emergency revocation: the token (null when [emergency] token_file is
+  // unset), and how revocations are made durable before they are
+  // acknowledged.
+  const upstream::Token* emergency_token = nullptr;
+  std::function<Result<void>(const policy::Revocations&)> persist_revocations;
 };
 
 // The JSON body of a granted retrieve, in locked memory; an empty buffer if
@@ -44,5 +69,10 @@ secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted
 
 // Registers the routes. `ctx` must outlive the router.
 void register_credential_routes(server::Router& router, CredentialsContext& ctx);
+// Emergency revocation and the admin routes (emergency.cpp, admin.cpp).
+void register_emergency_routes(server::Router& router, CredentialsContext& ctx);
+void register_admin_routes(server::Router& router, CredentialsContext& ctx);
+// GET /metrics.
+void register_metrics_route(server::Router& router, CredentialsContext& ctx, Metrics::Sources sources);
 
 }  // namespace chitty::api

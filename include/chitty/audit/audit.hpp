@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,12 +40,21 @@ struct Event {
   std::int64_t latency_us = 0;
 };
 
+// Which recorded events to read back (GET /api/credentials/audit, insights).
+struct Query {
+  std::optional<std::string> service;  // only this service's events
+  std::optional<WallTime> since;       // only events at or after
+  std::size_t limit = 100;             // the newest this many
+};
+
 class Recorder {
  public:
   virtual ~Recorder() = default;
   // Records `event`; an error means it could not be, and the decision it
   // describes must not take effect.
   virtual Result<void> record(const Event& event) = 0;
+  // Recorded events matching `q`, oldest first (at most q.limit, the newest).
+  virtual std::vector<Event> query(const Query& q) const = 0;
 };
 
 // The most recent events in memory (a ring of `capacity`).
@@ -52,6 +62,7 @@ class MemoryRecorder final : public Recorder {
  public:
   explicit MemoryRecorder(std::size_t capacity = 4096) : capacity_(capacity) {}
   Result<void> record(const Event& event) override;
+  std::vector<Event> query(const Query& q) const override;
   // Oldest first.
   std::vector<Event> recent(std::size_t limit) const;
   std::uint64_t recorded() const noexcept { return recorded_; }

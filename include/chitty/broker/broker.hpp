@@ -1,9 +1,12 @@
-// The retrieval pipeline: who is asking (the attested service), whether it
-// may, and where the value comes from — the cache (HIT, or STALE while the
-// upstream is unavailable and the entry is within its fallback window), a
-// single-flight fetch (MISS), the env/systemd-credential fallbacks — or a
-// refusal. Every answer carries the audit event that describes it; the API
-// records it before anything is sent (api/credentials.cpp).
+// The retrieval pipeline, in the order of a decision (STYLE.md): who is
+// asking (the attested service) → whether the claimed context is theirs →
+// the service's rate limit → the purpose → whether it may read this →
+// emergency revocations → where the value comes from: the cache (HIT, or
+// STALE while the upstream is unavailable and the entry is within its
+// fallback window), a single-flight fetch (MISS), the env/systemd-credential
+// fallbacks — or a refusal. Every answer carries the audit event that
+// describes it; the API records it before anything is sent
+// (api/credentials.cpp).
 //
 // Thread: loop thread only.
 #pragma once
@@ -12,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <tl/expected.hpp>
@@ -25,6 +29,8 @@
 #include "chitty/http/errors.hpp"
 #include "chitty/identity/identity.hpp"
 #include "chitty/policy/policy.hpp"
+#include "chitty/policy/rate_limiter.hpp"
+#include "chitty/policy/revocations.hpp"
 #include "chitty/secure/secure_buffer.hpp"
 #include "chitty/upstream/provider.hpp"
 
@@ -39,6 +45,7 @@ struct Ask {
   std::string purpose;
   std::string environment;
   std::string action = "retrieve";
+  bool rate_limited = true;  // takes a token from the service's bucket
 };
 
 enum class CacheState { hit, stale, miss };
@@ -59,6 +66,7 @@ struct Granted {
 struct Refusal {
   http::ErrorCode code;
   std::string message;
+  std::optional<Duration> retry_after;  // rate_limited: when a token is back
 };
 
 struct Answer {
@@ -90,6 +98,8 @@ class Broker {
   void set_catalog(std::shared_ptr<const catalog::Catalog> c) { catalog_ = std::move(c); }
   void set_policy(std::shared_ptr<const policy::Policy> p) { policy_ = std::move(p); }
   const catalog::Catalog& catalog() const noexcept { return *catalog_; }
+  const policy::Policy& policy() const noexcept { return *policy_; }
+  std::shared_ptr<const policy::Policy> policy_ptr() const noexcept { return policy_; }
   // The upstream servers, in order (set once at start, before any request).
   void set_primaries(std::vector<upstream::Provider*> primaries) {
     sources_.primaries = std::move(primaries);
@@ -104,6 +114,25 @@ class Broker {
   // (malformed body): who asked, what, and why not.
   audit::Event refused_event(const identity::Identity& caller, const std::string& request_id, std::string action) const;
 
+  // The service `caller` is (null when none matches).
+  const policy::Service* service_of(const identity::Identity& caller) const { return policy_->service_for(caller); }
+  // Takes one token from the bucket of `caller`'s service (or the shared
+  // bucket of callers without one); a refusal when it is empty. For routes
+  // that do not go through retrieve().
+  std::optional<Refusal> take_token(const identity::Identity& caller);
+
+  // Emergency revocation: from now on nothing matching `r` is served from
+  // any source; cached copies are wiped, fetches in flight for it are
+  // answered `revoked` at once and their results dropped. The caller has
+  // persisted the revocation first.
+  void revoke(const policy::Revocation& r);
+  // Lifts revocations (the same matching as Revocations::clear).
+  std::size_t clear_revocation(const policy::Revocation& r);
+  void set_revocations(policy::Revocations r) { revocations_ = std::move(r); }
+  const policy::Revocations& revocations() const noexcept { return revocations_; }
+  // The keys a reference is known by (canonical form, resolved IDs).
+  std::vector<std::string> keys_of(const catalog::Reference& ref) const;
+
   // Forgets a cached value (it is fetched again on next use).
   bool invalidate(const std::string& key) { return cache_.invalidate(key); }
 
@@ -113,11 +142,14 @@ class Broker {
   // primaries). Logged when it changes. Called after every primary outcome
   // and by whoever watches the primaries (probes, breakers).
   void update_mode();
+  // Time spent in fallback mode since start (metrics).
+  Duration fallback_time() const noexcept;
   // The key `ref` is cached under: the resolved IDs once a primary knows
   // them, else the reference's canonical form.
   std::string key_for(const catalog::Reference& ref) const;
   std::size_t fetches_in_flight() const noexcept { return flights_.flights(); }
   std::uint64_t fetches_started() const noexcept { return fetches_; }
+  std::uint64_t rate_limited_count() const noexcept { return rate_limited_; }
 
  private:
   // The result of one fetch, delivered to every request that waited on it.
@@ -132,29 +164,48 @@ class Broker {
   };
   using Flight = cache::SingleFlight<Outcome>;
 
+  // One request on its way through the pipeline.
+  struct Request;
+  using RequestPtr = std::shared_ptr<Request>;
+  void decide(const RequestPtr& r);
+  void after_policy(const RequestPtr& r);
+  void refuse(const RequestPtr& r, http::ErrorCode code, std::string message,
+              std::optional<Duration> retry_after = std::nullopt);
+  void deliver(const RequestPtr& r, const Outcome& o);
+  const policy::Revocation* revoked_for(const RequestPtr& r) const;
+
   // One fetch: the flight key, what is fetched, and why earlier sources
   // could not give it.
   struct Fetch {
     std::string key;
     upstream::FetchRequest request;
     std::vector<std::string> reasons;
+    bool dropped = false;  // revoked while in flight: the result is discarded
   };
   void start_fetch(std::shared_ptr<Fetch> f);
   void try_primary(std::shared_ptr<Fetch> f, std::size_t next);
   void on_primary(std::shared_ptr<Fetch> f, std::size_t index, upstream::FetchResult r);
   void after_primaries(std::shared_ptr<Fetch> f);
   void try_fallbacks(std::shared_ptr<Fetch> f, std::size_t next);
+  void complete(const std::shared_ptr<Fetch>& f, const Outcome& o);
   Outcome stored(const std::string& key, const catalog::Entry* entry, secure::SecureBuffer value,
                  std::string_view source, bool cache_it);
   Duration ttl_for(const catalog::Entry* entry) const;
+  bool matches(const policy::Revocation& r, const Fetch& f) const;
 
   cache::Cache& cache_;
   Sources sources_;
   const Clock& clock_;
   std::shared_ptr<const catalog::Catalog> catalog_;
   std::shared_ptr<const policy::Policy> policy_;
+  policy::RateLimiter limiter_;
+  policy::Revocations revocations_;
   Flight flights_;
+  std::unordered_map<std::string, std::shared_ptr<Fetch>> fetching_;  // by flight key
   std::uint64_t fetches_ = 0;
+  std::uint64_t rate_limited_ = 0;
+  MonoTime fallback_since_{};
+  Duration fallback_total_{};
 };
 
 }  // namespace chitty::broker

@@ -47,6 +47,8 @@ class Catalog {
   std::shared_ptr<const Entry> by_type(std::string_view type) const;
   // The entry whose reference is `key` (canonical), if the catalog has one.
   std::shared_ptr<const Entry> by_key(std::string_view key) const;
+  // The first entry of `category` whose target is `target` (case-insensitive).
+  std::shared_ptr<const Entry> by_target(std::string_view category, std::string_view target) const;
   const std::vector<std::shared_ptr<const Entry>>& entries() const noexcept { return entries_; }
   bool empty() const noexcept { return entries_.empty(); }
 

@@ -43,6 +43,7 @@ struct AgentConfig {
   milliseconds write_timeout{0};
   milliseconds shutdown_timeout{0};
   std::uint32_t max_secret_responses_per_connection = 0;
+  std::string unknown_caller_rate_limit;  // the bucket callers matching no [[service]] share
 };
 
 // [[cache.category]]: a TTL for the credentials of one catalog category.
@@ -106,11 +107,27 @@ struct CredentialConfig {
   bool operator==(const CredentialConfig&) const = default;
 };
 
-// [[service]]: who may read what (the policy issue extends it).
+// [[service]]: who may read what (docs/policy.md). A caller is the first
+// service whose every given selector matches an established fact of its
+// identity; a service without selectors must say `default = true`.
 struct ServiceConfig {
   std::string name;
   std::optional<std::int64_t> uid;
-  std::vector<std::string> allow;  // "type:NAME" or op:// references and globs
+  std::optional<std::int64_t> gid;
+  std::string unit;       // systemd unit ("chitty-ops.service"); "" = no selector
+  std::string container;  // container id (full, or a prefix of at least 12 characters)
+  std::string exe;        // absolute executable path
+  bool is_default = false;
+  std::vector<std::string> allow;     // "type:NAME" or op:// references and globs
+  std::vector<std::string> purposes;  // empty = any purpose (none required)
+  std::string rate_limit;             // "100/h"
+  bool admin = false;
+};
+
+// [emergency]: emergency revocation.
+struct EmergencyConfig {
+  std::string token_file;  // "" = emergency revocation is disabled
+  bool operator==(const EmergencyConfig&) const = default;
 };
 
 struct Config {
@@ -120,6 +137,7 @@ struct Config {
   FallbackConfig fallback;
   std::vector<CredentialConfig> credentials;
   std::vector<ServiceConfig> services;
+  EmergencyConfig emergency;
   std::string source;  // the file it came from, or "<built-in defaults>"
 };
 

@@ -32,6 +32,7 @@ enum class ErrorCode {
   headers_too_large,           // 431
   too_many_connections,        // 429 (per-uid connection cap)
   server_busy,                 // 503 (global connection cap)
+  storage_unavailable,         // 503 (state directory write failed: revocations)
   shutting_down,               // 503
   http_version_not_supported,  // 505
   internal_error,              // 500: a bug in the agent, never a client's mistake

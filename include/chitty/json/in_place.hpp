@@ -29,6 +29,8 @@ class Node {
  public:
   enum class Type : std::uint8_t { null, boolean, number, string, array, object };
 
+  Node() = default;  // an invalid node (valid() false)
+
   Type type() const noexcept;
   bool is(Type t) const noexcept { return type() == t; }
   bool boolean() const noexcept;
@@ -62,7 +64,6 @@ class Node {
 
  private:
   friend class InPlace;
-  Node() = default;
   Node(const InPlace* d, std::uint32_t i) : doc_(d), index_(i) {}
   const InPlace* doc_ = nullptr;
   std::uint32_t index_ = 0;

@@ -1,19 +1,24 @@
-// Access control, minimal for now (the policy issue extends it with the same
-// keys): a [[service]] is recognised by the caller's attested uid, and may read
-// the credentials its `allow` rules name — "type:NAME" for a catalog type, or
-// an op:// reference or glob (SPEC §3).
+// Who may read what (docs/policy.md). Pure: values in, decisions out.
 //
-// A caller that no service matches is refused everything: there is no
-// default grant.
+// A [[service]] is recognised by selectors on the caller's attested identity
+// — uid, gid, systemd unit, container id, executable; every selector given
+// must match an *established* fact (an unknown never matches) — and may read
+// the credentials its `allow` rules name: "type:NAME" for a catalog type, or
+// an op:// reference or glob (SPEC §3). The first service that matches wins;
+// a service with `default = true` and no selectors catches every caller not
+// matched before it. Without one, a caller that no service matches gets
+// nothing.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
 #include "chitty/base/result.hpp"
+#include "chitty/base/units.hpp"
 #include "chitty/catalog/catalog.hpp"
 #include "chitty/catalog/reference.hpp"
 #include "chitty/identity/identity.hpp"
@@ -23,7 +28,15 @@ namespace chitty::policy {
 struct ServiceSpec {
   std::string name;
   std::optional<std::int64_t> uid;
+  std::optional<std::int64_t> gid;
+  std::string unit;
+  std::string container;
+  std::string exe;
+  bool is_default = false;
   std::vector<std::string> allow;
+  std::vector<std::string> purposes;
+  Rate rate_limit{100, std::chrono::hours(1)};
+  bool admin = false;
 };
 
 struct TypeRule {
@@ -34,28 +47,46 @@ using Rule = std::variant<TypeRule, catalog::Glob>;
 struct Service {
   std::string name;
   std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  std::string unit;       // "" = no selector
+  std::string container;  // "" = no selector
+  std::string exe;        // "" = no selector
+  bool is_default = false;
   std::vector<Rule> rules;
+  std::vector<std::string> purposes;  // empty: no purpose required
+  Rate rate_limit;
+  bool admin = false;
+
+  // "uid=1001 unit=x.service", or "default", for messages.
+  std::string selectors() const;
 };
 
 class Policy {
  public:
   Policy() = default;
-  // Fails on a rule that does not parse (the config's validation has already
-  // reported it with file:line; this is the last guard).
-  static Result<Policy> build(const std::vector<ServiceSpec>& specs);
+  // Fails on a rule or selector that does not parse (the config's validation
+  // has reported it with file:line already; this is the last guard).
+  static Result<Policy> build(const std::vector<ServiceSpec>& specs, Rate unknown_callers = {30, std::chrono::hours(1)});
 
-  // The service the caller is, from established facts only: an unknown uid
-  // matches no service.
+  // The first service whose every selector matches an established fact of
+  // `caller`; null when none does.
   const Service* service_for(const identity::Identity& caller) const;
+  const Service* service_named(std::string_view name) const;
   // Whether `service` may read `ref`; `entry` is the catalog entry the
   // request resolved to (by type or by reference), if any. "type:X" rules
   // match only through the catalog.
   static bool allows(const Service& service, const catalog::Entry* entry, const catalog::Reference& ref);
+  // Whether `purpose` may be stated by `service` ("" passes only when the
+  // service lists no purposes).
+  static bool purpose_allowed(const Service& service, std::string_view purpose);
 
   const std::vector<Service>& services() const noexcept { return services_; }
+  // The bucket callers matching no service share.
+  const Rate& unknown_callers() const noexcept { return unknown_callers_; }
 
  private:
   std::vector<Service> services_;
+  Rate unknown_callers_{30, std::chrono::hours(1)};
 };
 
 }  // namespace chitty::policy

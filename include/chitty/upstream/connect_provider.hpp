@@ -90,6 +90,11 @@ class ConnectProvider final : public Provider {
   bool holds(const catalog::Entry*) const noexcept override { return true; }
   void fetch(const FetchRequest& request, FetchDone done) override;
   std::optional<std::string> resolved_key(const catalog::Reference& ref) const override;
+  bool spells() const noexcept override { return true; }
+  // Resolves the reference (fetching the item, whose values are parsed in
+  // locked memory and wiped unread) to learn its all-names and all-IDs
+  // forms; remembered for resolution_ttl.
+  void spellings(const FetchRequest& request, SpellingsDone done) override;
   // Available while the breaker is closed and the last outcome was not an
   // availability failure (so the first failure already means fallback).
   bool available() const noexcept override;
@@ -114,7 +119,7 @@ class ConnectProvider final : public Provider {
  private:
   struct Job;
   using JobPtr = std::shared_ptr<Job>;
-  enum class Step { vault, item, full };
+  enum class Step { vault, item, vault_name, full };
 
   void run(const JobPtr& job);
   void request(const JobPtr& job, Step step, std::string url);
@@ -162,6 +167,12 @@ class ConnectProvider final : public Provider {
   std::unordered_map<std::string, Resolved> vault_ids_;  // folded vault name -> id
   std::unordered_map<std::string, Resolved> item_ids_;   // vault id + '\n' + folded title -> id
   std::unordered_map<std::string, std::string> keys_;    // canonical reference -> resolved key
+  std::unordered_map<std::string, std::string> vault_names_;  // vault id -> name
+  struct Spelled {
+    std::vector<catalog::Reference> list;
+    MonoTime at;
+  };
+  std::unordered_map<std::string, Spelled> spellings_;  // canonical reference -> its other forms
   std::unordered_map<std::string, MonoTime> negative_;   // canonical reference -> until
   std::map<std::uint64_t, JobPtr> jobs_;                 // in flight, by number
   std::uint64_t next_job_ = 1;

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <tl/expected.hpp>
 
@@ -68,6 +69,20 @@ class Provider {
   // Whether requests to it can succeed now (false while its circuit breaker
   // is open). Sources without availability tracking are always available.
   virtual bool available() const noexcept { return true; }
+
+  // Whether this source can tell the other spellings of a reference (its
+  // all-names and all-IDs forms), for policy globs written on the other
+  // form than the request.
+  virtual bool spells() const noexcept { return false; }
+  // Those spellings (the request's own excluded); may ask the upstream.
+  // `done` runs later on the loop thread, with nothing when they cannot be
+  // established (unknown reference, upstream unavailable). Only called when
+  // spells() is true.
+  using SpellingsDone = std::function<void(std::vector<catalog::Reference>)>;
+  virtual void spellings(const FetchRequest& request, SpellingsDone done) {
+    (void)request;
+    done({});
+  }
 };
 
 }  // namespace chitty::upstream

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 
 #include "chitty/base/result.hpp"
@@ -32,6 +33,9 @@ class Token {
   // "Bearer <token>" in locked memory; empty when there is no locked memory
   // right now.
   secure::SecureBuffer bearer() const noexcept;
+  // Whether `presented` is this token (constant time in its length): for a
+  // token that authorises requests to the agent (the emergency token).
+  bool equals(std::span<const char> presented) const noexcept { return value_.equals(presented); }
   // Where it comes from, for messages: "file /run/…/op-token".
   std::string describe() const;
   bool reloadable() const noexcept { return !path_.empty(); }

@@ -64,9 +64,17 @@ struct Fixture {
     });
     REQUIRE(cat);
     broker->set_catalog(std::make_shared<const chitty::catalog::Catalog>(std::move(*cat)));
+    auto spec = [](std::string name, std::int64_t uid, std::vector<std::string> allow) {
+      chitty::policy::ServiceSpec s;
+      s.name = std::move(name);
+      s.uid = uid;
+      s.allow = std::move(allow);
+      s.rate_limit = chitty::Rate{1000000, std::chrono::hours(1)};
+      return s;
+    };
     auto pol = chitty::policy::Policy::build({
-        {"app", 1000, {"type:openai_api_key", "op://Infra/**", "op://Shared/*/token"}},
-        {"batch", 2000, {"type:db_password"}},
+        spec("app", 1000, {"type:openai_api_key", "op://Infra/**", "op://Shared/*/token"}),
+        spec("batch", 2000, {"type:db_password"}),
     });
     REQUIRE(pol);
     broker->set_policy(std::make_shared<const chitty::policy::Policy>(std::move(*pol)));

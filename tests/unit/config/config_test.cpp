@@ -151,7 +151,7 @@ TEST_CASE("the agent schema's tables have unique, documented keys", "[config][sc
   for (const auto& t : s.tables) tables.emplace_back(std::string(t.is_array ? "[[" : "[") + std::string(t.name) +
                                                      (t.is_array ? "]]" : "]"));
   CHECK(tables == std::vector<std::string>{"[agent]", "[cache]", "[[cache.category]]", "[upstream.onepassword]", "[fallback]", "[[credential]]",
-                                           "[[service]]"});
+                                           "[[service]]", "[emergency]"});
   for (const auto& t : s.tables) {
     std::set<std::string_view> names;
     for (const auto& k : t.keys) {
@@ -162,7 +162,7 @@ TEST_CASE("the agent schema's tables have unique, documented keys", "[config][sc
       CHECK((k.required ? k.default_toml.empty() : true));  // a required key has no default
     }
   }
-  CHECK(s.tables[0].keys.size() == 20);
+  CHECK(s.tables[0].keys.size() == 21);
 }
 
 TEST_CASE("an empty document yields the defaults", "[config][load]") {
@@ -724,7 +724,7 @@ name = "three"
   CHECK_THAT(all, Contains("type") && Contains("required"));
   CHECK_THAT(all, Contains("agent.toml:20:") && Contains("\"type:nope\" names no [[credential]] type"));
   CHECK_THAT(all, Contains("op://V/**x"));
-  CHECK_THAT(all, Contains("agent.toml:24:") && Contains("uid 10 already selects service \"one\""));
+  CHECK_THAT(all, Contains("agent.toml:23:") && Contains("has the same selectors as \"one\""));
   CHECK_THAT(all, Contains("service \"three\" has no selector"));
 }
 

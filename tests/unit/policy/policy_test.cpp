@@ -9,6 +9,14 @@ using chitty::policy::Policy;
 
 namespace {
 
+chitty::policy::ServiceSpec spec(std::string name, std::optional<std::int64_t> uid, std::vector<std::string> allow) {
+  chitty::policy::ServiceSpec s;
+  s.name = std::move(name);
+  s.uid = uid;
+  s.allow = std::move(allow);
+  return s;
+}
+
 chitty::identity::Identity with_uid(uid_t uid) {
   chitty::identity::Identity id;
   id.uid = chitty::identity::Fact<uid_t>::known(uid);
@@ -42,7 +50,7 @@ TEST_CASE("the catalog refuses what the config validation would", "[catalog]") {
 }
 
 TEST_CASE("a service is recognised by its uid, from established facts only", "[policy]") {
-  auto p = Policy::build({{"web", 33, {"op://Web/**"}}, {"nameless", std::nullopt, {}}});
+  auto p = Policy::build({spec("web", 33, {"op://Web/**"})});
   REQUIRE(p);
   REQUIRE(p->service_for(with_uid(33)));
   CHECK(p->service_for(with_uid(33))->name == "web");
@@ -56,7 +64,7 @@ TEST_CASE("a service is recognised by its uid, from established facts only", "[p
 TEST_CASE("allow rules: catalog types, references and globs", "[policy]") {
   auto cat = Catalog::build({{"openai_api_key", "op://AI/OpenAI/api_key", "", "", "", ""}});
   REQUIRE(cat);
-  auto p = Policy::build({{"svc", 1, {"type:openai_api_key", "op://Infra/*/password", "op://Shared/**"}}});
+  auto p = Policy::build({spec("svc", 1, {"type:openai_api_key", "op://Infra/*/password", "op://Shared/**"})});
   REQUIRE(p);
   const auto& svc = p->services()[0];
   auto ref = [](const char* s) { return *parse_reference(s); };
@@ -69,12 +77,13 @@ TEST_CASE("allow rules: catalog types, references and globs", "[policy]") {
   CHECK_FALSE(Policy::allows(svc, nullptr, ref("op://Infra/Postgres/username")));
   CHECK(Policy::allows(svc, nullptr, ref("op://Shared/a/b/c")));
   CHECK_FALSE(Policy::allows(svc, nullptr, ref("op://Sharedx/a/b")));
-  auto none = Policy::build({{"empty", 2, {}}});
+  auto none = Policy::build({spec("empty", 2, {})});
   CHECK_FALSE(Policy::allows(none->services()[0], entry.get(), entry->ref));  // no default grant
 }
 
 TEST_CASE("the policy refuses a rule that does not parse, or a uid out of range", "[policy]") {
-  CHECK_FALSE(Policy::build({{"s", 1, {"op://Vault/**x"}}}));
-  CHECK_FALSE(Policy::build({{"s", -1, {}}}));
-  CHECK_FALSE(Policy::build({{"s", 4294967295, {}}}));
+  CHECK_FALSE(Policy::build({spec("s", 1, {"op://Vault/**x"})}));
+  CHECK_FALSE(Policy::build({spec("s", -1, {})}));
+  CHECK_FALSE(Policy::build({spec("s", 4294967295, {})}));
+  CHECK_FALSE(Policy::build({spec("no selector", std::nullopt, {})}));
 }

@@ -1,0 +1,75 @@
+// GET /metrics: the Prometheus text exposition (format 0.0.4). Counters of
+// answered requests by route, decision and status; latency histograms by
+// route; denials by reason; rate-limit refusals; cache, memory, upstream and
+// fallback-mode figures read at scrape time; revocations. Labels hold route
+// patterns, error codes, service names and states — never a reference or a
+// value.
+//
+// Thread: loop thread only.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "chitty/base/clock.hpp"
+
+namespace chitty::server {
+class Server;
+}
+namespace chitty::cache {
+class Cache;
+}
+namespace chitty::secure {
+class Arena;
+}
+namespace chitty::broker {
+class Broker;
+}
+namespace chitty::upstream {
+class ConnectProvider;
+}
+
+namespace chitty::api {
+
+class Metrics {
+ public:
+  // Upper bounds of the latency buckets, in seconds.
+  static constexpr std::array<double, 14> kBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                   0.025,  0.05,    0.1,    0.25,  0.5,    1.0,  2.5};
+
+  // One answered request: its route pattern ("/api/onepassword/retrieve"),
+  // the decision ("allow", "deny", or "none" for routes that decide
+  // nothing), the status, the error code when refused ("" otherwise), and
+  // how long it took.
+  void observe(std::string_view route, std::string_view decision, int status, std::string_view code,
+               Duration latency);
+  // An emergency revocation made or cleared ("revoke", "clear").
+  void revocation(std::string_view action) { ++revocations_[std::string(action)]; }
+
+  struct Sources {
+    const server::Server* server = nullptr;
+    const cache::Cache* cache = nullptr;
+    const secure::Arena* arena = nullptr;
+    const broker::Broker* broker = nullptr;
+    std::vector<const upstream::ConnectProvider*> connect;
+  };
+  std::string render(const Sources& s) const;
+
+ private:
+  struct Histogram {
+    std::array<std::uint64_t, kBuckets.size()> counts{};
+    std::uint64_t count = 0;
+    double sum = 0;
+  };
+  std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests_;
+  std::map<std::string, Histogram> latency_;
+  std::map<std::string, std::uint64_t> denials_;
+  std::map<std::string, std::uint64_t> revocations_;
+};
+
+}  // namespace chitty::api

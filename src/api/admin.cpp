@@ -1,0 +1,190 @@
+// The admin routes (SPEC §4): GET /api/onepassword/insights/{service} and
+// GET /api/credentials/audit, for callers whose [[service]] says admin.
+// They read the audit trail; they never show a value.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "answer.hpp"
+#include "chitty/api/credentials.hpp"
+#include "chitty/api/requests.hpp"
+#include "chitty/base/time_format.hpp"
+#include "chitty/json/writer.hpp"
+
+namespace chitty::api {
+namespace {
+
+using http::ErrorCode;
+
+// The caller's service, if it is admin; otherwise the refusal was sent.
+bool admin_or_refuse(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event& ev) {
+  identity::Identity caller = call.caller();
+  if (auto limited = ctx.broker->take_token(caller)) {
+    refuse(ctx, call, route, ev, std::move(*limited));
+    return false;
+  }
+  const policy::Service* s = ctx.broker->service_of(caller);
+  if (s == nullptr || !s->admin) {
+    refuse(ctx, call, route, ev, ErrorCode::forbidden,
+           s == nullptr ? "admin routes need a [[service]] with admin = true; no service matches this caller"
+                        : "service \"" + s->name + "\" is not an admin service");
+    return false;
+  }
+  return true;
+}
+
+void write_event(json::Writer& w, const audit::Event& e) {
+  w.begin_object();
+  w.key("at").string(format_rfc3339_ms(e.at));
+  w.key("request_id").string(e.request_id);
+  w.key("action").string(e.action);
+  w.key("service");
+  if (e.service.empty()) w.null(); else w.string(e.service);
+  w.key("identity").begin_object();
+  w.key("uid");
+  if (e.uid >= 0) w.integer(e.uid); else w.null();
+  w.key("pid");
+  if (e.pid >= 0) w.integer(e.pid); else w.null();
+  w.key("exe");
+  if (e.exe.empty()) w.null(); else w.string(e.exe);
+  w.end_object();
+  w.key("ref");
+  if (e.ref.empty()) w.null(); else w.string(e.ref);
+  w.key("credential_type");
+  if (e.credential_type.empty()) w.null(); else w.string(e.credential_type);
+  w.key("decision").string(audit::decision_name(e.decision));
+  w.key("code");
+  if (e.code.empty()) w.null(); else w.string(e.code);
+  w.key("reason");
+  if (e.reason.empty()) w.null(); else w.string(e.reason);
+  w.key("cache");
+  if (e.cache.empty()) w.null(); else w.string(e.cache);
+  w.key("source");
+  if (e.source.empty()) w.null(); else w.string(e.source);
+  w.key("mode").string(e.mode);
+  w.key("latency_us").integer(e.latency_us);
+  w.end_object();
+}
+
+void audit_route(CredentialsContext& ctx, server::Call call) {
+  Route route = route_of(ctx, "/api/credentials/audit");
+  audit::Event ev = ctx.broker->refused_event(call.caller(), call.request_id(), "audit-read");
+  if (!admin_or_refuse(ctx, call, route, ev)) return;
+  auto q = read_audit_query(call.request().query());
+  if (!q) return refuse(ctx, call, route, std::move(ev), q.error().code, q.error().message);
+  audit::Query query{q->service, q->since, q->limit};
+  std::vector<audit::Event> events = ctx.audit->query(query);
+  std::string body;
+  json::Writer w(body);
+  w.begin_object();
+  w.key("events").begin_array();
+  for (const auto& e : events) write_event(w, e);
+  w.end_array();
+  w.key("count").uinteger(events.size());
+  w.key("metadata").begin_object();
+  w.key("request_id").string(call.request_id());
+  w.end_object();
+  w.end_object();
+  ev.decision = audit::Decision::allow;
+  answer(ctx, call, route, std::move(ev), http::Response::json(200, std::move(body)));
+}
+
+void insights_route(CredentialsContext& ctx, server::Call call) {
+  Route route = route_of(ctx, "/api/onepassword/insights/{service}");
+  audit::Event ev = ctx.broker->refused_event(call.caller(), call.request_id(), "insights");
+  if (!admin_or_refuse(ctx, call, route, ev)) return;
+  std::string service(call.param("service"));
+  if (ctx.broker->policy().service_named(service) == nullptr) {
+    return refuse(ctx, call, route, std::move(ev), ErrorCode::not_found, "no [[service]] is named \"" + service + "\"");
+  }
+  audit::Query query{service, std::nullopt, 100000};
+  std::vector<audit::Event> events = ctx.audit->query(query);
+  std::uint64_t allowed = 0, denied = 0, hits = 0, stale = 0, misses = 0;
+  std::map<std::string, std::uint64_t> by_ref, by_code, by_action;
+  std::optional<WallTime> first, last;
+  for (const auto& e : events) {
+    if (e.action == "insights" || e.action == "audit-read") continue;
+    (e.decision == audit::Decision::allow ? allowed : denied)++;
+    if (e.cache == "hit") ++hits;
+    if (e.cache == "stale") ++stale;
+    if (e.cache == "miss") ++misses;
+    if (!e.ref.empty()) ++by_ref[e.ref];
+    if (!e.code.empty()) ++by_code[e.code];
+    ++by_action[e.action];
+    if (!first) first = e.at;
+    last = e.at;
+  }
+  std::vector<std::pair<std::string, std::uint64_t>> top(by_ref.begin(), by_ref.end());
+  std::sort(top.begin(), top.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (top.size() > 10) top.resize(10);
+  std::string body;
+  json::Writer w(body);
+  w.begin_object();
+  w.key("service").string(service);
+  w.key("window").begin_object();
+  w.key("events").uinteger(allowed + denied);
+  w.key("first");
+  if (first) w.string(format_rfc3339_ms(*first)); else w.null();
+  w.key("last");
+  if (last) w.string(format_rfc3339_ms(*last)); else w.null();
+  w.end_object();
+  w.key("requests").begin_object();
+  w.key("total").uinteger(allowed + denied);
+  w.key("allowed").uinteger(allowed);
+  w.key("denied").uinteger(denied);
+  w.key("by_action").begin_object();
+  for (const auto& [a, n] : by_action) w.key(a).uinteger(n);
+  w.end_object();
+  w.key("denied_by_reason").begin_object();
+  for (const auto& [c, n] : by_code) w.key(c).uinteger(n);
+  w.end_object();
+  w.end_object();
+  w.key("distinct_refs").uinteger(by_ref.size());
+  w.key("top_refs").begin_array();
+  for (const auto& [ref, n] : top) {
+    w.begin_object();
+    w.key("ref").string(ref);
+    w.key("requests").uinteger(n);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("cache").begin_object();
+  w.key("hits").uinteger(hits);
+  w.key("stale").uinteger(stale);
+  w.key("misses").uinteger(misses);
+  w.key("hit_rate");
+  if (hits + stale + misses > 0) {
+    w.number(static_cast<double>(hits + stale) / static_cast<double>(hits + stale + misses));
+  } else {
+    w.null();
+  }
+  w.end_object();
+  w.key("metadata").begin_object();
+  w.key("request_id").string(call.request_id());
+  w.end_object();
+  w.end_object();
+  ev.decision = audit::Decision::allow;
+  answer(ctx, call, route, std::move(ev), http::Response::json(200, std::move(body)));
+}
+
+}  // namespace
+
+void register_admin_routes(server::Router& router, CredentialsContext& ctx) {
+  router.add(http::Method::get, "/api/credentials/audit", [&ctx](server::Call call) { audit_route(ctx, std::move(call)); });
+  router.add(http::Method::get, "/api/onepassword/insights/{service}",
+             [&ctx](server::Call call) { insights_route(ctx, std::move(call)); });
+}
+
+void register_metrics_route(server::Router& router, CredentialsContext& ctx, Metrics::Sources sources) {
+  router.add(http::Method::get, "/metrics", [&ctx, sources](server::Call call) {
+    Route route = route_of(ctx, "/metrics");
+    http::Response r = http::Response::text(200, ctx.metrics != nullptr ? ctx.metrics->render(sources) : "");
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    if (ctx.metrics != nullptr && ctx.clock != nullptr) {
+      ctx.metrics->observe(route.pattern, "none", 200, "", ctx.clock->now() - route.started);
+    }
+    call.respond(std::move(r));
+  });
+}
+
+}  // namespace chitty::api

@@ -1,0 +1,176 @@
+#include "chitty/api/metrics.hpp"
+
+#include <cstdio>
+
+#include "chitty/broker/broker.hpp"
+#include "chitty/cache/cache.hpp"
+#include "chitty/secure/arena.hpp"
+#include "chitty/server/server.hpp"
+#include "chitty/upstream/connect_provider.hpp"
+
+namespace chitty::api {
+namespace {
+
+// A label value: backslash, quote and newline escaped.
+std::string label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+void head(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void sample(std::string& out, std::string_view name, std::string_view labels, double value) {
+  out += name;
+  if (!labels.empty()) {
+    out += '{';
+    out += labels;
+    out += '}';
+  }
+  out += ' ';
+  out += number(value);
+  out += '\n';
+}
+
+}  // namespace
+
+void Metrics::observe(std::string_view route, std::string_view decision, int status, std::string_view code,
+                      Duration latency) {
+  ++requests_[{std::string(route), std::string(decision), status}];
+  Histogram& h = latency_[std::string(route)];
+  double seconds = std::chrono::duration<double>(latency).count();
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) ++h.counts[i];
+  }
+  ++h.count;
+  h.sum += seconds;
+  if (!code.empty()) ++denials_[std::string(code)];
+}
+
+std::string Metrics::render(const Sources& s) const {
+  std::string out;
+  out.reserve(4096);
+
+  head(out, "chitty_requests_total", "counter", "Requests answered, by route, decision and HTTP status.");
+  for (const auto& [key, n] : requests_) {
+    const auto& [route, decision, status] = key;
+    sample(out, "chitty_requests_total",
+           "route=\"" + label(route) + "\",decision=\"" + label(decision) + "\",status=\"" + std::to_string(status) +
+               "\"",
+           static_cast<double>(n));
+  }
+  head(out, "chitty_request_duration_seconds", "histogram", "Time from a request's arrival to its answer, by route.");
+  for (const auto& [route, h] : latency_) {
+    std::string r = "route=\"" + label(route) + "\"";
+    for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+      sample(out, "chitty_request_duration_seconds_bucket", r + ",le=\"" + number(kBuckets[i]) + "\"",
+             static_cast<double>(h.counts[i]));
+    }
+    sample(out, "chitty_request_duration_seconds_bucket", r + ",le=\"+Inf\"", static_cast<double>(h.count));
+    sample(out, "chitty_request_duration_seconds_sum", r, h.sum);
+    sample(out, "chitty_request_duration_seconds_count", r, static_cast<double>(h.count));
+  }
+  head(out, "chitty_denials_total", "counter", "Requests refused, by error code.");
+  for (const auto& [code, n] : denials_) sample(out, "chitty_denials_total", "reason=\"" + label(code) + "\"", static_cast<double>(n));
+  head(out, "chitty_revocations_total", "counter", "Emergency revocations made and cleared.");
+  for (const auto& [action, n] : revocations_) {
+    sample(out, "chitty_revocations_total", "action=\"" + label(action) + "\"", static_cast<double>(n));
+  }
+
+  if (s.broker != nullptr) {
+    head(out, "chitty_rate_limited_total", "counter", "Requests refused because their service's bucket was empty.");
+    sample(out, "chitty_rate_limited_total", "", static_cast<double>(s.broker->rate_limited_count()));
+    head(out, "chitty_revocations_active", "gauge", "Emergency revocations in force.");
+    sample(out, "chitty_revocations_active", "", static_cast<double>(s.broker->revocations().list().size()));
+    head(out, "chitty_fallback_mode", "gauge", "1 while the agent serves in fallback mode (upstream unavailable).");
+    sample(out, "chitty_fallback_mode", "", s.broker->mode() == cache::Mode::fallback ? 1 : 0);
+    head(out, "chitty_fallback_seconds_total", "counter", "Seconds spent in fallback mode since start.");
+    sample(out, "chitty_fallback_seconds_total", "", std::chrono::duration<double>(s.broker->fallback_time()).count());
+    head(out, "chitty_upstream_fetches_total", "counter", "Fetches started (one per concurrent miss of a secret).");
+    sample(out, "chitty_upstream_fetches_total", "", static_cast<double>(s.broker->fetches_started()));
+  }
+  if (s.cache != nullptr) {
+    cache::Cache::Stats c = s.cache->stats();
+    head(out, "chitty_cache_lookups_total", "counter", "Cache lookups by result.");
+    sample(out, "chitty_cache_lookups_total", "result=\"hit\"", static_cast<double>(c.hits));
+    sample(out, "chitty_cache_lookups_total", "result=\"stale\"", static_cast<double>(c.stale_hits));
+    sample(out, "chitty_cache_lookups_total", "result=\"miss\"", static_cast<double>(c.misses));
+    head(out, "chitty_cache_evictions_total", "counter", "Cached values evicted to stay within the caps.");
+    sample(out, "chitty_cache_evictions_total", "", static_cast<double>(c.evictions));
+    head(out, "chitty_cache_entries", "gauge", "Values cached now.");
+    sample(out, "chitty_cache_entries", "", static_cast<double>(c.entries));
+    head(out, "chitty_cache_sealed_bytes", "gauge", "Locked bytes the sealed cache entries take.");
+    sample(out, "chitty_cache_sealed_bytes", "", static_cast<double>(c.locked_bytes));
+  }
+  if (s.arena != nullptr) {
+    head(out, "chitty_locked_bytes", "gauge", "Locked memory of the secret arena, used and available.");
+    sample(out, "chitty_locked_bytes", "state=\"used\"", static_cast<double>(s.arena->used()));
+    sample(out, "chitty_locked_bytes", "state=\"available\"", static_cast<double>(s.arena->available()));
+  }
+  if (!s.connect.empty()) {
+    head(out, "chitty_upstream_up", "gauge", "1 while the Connect server is available.");
+    for (const auto* c : s.connect) {
+      sample(out, "chitty_upstream_up", "upstream=\"" + label(c->options().name) + "\"", c->available() ? 1 : 0);
+    }
+    head(out, "chitty_upstream_state", "gauge", "The Connect server's state (1 for the current one).");
+    for (const auto* c : s.connect) {
+      for (auto h : {upstream::ConnectStatus::Health::unknown, upstream::ConnectStatus::Health::healthy,
+                     upstream::ConnectStatus::Health::unreachable, upstream::ConnectStatus::Health::unauthorized,
+                     upstream::ConnectStatus::Health::rate_limited}) {
+        sample(out, "chitty_upstream_state",
+               "upstream=\"" + label(c->options().name) + "\",state=\"" + std::string(upstream::connect_health_name(h)) +
+                   "\"",
+               c->status().health == h ? 1 : 0);
+      }
+    }
+    head(out, "chitty_upstream_requests_total", "counter", "HTTP requests sent to the Connect server (probes included).");
+    for (const auto* c : s.connect) {
+      sample(out, "chitty_upstream_requests_total", "upstream=\"" + label(c->options().name) + "\"",
+             static_cast<double>(c->status().requests));
+    }
+    head(out, "chitty_upstream_failures_total", "counter", "Availability failures of the Connect server.");
+    for (const auto* c : s.connect) {
+      sample(out, "chitty_upstream_failures_total", "upstream=\"" + label(c->options().name) + "\"",
+             static_cast<double>(c->status().failures));
+    }
+  }
+  if (s.server != nullptr) {
+    const server::ServerStats& st = s.server->stats();
+    head(out, "chitty_connections", "gauge", "Client connections open now.");
+    sample(out, "chitty_connections", "", static_cast<double>(st.connections));
+    head(out, "chitty_connections_accepted_total", "counter", "Client connections accepted since start.");
+    sample(out, "chitty_connections_accepted_total", "", static_cast<double>(st.accepted));
+    head(out, "chitty_connections_refused_total", "counter", "Connections refused by the global or per-uid cap.");
+    sample(out, "chitty_connections_refused_total", "", static_cast<double>(st.rejected_busy + st.rejected_per_uid));
+    head(out, "chitty_protocol_errors_total", "counter", "Requests the HTTP layer refused (malformed, too large, timed out).");
+    sample(out, "chitty_protocol_errors_total", "", static_cast<double>(st.protocol_errors));
+  }
+  return out;
+}
+
+}  // namespace chitty::api
