@@ -83,9 +83,20 @@ void handle(CredentialsContext& ctx, server::Call call, bool clear) {
   Route route = route_of(ctx, clear ? "/api/onepassword/emergency-revoke/clear" : "/api/onepassword/emergency-revoke");
   identity::Identity caller = call.caller();
   audit::Event ev = ctx.broker->refused_event(caller, call.request_id(), clear ? "revoke-clear" : "revoke");
-  // Guessing costs: every attempt takes a token from the caller's bucket.
-  if (auto limited = ctx.broker->take_token(caller)) return refuse(ctx, call, route, std::move(ev), std::move(*limited));
+  // Guessing is bounded per uid: while a uid's failed attempts have emptied
+  // its bucket, its tokens are not even checked. Other uids (the operator)
+  // are unaffected, and a service's own rate limit never stands in the way
+  // of an emergency.
+  std::string uid = caller.uid.is_known() ? std::to_string(caller.uid.value()) : "unknown";
+  const std::string bucket = "\x01emergency-failures:" + uid;
+  static const Rate kFailures{10, std::chrono::hours(1)};
+  if (ctx.broker->level(bucket, kFailures) < 1.0) {
+    if (auto limited = ctx.broker->take_token(bucket, kFailures, "failed emergency-token attempts from uid " + uid)) {
+      return refuse(ctx, call, route, std::move(ev), std::move(*limited));
+    }
+  }
   if (auto problem = token_problem(ctx, call)) {
+    ctx.broker->take_token(bucket, kFailures, "failed emergency-token attempts from uid " + uid);
     log::warn("api", "emergency route refused", {{"request_id", call.request_id()}, {"reason", *problem}});
     return refuse(ctx, call, route, std::move(ev), ErrorCode::unauthenticated, *problem);
   }

@@ -83,6 +83,16 @@ std::optional<Refusal> Broker::take_token(const identity::Identity& caller) {
                  v.retry_after};
 }
 
+std::optional<Refusal> Broker::take_token(const std::string& key, const Rate& limit, const std::string& what) {
+  auto v = limiter_.take(key, limit, clock_.now());
+  if (v.allowed) return std::nullopt;
+  ++rate_limited_;
+  return Refusal{http::ErrorCode::rate_limited,
+                 "rate limit of " + format_rate(limit) + " for " + what + " reached; retry in " +
+                     format_duration(std::chrono::ceil<std::chrono::seconds>(v.retry_after)),
+                 v.retry_after};
+}
+
 void Broker::refuse(const RequestPtr& r, http::ErrorCode code, std::string message,
                     std::optional<Duration> retry_after) {
   audit::Event& ev = r->answer.event;

@@ -120,6 +120,11 @@ class Broker {
   // bucket of callers without one); a refusal when it is empty. For routes
   // that do not go through retrieve().
   std::optional<Refusal> take_token(const identity::Identity& caller);
+  // Takes one token from the bucket `key` (`limit`); `what` names it in the
+  // refusal ("failed emergency-token attempts from uid 1000").
+  std::optional<Refusal> take_token(const std::string& key, const Rate& limit, const std::string& what);
+  // Tokens left in bucket `key` now.
+  double level(const std::string& key, const Rate& limit) const { return limiter_.level(key, limit, clock_.now()); }
 
   // Emergency revocation: from now on nothing matching `r` is served from
   // any source; cached copies are wiped, fetches in flight for it are

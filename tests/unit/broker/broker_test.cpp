@@ -377,3 +377,139 @@ TEST_CASE("policy: only a configured service, only what it may read, only as its
     CHECK(code_of(**r) == ErrorCode::not_found);
   }
 }
+
+TEST_CASE("rate limits: per service, a shared bucket for callers without one, 429 with when to retry",
+          "[broker][rate]") {
+  Fixture f;
+  auto spec = [](std::string name, std::int64_t uid, std::vector<std::string> allow, chitty::Rate rate) {
+    chitty::policy::ServiceSpec s;
+    s.name = std::move(name);
+    s.uid = uid;
+    s.allow = std::move(allow);
+    s.rate_limit = rate;
+    return s;
+  };
+  auto pol = chitty::policy::Policy::build({spec("app", 1000, {"op://Infra/**"}, {3, 1h}),
+                                            spec("other", 2000, {"op://Infra/**"}, {3, 1h})},
+                                           chitty::Rate{2, 1h});
+  REQUIRE(pol);
+  f.broker->set_policy(std::make_shared<const chitty::policy::Policy>(std::move(*pol)));
+  f.ask_ref("op://Infra/Postgres/password");
+  f.primary->answer("pw");
+  CHECK((*f.ask_ref("op://Infra/Postgres/password"))->outcome);
+  CHECK((*f.ask_ref("op://Infra/Postgres/password"))->outcome);
+  auto fourth = f.ask_ref("op://Infra/Postgres/password");
+  REQUIRE(fourth->has_value());
+  CHECK(code_of(**fourth) == ErrorCode::rate_limited);
+  REQUIRE((*fourth)->outcome.error().retry_after);
+  CHECK(*(*fourth)->outcome.error().retry_after <= 20min);  // one token per 20 min
+  CHECK(f.broker->rate_limited_count() == 1);
+  // Another service has its own bucket.
+  auto other = caller_with_uid(2000);
+  Ask a;
+  a.ref = *chitty::catalog::parse_reference("op://Infra/Postgres/password");
+  CHECK((*f.ask(a, &other))->outcome);
+  // Strangers share one small bucket, then get 429 instead of 403.
+  auto s1 = caller_with_uid(5001), s2 = caller_with_uid(5002);
+  CHECK(code_of(**f.ask(a, &s1)) == ErrorCode::forbidden);
+  CHECK(code_of(**f.ask(a, &s2)) == ErrorCode::forbidden);
+  CHECK(code_of(**f.ask(a, &s1)) == ErrorCode::rate_limited);
+  // Time refills the bucket (the value has expired meanwhile: a fetch).
+  f.clock.advance(20min);
+  auto later = f.ask_ref("op://Infra/Postgres/password");
+  REQUIRE_FALSE(later->has_value());
+  f.primary->answer("pw");
+  CHECK((*later)->outcome);
+}
+
+TEST_CASE("purposes: required and checked where the service lists them", "[broker][purposes]") {
+  Fixture f;
+  chitty::policy::ServiceSpec s;
+  s.name = "app";
+  s.uid = 1000;
+  s.allow = {"op://Infra/**"};
+  s.purposes = {"api-call"};
+  s.rate_limit = {1000, 1h};
+  f.broker->set_policy(std::make_shared<const chitty::policy::Policy>(*chitty::policy::Policy::build({s})));
+  Ask a;
+  a.ref = *chitty::catalog::parse_reference("op://Infra/Postgres/password");
+  auto none = f.ask(a);
+  CHECK(code_of(**none) == ErrorCode::bad_request);
+  CHECK_THAT((*none)->outcome.error().message, Catch::Contains("api-call"));
+  a.purpose = "debugging";
+  CHECK(code_of(**f.ask(a)) == ErrorCode::forbidden);
+  a.purpose = "api-call";
+  auto ok = f.ask(a);
+  f.primary->answer("pw");
+  CHECK((*ok)->outcome);
+}
+
+TEST_CASE("emergency revocation: every source blocked, cache wiped, fetches in flight answered at once",
+          "[broker][revocation]") {
+  using chitty::policy::Revocation;
+  Fixture f;
+  f.ask_ref("op://Infra/Postgres/password");
+  f.primary->answer("pw");
+  REQUIRE(f.cache->stats().entries == 1);
+
+  SECTION("a reference: cached copy wiped, no fetch, then cleared") {
+    Revocation r;
+    r.kind = Revocation::Kind::ref;
+    r.keys = f.broker->keys_of(*chitty::catalog::parse_reference("op://infra/postgres/PASSWORD"));
+    r.reason = "leaked";
+    f.broker->revoke(r);
+    CHECK(f.cache->stats().entries == 0);
+    auto blocked = f.ask_ref("op://Infra/Postgres/password");
+    CHECK(code_of(**blocked) == ErrorCode::revoked);
+    CHECK_THAT((*blocked)->outcome.error().message, Catch::Contains("leaked"));
+    CHECK(f.primary->fetches == 1);  // nothing was fetched
+    CHECK(f.broker->clear_revocation(r) == 1);
+    auto again = f.ask_ref("op://Infra/Postgres/password");
+    f.primary->answer("pw2");
+    CHECK((*again)->outcome);
+  }
+  SECTION("a type blocks the env fallback too") {
+    Revocation r;
+    r.kind = Revocation::Kind::type;
+    r.keys = {"openai_api_key"};
+    f.broker->revoke(r);
+    auto blocked = f.ask_type("openai_api_key");
+    CHECK(code_of(**blocked) == ErrorCode::revoked);
+    CHECK(f.env->fetches == 0);
+  }
+  SECTION("a fetch in flight is answered revoked at once, and its late value is not kept") {
+    auto waiting = f.ask_ref("op://Infra/Redis/password");
+    auto also = f.ask_ref("op://Infra/Redis/password");
+    REQUIRE_FALSE(waiting->has_value());
+    Revocation r;
+    r.kind = Revocation::Kind::all;
+    f.broker->revoke(r);
+    REQUIRE(waiting->has_value());
+    CHECK(code_of(**waiting) == ErrorCode::revoked);
+    CHECK(code_of(**also) == ErrorCode::revoked);
+    f.primary->answer("late");  // the upstream answers after all
+    CHECK(f.cache->stats().entries == 0);
+    CHECK(f.broker->fetches_in_flight() == 0);
+  }
+  SECTION("a service: its requests refused, others served") {
+    Revocation r;
+    r.kind = Revocation::Kind::service;
+    r.keys = {"app"};
+    f.broker->revoke(r);
+    CHECK(code_of(**f.ask_ref("op://Infra/Postgres/password")) == ErrorCode::revoked);
+    auto batch = caller_with_uid(2000);
+    Ask a;
+    a.credential_type = "db_password";
+    CHECK((*f.ask(a, &batch))->outcome);  // cached, served to the other service
+  }
+}
+
+TEST_CASE("a glob on names allows a request by IDs once a primary spells it, and only then", "[broker][policy]") {
+  Fixture f;
+  // The fake primary spells nothing (spells() is false): a request by IDs
+  // that no glob covers as written is refused without a fetch.
+  auto by_id = f.ask_ref("op://k3m9servicesvault000000001/abcdefghijklmnopqrstuvwxyz/token");
+  REQUIRE(by_id->has_value());
+  CHECK(code_of(**by_id) == ErrorCode::forbidden);
+  CHECK(f.primary->fetches == 0);
+}

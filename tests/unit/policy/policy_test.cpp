@@ -87,3 +87,80 @@ TEST_CASE("the policy refuses a rule that does not parse, or a uid out of range"
   CHECK_FALSE(Policy::build({spec("s", 4294967295, {})}));
   CHECK_FALSE(Policy::build({spec("no selector", std::nullopt, {})}));
 }
+
+namespace {
+
+using chitty::identity::Fact;
+using chitty::identity::Identity;
+
+Identity full_identity() {
+  Identity id;
+  id.uid = Fact<uid_t>::known(1001);
+  id.gid = Fact<gid_t>::known(2002);
+  id.exe = Fact<std::string>::known("/usr/bin/registry");
+  id.unit = Fact<std::string>::known("chitty-registry.service");
+  id.container = Fact<std::string>::known("3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899");
+  return id;
+}
+
+}  // namespace
+
+TEST_CASE("every given selector must match an established fact; the first service that matches wins",
+          "[policy][selectors]") {
+  using chitty::policy::ServiceSpec;
+  auto with = [](std::string name, auto set) {
+    ServiceSpec s;
+    s.name = std::move(name);
+    set(s);
+    return s;
+  };
+  auto p = Policy::build({
+      with("by-unit-and-uid", [](ServiceSpec& s) { s.unit = "chitty-registry.service"; s.uid = 1001; }),
+      with("by-exe", [](ServiceSpec& s) { s.exe = "/usr/bin/registry"; }),
+      with("by-container", [](ServiceSpec& s) { s.container = "3f4e5d6c7b8a"; }),
+      with("by-gid", [](ServiceSpec& s) { s.gid = 2002; }),
+  });
+  REQUIRE(p);
+  Identity id = full_identity();
+  CHECK(p->service_for(id)->name == "by-unit-and-uid");  // first match wins
+
+  id.uid = Fact<uid_t>::known(1002);  // the unit still matches, the uid does not: all selectors must
+  CHECK(p->service_for(id)->name == "by-exe");
+  id.exe = Fact<std::string>::unknown("exe not readable");  // unknown never matches
+  CHECK(p->service_for(id)->name == "by-container");       // a 12-character prefix of the id
+  id.container = Fact<std::string>::known("");              // established: in no container
+  CHECK(p->service_for(id)->name == "by-gid");
+  id.gid = Fact<gid_t>::unknown("not read");
+  CHECK(p->service_for(id) == nullptr);
+  CHECK(p->services()[0].selectors() == "uid=1001 unit=chitty-registry.service");
+}
+
+TEST_CASE("a default service catches the callers no other service matches", "[policy][selectors]") {
+  chitty::policy::ServiceSpec web = spec("web", 33, {"op://Web/**"});
+  chitty::policy::ServiceSpec everyone;
+  everyone.name = "everyone";
+  everyone.is_default = true;
+  everyone.allow = {"op://Public/**"};
+  auto p = Policy::build({web, everyone});
+  REQUIRE(p);
+  CHECK(p->service_for(with_uid(33))->name == "web");
+  CHECK(p->service_for(with_uid(34))->name == "everyone");
+  Identity nobody;  // nothing established at all
+  CHECK(p->service_for(nobody)->name == "everyone");
+  CHECK(p->services()[1].selectors() == "default");
+  // A default rule with selectors is refused.
+  everyone.uid = 5;
+  CHECK_FALSE(Policy::build({everyone}));
+}
+
+TEST_CASE("purposes: none listed allows any; listed ones are the only ones", "[policy][purposes]") {
+  chitty::policy::ServiceSpec s = spec("svc", 1, {});
+  s.purposes = {"api-call", "inter-service-call"};
+  auto p = Policy::build({s, spec("free", 2, {})});
+  REQUIRE(p);
+  CHECK(Policy::purpose_allowed(p->services()[0], "api-call"));
+  CHECK_FALSE(Policy::purpose_allowed(p->services()[0], "API-CALL"));  // exact
+  CHECK_FALSE(Policy::purpose_allowed(p->services()[0], ""));
+  CHECK(Policy::purpose_allowed(p->services()[1], "anything"));
+  CHECK(Policy::purpose_allowed(p->services()[1], ""));
+}

@@ -1,0 +1,89 @@
+#include <catch2/catch.hpp>
+
+#include "chitty/policy/rate_limiter.hpp"
+#include "chitty/policy/revocations.hpp"
+
+using namespace std::chrono_literals;
+using chitty::MonoTime;
+using chitty::Rate;
+using chitty::policy::RateLimiter;
+using chitty::policy::Revocation;
+using chitty::policy::Revocations;
+
+TEST_CASE("a bucket of 100/h: the 101st request within the hour is refused, with when to retry",
+          "[policy][rate]") {
+  RateLimiter limiter;
+  Rate hourly{100, 1h};
+  MonoTime t0{};
+  for (int i = 0; i < 100; ++i) REQUIRE(limiter.take("svc", hourly, t0 + std::chrono::milliseconds(i)).allowed);
+  auto refused = limiter.take("svc", hourly, t0 + 10s);
+  CHECK_FALSE(refused.allowed);
+  // One token is back every 36 s; 10 s have passed.
+  CHECK(refused.retry_after > 25s);
+  CHECK(refused.retry_after <= 26s + 100ms);
+  // Another service is unaffected.
+  CHECK(limiter.take("other", hourly, t0 + 10s).allowed);
+  // At the retry time one more request passes, and only one.
+  auto at = t0 + 10s + refused.retry_after;
+  CHECK(limiter.take("svc", hourly, at).allowed);
+  CHECK_FALSE(limiter.take("svc", hourly, at).allowed);
+}
+
+TEST_CASE("buckets refill continuously up to their size, and a reload keeps the level", "[policy][rate]") {
+  RateLimiter limiter;
+  Rate per_minute{10, 1min};
+  MonoTime t0{};
+  for (int i = 0; i < 10; ++i) REQUIRE(limiter.take("s", per_minute, t0).allowed);
+  CHECK(limiter.level("s", per_minute, t0) < 1.0);
+  CHECK(limiter.level("s", per_minute, t0 + 30s) == Approx(5.0));
+  CHECK(limiter.level("s", per_minute, t0 + 1h) == Approx(10.0));  // capped
+  // A smaller limit after a reload caps the level; a larger one keeps it.
+  CHECK(limiter.take("s", Rate{3, 1min}, t0 + 1h).allowed);
+  CHECK(limiter.level("s", Rate{3, 1min}, t0 + 1h) == Approx(2.0));
+  CHECK(limiter.level("never-seen", per_minute, t0) == Approx(10.0));
+}
+
+TEST_CASE("revocations match by reference key, type, service, or everything", "[policy][revocation]") {
+  Revocations r;
+  chitty::catalog::Entry openai;
+  openai.type = "openai_api_key";
+  CHECK(r.blocking("svc", &openai, {"op://a/b/c"}) == nullptr);
+
+  Revocation by_ref;
+  by_ref.kind = Revocation::Kind::ref;
+  by_ref.keys = {"op://vault/item/field", "op://vid/iid/fid"};
+  CHECK(r.add(by_ref));
+  CHECK_FALSE(r.add(by_ref));  // already in force
+  CHECK(r.blocking("svc", nullptr, {"op://vid/iid/fid"}) != nullptr);  // any of its keys
+  CHECK(r.blocking("svc", nullptr, {"op://other/x/y"}) == nullptr);
+  CHECK(r.blocks_key("op://vault/item/field"));
+
+  Revocation by_type;
+  by_type.kind = Revocation::Kind::type;
+  by_type.keys = {"openai_api_key"};
+  r.add(by_type);
+  CHECK(r.blocking("svc", &openai, {"op://x/y/z"}) == &r.list()[1]);
+
+  Revocation by_service;
+  by_service.kind = Revocation::Kind::service;
+  by_service.keys = {"batch"};
+  r.add(by_service);
+  CHECK(r.blocking("batch", nullptr, {}) != nullptr);
+  CHECK(r.blocking("web", nullptr, {}) == nullptr);
+
+  // Clearing: by a key, by kind; `all` clears everything.
+  Revocation lift;
+  lift.kind = Revocation::Kind::ref;
+  lift.keys = {"op://vid/iid/fid"};
+  CHECK(r.clear(lift) == 1);
+  CHECK(r.list().size() == 2);
+  Revocation everything;
+  everything.kind = Revocation::Kind::all;
+  r.add(everything);
+  CHECK(r.blocking("web", nullptr, {"op://anything/at/all"}) != nullptr);
+  CHECK(r.blocks_key("op://anything/at/all"));
+  CHECK(r.clear(everything) == 3);
+  CHECK(r.empty());
+  CHECK(chitty::policy::revocation_kind("service") == Revocation::Kind::service);
+  CHECK_FALSE(chitty::policy::revocation_kind("bogus"));
+}
