@@ -415,7 +415,7 @@ TEST_CASE("rate limits: per service, a shared bucket for callers without one, 42
   CHECK(code_of(**f.ask(a, &s2)) == ErrorCode::forbidden);
   CHECK(code_of(**f.ask(a, &s1)) == ErrorCode::rate_limited);
   // Time refills the bucket (the value has expired meanwhile: a fetch).
-  f.clock.advance(20min);
+  f.clock.advance(21min);
   auto later = f.ask_ref("op://Infra/Postgres/password");
   REQUIRE_FALSE(later->has_value());
   f.primary->answer("pw");
