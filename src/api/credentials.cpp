@@ -350,6 +350,10 @@ void by_target(CredentialsContext& ctx, server::Call call, std::string_view patt
     a.action = std::string(category == "service" ? "service-token" : "integration-key");
     a.purpose = options->purpose;
     a.refresh = options->refresh;
+    if (target.empty() || target.find('/') != std::string::npos || target.size() > 256) {
+      return tl::unexpected(BadRequest{"invalid " + std::string(category) + " name \"" + target.substr(0, 64) +
+                                       "\": 1 to 256 bytes, no '/'"});
+    }
     if (auto e = ctx.broker->catalog().by_target(category, target)) {
       a.credential_type = e->type;
       return a;

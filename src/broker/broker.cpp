@@ -110,11 +110,50 @@ std::vector<std::string> Broker::keys_of(const catalog::Reference& ref) const {
   return keys;
 }
 
+// Whether one revocation covers (`service`, `entry`, `ref`). References are
+// compared through their resolved keys *now*, so a revocation made by names
+// also covers the IDs (and the other way round) as soon as either is
+// resolved — and deliver() checks again after a fetch has resolved them.
+bool Broker::covers(const policy::Revocation& rv, std::string_view service, const catalog::Entry* entry,
+                    const catalog::Reference& ref) const {
+  switch (rv.kind) {
+    case policy::Revocation::Kind::all: return true;
+    case policy::Revocation::Kind::service: return !service.empty() && !rv.keys.empty() && rv.keys.front() == service;
+    case policy::Revocation::Kind::type: {
+      if (rv.keys.empty()) return false;
+      if (entry != nullptr && entry->type == rv.keys.front()) return true;
+      auto revoked = catalog_->by_type(rv.keys.front());
+      return revoked && key_for(revoked->ref) == key_for(ref);
+    }
+    case policy::Revocation::Kind::ref: {
+      const std::string canonical = ref.canonical();
+      const std::string resolved = key_for(ref);
+      for (const auto& k : rv.keys) {
+        if (k == canonical || k == resolved) return true;
+        if (auto parsed = catalog::parse_reference(k); parsed && key_for(*parsed) == resolved) return true;
+      }
+      return false;
+    }
+  }
+  return false;
+}
+
+const policy::Revocation* Broker::revocation_for(std::string_view service, const catalog::Entry* entry,
+                                                 const catalog::Reference& ref) const {
+  for (const auto& rv : revocations_.list()) {
+    if (covers(rv, service, entry, ref)) return &rv;
+  }
+  return nullptr;
+}
+
 const policy::Revocation* Broker::revoked_for(const RequestPtr& r) const {
   if (revocations_.empty()) return nullptr;
-  std::vector<std::string> keys = keys_of(r->ref);
-  for (const auto& s : r->spellings) keys.push_back(s.canonical());
-  return revocations_.blocking(r->service != nullptr ? r->service->name : "", r->entry.get(), keys);
+  std::string_view service = r->service != nullptr ? std::string_view(r->service->name) : std::string_view();
+  if (const auto* rv = revocation_for(service, r->entry.get(), r->ref)) return rv;
+  for (const auto& s : r->spellings) {
+    if (const auto* rv = revocation_for(service, r->entry.get(), s)) return rv;
+  }
+  return nullptr;
 }
 
 void Broker::retrieve(const identity::Identity& caller, Ask ask, const std::string& request_id, Done done) {
@@ -184,7 +223,7 @@ void Broker::decide(const RequestPtr& r) {
                     "purpose \"" + ask.purpose + "\" is not allowed for service \"" + service->name + "\"");
     }
   }
-  if (const policy::Revocation* rv = revocations_.blocking(service->name, nullptr, {})) {
+  if (const policy::Revocation* rv = service_revocation(service->name)) {
     return refuse(r, http::ErrorCode::revoked,
                   rv->kind == policy::Revocation::Kind::all
                       ? "every credential is under emergency revocation"
@@ -192,10 +231,9 @@ void Broker::decide(const RequestPtr& r) {
   }
   if (policy::Policy::allows(*service, r->entry.get(), r->ref)) return after_policy(r);
 
-  // Not allowed as written. A glob may be written on the other form (names
-  // vs IDs) of the same secret: ask a primary for the other spellings.
-  bool has_globs = false;
-  for (const auto& rule : service->rules) has_globs = has_globs || std::holds_alternative<catalog::Glob>(rule);
+  // Not allowed as written: a rule may be written on the other form (names
+  // vs IDs) of the same secret, or the catalog may know it by the other
+  // form (type rules): ask a primary for the other spellings.
   upstream::Provider* speller = nullptr;
   for (upstream::Provider* p : sources_.primaries) {
     if (p->spells() && p->available()) {
@@ -204,10 +242,14 @@ void Broker::decide(const RequestPtr& r) {
     }
   }
   std::string denied = "service \"" + service->name + "\" may not read " + r->ref.display();
-  if (!has_globs || speller == nullptr) return refuse(r, http::ErrorCode::forbidden, denied);
+  if (service->rules.empty() || speller == nullptr) return refuse(r, http::ErrorCode::forbidden, denied);
   speller->spellings(upstream::FetchRequest{r->entry, r->ref, false},
                      [this, r, denied](std::vector<catalog::Reference> spellings) {
                        r->spellings = std::move(spellings);
+                       for (const auto& s : r->spellings) {
+                         // The other form may be the catalog's: its type rules apply.
+                         if (!r->entry) r->entry = catalog_->by_key(s.canonical());
+                       }
                        for (const auto& s : r->spellings) {
                          if (policy::Policy::allows(*r->service, r->entry.get(), s)) {
                            r->key = key_for(r->ref);
@@ -273,19 +315,12 @@ void Broker::deliver(const RequestPtr& r, const Outcome& o) {
   done(std::move(a));
 }
 
-bool Broker::matches(const policy::Revocation& rv, const Fetch& f) const {
-  switch (rv.kind) {
-    case policy::Revocation::Kind::all: return true;
-    case policy::Revocation::Kind::service: return false;  // per request, at delivery
-    case policy::Revocation::Kind::type:
-      return f.request.entry != nullptr && !rv.keys.empty() && f.request.entry->type == rv.keys.front();
-    case policy::Revocation::Kind::ref:
-      for (const auto& k : keys_of(f.request.ref)) {
-        if (std::find(rv.keys.begin(), rv.keys.end(), k) != rv.keys.end()) return true;
-      }
-      return std::find(rv.keys.begin(), rv.keys.end(), f.key) != rv.keys.end();
+const policy::Revocation* Broker::service_revocation(std::string_view service) const {
+  for (const auto& rv : revocations_.list()) {
+    if (rv.kind == policy::Revocation::Kind::all) return &rv;
+    if (rv.kind == policy::Revocation::Kind::service && !rv.keys.empty() && rv.keys.front() == service) return &rv;
   }
-  return false;
+  return nullptr;
 }
 
 void Broker::revoke(const policy::Revocation& rv) {
@@ -308,7 +343,9 @@ void Broker::revoke(const policy::Revocation& rv) {
   // Answer the fetches in flight for it now; their results are dropped.
   std::vector<std::shared_ptr<Fetch>> hit;
   for (auto& [key, f] : fetching_) {
-    if (matches(rv, *f)) hit.push_back(f);
+    if (rv.kind != policy::Revocation::Kind::service && covers(rv, "", f->request.entry.get(), f->request.ref)) {
+      hit.push_back(f);
+    }
   }
   for (auto& f : hit) {
     f->dropped = true;
@@ -409,7 +446,7 @@ void Broker::on_primary(std::shared_ptr<Fetch> f, std::size_t index, upstream::F
     // Stored under the resolved IDs, which later lookups of any spelling of
     // this reference use too; the waiters of this flight are answered here.
     std::string key = p->resolved_key(f->request.ref).value_or(f->key);
-    bool keep = !revocations_.blocks_key(key) && !revocations_.blocks_key(f->key);
+    bool keep = revocation_for("", entry, f->request.ref) == nullptr;
     Outcome o = stored(key, entry, std::move(*r), p->source(), keep);
     if (key != f->key) cache_.invalidate(f->key);  // an entry under the name form would shadow nothing but memory
     complete(f, o);
@@ -489,7 +526,7 @@ void Broker::try_fallbacks(std::shared_ptr<Fetch> f, std::size_t next) {
       if (r) {
         // With an upstream, a fallback value bridges the outage only: it is
         // not cached, so the upstream's value wins as soon as it is back.
-        bool cache_it = sources_.primaries.empty() && !revocations_.blocks_key(f->key);
+        bool cache_it = sources_.primaries.empty() && revocation_for("", f->request.entry.get(), f->request.ref) == nullptr;
         complete(f, stored(f->key, f->request.entry.get(), std::move(*r), p->source(), cache_it));
         return;
       }

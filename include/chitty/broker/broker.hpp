@@ -178,6 +178,11 @@ class Broker {
               std::optional<Duration> retry_after = std::nullopt);
   void deliver(const RequestPtr& r, const Outcome& o);
   const policy::Revocation* revoked_for(const RequestPtr& r) const;
+  bool covers(const policy::Revocation& rv, std::string_view service, const catalog::Entry* entry,
+              const catalog::Reference& ref) const;
+  const policy::Revocation* revocation_for(std::string_view service, const catalog::Entry* entry,
+                                           const catalog::Reference& ref) const;
+  const policy::Revocation* service_revocation(std::string_view service) const;
 
   // One fetch: the flight key, what is fetched, and why earlier sources
   // could not give it.
@@ -196,7 +201,6 @@ class Broker {
   Outcome stored(const std::string& key, const catalog::Entry* entry, secure::SecureBuffer value,
                  std::string_view source, bool cache_it);
   Duration ttl_for(const catalog::Entry* entry) const;
-  bool matches(const policy::Revocation& r, const Fetch& f) const;
 
   cache::Cache& cache_;
   Sources sources_;
