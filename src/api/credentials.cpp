@@ -174,7 +174,7 @@ void serve(CredentialsContext& ctx, server::Call call, const Route& route, Parse
     return refuse(ctx, call, route, std::move(ev), ask.error().code, ask.error().message);
   }
   auto held = std::make_shared<server::Call>(std::move(call));
-  ctx.broker->retrieve(caller, std::move(*ask), held->request_id(), [&ctx, held, route, build](broker::Answer a) {
+  ctx.broker->retrieve(std::move(caller), std::move(*ask), held->request_id(), [&ctx, held, route, build](broker::Answer a) {
     server::Call& c = *held;
     if (!a.outcome) return refuse(ctx, c, route, std::move(a.event), std::move(a.outcome.error()));
     const broker::Granted& g = *a.outcome;
@@ -378,7 +378,7 @@ void validate(CredentialsContext& ctx, server::Call call) {
     return refuse(ctx, call, route, std::move(ev), ask.error().code, ask.error().message);
   }
   auto held = std::make_shared<server::Call>(std::move(call));
-  ctx.broker->retrieve(caller, std::move(*ask), held->request_id(), [&ctx, held, route](broker::Answer a) {
+  ctx.broker->retrieve(std::move(caller), std::move(*ask), held->request_id(), [&ctx, held, route](broker::Answer a) {
     server::Call& c = *held;
     std::string status;
     std::optional<WallTime> expires;

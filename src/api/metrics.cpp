@@ -59,41 +59,71 @@ void sample(std::string& out, std::string_view name, std::string_view labels, do
 
 }  // namespace
 
+namespace {
+
+template <typename Map>
+typename Map::mapped_type& slot(Map& m, std::string_view key) {
+  auto it = m.find(key);
+  if (it == m.end()) it = m.emplace(std::string(key), typename Map::mapped_type{}).first;
+  return it->second;
+}
+
+// (decision, status) pairs compared against a string_view decision.
+struct AnswerKey {
+  std::string_view decision;
+  int status;
+};
+bool operator<(const std::pair<std::string, int>& a, const AnswerKey& b) {
+  return a.first < b.decision || (a.first == b.decision && a.second < b.status);
+}
+bool operator<(const AnswerKey& a, const std::pair<std::string, int>& b) {
+  return a.decision < b.first || (a.decision == b.first && a.status < b.second);
+}
+
+}  // namespace
+
 void Metrics::observe(std::string_view route, std::string_view decision, int status, std::string_view code,
                       Duration latency) {
-  ++requests_[{std::string(route), std::string(decision), status}];
-  Histogram& h = latency_[std::string(route)];
+  RouteStats& r = slot(routes_, route);
+  auto it = r.answers.find(AnswerKey{decision, status});
+  if (it == r.answers.end()) it = r.answers.emplace(std::pair{std::string(decision), status}, 0).first;
+  ++it->second;
+  Histogram& h = r.latency;
   double seconds = std::chrono::duration<double>(latency).count();
   for (std::size_t i = 0; i < kBuckets.size(); ++i) {
     if (seconds <= kBuckets[i]) ++h.counts[i];
   }
   ++h.count;
   h.sum += seconds;
-  if (!code.empty()) ++denials_[std::string(code)];
+  if (!code.empty()) ++slot(denials_, code);
 }
+
+void Metrics::revocation(std::string_view action) { ++slot(revocations_, action); }
 
 std::string Metrics::render(const Sources& s) const {
   std::string out;
   out.reserve(4096);
 
   head(out, "chitty_requests_total", "counter", "Requests answered, by route, decision and HTTP status.");
-  for (const auto& [key, n] : requests_) {
-    const auto& [route, decision, status] = key;
-    sample(out, "chitty_requests_total",
-           "route=\"" + label(route) + "\",decision=\"" + label(decision) + "\",status=\"" + std::to_string(status) +
-               "\"",
-           static_cast<double>(n));
+  for (const auto& [route, r] : routes_) {
+    for (const auto& [key, n] : r.answers) {
+      sample(out, "chitty_requests_total",
+             "route=\"" + label(route) + "\",decision=\"" + label(key.first) + "\",status=\"" +
+                 std::to_string(key.second) + "\"",
+             static_cast<double>(n));
+    }
   }
   head(out, "chitty_request_duration_seconds", "histogram", "Time from a request's arrival to its answer, by route.");
-  for (const auto& [route, h] : latency_) {
-    std::string r = "route=\"" + label(route) + "\"";
+  for (const auto& [route, r] : routes_) {
+    const Histogram& h = r.latency;
+    std::string rl = "route=\"" + label(route) + "\"";
     for (std::size_t i = 0; i < kBuckets.size(); ++i) {
-      sample(out, "chitty_request_duration_seconds_bucket", r + ",le=\"" + number(kBuckets[i]) + "\"",
+      sample(out, "chitty_request_duration_seconds_bucket", rl + ",le=\"" + number(kBuckets[i]) + "\"",
              static_cast<double>(h.counts[i]));
     }
-    sample(out, "chitty_request_duration_seconds_bucket", r + ",le=\"+Inf\"", static_cast<double>(h.count));
-    sample(out, "chitty_request_duration_seconds_sum", r, h.sum);
-    sample(out, "chitty_request_duration_seconds_count", r, static_cast<double>(h.count));
+    sample(out, "chitty_request_duration_seconds_bucket", rl + ",le=\"+Inf\"", static_cast<double>(h.count));
+    sample(out, "chitty_request_duration_seconds_sum", rl, h.sum);
+    sample(out, "chitty_request_duration_seconds_count", rl, static_cast<double>(h.count));
   }
   head(out, "chitty_denials_total", "counter", "Requests refused, by error code.");
   for (const auto& [code, n] : denials_) sample(out, "chitty_denials_total", "reason=\"" + label(code) + "\"", static_cast<double>(n));

@@ -156,14 +156,19 @@ const policy::Revocation* Broker::revoked_for(const RequestPtr& r) const {
   return nullptr;
 }
 
-void Broker::retrieve(const identity::Identity& caller, Ask ask, const std::string& request_id, Done done) {
+void Broker::retrieve(identity::Identity caller, Ask ask, const std::string& request_id, Done done) {
   auto r = std::make_shared<Request>();
-  r->caller = caller;
   r->request_id = request_id;
   r->done = std::move(done);
   r->started = clock_.now();
   r->policy = policy_;
-  r->answer.event = refused_event(caller, request_id, ask.action);
+  audit::Event& e = r->answer.event;
+  e.at = clock_.wall_now();
+  e.request_id = request_id;
+  e.action = ask.action;
+  fill_caller(e, caller);
+  e.mode = cache::mode_name(cache_.mode());
+  r->caller = std::move(caller);
   r->answer.event.credential_type = ask.credential_type;
   r->ask = std::move(ask);
   decide(r);
@@ -172,25 +177,29 @@ void Broker::retrieve(const identity::Identity& caller, Ask ask, const std::stri
 void Broker::decide(const RequestPtr& r) {
   audit::Event& ev = r->answer.event;
   const Ask& ask = r->ask;
+  const policy::Service* service = r->policy->service_for(r->caller);
+  r->service = service;
+  if (service != nullptr) ev.service = service->name;
   // What is asked for: a catalog type, or a reference (in the catalog or not).
-  if (ask.ref) {
-    r->ref = *ask.ref;
-    r->entry = catalog_->by_key(r->ref.canonical());
+  std::string canonical;
+  if (r->ask.ref) {
+    r->ref = std::move(*r->ask.ref);
+    canonical = r->ref.canonical();
+    r->entry = catalog_->by_key(canonical);
   } else {
     r->entry = catalog_->by_type(ask.credential_type);
     if (!r->entry) {
       return refuse(r, http::ErrorCode::not_found, "unknown credential type \"" + ask.credential_type + "\"");
     }
     r->ref = r->entry->ref;
+    canonical = r->entry->key;
   }
-  r->key = key_for(r->ref);
+  r->key = key_for_canonical(std::move(canonical));
   ev.ref = r->key;
   if (r->entry && ev.credential_type.empty()) ev.credential_type = r->entry->type;
 
   // Who asks. A caller no service matches takes from the bucket such
   // callers share, then gets nothing.
-  const policy::Service* service = r->policy->service_for(r->caller);
-  r->service = service;
   if (service == nullptr) {
     if (ask.rate_limited) {
       if (auto limited = take_token(r->caller)) {
@@ -358,11 +367,13 @@ void Broker::revoke(const policy::Revocation& rv) {
 
 std::size_t Broker::clear_revocation(const policy::Revocation& r) { return revocations_.clear(r); }
 
-std::string Broker::key_for(const catalog::Reference& ref) const {
+std::string Broker::key_for(const catalog::Reference& ref) const { return key_for_canonical(ref.canonical()); }
+
+std::string Broker::key_for_canonical(std::string canonical) const {
   for (const upstream::Provider* p : sources_.primaries) {
-    if (auto k = p->resolved_key(ref)) return *k;
+    if (auto k = p->resolved_key(canonical)) return *k;
   }
-  return ref.canonical();
+  return canonical;
 }
 
 void Broker::update_mode() {
@@ -445,7 +456,7 @@ void Broker::on_primary(std::shared_ptr<Fetch> f, std::size_t index, upstream::F
   if (r) {
     // Stored under the resolved IDs, which later lookups of any spelling of
     // this reference use too; the waiters of this flight are answered here.
-    std::string key = p->resolved_key(f->request.ref).value_or(f->key);
+    std::string key = p->resolved_key(f->request.ref.canonical()).value_or(f->key);
     bool keep = revocation_for("", entry, f->request.ref) == nullptr;
     Outcome o = stored(key, entry, std::move(*r), p->source(), keep);
     if (key != f->key) cache_.invalidate(f->key);  // an entry under the name form would shadow nothing but memory
@@ -456,7 +467,7 @@ void Broker::on_primary(std::shared_ptr<Fetch> f, std::size_t index, upstream::F
   Outcome o;
   auto forget = [&] {
     cache_.invalidate(f->key);
-    if (auto k = p->resolved_key(f->request.ref)) cache_.invalidate(*k);
+    if (auto k = p->resolved_key(f->request.ref.canonical())) cache_.invalidate(*k);
   };
   switch (failure.kind) {
     case upstream::FetchError::not_found:

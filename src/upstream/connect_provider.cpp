@@ -156,8 +156,9 @@ bool ConnectProvider::available() const noexcept {
   return breaker_.state() == Breaker::State::closed && last_outcome_ok_;
 }
 
-std::optional<std::string> ConnectProvider::resolved_key(const catalog::Reference& ref) const {
-  auto it = keys_.find(ref.canonical());
+std::optional<std::string> ConnectProvider::resolved_key(std::string_view canonical) const {
+  if (keys_.empty()) return std::nullopt;
+  auto it = keys_.find(canonical);
   if (it == keys_.end()) return std::nullopt;
   return it->second;
 }

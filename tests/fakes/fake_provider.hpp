@@ -31,8 +31,8 @@ class FakeProvider final : public upstream::Provider {
     pending_.push_back({request.entry ? request.entry->key : request.ref.canonical(), std::move(done)});
     last_request = request;
   }
-  std::optional<std::string> resolved_key(const catalog::Reference& ref) const override {
-    auto it = resolved.find(ref.canonical());
+  std::optional<std::string> resolved_key(std::string_view canonical) const override {
+    auto it = resolved.find(std::string(canonical));
     if (it == resolved.end()) return std::nullopt;
     return it->second;
   }

@@ -49,7 +49,7 @@ class Metrics {
   void observe(std::string_view route, std::string_view decision, int status, std::string_view code,
                Duration latency);
   // An emergency revocation made or cleared ("revoke", "clear").
-  void revocation(std::string_view action) { ++revocations_[std::string(action)]; }
+  void revocation(std::string_view action);
 
   struct Sources {
     const server::Server* server = nullptr;
@@ -66,10 +66,15 @@ class Metrics {
     std::uint64_t count = 0;
     double sum = 0;
   };
-  std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests_;
-  std::map<std::string, Histogram> latency_;
-  std::map<std::string, std::uint64_t> denials_;
-  std::map<std::string, std::uint64_t> revocations_;
+  // Per route: answers by (decision, status) and the latency histogram.
+  // Lookups by string_view: no allocation per request once a route is known.
+  struct RouteStats {
+    std::map<std::pair<std::string, int>, std::uint64_t, std::less<>> answers;
+    Histogram latency;
+  };
+  std::map<std::string, RouteStats, std::less<>> routes_;
+  std::map<std::string, std::uint64_t, std::less<>> denials_;
+  std::map<std::string, std::uint64_t, std::less<>> revocations_;
 };
 
 }  // namespace chitty::api

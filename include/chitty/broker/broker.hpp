@@ -108,7 +108,7 @@ class Broker {
 
   // Answers `ask` for `caller`: `done` runs exactly once, now (cache hit,
   // refusal) or when a fetch completes.
-  void retrieve(const identity::Identity& caller, Ask ask, const std::string& request_id, Done done);
+  void retrieve(identity::Identity caller, Ask ask, const std::string& request_id, Done done);
 
   // The audit event of a request refused before it reached the broker
   // (malformed body): who asked, what, and why not.
@@ -152,6 +152,7 @@ class Broker {
   // The key `ref` is cached under: the resolved IDs once a primary knows
   // them, else the reference's canonical form.
   std::string key_for(const catalog::Reference& ref) const;
+  std::string key_for_canonical(std::string canonical) const;
   std::size_t fetches_in_flight() const noexcept { return flights_.flights(); }
   std::uint64_t fetches_started() const noexcept { return fetches_; }
   std::uint64_t rate_limited_count() const noexcept { return rate_limited_; }

@@ -89,7 +89,7 @@ class ConnectProvider final : public Provider {
   std::string_view source() const noexcept override { return "1password"; }
   bool holds(const catalog::Entry*) const noexcept override { return true; }
   void fetch(const FetchRequest& request, FetchDone done) override;
-  std::optional<std::string> resolved_key(const catalog::Reference& ref) const override;
+  std::optional<std::string> resolved_key(std::string_view canonical) const override;
   bool spells() const noexcept override { return true; }
   // Resolves the reference (fetching the item, whose values are parsed in
   // locked memory and wiped unread) to learn its all-names and all-IDs
@@ -166,7 +166,12 @@ class ConnectProvider final : public Provider {
   };
   std::unordered_map<std::string, Resolved> vault_ids_;  // folded vault name -> id
   std::unordered_map<std::string, Resolved> item_ids_;   // vault id + '\n' + folded title -> id
-  std::unordered_map<std::string, std::string> keys_;    // canonical reference -> resolved key
+  // canonical reference -> resolved key (heterogeneous lookup by string_view)
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::string, Hash, std::equal_to<>> keys_;
   std::unordered_map<std::string, std::string> vault_names_;  // vault id -> name
   struct Spelled {
     std::vector<catalog::Reference> list;

@@ -65,7 +65,11 @@ class Provider {
   // has resolved it (1Password: vault/item/section/field IDs, so that a
   // title, an ID and another spelling are one secret); nullopt until then,
   // or for sources without such IDs.
-  virtual std::optional<std::string> resolved_key(const catalog::Reference&) const { return std::nullopt; }
+  // `canonical` is the reference's canonical() form.
+  virtual std::optional<std::string> resolved_key(std::string_view canonical) const {
+    (void)canonical;
+    return std::nullopt;
+  }
   // Whether requests to it can succeed now (false while its circuit breaker
   // is open). Sources without availability tracking are always available.
   virtual bool available() const noexcept { return true; }
