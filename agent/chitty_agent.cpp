@@ -25,17 +25,31 @@ int main(int argc, char** argv) {
   chitty::app::RunOptions options;
   std::optional<std::string> check_path;
   bool print_defaults = false;
+  std::optional<std::string> verify_path, chain_key, head;
   cli.add_option("--config", options.config_path, "TOML configuration file (default: the built-in defaults)");
   cli.add_option("--check-config", check_path, "validate FILE, print every problem, exit 0 (valid) or 2")
       ->option_text("FILE");
   cli.add_option("--socket", options.socket, "override agent.socket");
   cli.add_option("--state-dir", options.state_dir, "override agent.state_dir");
   cli.add_flag("--print-default-config", print_defaults, "print the built-in configuration as commented TOML");
+  cli.add_option("--verify-audit", verify_path,
+                 "check an audit spool directory or exported NDJSON (- for stdin); exit 0 intact, 1 broken")
+      ->option_text("PATH");
+  cli.add_option("--chain-key", chain_key, "the chain key file, for --verify-audit")->option_text("FILE");
+  cli.add_option("--head", head, "for --verify-audit: the mirrored chain head SEQ:MAC the chain must reach")
+      ->option_text("SEQ:MAC");
   CLI11_PARSE(cli, argc, argv);
 
   if (print_defaults) {
     std::cout << chitty::config::default_config_toml();
     return chitty::app::kExitOk;
+  }
+  if (verify_path) {
+    if (!chain_key) {
+      std::cerr << "--verify-audit needs --chain-key FILE (audit.chain_key_file)\n";
+      return 2;
+    }
+    return chitty::app::verify_audit(*verify_path, *chain_key, head);
   }
   if (check_path) {
     auto loaded = chitty::config::load_file(*check_path);

@@ -47,7 +47,9 @@ void answer(CredentialsContext& ctx, server::Call& call, const Route& route, aud
 
 void refuse(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event, ErrorCode code,
             std::string message, std::optional<Duration> retry_after) {
-  event.decision = audit::Decision::deny;
+  // A refusal for the request's sake is a deny; one the agent could not
+  // help (upstream, memory, storage: 5xx) an error.
+  event.decision = http::error_status(code) >= 500 ? audit::Decision::error : audit::Decision::deny;
   event.code = std::string(http::error_code_name(code));
   event.reason = message;
   http::Response r = http::error_response(code, message, call.request_id());
@@ -242,7 +244,8 @@ void finish_batch(CredentialsContext& ctx, const std::shared_ptr<BatchState>& st
         parts[i] = credential_parts(*a.outcome, call.request_id() + "#" + std::to_string(i), i);
         a.event.decision = audit::Decision::allow;
       } else {
-        a.event.decision = audit::Decision::deny;
+        a.event.decision = http::error_status(a.outcome.error().code) >= 500 ? audit::Decision::error
+                                                                             : audit::Decision::deny;
         a.event.code = std::string(http::error_code_name(a.outcome.error().code));
         a.event.reason = a.outcome.error().message;
         errors[i] = error_object(i, a.outcome.error().code, a.outcome.error().message);

@@ -83,6 +83,7 @@ void handle(CredentialsContext& ctx, server::Call call, bool clear) {
   Route route = route_of(ctx, clear ? "/api/onepassword/emergency-revoke/clear" : "/api/onepassword/emergency-revoke");
   identity::Identity caller = call.caller();
   audit::Event ev = ctx.broker->refused_event(caller, call.request_id(), clear ? "revoke-clear" : "revoke");
+  ev.kind = audit::Kind::revoke;
   // Guessing is bounded per uid: while a uid's failed attempts have emptied
   // its bucket, its tokens are not even checked. Other uids (the operator)
   // are unaffected, and a service's own rate limit never stands in the way

@@ -87,7 +87,16 @@ std::string health_body(const HealthContext& ctx, const identity::Identity* call
   // Degraded, not unhealthy: the agent still serves what it can (cached
   // values within the window, fallbacks), and a health check must not kill
   // it while it bridges an outage.
-  w.key("status").string(fallback || upstream_trouble ? "degraded" : "healthy");
+  // The audit backlog growing (the sink failing, the spool in its reserve)
+  // is worth a look too; a full spool means nothing can be served.
+  bool audit_trouble = false, audit_full = false;
+  if (ctx.recorder != nullptr) {
+    auto r = ctx.recorder->room();
+    audit_full = r == audit::Spool::Room::full;
+    audit_trouble = r != audit::Spool::Room::normal;
+  }
+  if (ctx.shipper != nullptr && ctx.shipper->status().consecutive_failures > 0) audit_trouble = true;
+  w.key("status").string(audit_full ? "unhealthy" : fallback || upstream_trouble || audit_trouble ? "degraded" : "healthy");
   if (ctx.cache != nullptr) w.key("mode").string(cache::mode_name(ctx.cache->mode()));
   w.key("version").string(CHITTY_VERSION);
   w.key("uptime_seconds").integer(std::chrono::duration_cast<std::chrono::seconds>(now - ctx.started).count());
@@ -123,6 +132,48 @@ std::string health_body(const HealthContext& ctx, const identity::Identity* call
       w.key("requests").uinteger(st.requests);
       w.key("failures").uinteger(st.failures);
       w.key("resolutions").uinteger(st.resolutions);
+      w.end_object();
+    }
+    w.end_object();
+  }
+  if (ctx.spool != nullptr) {
+    w.key("audit").begin_object();
+    const char* room = "normal";
+    if (ctx.recorder != nullptr) {
+      auto r = ctx.recorder->room();
+      room = r == audit::Spool::Room::full ? "full" : r == audit::Spool::Room::reserve ? "reserve" : "normal";
+    }
+    w.key("spool").string(room);
+    w.key("last_seq").uinteger(ctx.spool->last_seq());
+    w.key("backlog").uinteger(ctx.spool->backlog());
+    w.key("spool_bytes").uinteger(ctx.spool->bytes());
+    w.key("max_spool_bytes").uinteger(ctx.spool->options().max_bytes);
+    w.key("segments").uinteger(ctx.spool->segments());
+    if (ctx.recorder != nullptr) {
+      audit::Head h = ctx.recorder->head();
+      w.key("head").string(std::to_string(h.seq) + ":" + h.mac);
+      w.key("refused").uinteger(ctx.recorder->refused());
+      w.key("aggregated").uinteger(ctx.recorder->aggregated());
+    }
+    w.key("sink");
+    if (ctx.shipper == nullptr) {
+      w.null();
+    } else {
+      const audit::ShipperStatus& st = ctx.shipper->status();
+      w.begin_object();
+      auto oldest = ctx.shipper->oldest_unshipped();
+      w.key("oldest_unshipped_age_seconds");
+      if (oldest) {
+        w.number(std::chrono::duration<double>(ctx.clock->wall_now() - *oldest).count());
+      } else {
+        w.null();
+      }
+      w.key("last_success");
+      if (st.last_success) w.string(format_rfc3339_ms(*st.last_success)); else w.null();
+      w.key("last_error");
+      if (st.last_error.empty()) w.null(); else w.string(st.last_error);
+      w.key("errors").uinteger(st.errors);
+      w.key("shipped_events").uinteger(st.events);
       w.end_object();
     }
     w.end_object();
@@ -175,7 +226,10 @@ void register_health_routes(server::Router& router, HealthContext& ctx) {
   ctx.started_at = format_rfc3339_ms(ctx.started_wall);
   auto handler = [&ctx](server::Call call) {
     identity::Identity caller = call.caller();  // re-checked against the pinned process
-    call.respond(http::Response::json(200, health_body(ctx, &caller)));
+    // 503 only when nothing can be served: a full audit spool refuses every
+    // request. An upstream outage is bridged: still 200, "degraded".
+    bool full = ctx.recorder != nullptr && ctx.recorder->room() == audit::Spool::Room::full;
+    call.respond(http::Response::json(full ? 503 : 200, health_body(ctx, &caller)));
   };
   router.add(http::Method::get, "/health", handler);
   router.add(http::Method::get, "/api/onepassword/health", handler);

@@ -2,6 +2,9 @@
 
 #include <cstdio>
 
+#include "chitty/audit/shipper.hpp"
+#include "chitty/audit/spool.hpp"
+#include "chitty/audit/spool_recorder.hpp"
 #include "chitty/broker/broker.hpp"
 #include "chitty/cache/cache.hpp"
 #include "chitty/secure/arena.hpp"
@@ -188,6 +191,35 @@ std::string Metrics::render(const Sources& s) const {
       sample(out, "chitty_upstream_failures_total", "upstream=\"" + label(c->options().name) + "\"",
              static_cast<double>(c->status().failures));
     }
+  }
+  if (s.spool != nullptr) {
+    head(out, "chitty_audit_events_total", "counter", "Audit events written to the spool (the last sequence number).");
+    sample(out, "chitty_audit_events_total", "", static_cast<double>(s.spool->last_seq()));
+    head(out, "chitty_audit_backlog_events", "gauge", "Audit events not yet acknowledged by the sink.");
+    sample(out, "chitty_audit_backlog_events", "", static_cast<double>(s.spool->backlog()));
+    head(out, "chitty_audit_spool_bytes", "gauge", "Bytes in the audit spool, and its cap.");
+    sample(out, "chitty_audit_spool_bytes", "state=\"used\"", static_cast<double>(s.spool->bytes()));
+    sample(out, "chitty_audit_spool_bytes", "state=\"max\"", static_cast<double>(s.spool->options().max_bytes));
+  }
+  if (s.recorder != nullptr) {
+    head(out, "chitty_audit_refused_total", "counter", "Events the spool could not take (requests refused: audit_unavailable).");
+    sample(out, "chitty_audit_refused_total", "", static_cast<double>(s.recorder->refused()));
+    head(out, "chitty_audit_aggregated_total", "counter", "Identical refusals counted into aggregate events.");
+    sample(out, "chitty_audit_aggregated_total", "", static_cast<double>(s.recorder->aggregated()));
+  }
+  if (s.shipper != nullptr) {
+    const audit::ShipperStatus& st = s.shipper->status();
+    head(out, "chitty_audit_shipped_events_total", "counter", "Audit events the sink acknowledged.");
+    sample(out, "chitty_audit_shipped_events_total", "", static_cast<double>(st.events));
+    head(out, "chitty_audit_sink_errors_total", "counter", "Failed batches to the audit sink.");
+    sample(out, "chitty_audit_sink_errors_total", "", static_cast<double>(st.errors));
+    head(out, "chitty_audit_last_ship_success_timestamp_seconds", "gauge", "When the sink last took a batch (0: never).");
+    sample(out, "chitty_audit_last_ship_success_timestamp_seconds", "",
+           st.last_success ? std::chrono::duration<double>(st.last_success->time_since_epoch()).count() : 0.0);
+    auto oldest = s.shipper->oldest_unshipped();
+    head(out, "chitty_audit_oldest_unshipped_timestamp_seconds", "gauge", "When the oldest unshipped event was written (0: none).");
+    sample(out, "chitty_audit_oldest_unshipped_timestamp_seconds", "",
+           oldest ? std::chrono::duration<double>(oldest->time_since_epoch()).count() : 0.0);
   }
   if (s.server != nullptr) {
     const server::ServerStats& st = s.server->stats();

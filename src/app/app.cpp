@@ -2,14 +2,22 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
 #include <memory>
 #include <vector>
 
 #include "chitty/api/credentials.hpp"
 #include "chitty/api/health.hpp"
 #include "chitty/audit/audit.hpp"
+#include "chitty/audit/shipper.hpp"
+#include "chitty/audit/spool.hpp"
+#include "chitty/audit/spool_recorder.hpp"
+#include "chitty/audit/verify.hpp"
+#include "chitty/secure/mac_key.hpp"
 #include "chitty/broker/broker.hpp"
 #include "chitty/cache/cache.hpp"
 #include "chitty/catalog/catalog.hpp"
@@ -226,7 +234,7 @@ class Agent {
     health_.fallback_window = config.cache.fallback_window;
     api::register_health_routes(router_, health_);
     credentials_ctx_.broker = &broker_;
-    credentials_ctx_.audit = &audit_;
+    credentials_ctx_.audit = &memory_audit_;  // until open_audit() puts the durable one in
     credentials_ctx_.arena = vault_.arena.get();
     credentials_ctx_.metrics = &metrics_;
     credentials_ctx_.clock = &clock_;
@@ -241,6 +249,7 @@ class Agent {
   // The catalog, policy and environment import of the configuration, and
   // the Connect upstream with its token(s).
   Result<void> load_sources() {
+    if (auto r = open_audit(); !r) return r;
     if (auto r = open_upstream(); !r) return r;
     if (auto r = open_emergency(); !r) return r;
     auto revocations = revocation_store_.load();
@@ -256,6 +265,9 @@ class Agent {
     sources.arena = vault_.arena.get();
     sources.broker = &broker_;
     for (auto* c : connect_providers()) sources.connect.push_back(c);
+    sources.spool = spool_.get();
+    sources.shipper = shipper_.get();
+    sources.recorder = spool_recorder_.get();
     api::register_metrics_route(router_, credentials_ctx_, sources);
     return apply_sources(config_, true);
   }
@@ -300,6 +312,135 @@ class Agent {
     return upstream::Token::from_env(*vault.arena, *vault.sealer, env);
   }
 
+  // The audit trail: the chain key, the spool (recovered), the recorder on
+  // it, and the shipper to the sink.
+  Result<void> open_audit() {
+    const config::AuditConfig& a = config_.audit;
+    if (!a.durable) {
+      log::warn("audit", "audit events are kept in memory only (audit.durable = false): they are lost at restart");
+      recorder_ = &memory_audit_;
+      return {};
+    }
+    std::string key_file = a.chain_key_file;
+    if (key_file.empty()) {
+      key_file = config_.agent.state_dir + "/audit-chain.key";
+      struct stat st {};
+      if (::stat(key_file.c_str(), &st) != 0) {
+        if (auto g = secure::MacKey::generate_file(key_file); !g) return fail("audit: " + g.error().message);
+        log::warn("audit", "generated an audit chain key in the state directory; give it as a credential instead "
+                           "(audit.chain_key_file) so that it does not sit beside the spool",
+                  {{"file", key_file}});
+      }
+    }
+    auto key = secure::MacKey::from_file(*vault_.arena, key_file);
+    if (!key) return fail("audit: " + key.error().message);
+    chain_key_ = std::move(*key);
+    audit::SpoolOptions so;
+    so.dir = config_.agent.state_dir + "/audit";
+    so.max_bytes = a.max_spool_bytes;
+    so.reserve_bytes = a.reserve_bytes;
+    so.segment_bytes = a.segment_bytes;
+    audit::Recovery recovery;
+    auto spool = audit::Spool::open(so, recovery);
+    if (!spool) return fail("audit: " + spool.error().message);
+    spool_ = std::move(*spool);
+    log::info("audit", "audit spool open",
+              {{"dir", so.dir}, {"last_seq", recovery.last_seq}, {"acknowledged", recovery.acknowledged},
+               {"segments", recovery.segments}, {"bytes", recovery.bytes}});
+    audit::RecorderOptions ro;
+    ro.fsync_events = a.fsync_events;
+    ro.fsync_interval = a.fsync_interval;
+    ro.aggregate_window = a.aggregate_window;
+    ro.journal_mirror = a.journal_mirror && log::stderr_is_journal();
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    ro.host = host;
+    spool_recorder_ = std::make_unique<audit::SpoolRecorder>(loop_, *spool_, *chain_key_, clock_, recovery, ro);
+    recorder_ = spool_recorder_.get();
+    credentials_ctx_.audit = recorder_;
+    if (recovery.torn_bytes > 0) {
+      record_alert("recovered the audit spool: a torn last event of " + std::to_string(recovery.torn_bytes) +
+                   " bytes (written when the agent or the machine stopped, its answer never sent) was moved to " +
+                   recovery.torn_file);
+    }
+    if (recovery.damaged_lines > 0) {
+      record_alert("the audit spool ends with " + std::to_string(recovery.damaged_lines) +
+                   " line(s) that are not events; the chain continues from the last event (verify reports the break)");
+    }
+    if (!a.sink.empty()) {
+      if (auto ok = upstream::HttpClient::check_url(a.sink, a.allow_insecure_http, false); !ok) {
+        return fail("audit.sink: " + ok.error().message);
+      }
+      if (!a.token_file.empty()) {
+        auto t = upstream::Token::from_file(*vault_.arena, *vault_.sealer, a.token_file);
+        if (!t) return fail("audit.token_file: " + t.error().message);
+        sink_token_ = std::move(*t);
+      }
+      upstream::HttpClientOptions ho;
+      ho.ca_file = a.ca_file;
+      ho.allow_insecure_http = a.allow_insecure_http;
+      ho.max_host_connections = 2;
+      sink_http_ = std::make_unique<upstream::HttpClient>(loop_, tasks_, *vault_.arena, clock_, ho);
+      audit::ShipperOptions sh;
+      sh.url = a.sink;
+      sh.format = a.sink_format == "journal-export" ? audit::SinkFormat::journal_export : audit::SinkFormat::ndjson;
+      sh.token = sink_token_.get();
+      sh.batch_events = a.batch_events;
+      sh.batch_bytes = a.batch_bytes;
+      sh.interval = a.ship_interval;
+      sh.timeout = a.sink_timeout;
+      sh.backoff = a.retry_backoff;
+      sh.max_backoff = a.retry_max_backoff;
+      shipper_ = std::make_unique<audit::Shipper>(loop_, *sink_http_, *spool_, clock_, sh, &jitter);
+      spool_recorder_->on_appended([this] { shipper_->kick(); });
+    }
+    health_.spool = spool_.get();
+    health_.shipper = shipper_.get();
+    health_.recorder = spool_recorder_.get();
+    broker_.on_mode_change([this](cache::Mode m) {
+      audit::Event e;
+      e.kind = audit::Kind::mode;
+      e.action = "mode";
+      e.decision = audit::Decision::none;
+      e.mode = std::string(cache::mode_name(m));
+      e.reason = m == cache::Mode::fallback ? "upstream unavailable: cached values served up to the fallback window"
+                                            : "upstream available again";
+      record_state(e);
+    });
+    return {};
+  }
+
+  // A state change (start, stop, reload, mode): recorded; a failure is
+  // logged (there is no request to refuse).
+  void record_state(audit::Event e) {
+    e.at = clock_.wall_now();
+    if (e.mode.empty()) e.mode = std::string(cache::mode_name(broker_.mode()));
+    if (auto r = recorder_->record(e); !r) {
+      log::error("audit", "state change not recorded", {{"action", e.action}, {"reason", r.error().message}});
+    }
+  }
+  void record_alert(std::string message) {
+    log::error("audit", "ALERT: " + message);
+    audit::Event e;
+    e.kind = audit::Kind::alert;
+    e.action = "audit-spool";
+    e.decision = audit::Decision::none;
+    e.reason = std::move(message);
+    record_state(std::move(e));
+  }
+
+ public:
+  void started(const std::string& detail) {
+    audit::Event e;
+    e.kind = audit::Kind::start;
+    e.action = "start";
+    e.decision = audit::Decision::none;
+    e.reason = detail;
+    record_state(std::move(e));
+    if (shipper_) shipper_->start();
+  }
+
+ private:
   Result<void> open_emergency() {
     const std::string& file = config_.emergency.token_file;
     if (file.empty()) return {};
@@ -410,7 +551,16 @@ class Agent {
     // New clients get "no such socket" instead of a connection that hangs. A
     // socket systemd passed stays: it belongs to the .socket unit.
     if (listener_.file) listener_.file->remove();
-    server_.shutdown(config_.agent.shutdown_timeout, [this] {
+    server_.shutdown(config_.agent.shutdown_timeout, [this, signum] {
+      audit::Event e;
+      e.kind = audit::Kind::stop;
+      e.action = "stop";
+      e.decision = audit::Decision::none;
+      e.reason = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+      record_state(std::move(e));
+      if (spool_recorder_) spool_recorder_->close();
+      if (shipper_) shipper_->close();
+      if (sink_http_) sink_http_->close();
       for (auto* c : connect_providers()) c->close();
       if (http_) http_->close();
       tasks_.close();
@@ -439,6 +589,13 @@ class Agent {
       }
       std::size_t n = loaded.error().size();
       log::error("app", "configuration not reloaded; still running the previous one", {{"problems", n}});
+      audit::Event ev;
+      ev.kind = audit::Kind::reload;
+      ev.action = "reload";
+      ev.decision = audit::Decision::deny;
+      ev.code = "invalid_configuration";
+      ev.reason = loaded.error().front().to_string();
+      record_state(std::move(ev));
       notifier_.ready(serving_status() + "; reload failed (" + std::to_string(n) + " problem" + (n == 1 ? "" : "s") +
                       "), running the previous configuration");
       return;
@@ -511,6 +668,15 @@ class Agent {
     server_.reconfigure(server_options(a));
     config_ = std::move(next);
     log::info("app", "configuration reloaded", {{"config", config_.source}, {"needs_restart", restart.size()}});
+    {
+      audit::Event ev;
+      ev.kind = audit::Kind::reload;
+      ev.action = "reload";
+      ev.decision = audit::Decision::allow;
+      ev.reason = "configuration reloaded from " + config_.source +
+                  (restart.empty() ? std::string() : " (" + std::to_string(restart.size()) + " setting(s) need a restart)");
+      record_state(std::move(ev));
+    }
     std::string status = serving_status() + "; configuration reloaded";
     if (!restart.empty()) {
       status += " (restart needed for";
@@ -537,7 +703,16 @@ class Agent {
   std::unique_ptr<upstream::ConnectProvider> connect_;
   std::unique_ptr<upstream::ConnectProvider> backup_;
   std::string last_status_;
-  audit::MemoryRecorder audit_;
+  audit::MemoryRecorder memory_audit_;
+  audit::Recorder* recorder_ = &memory_audit_;
+  // In destruction order reversed: the recorder (which kicks the shipper)
+  // goes first, the spool and its key last.
+  std::unique_ptr<secure::MacKey> chain_key_;
+  std::unique_ptr<audit::Spool> spool_;
+  std::unique_ptr<upstream::Token> sink_token_;
+  std::unique_ptr<upstream::HttpClient> sink_http_;
+  std::unique_ptr<audit::Shipper> shipper_;
+  std::unique_ptr<audit::SpoolRecorder> spool_recorder_;
   broker::Broker broker_;
   loop::Timer sweep_;
   server::Router router_;
@@ -580,6 +755,50 @@ config::LoadResult load_configuration(const RunOptions& options) {
   for (auto& p : config::validate(c)) diags.push_back({"command line", 0, 0, p.key + ": " + p.message});
   if (!diags.empty()) return tl::unexpected(std::move(diags));
   return loaded;
+}
+
+int verify_audit(const std::string& path, const std::string& key_file, const std::optional<std::string>& head_text) {
+  std::optional<audit::Head> head;
+  if (head_text) {
+    head = audit::parse_head(*head_text);
+    if (!head) {
+      std::fprintf(stderr, "--head must be SEQ:MAC (the \"audit chain head\" the agent logs), not %s\n",
+                   head_text->c_str());
+      return 2;
+    }
+  }
+  secure::ArenaOptions ao;
+  ao.capacity = 64 * 1024;
+  ao.allow_unlocked = true;  // a short-lived tool; the key is wiped when it exits
+  auto arena = secure::Arena::create(ao);
+  if (!arena) {
+    std::fprintf(stderr, "%s\n", arena.error().message.c_str());
+    return 2;
+  }
+  auto key = secure::MacKey::from_file(**arena, key_file);
+  if (!key) {
+    std::fprintf(stderr, "%s\n", key.error().message.c_str());
+    return 2;
+  }
+  audit::VerifyReport r = audit::verify_path(path, **key, head);
+  if (r.ok) {
+    std::printf("ok: %llu events, seq %llu to %llu, intact; head %llu:%s%s\n",
+                static_cast<unsigned long long>(r.events), static_cast<unsigned long long>(r.first_seq),
+                static_cast<unsigned long long>(r.last_seq), static_cast<unsigned long long>(r.last_seq),
+                r.last_mac.c_str(),
+                r.duplicates > 0 ? (" (" + std::to_string(r.duplicates) + " duplicate deliveries skipped)").c_str() : "");
+    return 0;
+  }
+  std::printf("BROKEN: %s%s%s\n", r.problem.c_str(),
+              r.break_line > 0 ? (" (" + (r.break_file.empty() ? std::string("line ") : r.break_file + ", line ") +
+                                  std::to_string(r.break_line) + ")")
+                                     .c_str()
+                               : "",
+              r.events > 0 ? ("; intact before it: " + std::to_string(r.events) + " events up to seq " +
+                              std::to_string(r.last_seq))
+                                 .c_str()
+                           : "");
+  return 1;
 }
 
 void report_startup_failure(const std::string& reason) {
@@ -642,6 +861,8 @@ int run(const RunOptions& options, const config::Config& config, MonoTime proces
     if (auto r = agent.start(); !r) return refuse(r.error().message);
     auto startup = std::chrono::duration_cast<std::chrono::microseconds>(clock.now() - process_start);
     notifier.ready(agent.serving_status());
+    agent.started(std::string("chitty-agent ") + CHITTY_VERSION + " on " + agent.socket_path() + ", config " +
+                  config.source);
     log::info("app", "ready", {{"version", CHITTY_VERSION}, {"socket", agent.socket_path()},
                                {"socket_activated", agent.socket_activated()},
                                {"state_dir", a.state_dir}, {"config", config.source},

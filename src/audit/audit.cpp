@@ -1,21 +1,44 @@
 #include "chitty/audit/audit.hpp"
 
-#include "chitty/log/log.hpp"
-
 #include <algorithm>
+
+#include "chitty/base/time_format.hpp"
+#include "chitty/json/reader.hpp"
+#include "chitty/json/writer.hpp"
+#include "chitty/log/log.hpp"
 
 namespace chitty::audit {
 
-std::string_view decision_name(Decision d) noexcept { return d == Decision::allow ? "allow" : "deny"; }
+std::string_view kind_name(Kind k) noexcept {
+  switch (k) {
+    case Kind::decision: return "decision";
+    case Kind::revoke: return "revoke";
+    case Kind::mode: return "mode";
+    case Kind::reload: return "reload";
+    case Kind::start: return "start";
+    case Kind::stop: return "stop";
+    case Kind::aggregate: return "aggregate";
+    case Kind::alert: return "alert";
+  }
+  return "decision";
+}
+
+std::string_view decision_name(Decision d) noexcept {
+  switch (d) {
+    case Decision::allow: return "allow";
+    case Decision::deny: return "deny";
+    case Decision::error: return "error";
+    case Decision::none: return "none";
+  }
+  return "deny";
+}
 
 Result<void> MemoryRecorder::record(const Event& event) {
   if (capacity_ == 0) return fail("the audit recorder holds no events");
   if (events_.size() == capacity_) events_.pop_front();
   events_.push_back(event);
   ++recorded_;
-  log::debug("audit", "decision", {{"request_id", event.request_id}, {"service", event.service},
-                                   {"ref", event.ref}, {"decision", decision_name(event.decision)},
-                                   {"code", event.code}, {"cache", event.cache}, {"source", event.source}});
+  events_.back().seq = recorded_;
   return {};
 }
 
@@ -33,6 +56,113 @@ std::vector<Event> MemoryRecorder::query(const Query& q) const {
 std::vector<Event> MemoryRecorder::recent(std::size_t limit) const {
   std::size_t n = std::min(limit, events_.size());
   return {events_.end() - static_cast<std::ptrdiff_t>(n), events_.end()};
+}
+
+namespace {
+
+void optional_string(json::Writer& w, std::string_view key, const std::string& v) {
+  w.key(key);
+  if (v.empty()) {
+    w.null();
+  } else {
+    w.string(v);
+  }
+}
+
+}  // namespace
+
+std::string event_line(const Event& e, std::string_view prev_mac_hex) {
+  std::string out;
+  out.reserve(512);
+  json::Writer w(out);
+  w.begin_object();
+  w.key("v").integer(1);
+  w.key("id").string(e.id);
+  w.key("seq").uinteger(e.seq);
+  w.key("at").string(format_rfc3339_ms(e.at));
+  w.key("host").string(e.host);
+  w.key("kind").string(kind_name(e.kind));
+  w.key("action").string(e.action);
+  w.key("decision").string(decision_name(e.decision));
+  optional_string(w, "request_id", e.request_id);
+  optional_string(w, "service", e.service);
+  w.key("identity").begin_object();
+  w.key("uid");
+  if (e.uid >= 0) w.integer(e.uid); else w.null();
+  w.key("pid");
+  if (e.pid >= 0) w.integer(e.pid); else w.null();
+  optional_string(w, "exe", e.exe);
+  optional_string(w, "unit", e.unit);
+  optional_string(w, "container", e.container);
+  w.end_object();
+  optional_string(w, "ref", e.ref);
+  optional_string(w, "credential_type", e.credential_type);
+  optional_string(w, "code", e.code);
+  optional_string(w, "reason", e.reason);
+  optional_string(w, "cache", e.cache);
+  optional_string(w, "source", e.source);
+  optional_string(w, "mode", e.mode);
+  w.key("latency_us").integer(e.latency_us);
+  if (e.kind == Kind::aggregate) {
+    w.key("count").uinteger(e.count);
+    w.key("first_at").string(format_rfc3339_ms(e.first_at.value_or(e.at)));
+  }
+  w.key("prev").string(prev_mac_hex);
+  w.end_object();
+  return out;
+}
+
+std::optional<Event> parse_event(std::string_view line) {
+  auto doc = json::parse(line);
+  if (!doc || doc->type != json::Value::Type::object) return std::nullopt;
+  const json::Value& o = *doc;
+  auto str = [&](std::string_view key) -> std::string {
+    const json::Value* v = o.find(key);
+    return v != nullptr && v->type == json::Value::Type::string ? v->string : std::string();
+  };
+  auto num = [&](const json::Value* base, std::string_view key, std::int64_t fallback) -> std::int64_t {
+    const json::Value* v = base != nullptr ? base->find(key) : nullptr;
+    return v != nullptr && v->integer ? *v->integer : fallback;
+  };
+  Event e;
+  e.id = str("id");
+  e.seq = static_cast<std::uint64_t>(num(&o, "seq", 0));
+  if (auto t = parse_rfc3339(str("at"))) e.at = *t;
+  e.host = str("host");
+  std::string kind = str("kind");
+  for (Kind k : {Kind::decision, Kind::revoke, Kind::mode, Kind::reload, Kind::start, Kind::stop, Kind::aggregate,
+                 Kind::alert}) {
+    if (kind_name(k) == kind) e.kind = k;
+  }
+  e.action = str("action");
+  std::string decision = str("decision");
+  for (Decision d : {Decision::allow, Decision::deny, Decision::error, Decision::none}) {
+    if (decision_name(d) == decision) e.decision = d;
+  }
+  e.request_id = str("request_id");
+  e.service = str("service");
+  const json::Value* id = o.find("identity");
+  if (id != nullptr && id->type == json::Value::Type::object) {
+    e.uid = num(id, "uid", -1);
+    e.pid = num(id, "pid", -1);
+    const json::Value* exe = id->find("exe");
+    if (exe != nullptr && exe->type == json::Value::Type::string) e.exe = exe->string;
+    const json::Value* unit = id->find("unit");
+    if (unit != nullptr && unit->type == json::Value::Type::string) e.unit = unit->string;
+    const json::Value* container = id->find("container");
+    if (container != nullptr && container->type == json::Value::Type::string) e.container = container->string;
+  }
+  e.ref = str("ref");
+  e.credential_type = str("credential_type");
+  e.code = str("code");
+  e.reason = str("reason");
+  e.cache = str("cache");
+  e.source = str("source");
+  e.mode = str("mode");
+  e.latency_us = num(&o, "latency_us", 0);
+  e.count = static_cast<std::uint64_t>(num(&o, "count", 1));
+  if (auto t = parse_rfc3339(str("first_at"))) e.first_at = *t;
+  return e;
 }
 
 }  // namespace chitty::audit

@@ -34,6 +34,8 @@ void fill_caller(audit::Event& e, const identity::Identity& caller) {
   if (caller.uid.is_known()) e.uid = caller.uid.value();
   if (caller.pid.is_known()) e.pid = caller.pid.value();
   if (caller.exe.is_known()) e.exe = caller.exe.value();
+  if (caller.unit.is_known()) e.unit = caller.unit.value();
+  if (caller.container.is_known()) e.container = caller.container.value();
 }
 
 }  // namespace
@@ -398,6 +400,7 @@ void Broker::update_mode() {
     log::info("broker", "upstream available again: normal mode");
   }
   cache_.set_mode(next);
+  if (mode_listener_) mode_listener_(next);
 }
 
 Duration Broker::ttl_for(const catalog::Entry* entry) const {

@@ -308,6 +308,71 @@ Schema make_schema() {
         return &v.back();
       },
   });
+  using U = AuditConfig;
+  static constexpr std::array<std::string_view, 2> kSinkFormats{"ndjson", "journal-export"};
+  s.tables.push_back(Table{
+      "audit",
+      false,
+      "The audit trail (docs/audit.md): every decision chained with a keyed MAC into a durable spool in the state "
+      "directory, shipped to a sink.",
+      {
+          {"durable", Kind::Boolean, "true", 0, 0, {},
+           "Keep events in the spool (false: in memory only, lost at restart — for benchmarks and development).",
+           member(&U::durable)},
+          {"chain_key_file", Kind::String, "\"\"", 0, 4000, {},
+           "File with the chain key (at least 32 bytes; private; LoadCredential= is ideal). Empty: a key is "
+           "generated into <state_dir>/audit-chain.key (beside the spool: weaker).",
+           member(&U::chain_key_file)},
+          {"sink", Kind::String, "\"\"", 0, 2048, {},
+           "URL events are POSTed to in batches. Empty: no shipping; the spool is the record, and at its cap the agent "
+           "fails closed.",
+           member(&U::sink)},
+          {"sink_format", Kind::Enum, "\"ndjson\"", 0, 0, kSinkFormats,
+           "ndjson (one event per line: Vector, Fluent Bit, Logstash HTTP inputs) or journal-export "
+           "(systemd-journal-remote's /upload).",
+           member(&U::sink_format)},
+          {"token_file", Kind::String, "\"\"", 0, 4000, {},
+           "File with a bearer token for the sink (private). Empty: no Authorization header.",
+           member(&U::token_file)},
+          {"allow_insecure_http", Kind::Boolean, "false", 0, 0, {},
+           "Allow plain http to a sink that is not on loopback.", member(&U::allow_insecure_http)},
+          {"ca_file", Kind::String, "\"\"", 0, 4000, {}, "CA bundle for an https sink; empty: the system's.",
+           member(&U::ca_file)},
+          {"max_spool_bytes", Kind::Size, "\"256MiB\"", kMiB, 64 * 1024 * kMiB, {},
+           "The spool's cap. Past it every request is refused (audit_unavailable) until the sink takes the backlog.",
+           member(&U::max_spool_bytes)},
+          {"reserve_bytes", Kind::Size, "\"16MiB\"", 64 * kKiB, 1024 * kMiB, {},
+           "The last part of the cap kept for refusals and alerts: once in it, allowed requests are refused.",
+           member(&U::reserve_bytes)},
+          {"segment_bytes", Kind::Size, "\"8MiB\"", 64 * kKiB, 1024 * kMiB, {},
+           "Size at which a spool segment is closed and a new one begun.", member(&U::segment_bytes)},
+          {"fsync_interval", Kind::Duration, "\"200ms\"", 1, 10 * kSecond, {},
+           "The longest an event waits in the page cache before fsync (the loss window on power failure; a "
+           "crash of the process loses nothing).",
+           member(&U::fsync_interval)},
+          {"fsync_events", Kind::Integer, "256", 1, 1'000'000, {},
+           "Events after which the spool is fsynced sooner.", member(&U::fsync_events)},
+          {"batch_events", Kind::Integer, "500", 1, 100'000, {}, "Events per batch sent to the sink at most.",
+           member(&U::batch_events)},
+          {"batch_bytes", Kind::Size, "\"1MiB\"", 4 * kKiB, 64 * kMiB, {}, "Bytes per batch at most.",
+           member(&U::batch_bytes)},
+          {"ship_interval", Kind::Duration, "\"200ms\"", 0, 60 * kSecond, {},
+           "How long new events gather before a batch goes (0: at once).", member(&U::ship_interval)},
+          {"sink_timeout", Kind::Duration, "\"5s\"", 100, 10 * kMinute, {}, "Time one batch may take.",
+           member(&U::sink_timeout)},
+          {"retry_backoff", Kind::Duration, "\"1s\"", 10, 10 * kMinute, {},
+           "Wait before the first retry of a failed batch; doubled each failure in a row, jittered 50–150%.",
+           member(&U::retry_backoff)},
+          {"retry_max_backoff", Kind::Duration, "\"60s\"", 10, 60 * kMinute, {}, "Longest wait between retries.",
+           member(&U::retry_max_backoff)},
+          {"aggregate_window", Kind::Duration, "\"10s\"", kSecond, 10 * kMinute, {},
+           "In the reserve, identical refusals within this window are counted into one aggregate event.",
+           member(&U::aggregate_window)},
+          {"journal_mirror", Kind::Boolean, "true", 0, 0, {},
+           "Under systemd, mirror every event to the journal with CHITTY_* fields.", member(&U::journal_mirror)},
+      },
+      [](void* root) -> void* { return &static_cast<Config*>(root)->audit; },
+  });
   s.tables.push_back(Table{
       "emergency",
       false,
@@ -522,6 +587,34 @@ std::vector<Problem> validate(const Config& c) {
   }
   if (auto r = parse_rate(a.unknown_caller_rate_limit); !r) {
     out.push_back({"agent.unknown_caller_rate_limit", r.error().message});
+  }
+  const AuditConfig& au = c.audit;
+  if (au.reserve_bytes >= au.max_spool_bytes) {
+    out.push_back({"audit.reserve_bytes", "reserve_bytes must be smaller than max_spool_bytes"});
+  }
+  if (au.retry_max_backoff < au.retry_backoff) {
+    out.push_back({"audit.retry_max_backoff", "retry_max_backoff is shorter than retry_backoff"});
+  }
+  if (!au.sink.empty()) {
+    std::string_view u(au.sink);
+    bool http = u.starts_with("http://"), https = u.starts_with("https://");
+    if (!http && !https) {
+      out.push_back({"audit.sink", "\"" + au.sink + "\" must start with http:// or https://"});
+    } else {
+      std::string_view rest = u.substr(http ? 7 : 8);
+      std::string_view host = rest.substr(0, rest.find_first_of("/?#"));
+      host = host.starts_with('[') ? host.substr(0, host.find(']') + 1) : host.substr(0, host.find(':'));
+      bool loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.");
+      if (http && !loopback && !au.allow_insecure_http) {
+        out.push_back({"audit.sink", "plain http to " + std::string(host) +
+                                         " would send the audit trail unencrypted; use https or loopback, or set "
+                                         "allow_insecure_http = true"});
+      }
+    }
+  }
+  for (auto [key, path] : {std::pair{"chain_key_file", &au.chain_key_file}, {"token_file", &au.token_file},
+                           {"ca_file", &au.ca_file}}) {
+    if (!path->empty() && path->front() != '/') out.push_back({std::string("audit.") + key, "must be an absolute path"});
   }
   if (!c.emergency.token_file.empty() && c.emergency.token_file.front() != '/') {
     out.push_back({"emergency.token_file", "must be an absolute path"});

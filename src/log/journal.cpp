@@ -105,4 +105,11 @@ void JournalSink::write(const Record& r) noexcept {
   }
 }
 
+bool journal_send(const std::vector<std::string>& fields) noexcept {
+  std::vector<iovec> iov;
+  iov.reserve(fields.size());
+  for (const auto& f : fields) iov.push_back({const_cast<char*>(f.data()), f.size()});
+  return sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) >= 0;
+}
+
 }  // namespace chitty::log

@@ -128,6 +128,7 @@ struct HttpClient::Transfer {
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   HttpDone done;
+  std::string request_body;  // POST data, alive until the transfer ends
   secure::Arena* arena = nullptr;
   secure::SecureBuffer body;
   std::size_t max_body = 0;
@@ -311,6 +312,15 @@ HttpClient::Id HttpClient::send(HttpRequest request, HttpDone done) {
   }
   t->headers = curl_slist_append(t->headers, "Accept: application/json");
   t->headers = curl_slist_append(t->headers, "Expect:");
+  if (request.method == "POST") {
+    t->request_body = std::move(request.body);
+    if (!request.content_type.empty()) {
+      t->headers = curl_slist_append(t->headers, ("Content-Type: " + request.content_type).c_str());
+    }
+  } else if (request.method != "GET") {
+    fail_later(std::move(t->done), HttpError::refused, "unsupported method " + request.method);
+    return id;
+  }
 
   curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
@@ -336,6 +346,11 @@ HttpClient::Id HttpClient::send(HttpRequest request, HttpDone done) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
+  if (request.method == "POST") {
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->request_body.data());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->request_body.size()));
+  }
 
   Transfer& ref = *t;
   transfers_.emplace(id, std::move(t));

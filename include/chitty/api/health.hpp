@@ -15,6 +15,9 @@
 #include "chitty/identity/identity.hpp"
 #include "chitty/json/writer.hpp"
 #include "chitty/server/server.hpp"
+#include "chitty/audit/shipper.hpp"
+#include "chitty/audit/spool.hpp"
+#include "chitty/audit/spool_recorder.hpp"
 #include "chitty/upstream/connect_provider.hpp"
 
 namespace chitty::api {
@@ -30,6 +33,9 @@ struct HealthContext {
   const broker::Broker* broker = nullptr;
   std::vector<const upstream::ConnectProvider*> connect;  // primary, then backup; empty without Connect
   Duration fallback_window{};
+  const audit::Spool* spool = nullptr;           // the audit spool; null when audit is in memory
+  const audit::Shipper* shipper = nullptr;       // null without a sink
+  const audit::SpoolRecorder* recorder = nullptr;
   std::string started_at;                  // formatted once by register_health_routes
 };
 

@@ -33,6 +33,11 @@ class Broker;
 namespace chitty::upstream {
 class ConnectProvider;
 }
+namespace chitty::audit {
+class Spool;
+class Shipper;
+class SpoolRecorder;
+}
 
 namespace chitty::api {
 
@@ -57,6 +62,9 @@ class Metrics {
     const secure::Arena* arena = nullptr;
     const broker::Broker* broker = nullptr;
     std::vector<const upstream::ConnectProvider*> connect;
+    const audit::Spool* spool = nullptr;
+    const audit::Shipper* shipper = nullptr;
+    const audit::SpoolRecorder* recorder = nullptr;
   };
   std::string render(const Sources& s) const;
 

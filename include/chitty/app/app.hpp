@@ -44,6 +44,12 @@ inline constexpr const char* kRestartKeys[] = {"agent.socket",
                                               "upstream.onepassword.ca_file",
                                               "upstream.onepassword.allow_insecure_http"};
 
+// `chitty-agent --verify-audit PATH --chain-key FILE [--head SEQ:MAC]`:
+// checks an audit spool directory or an exported NDJSON stream ("-" for
+// standard input) and prints the verdict or the first break. Returns 0 when
+// the chain is intact, 1 when it is broken, 2 on a usage problem.
+int verify_audit(const std::string& path, const std::string& key_file, const std::optional<std::string>& head);
+
 // Tells the service manager (STOPPING=1 and STATUS=) that the agent gives up
 // before run() could start, e.g. on an invalid configuration.
 void report_startup_failure(const std::string& reason);

@@ -1,16 +1,20 @@
-// Every decision the agent makes about a secret — allowed or refused — goes
-// through one Recorder before the answer leaves. If the event cannot be
+// Every decision the agent makes about a secret — allowed, refused, or
+// failed — and every change of its state (revocations, mode changes,
+// reloads, start and stop) is an audit event (docs/audit.md). Events go
+// through one Recorder before the answer leaves; if an event cannot be
 // recorded the request fails closed (503 audit_unavailable), so nothing is
 // ever served unaudited. Events name references, never values.
 //
-// This issue keeps events in memory (MemoryRecorder); the audit issue adds the
-// durable keyed chain and the upstream sink behind the same interface.
+// The durable Recorder (SpoolRecorder, spool_recorder.hpp) chains the events
+// with a keyed MAC into an append-only spool and ships them to a sink; the
+// MemoryRecorder keeps them in memory (tests, benchmarks).
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "chitty/base/clock.hpp"
@@ -18,18 +22,38 @@
 
 namespace chitty::audit {
 
-enum class Decision { allow, deny };
+enum class Kind {
+  decision,   // a request decided: allow, deny or error
+  revoke,     // an emergency revocation made or cleared
+  mode,       // normal <-> fallback
+  reload,     // the configuration reloaded (or refused)
+  start,      // the agent started
+  stop,       // the agent stopped
+  aggregate,  // identical denials counted into one event (under spool pressure)
+  alert,      // something an operator must look at (the spool is nearly full, the token refused)
+};
+std::string_view kind_name(Kind k) noexcept;
+
+enum class Decision {
+  allow,  // served (or, for a state change, carried out)
+  deny,   // refused by policy or because of the request (4xx)
+  error,  // could not be carried out (5xx: upstream, memory, storage)
+  none,   // state changes that decide nothing
+};
 std::string_view decision_name(Decision d) noexcept;
 
 struct Event {
+  Kind kind = Kind::decision;
   WallTime at{};
   std::string request_id;
-  std::string action;      // "retrieve"
+  std::string action;      // "retrieve", "batch-retrieve", "validate", "revoke", ...
   std::string service;     // the attested service; "" when none matched
   std::int64_t uid = -1;   // -1 when unknown
   std::int64_t pid = -1;
   std::string exe;         // "" when unknown
-  std::string ref;         // canonical reference; "" when the request named none
+  std::string unit;
+  std::string container;
+  std::string ref;         // canonical reference (or resolved key); "" when the request named none
   std::string credential_type;
   Decision decision = Decision::deny;
   std::string code;        // the error code of a refusal ("forbidden")
@@ -38,6 +62,13 @@ struct Event {
   std::string source;      // "env" | "systemd-credential" | "1password" | ""
   std::string mode;        // "normal" | "fallback"
   std::int64_t latency_us = 0;
+  std::uint64_t count = 1;             // aggregate: how many identical denials
+  std::optional<WallTime> first_at;    // aggregate: the first of them
+
+  // Set by the recorder.
+  std::string id;
+  std::uint64_t seq = 0;
+  std::string host;
 };
 
 // Which recorded events to read back (GET /api/credentials/audit, insights).
@@ -72,5 +103,12 @@ class MemoryRecorder final : public Recorder {
   std::deque<Event> events_;
   std::uint64_t recorded_ = 0;
 };
+
+// The JSON line of an event without its MAC, ending in "prev":"<hex>"}
+// (docs/audit.md has the schema). `prev` is the previous event's MAC.
+std::string event_line(const Event& e, std::string_view prev_mac_hex);
+// An event read back from a line (the spool, a stream); nullopt when the
+// line is not an event.
+std::optional<Event> parse_event(std::string_view line);
 
 }  // namespace chitty::audit

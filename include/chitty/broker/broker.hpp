@@ -147,6 +147,8 @@ class Broker {
   // primaries). Logged when it changes. Called after every primary outcome
   // and by whoever watches the primaries (probes, breakers).
   void update_mode();
+  // Called after the mode changed (the audit trail records it).
+  void on_mode_change(std::function<void(cache::Mode)> f) { mode_listener_ = std::move(f); }
   // Time spent in fallback mode since start (metrics).
   Duration fallback_time() const noexcept;
   // The key `ref` is cached under: the resolved IDs once a primary knows
@@ -215,6 +217,7 @@ class Broker {
   std::uint64_t fetches_ = 0;
   std::uint64_t rate_limited_ = 0;
   MonoTime fallback_since_{};
+  std::function<void(cache::Mode)> mode_listener_;
   Duration fallback_total_{};
 };
 

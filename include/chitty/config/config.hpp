@@ -124,6 +124,31 @@ struct ServiceConfig {
   bool admin = false;
 };
 
+// [audit]: the durable spool and its sink (docs/audit.md).
+struct AuditConfig {
+  bool durable = true;            // false: in memory only (benchmarks, development)
+  std::string chain_key_file;     // "" = a key generated into the state directory
+  std::string sink;               // "" = no shipping (the spool is the record)
+  std::string sink_format;        // "ndjson" | "journal-export"
+  std::string token_file;         // bearer token for the sink
+  bool allow_insecure_http = false;
+  std::string ca_file;
+  std::uint64_t max_spool_bytes = 0;
+  std::uint64_t reserve_bytes = 0;
+  std::uint64_t segment_bytes = 0;
+  milliseconds fsync_interval{0};
+  std::uint32_t fsync_events = 0;
+  std::uint32_t batch_events = 0;
+  std::uint64_t batch_bytes = 0;
+  milliseconds ship_interval{0};
+  milliseconds sink_timeout{0};
+  milliseconds retry_backoff{0};
+  milliseconds retry_max_backoff{0};
+  milliseconds aggregate_window{0};
+  bool journal_mirror = true;
+  bool operator==(const AuditConfig&) const = default;
+};
+
 // [emergency]: emergency revocation.
 struct EmergencyConfig {
   std::string token_file;  // "" = emergency revocation is disabled
@@ -137,6 +162,7 @@ struct Config {
   FallbackConfig fallback;
   std::vector<CredentialConfig> credentials;
   std::vector<ServiceConfig> services;
+  AuditConfig audit;
   EmergencyConfig emergency;
   std::string source;  // the file it came from, or "<built-in defaults>"
 };

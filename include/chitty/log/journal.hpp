@@ -25,6 +25,10 @@ std::string journal_field_name(std::string_view key);
 // inherited from a parent).
 bool stderr_is_journal();
 
+// Sends one entry with exactly these "NAME=value" fields to the journal
+// (values may hold any bytes). False when journald refused it.
+bool journal_send(const std::vector<std::string>& fields) noexcept;
+
 class JournalSink final : public Sink {
  public:
   explicit JournalSink(std::string identifier = "chitty-agent") : identifier_(std::move(identifier)) {}

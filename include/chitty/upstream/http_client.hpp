@@ -45,6 +45,9 @@ struct HttpClientOptions {
 
 struct HttpRequest {
   std::string url;  // absolute; must pass check_url()
+  std::string method = "GET";  // or "POST" (with `body`)
+  std::string body;            // not secret (audit batches); sent as is
+  std::string content_type;    // of `body`
   // The Authorization header's value ("Bearer …") in locked memory, or null.
   // Copied into curl's (wiped-on-free) memory by send(); the caller may
   // release it as soon as send() returns.
@@ -99,7 +102,7 @@ class HttpClient {
   // (a server's, from the configuration) has no query or fragment either.
   static Result<void> check_url(std::string_view url, bool allow_insecure_http, bool base = true);
 
-  // Starts a GET. `done` runs exactly once on the loop thread after send()
+  // Starts the request. `done` runs exactly once on the loop thread after send()
   // has returned — unless the request is cancelled or the client closed.
   Id send(HttpRequest request, HttpDone done);
   // Abandons a request: `done` will not run. Unknown ids are ignored.

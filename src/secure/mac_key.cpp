@@ -1,0 +1,112 @@
+#include "chitty/secure/mac_key.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <sodium.h>
+
+namespace chitty::secure {
+
+Result<std::unique_ptr<MacKey>> MacKey::from_bytes(Arena& arena, std::string_view bytes) {
+  if (sodium_init() < 0) return fail("libsodium cannot be initialised");
+  if (bytes.size() < 32) return fail("a chain key needs at least 32 bytes");
+  std::unique_ptr<MacKey> k(new MacKey());
+  k->key_ = SecureBuffer::allocate(arena, bytes.size());
+  if (!k->key_) return fail("no locked memory for the chain key");
+  k->key_.append(bytes);
+  return k;
+}
+
+Result<std::unique_ptr<MacKey>> MacKey::from_file(Arena& arena, const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return fail("chain key file " + path + ": " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return fail("chain key file " + path + " is not a regular file");
+  if ((st.st_mode & 0077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return fail("chain key file " + path + " is readable or writable by group or others (mode " + mode +
+                "); chmod 0600 it (or give it with LoadCredential=)");
+  }
+  if (st.st_size < 32 || st.st_size > 4096) return fail("chain key file " + path + " must hold 32 to 4096 bytes");
+  SecureBuffer buf = SecureBuffer::allocate(arena, static_cast<std::size_t>(st.st_size) + 1);
+  if (!buf) return fail("no locked memory for the chain key");
+  std::size_t got = 0;
+  while (got < buf.capacity()) {
+    ssize_t n = ::read(fd, buf.data() + got, buf.capacity() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("chain key file " + path + ": " + std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  while (got > 0 && (buf.data()[got - 1] == '\n' || buf.data()[got - 1] == '\r')) --got;
+  buf.resize(got);
+  return from_bytes(arena, {buf.data(), buf.size()});
+}
+
+Result<void> MacKey::generate_file(const std::string& path) {
+  if (sodium_init() < 0) return fail("libsodium cannot be initialised");
+  unsigned char raw[32];
+  randombytes_buf(raw, sizeof raw);
+  char hex[65];
+  sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+  sodium_memzero(raw, sizeof raw);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return fail("cannot create " + path + ": " + std::strerror(errno));
+  std::string text(hex, 64);
+  text += '\n';
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  int e = errno;
+  ::close(fd);
+  sodium_memzero(hex, sizeof hex);
+  sodium_memzero(text.data(), text.size());
+  if (!ok) return fail("cannot write " + path + ": " + std::strerror(e));
+  return {};
+}
+
+MacKey::Mac MacKey::mac(std::string_view data) const noexcept {
+  Mac out{};
+  crypto_auth_hmacsha256_state st;
+  crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key_.data()), key_.size());
+  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  crypto_auth_hmacsha256_final(&st, out.data());
+  sodium_memzero(&st, sizeof st);
+  return out;
+}
+
+std::string to_hex(const MacKey::Mac& m) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(64);
+  for (auto b : m) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
+}
+
+bool from_hex(std::string_view hex, MacKey::Mac& out) noexcept {
+  if (hex.size() != 64) return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < 32; ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+  }
+  return true;
+}
+
+}  // namespace chitty::secure
