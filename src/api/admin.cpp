@@ -35,6 +35,10 @@ bool admin_or_refuse(CredentialsContext& ctx, server::Call& call, const Route& r
 
 void write_event(json::Writer& w, const audit::Event& e) {
   w.begin_object();
+  w.key("id").string(e.id);
+  w.key("seq").uinteger(e.seq);
+  w.key("kind").string(audit::kind_name(e.kind));
+  w.key("host").string(e.host);
   w.key("at").string(format_rfc3339_ms(e.at));
   w.key("request_id").string(e.request_id);
   w.key("action").string(e.action);
@@ -47,6 +51,10 @@ void write_event(json::Writer& w, const audit::Event& e) {
   if (e.pid >= 0) w.integer(e.pid); else w.null();
   w.key("exe");
   if (e.exe.empty()) w.null(); else w.string(e.exe);
+  w.key("unit");
+  if (e.unit.empty()) w.null(); else w.string(e.unit);
+  w.key("container");
+  if (e.container.empty()) w.null(); else w.string(e.container);
   w.end_object();
   w.key("ref");
   if (e.ref.empty()) w.null(); else w.string(e.ref);
@@ -63,6 +71,7 @@ void write_event(json::Writer& w, const audit::Event& e) {
   if (e.source.empty()) w.null(); else w.string(e.source);
   w.key("mode").string(e.mode);
   w.key("latency_us").integer(e.latency_us);
+  if (e.kind == audit::Kind::aggregate) w.key("count").uinteger(e.count);
   w.end_object();
 }
 

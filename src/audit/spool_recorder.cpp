@@ -11,6 +11,9 @@ namespace chitty::audit {
 namespace {
 
 constexpr std::string_view kMacKey = ",\"mac\":\"";
+// What an event line is expected to take, for deciding where it would land
+// (the exact size is checked again when it is written).
+constexpr std::size_t kEstimate = 1024;
 
 std::string hex16(std::uint64_t v) {
   char buf[17];
@@ -55,6 +58,11 @@ Result<void> SpoolRecorder::write(Event& e) {
   line += kMacKey;
   line += hex;
   line += "\"}";
+  if (spool_.room(line.size()) == Spool::Room::full) {
+    ++refused_;
+    return fail("the audit spool is full (" + format_size(spool_.bytes()) + " of " +
+                format_size(spool_.options().max_bytes) + ")");
+  }
   if (auto ok = spool_.append(e.seq, line); !ok) return ok;
   last_seq_ = e.seq;
   prev_hex_ = std::move(hex);
@@ -76,7 +84,7 @@ void SpoolRecorder::alert(const std::string& message) {
   a.decision = Decision::none;
   a.reason = message;
   a.at = clock_.wall_now();
-  if (spool_.room(1024) != Spool::Room::full) {
+  if (spool_.room(kEstimate) != Spool::Room::full) {
     if (auto ok = write(a); !ok) log::error("audit", "alert not recorded", {{"reason", ok.error().message}});
   }
 }
@@ -86,7 +94,7 @@ Result<void> SpoolRecorder::record(const Event& event) {
   Event e = event;
   bool refusal = e.decision == Decision::deny || e.decision == Decision::error;
   bool essential = refusal || e.kind == Kind::alert || e.kind == Kind::stop || e.kind == Kind::revoke;
-  Spool::Room room = spool_.room(2048);
+  Spool::Room room = spool_.room(kEstimate);
   if (room != last_room_) {
     if (room == Spool::Room::reserve && last_room_ == Spool::Room::normal) {
       last_room_ = room;

@@ -58,7 +58,8 @@ class SpoolRecorder final : public Recorder {
   void close();
 
   Head head() const { return Head{last_seq_, prev_hex_}; }
-  Spool::Room room() const noexcept { return spool_.room(0); }
+  // Where the next event would land.
+  Spool::Room room() const noexcept { return spool_.room(1024); }
   std::uint64_t aggregated() const noexcept { return aggregated_; }
   std::uint64_t refused() const noexcept { return refused_; }
 

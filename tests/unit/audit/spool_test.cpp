@@ -1,0 +1,379 @@
+// The audit spool, the chain and its verifier, on real files and a real
+// loop (the recorder's timer), with a manual clock.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "chitty/audit/spool.hpp"
+#include "chitty/audit/shipper.hpp"
+#include "chitty/audit/spool_recorder.hpp"
+#include "chitty/audit/verify.hpp"
+#include "chitty/loop/loop.hpp"
+#include "manual_clock.hpp"
+#include "temp_dir.hpp"
+
+using namespace std::chrono_literals;
+using chitty::audit::Decision;
+using chitty::audit::Event;
+using chitty::audit::Kind;
+using chitty::audit::Recovery;
+using chitty::audit::Spool;
+using chitty::audit::SpoolOptions;
+using chitty::audit::SpoolRecorder;
+using chitty::testing::ManualClock;
+using chitty::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+chitty::secure::Arena& arena() {
+  static std::unique_ptr<chitty::secure::Arena> a = [] {
+    chitty::secure::ArenaOptions o;
+    o.capacity = 1 << 20;
+    return std::move(*chitty::secure::Arena::create(o));
+  }();
+  return *a;
+}
+
+std::unique_ptr<chitty::secure::MacKey> key(std::string_view bytes = "0123456789abcdef0123456789abcdef-test-key") {
+  return std::move(*chitty::secure::MacKey::from_bytes(arena(), bytes));
+}
+
+Event decision(std::string service, Decision d, std::string ref = "op://v/i/f") {
+  Event e;
+  e.kind = Kind::decision;
+  e.action = "retrieve";
+  e.service = std::move(service);
+  e.decision = d;
+  e.ref = std::move(ref);
+  e.uid = 1000;
+  if (d != Decision::allow) e.code = "forbidden";
+  return e;
+}
+
+// A spool directory with its recorder, opened (and reopened) like the agent does.
+struct Fixture {
+  TempDir dir;
+  ManualClock clock;
+  chitty::loop::Loop loop;
+  std::unique_ptr<chitty::secure::MacKey> k = key();
+  SpoolOptions options;
+  std::unique_ptr<Spool> spool;
+  std::unique_ptr<SpoolRecorder> recorder;
+  Recovery recovery;
+
+  explicit Fixture(std::uint64_t max_bytes = 1 << 20, std::uint64_t reserve = 16 * 1024, std::uint64_t segment = 4096) {
+    options.dir = dir / "audit";
+    options.max_bytes = max_bytes;
+    options.reserve_bytes = reserve;
+    options.segment_bytes = segment;
+    open();
+  }
+  ~Fixture() {
+    close();
+    REQUIRE(loop.close());
+  }
+  void open() {
+    recovery = Recovery{};
+    auto s = Spool::open(options, recovery);
+    INFO((s ? "" : s.error().message));
+    REQUIRE(s);
+    spool = std::move(*s);
+    chitty::audit::RecorderOptions ro;
+    ro.host = "test-host";
+    ro.fsync_events = 4;
+    recorder = std::make_unique<SpoolRecorder>(loop, *spool, *k, clock, recovery, ro);
+  }
+  void close() {
+    if (recorder) recorder->close();
+    recorder.reset();
+    spool.reset();
+  }
+  void reopen() {
+    close();
+    open();
+  }
+  chitty::audit::VerifyReport verify(std::optional<chitty::audit::Head> head = std::nullopt) {
+    return chitty::audit::verify_path(options.dir, *k, head);
+  }
+  std::vector<std::string> segments() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(options.dir)) {
+      std::string n = e.path().filename().string();
+      if (n.starts_with("segment-") && n.ends_with(".ndjson")) out.push_back(e.path().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+};
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+void write_all(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+}  // namespace
+
+TEST_CASE("events are chained, numbered and written before record() returns; the chain survives a restart",
+          "[audit][spool]") {
+  Fixture f;
+  for (int i = 0; i < 30; ++i) REQUIRE(f.recorder->record(decision("svc", i % 3 ? Decision::allow : Decision::deny)));
+  // Written already (page cache), before any flush.
+  std::string first = read_all(f.segments().front());
+  CHECK(first.find("\"seq\":1,") != std::string::npos);
+  CHECK(f.segments().size() > 1);  // 4 KiB segments: rotated
+  CHECK(f.spool->last_seq() == 30);
+  auto head = f.recorder->head();
+  CHECK(head.seq == 30);
+  auto ok = f.verify(head);
+  INFO(ok.problem);
+  CHECK(ok.ok);
+  CHECK(ok.events == 30);
+
+  // Reopen: the chain continues from the last event.
+  f.reopen();
+  CHECK(f.recovery.last_seq == 30);
+  CHECK(f.recovery.last_mac == head.mac);
+  REQUIRE(f.recorder->record(decision("svc", Decision::allow)));
+  auto again = f.verify();
+  CHECK(again.ok);
+  CHECK(again.last_seq == 31);
+
+  // What a line holds: the schema, and never anything beyond what was given.
+  std::string line = read_all(f.segments().front()).substr(0, read_all(f.segments().front()).find('\n'));
+  auto parsed = chitty::audit::parse_event(line);
+  REQUIRE(parsed);
+  CHECK(parsed->seq == 1);
+  CHECK(parsed->host == "test-host");
+  CHECK(parsed->service == "svc");
+  CHECK(parsed->id.size() == 32);
+  CHECK(chitty::audit::line_mac(line).size() == 64);
+}
+
+TEST_CASE("queries read the spool: newest first, by service and time", "[audit][spool]") {
+  Fixture f;
+  for (int i = 0; i < 10; ++i) {
+    f.clock.advance(1s);
+    Event e = decision(i % 2 ? "a" : "b", Decision::allow);
+    e.at = f.clock.wall_now();
+    REQUIRE(f.recorder->record(e));
+  }
+  auto a = f.recorder->query({std::string("a"), std::nullopt, 3});
+  REQUIRE(a.size() == 3);
+  CHECK(a.back().seq == 10);  // oldest first, the newest three
+  CHECK(a.front().seq == 6);
+  auto since = f.recorder->query({std::nullopt, f.clock.wall_now() - 2500ms, 100});
+  CHECK(since.size() == 3);
+}
+
+TEST_CASE("tampering is detected: an edit, a deletion, a reordering, a cut tail, a rewrite without the key",
+          "[audit][verify]") {
+  Fixture f(1 << 20, 16 * 1024, 1 << 20);  // one segment
+  for (int i = 0; i < 10; ++i) REQUIRE(f.recorder->record(decision("svc", Decision::allow)));
+  auto head = f.recorder->head();
+  f.close();
+  const std::string path = f.segments().front();
+  const std::string good = read_all(path);
+  std::vector<std::string> lines;
+  {
+    std::stringstream s(good);
+    for (std::string l; std::getline(s, l);) lines.push_back(l);
+  }
+  REQUIRE(lines.size() == 10);
+  auto join = [](const std::vector<std::string>& ls) {
+    std::string out;
+    for (const auto& l : ls) out += l + "\n";
+    return out;
+  };
+  auto verify_text = [&](const std::string& text, std::optional<chitty::audit::Head> h = std::nullopt) {
+    write_all(path, text);
+    return f.verify(h);
+  };
+  CHECK(verify_text(good, head).ok);
+
+  SECTION("an edited field") {
+    std::string edited = good;
+    auto p = edited.find("\"decision\":\"allow\"", edited.find("\"seq\":4,"));
+    edited.replace(p, 18, "\"decision\":\"deny\"");
+    auto r = verify_text(edited);
+    CHECK_FALSE(r.ok);
+    CHECK_THAT(r.problem, Catch::Contains("seq 4") && Catch::Contains("MAC does not match"));
+  }
+  SECTION("a deleted event") {
+    auto ls = lines;
+    ls.erase(ls.begin() + 5);
+    auto r = verify_text(join(ls));
+    CHECK_THAT(r.problem, Catch::Contains("jumps from 5 to 7"));
+  }
+  SECTION("two events swapped") {
+    auto ls = lines;
+    std::swap(ls[3], ls[4]);
+    auto r = verify_text(join(ls));
+    CHECK_FALSE(r.ok);
+    CHECK_THAT(r.problem, Catch::Contains("jumps") || Catch::Contains("reordered"));
+  }
+  SECTION("the tail cut off: only the mirrored head shows it") {
+    auto ls = lines;
+    ls.resize(7);
+    CHECK(verify_text(join(ls)).ok);  // consistent as far as it goes...
+    auto r = verify_text(join(ls), head);
+    CHECK_FALSE(r.ok);
+    CHECK_THAT(r.problem, Catch::Contains("tail was cut off"));
+  }
+  SECTION("rewritten consistently, but without the key") {
+    // Re-chain every line under another key: seq and prev all line up.
+    auto other = key("an-attackers-key-that-is-at-least-32-bytes");
+    std::string prev(64, '0');
+    std::vector<std::string> forged;
+    for (const auto& l : lines) {
+      auto e = chitty::audit::parse_event(l);
+      REQUIRE(e);
+      e->decision = Decision::deny;
+      std::string body = chitty::audit::event_line(*e, prev);
+      std::string mac = chitty::secure::to_hex(other->mac(body));
+      body.pop_back();
+      forged.push_back(body + ",\"mac\":\"" + mac + "\"}");
+      prev = mac;
+    }
+    auto r = verify_text(join(forged));
+    CHECK_FALSE(r.ok);
+    CHECK_THAT(r.problem, Catch::Contains("seq 1") && Catch::Contains("without the chain key"));
+  }
+  SECTION("a line that is not an event") {
+    auto ls = lines;
+    ls.insert(ls.begin() + 2, "{\"hello\":1}");
+    CHECK_THAT(verify_text(join(ls)).problem, Catch::Contains("not an audit event"));
+  }
+}
+
+TEST_CASE("a torn last line is cut off, kept aside and reported; the chain continues", "[audit][spool]") {
+  Fixture f;
+  for (int i = 0; i < 3; ++i) REQUIRE(f.recorder->record(decision("svc", Decision::allow)));
+  f.close();
+  std::string path = f.segments().back();
+  std::string text = read_all(path);
+  write_all(path, text + "{\"v\":1,\"id\":\"torn\",\"seq\":4,\"at\":\"20");  // the crash came mid-write
+  f.open();
+  CHECK(f.recovery.torn_bytes > 0);
+  CHECK_FALSE(f.recovery.torn_file.empty());
+  CHECK(fs::exists(f.recovery.torn_file));
+  CHECK(read_all(f.recovery.torn_file).find("\"seq\":4") != std::string::npos);
+  CHECK(f.recovery.last_seq == 3);
+  REQUIRE(f.recorder->record(decision("svc", Decision::allow)));
+  auto r = f.verify();
+  INFO(r.problem);
+  CHECK(r.ok);
+  CHECK(r.last_seq == 4);
+}
+
+TEST_CASE("acknowledged segments are deleted, never the active one, never what is not shipped",
+          "[audit][spool]") {
+  Fixture f(1 << 20, 16 * 1024, 2048);
+  for (int i = 0; i < 40; ++i) REQUIRE(f.recorder->record(decision("svc", Decision::allow)));
+  std::size_t before = f.segments().size();
+  REQUIRE(before > 3);
+  auto batch = f.spool->read_after(0, 10, 1 << 20);
+  REQUIRE(batch);
+  CHECK(batch->lines.size() == 10);
+  CHECK(batch->last_seq == 10);
+  auto next = f.spool->read_after(10, 1000, 1 << 20);
+  REQUIRE(next);
+  CHECK(next->lines.size() == 30);
+  CHECK(chitty::audit::line_seq(next->lines.front()) == 11);
+  REQUIRE(f.spool->acknowledge(25));
+  CHECK(f.spool->acknowledged() == 25);
+  CHECK(f.segments().size() < before);
+  CHECK(f.spool->backlog() == 15);
+  // What is left still verifies, starting at or before 26.
+  auto r = f.verify();
+  INFO(r.problem);
+  CHECK(r.ok);
+  CHECK(r.first_seq <= 26);
+  // Everything shipped: only the active segment stays.
+  REQUIRE(f.spool->acknowledge(40));
+  CHECK(f.segments().size() == 1);
+  f.reopen();
+  CHECK(f.recovery.acknowledged == 40);
+  CHECK(f.spool->backlog() == 0);
+  // The oldest segment of unshipped events removed behind the agent's back
+  // is missing from the chain (the one before it held only shipped ones).
+  for (int i = 0; i < 40; ++i) REQUIRE(f.recorder->record(decision("svc", Decision::allow)));
+  f.close();
+  auto segs = f.segments();
+  REQUIRE(segs.size() > 2);
+  fs::remove(segs.front());
+  CHECK(f.verify().ok);  // only shipped events were in it
+  fs::remove(segs[1]);   // the first unshipped ones
+  auto missing = f.verify();
+  CHECK_FALSE(missing.ok);
+  CHECK_THAT(missing.problem, Catch::Contains("missing"));
+}
+
+TEST_CASE("spool pressure: the reserve takes only refusals (aggregated), the cap takes nothing",
+          "[audit][spool][cap]") {
+  Fixture f(64 * 1024, 24 * 1024, 1 << 20);
+  int allowed = 0;
+  while (f.recorder->record(decision("svc", Decision::allow))) ++allowed;
+  CHECK(allowed > 20);
+  CHECK(f.recorder->room() == Spool::Room::reserve);
+  // Refusals still go in; identical ones are counted, not written one by one.
+  std::uint64_t seq_before = f.spool->last_seq();
+  for (int i = 0; i < 50; ++i) REQUIRE(f.recorder->record(decision("intruder", Decision::deny, "op://x/y/z")));
+  CHECK(f.spool->last_seq() - seq_before <= 2);  // the first, (an alert on entering the reserve)
+  CHECK(f.recorder->aggregated() == 49);
+  f.clock.advance(11s);
+  f.recorder->flush();  // the window ends: one aggregate event with the count
+  auto agg = f.recorder->query({std::string("intruder"), std::nullopt, 10});
+  bool found = false;
+  for (const auto& e : agg) {
+    if (e.kind == Kind::aggregate) {
+      found = true;
+      CHECK(e.count == 49);
+    }
+  }
+  CHECK(found);
+  // Fill the reserve with distinct refusals until nothing fits.
+  int refusals = 0;
+  while (f.recorder->record(decision("intruder", Decision::deny, "op://x/y/" + std::to_string(refusals)))) ++refusals;
+  CHECK(f.recorder->room() == Spool::Room::full);
+  auto r = f.recorder->record(decision("svc", Decision::deny, "op://another/one/field"));
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("full"));
+  CHECK(f.recorder->refused() > 0);
+  // The sink takes the backlog: room again.
+  REQUIRE(f.spool->acknowledge(f.spool->last_seq()));
+  // (only the active segment remains, so the spool may still be near the cap
+  // until it rotates; what was written is intact)
+  auto v = f.verify();
+  INFO(v.problem);
+  CHECK(v.ok);
+}
+
+TEST_CASE("the journal export entry of an event", "[audit][shipper]") {
+  Fixture f;
+  REQUIRE(f.recorder->record(decision("svc", Decision::deny)));
+  std::string line;
+  f.spool->for_each_newest_first([&](std::string_view l) {
+    line = std::string(l);
+    return false;
+  });
+  std::string entry = chitty::audit::journal_export_entry(line);
+  CHECK(entry.find("CHITTY_SERVICE=svc\n") != std::string::npos);
+  CHECK(entry.find("CHITTY_DECISION=deny\n") != std::string::npos);
+  CHECK(entry.find("CHITTY_SEQ=1\n") != std::string::npos);
+  CHECK(entry.find("CHITTY_EVENT=" + line + "\n") != std::string::npos);
+  CHECK(entry.find("__REALTIME_TIMESTAMP=") == 0);
+  CHECK(entry.ends_with("\n\n"));
+}
