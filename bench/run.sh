@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-5}
 
 [[ -f build-release/build.ninja ]] || meson setup build-release -Dbuildtype=release -Dtests=false
-ninja -C build-release agent/chitty-agent bench/uds_bench bench/secure_bench | grep -v "^\[" || true
+ninja -C build-release agent/chitty-agent bench/uds_bench bench/secure_bench bench/audit_bench | grep -v "^\[" || true
 [[ -x build-release/agent/chitty-agent && -x build-release/bench/uds_bench ]]
 agent=build-release/agent/chitty-agent
 bench=build-release/bench/uds_bench
@@ -75,6 +75,45 @@ for spec in "1 1" "32 1" "32 4"; do
   line=$(pin "$client_cpu" $bench load "$dir/secret.sock" --connections "$c" --pipeline "$p" --seconds "$seconds" --path "$secret_path")
   echo "chitty-agent $line"
   secret[$spec]=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
+done
+
+echo "== the audit spool (bench/audit_bench.cpp)"
+pin "$server_cpu" build-release/bench/audit_bench 200000 2>/dev/null
+
+echo "== audit on vs off: GET /v1/secret from the cache, the same load on two agents"
+for durable in true false; do
+  cat >"$dir/audit-$durable.toml" <<TOML
+[agent]
+socket = "$dir/audit-$durable.sock"
+state_dir = "$dir/audit-$durable-state"
+max_requests_per_connection = 1000000000
+[audit]
+durable = $durable
+[[credential]]
+type = "openai_api_key"
+ref = "op://ChittyOS Integrations/OpenAI API/api_key"
+env = "OPENAI_API_KEY"
+[[service]]
+name = "bench"
+uid = $(id -u)
+allow = ["type:openai_api_key"]
+rate_limit = "1000000000/h"
+TOML
+  OPENAI_API_KEY="sk-bench-0123456789abcdef0123456789abcdef" taskset -c "$server_cpu" $agent --config "$dir/audit-$durable.toml" 2>/dev/null &
+  pids+=($!)
+  for _ in $(seq 200); do [[ -S "$dir/audit-$durable.sock" ]] && break; sleep 0.02; done
+  curl -s --unix-socket "$dir/audit-$durable.sock" "http://localhost$secret_path" >/dev/null
+done
+declare -A audit_rps
+for spec in "1 1" "32 1"; do
+  read -r c p <<<"$spec"
+  for durable in true false; do
+    line=$(pin "$client_cpu" $bench load "$dir/audit-$durable.sock" --connections "$c" --pipeline "$p" --seconds "$seconds" --path "$secret_path")
+    echo "audit durable=$durable $line"
+    audit_rps[$durable]=$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line")
+  done
+  awk -v a="${audit_rps[true]}" -v b="${audit_rps[false]}" -v s="$spec" \
+    'BEGIN { printf "ratio audit on/off (connections pipeline = %s): %.2f (%.1f us of audit per request)\n", s, a / b, (1e6 / a - 1e6 / b) * (s ~ /^32/ ? 1 : 1) }'
 done
 
 echo "== a miss: the agent's added latency over Connect itself (the emulator, tests/fakes/connect-emulator)"

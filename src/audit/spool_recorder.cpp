@@ -39,9 +39,10 @@ SpoolRecorder::~SpoolRecorder() { close(); }
 void SpoolRecorder::close() {
   if (closed_) return;
   flush_aggregates(true);
-  flush();
+  if (auto ok = spool_.sync(); !ok) log::error("audit", "audit spool fsync failed", {{"reason", ok.error().message}});
   // The final head, whatever the rate limit on mirroring.
   log::info("audit", "audit chain head", {{"seq", last_seq_}, {"mac", prev_hex_}});
+  mirrored_ = Head{last_seq_, prev_hex_};
   closed_ = true;
   timer_.close();
 }
