@@ -279,6 +279,14 @@ Result<void> Spool::sync() {
   return {};
 }
 
+Result<int> Spool::take_sync_fd() {
+  if (!dirty_ || fd_ < 0) return -1;
+  int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return fail("cannot duplicate the audit spool's descriptor: " + errno_text());
+  dirty_ = false;
+  return fd;
+}
+
 Result<Spool::Batch> Spool::read_after(std::uint64_t after, std::size_t max_lines, std::size_t max_bytes) {
   Batch b;
   if (after >= last_seq_) return b;

@@ -1,6 +1,10 @@
 #include "chitty/audit/spool_recorder.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "chitty/base/random.hpp"
 #include "chitty/base/units.hpp"
@@ -23,9 +27,75 @@ std::string hex16(std::uint64_t v) {
 
 }  // namespace
 
+struct SpoolRecorder::SyncState {
+  SpoolRecorder* owner = nullptr;  // null once the recorder is closed
+  bool in_flight = false;
+  bool again = false;  // asked for while one was in flight
+};
+
+namespace {
+
+struct SyncOp {
+  uv_fs_t req{};
+  int fd = -1;
+  std::shared_ptr<void> state;
+};
+
+}  // namespace
+
+void SpoolRecorder::sync_async() {
+  unsynced_ = 0;
+  if (sync_->in_flight) {
+    sync_->again = true;
+    return;
+  }
+  auto fd = spool_.take_sync_fd();
+  if (!fd) {
+    log::error("audit", "audit spool fsync failed", {{"reason", fd.error().message}});
+    return;
+  }
+  if (*fd < 0) return;
+  auto op = std::make_unique<SyncOp>();
+  op->fd = *fd;
+  op->state = sync_;
+  op->req.data = op.get();
+  if (int rc = uv_fs_fdatasync(loop_.raw(), &op->req, op->fd, &SpoolRecorder::on_synced); rc != 0) {
+    // No request could be queued: sync here rather than not at all.
+    uv_fs_req_cleanup(&op->req);
+    int r = ::fdatasync(op->fd);
+    ::close(op->fd);
+    if (r != 0) {
+      spool_.mark_dirty();
+      log::error("audit", "audit spool fsync failed", {{"reason", std::string(std::strerror(errno))}});
+    }
+    return;
+  }
+  sync_->in_flight = true;
+  op.release();  // owned by the request until on_synced
+}
+
+void SpoolRecorder::on_synced(uv_fs_t* req) noexcept {
+  std::unique_ptr<SyncOp> op(static_cast<SyncOp*>(req->data));
+  auto result = req->result;
+  uv_fs_req_cleanup(req);
+  ::close(op->fd);
+  auto* st = static_cast<SyncState*>(op->state.get());
+  st->in_flight = false;
+  if (result < 0) {
+    log::error("audit", "audit spool fsync failed", {{"reason", std::string(uv_strerror(static_cast<int>(result)))}});
+    if (st->owner != nullptr) st->owner->spool_.mark_dirty();
+  }
+  if (st->again && st->owner != nullptr) {
+    st->again = false;
+    st->owner->sync_async();
+  }
+}
+
 SpoolRecorder::SpoolRecorder(loop::Loop& loop, Spool& spool, const secure::MacKey& key, const Clock& clock,
                              Recovery recovery, RecorderOptions options)
-    : spool_(spool), key_(key), clock_(clock), options_(std::move(options)), timer_(loop, [this] { flush(); }) {
+    : loop_(loop), spool_(spool), key_(key), clock_(clock), options_(std::move(options)),
+      timer_(loop, [this] { flush(); }), sync_(std::make_shared<SyncState>()) {
+  sync_->owner = this;
   last_seq_ = recovery.last_seq;
   prev_hex_ = recovery.last_mac.empty() ? std::string(64, '0') : recovery.last_mac;
   mirrored_ = Head{last_seq_, prev_hex_};
@@ -39,6 +109,10 @@ SpoolRecorder::~SpoolRecorder() { close(); }
 void SpoolRecorder::close() {
   if (closed_) return;
   flush_aggregates(true);
+  // Synchronous: everything written so far is on disk before the agent says
+  // it stopped (a sync still in flight finishes on its own, harmlessly).
+  sync_->owner = nullptr;
+  spool_.mark_dirty();
   if (auto ok = spool_.sync(); !ok) log::error("audit", "audit spool fsync failed", {{"reason", ok.error().message}});
   // The final head, whatever the rate limit on mirroring.
   log::info("audit", "audit chain head", {{"seq", last_seq_}, {"mac", prev_hex_}});
@@ -67,9 +141,14 @@ Result<void> SpoolRecorder::write(Event& e) {
   if (auto ok = spool_.append(e.seq, line); !ok) return ok;
   last_seq_ = e.seq;
   prev_hex_ = std::move(hex);
-  if (++unsynced_ >= options_.fsync_events) {
-    if (auto ok = spool_.sync(); !ok) log::error("audit", "audit spool fsync failed", {{"reason", ok.error().message}});
-    unsynced_ = 0;
+  if (options_.fsync_events == 1) {
+    // Every event on disk before its answer, as configured: on this thread.
+    if (auto ok = spool_.sync(); !ok) {
+      log::error("audit", "audit spool fsync failed", {{"reason", ok.error().message}});
+      return ok;
+    }
+  } else if (++unsynced_ >= options_.fsync_events) {
+    sync_async();
   }
   if (options_.journal_mirror) mirror(e, line);
   if (appended_) appended_();
@@ -166,8 +245,7 @@ void SpoolRecorder::flush_aggregates(bool all) {
 void SpoolRecorder::flush() {
   if (closed_) return;
   flush_aggregates(false);
-  if (auto ok = spool_.sync(); !ok) log::error("audit", "audit spool fsync failed", {{"reason", ok.error().message}});
-  unsynced_ = 0;
+  sync_async();
   MonoTime now = clock_.now();
   if (mirrored_.seq != last_seq_ && now - last_mirror_ >= std::chrono::seconds(1)) {
     // The head, elsewhere than the spool: cutting events off its tail shows.

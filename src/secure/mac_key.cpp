@@ -16,9 +16,14 @@ Result<std::unique_ptr<MacKey>> MacKey::from_bytes(Arena& arena, std::string_vie
   if (sodium_init() < 0) return fail("libsodium cannot be initialised");
   if (bytes.size() < 32) return fail("a chain key needs at least 32 bytes");
   std::unique_ptr<MacKey> k(new MacKey());
-  k->key_ = SecureBuffer::allocate(arena, bytes.size());
-  if (!k->key_) return fail("no locked memory for the chain key");
-  k->key_.append(bytes);
+  // Only the keyed state is kept: HMAC's inner and outer pads already
+  // absorbed, so each MAC skips two of its compressions. The state is as
+  // secret as the key, hence in locked memory.
+  k->state_ = SecureBuffer::allocate(arena, sizeof(crypto_auth_hmacsha256_state));
+  if (!k->state_) return fail("no locked memory for the chain key");
+  k->state_.resize(sizeof(crypto_auth_hmacsha256_state));
+  auto* st = reinterpret_cast<crypto_auth_hmacsha256_state*>(k->state_.data());
+  crypto_auth_hmacsha256_init(st, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
   return k;
 }
 
@@ -62,13 +67,11 @@ Result<void> MacKey::generate_file(const std::string& path) {
   sodium_memzero(raw, sizeof raw);
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return fail("cannot create " + path + ": " + std::strerror(errno));
-  std::string text(hex, 64);
-  text += '\n';
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  hex[64] = '\n';
+  bool ok = ::write(fd, hex, sizeof hex) == static_cast<ssize_t>(sizeof hex) && ::fsync(fd) == 0;
   int e = errno;
   ::close(fd);
   sodium_memzero(hex, sizeof hex);
-  sodium_memzero(text.data(), text.size());
   if (!ok) return fail("cannot write " + path + ": " + std::strerror(e));
   return {};
 }
@@ -76,7 +79,7 @@ Result<void> MacKey::generate_file(const std::string& path) {
 MacKey::Mac MacKey::mac(std::string_view data) const noexcept {
   Mac out{};
   crypto_auth_hmacsha256_state st;
-  crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key_.data()), key_.size());
+  std::memcpy(&st, state_.data(), sizeof st);
   crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(data.data()), data.size());
   crypto_auth_hmacsha256_final(&st, out.data());
   sodium_memzero(&st, sizeof st);

@@ -72,6 +72,12 @@ class Spool {
   Result<void> append(std::uint64_t seq, std::string_view line);
   // fdatasync of what was appended since the last sync (no-op if nothing).
   Result<void> sync();
+  // For an fdatasync off the loop thread: a duplicate of the active
+  // segment's descriptor (the caller closes it), or -1 when nothing was
+  // appended since the last sync. The spool counts as synced from here on;
+  // a failed sync calls mark_dirty().
+  Result<int> take_sync_fd();
+  void mark_dirty() noexcept { dirty_ = fd_ >= 0; }
   bool dirty() const noexcept { return dirty_; }
 
   // Reading for the shipper: complete lines after `after_seq`, at most

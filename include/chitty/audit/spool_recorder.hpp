@@ -2,7 +2,8 @@
 // unique id and the host; its JSON line is chained to the previous one with
 // an HMAC-SHA-256 under the chain key and appended to the spool before
 // record() returns. fsync is batched (every `fsync_events` events, or every
-// `fsync_interval`). The chain head (seq and MAC) is mirrored to the log —
+// `fsync_interval`) and runs on libuv's thread pool, so the loop never waits
+// for the disk; at close it is synchronous. The chain head (seq and MAC) is mirrored to the log —
 // the journal under systemd — at most once a second and at stop; under
 // systemd every event is also mirrored to the journal with CHITTY_* fields.
 //
@@ -68,7 +69,13 @@ class SpoolRecorder final : public Recorder {
   void alert(const std::string& message);
   void flush_aggregates(bool all);
   void mirror(const Event& e, std::string_view line);
+  // fdatasync of the spool off the loop thread (one at a time; a request
+  // while one runs is served when it completes).
+  void sync_async();
+  struct SyncState;
+  static void on_synced(uv_fs_t* req) noexcept;
 
+  loop::Loop& loop_;
   Spool& spool_;
   const secure::MacKey& key_;
   const Clock& clock_;
@@ -78,6 +85,7 @@ class SpoolRecorder final : public Recorder {
   std::uint64_t last_seq_ = 0;
   std::string prev_hex_;
   std::uint32_t unsynced_ = 0;
+  std::shared_ptr<SyncState> sync_;  // shared with a sync in flight, which may outlive this
   std::uint64_t id_prefix_ = 0;
   Head mirrored_;
   MonoTime last_mirror_{};

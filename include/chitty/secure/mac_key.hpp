@@ -36,7 +36,7 @@ class MacKey {
 
  private:
   MacKey() = default;
-  SecureBuffer key_;
+  SecureBuffer state_;  // crypto_auth_hmacsha256_state, keyed
 };
 
 // Lower-case hex of a MAC, and back (false on anything but 64 hex digits).

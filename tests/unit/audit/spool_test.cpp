@@ -377,3 +377,44 @@ TEST_CASE("the journal export entry of an event", "[audit][shipper]") {
   CHECK(entry.find("__REALTIME_TIMESTAMP=") == 0);
   CHECK(entry.ends_with("\n\n"));
 }
+
+TEST_CASE("batched fsyncs run off the loop and complete on it; close syncs what is left", "[audit][spool]") {
+  Fixture f(1 << 20, 16 * 1024, 1 << 20);  // one segment: no rotation syncs
+  REQUIRE(f.recorder->record(decision("svc", Decision::allow)));
+  CHECK(f.spool->dirty());  // fsync_events = 4: not yet
+  for (int i = 0; i < 3; ++i) REQUIRE(f.recorder->record(decision("svc", Decision::allow)));
+  // The fourth event asked for a sync, handed to the thread pool: the spool
+  // counts as synced, and the request completes on the loop.
+  CHECK_FALSE(f.spool->dirty());
+  REQUIRE(f.recorder->record(decision("svc", Decision::allow)));
+  CHECK(f.spool->dirty());
+  f.loop.run();  // only the sync (the timer does not keep the loop alive)
+  CHECK(f.spool->dirty());  // the fifth came after the sync was started
+  f.recorder->close();
+  CHECK_FALSE(f.spool->dirty());
+  CHECK(f.verify().events == 5);
+}
+
+TEST_CASE("fsync_events = 1 syncs every event before record() returns", "[audit][spool]") {
+  TempDir dir;
+  ManualClock clock;
+  chitty::loop::Loop loop;
+  auto k = key();
+  SpoolOptions options;
+  options.dir = dir / "audit";
+  Recovery recovery;
+  auto spool = Spool::open(options, recovery);
+  REQUIRE(spool);
+  chitty::audit::RecorderOptions ro;
+  ro.fsync_events = 1;
+  {
+    SpoolRecorder rec(loop, **spool, *k, clock, recovery, ro);
+    for (int i = 0; i < 3; ++i) {
+      REQUIRE(rec.record(decision("svc", Decision::allow)));
+      CHECK_FALSE((*spool)->dirty());
+    }
+    rec.close();
+  }
+  spool->reset();
+  REQUIRE(loop.close());
+}

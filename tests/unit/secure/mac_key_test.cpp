@@ -1,0 +1,101 @@
+// The audit chain's key: HMAC-SHA-256 against RFC 4231's vectors (the keyed
+// state is precomputed once, so a MAC must not depend on the ones before),
+// and the key file's rules.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <string>
+
+#include "chitty/secure/arena.hpp"
+#include "chitty/secure/mac_key.hpp"
+#include "temp_dir.hpp"
+
+using chitty::secure::MacKey;
+using chitty::testing::TempDir;
+
+namespace {
+
+chitty::secure::Arena& arena() {
+  static std::unique_ptr<chitty::secure::Arena> a = [] {
+    chitty::secure::ArenaOptions o;
+    o.capacity = 1 << 16;
+    return std::move(*chitty::secure::Arena::create(o));
+  }();
+  return *a;
+}
+
+void write_file(const std::string& path, const std::string& text, mode_t mode) {
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+  }
+  REQUIRE(::chmod(path.c_str(), mode) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("HMAC-SHA-256 matches RFC 4231, call after call", "[secure][mac]") {
+  // Test cases 6 and 7: a 131-byte key (longer than SHA-256's block).
+  std::string k(131, '\xaa');
+  auto key = MacKey::from_bytes(arena(), k);
+  REQUIRE(key);
+  std::string d6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+  std::string d7 =
+      "This is a test using a larger than block-size key and a larger than block-size data. The key needs to be "
+      "hashed before being used by the HMAC algorithm.";
+  const char* m6 = "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54";
+  const char* m7 = "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2";
+  CHECK(chitty::secure::to_hex((*key)->mac(d6)) == m6);
+  CHECK(chitty::secure::to_hex((*key)->mac(d7)) == m7);
+  CHECK(chitty::secure::to_hex((*key)->mac(d6)) == m6);  // the keyed state is not consumed
+
+  MacKey::Mac back{};
+  REQUIRE(chitty::secure::from_hex(m7, back));
+  CHECK(back == (*key)->mac(d7));
+  CHECK_FALSE(chitty::secure::from_hex("60e4", back));
+  CHECK_FALSE(chitty::secure::from_hex(std::string(64, 'g'), back));
+}
+
+TEST_CASE("a chain key needs 32 bytes, and a file only the agent can read", "[secure][mac]") {
+  CHECK_FALSE(MacKey::from_bytes(arena(), std::string(31, 'k')));
+  TempDir dir;
+  std::string path = dir / "chain.key";
+
+  write_file(path, std::string(40, 'k') + "\n", 0640);
+  auto open = MacKey::from_file(arena(), path);
+  REQUIRE_FALSE(open);
+  CHECK(open.error().message.find("0640") != std::string::npos);
+
+  write_file(path, std::string(40, 'k') + "\n", 0600);
+  auto key = MacKey::from_file(arena(), path);
+  REQUIRE(key);
+  auto same = MacKey::from_bytes(arena(), std::string(40, 'k'));  // the trailing newline is not part of the key
+  CHECK((*key)->mac("x") == (*same)->mac("x"));
+
+  write_file(path, "short\n", 0600);
+  CHECK_FALSE(MacKey::from_file(arena(), path));
+}
+
+TEST_CASE("a generated key file is new, private and 32 random bytes in hex", "[secure][mac]") {
+  TempDir dir;
+  std::string path = dir / "generated.key";
+  REQUIRE(MacKey::generate_file(path));
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(text.size() == 65);
+  CHECK(text.back() == '\n');
+  CHECK(text.find_first_not_of("0123456789abcdef") == 64);
+  CHECK(MacKey::from_file(arena(), path));
+  CHECK_FALSE(MacKey::generate_file(path));  // never overwrites a key
+
+  std::string other = dir / "other.key";
+  REQUIRE(MacKey::generate_file(other));
+  std::ifstream in2(other);
+  std::string text2((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>());
+  CHECK(text2 != text);
+}
