@@ -78,25 +78,34 @@ Result<void> fsync_dir(const std::string& dir) {
 }  // namespace
 
 std::optional<std::uint64_t> line_seq(std::string_view line) noexcept {
-  std::size_t p = line.find(",\"seq\":");
-  if (p == std::string_view::npos) return std::nullopt;
-  p += 7;
+  // As the recorder writes it: {"v":1,"id":"<id>","seq":<digits>, with no
+  // leading zero and at most 19 digits (no overflow).
+  static constexpr std::string_view kHead = "{\"v\":1,\"id\":\"";
+  static constexpr std::string_view kSeq = "\",\"seq\":";
+  if (!line.starts_with(kHead)) return std::nullopt;
+  std::size_t p = line.find('"', kHead.size());
+  if (p == std::string_view::npos || line.substr(p, kSeq.size()) != kSeq) return std::nullopt;
+  p += kSeq.size();
   std::uint64_t v = 0;
   std::size_t digits = 0;
-  while (p < line.size() && line[p] >= '0' && line[p] <= '9' && digits < 20) {
+  while (p < line.size() && line[p] >= '0' && line[p] <= '9') {
+    if (++digits > 19 || (digits == 2 && v == 0)) return std::nullopt;
     v = v * 10 + static_cast<std::uint64_t>(line[p] - '0');
     ++p;
-    ++digits;
   }
-  if (digits == 0) return std::nullopt;
+  if (digits == 0 || p >= line.size() || line[p] != ',') return std::nullopt;
   return v;
 }
 
 std::string_view line_mac(std::string_view line) noexcept {
   static constexpr std::string_view kKey = ",\"mac\":\"";
   std::size_t p = line.rfind(kKey);
-  if (p == std::string_view::npos || p + kKey.size() + 64 + 2 != line.size()) return {};
-  return line.substr(p + kKey.size(), 64);
+  if (p == std::string_view::npos || p + kKey.size() + 64 + 2 != line.size() || !line.ends_with("\"}")) return {};
+  std::string_view mac = line.substr(p + kKey.size(), 64);
+  for (char c : mac) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return {};
+  }
+  return mac;
 }
 
 Spool::~Spool() {

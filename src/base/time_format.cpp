@@ -58,6 +58,8 @@ std::optional<WallTime> parse_rfc3339(std::string_view t) {
     return std::nullopt;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  // WallTime counts nanoseconds in 64 bits: 1677-09-21 to 2262-04-11.
+  if (y < 1678 || y > 2261) return std::nullopt;
   std::size_t i = 19;
   std::int64_t nanos = 0;
   if (i < t.size() && t[i] == '.') {
@@ -85,6 +87,9 @@ std::optional<WallTime> parse_rfc3339(std::string_view t) {
     return std::nullopt;
   }
   if (i != t.size()) return std::nullopt;
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (d > kDays[mo - 1] + (mo == 2 && leap ? 1 : 0)) return std::nullopt;
   std::tm tm{};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;
@@ -92,8 +97,9 @@ std::optional<WallTime> parse_rfc3339(std::string_view t) {
   tm.tm_hour = h;
   tm.tm_min = mi;
   tm.tm_sec = sec;
+  // Every field is in range, so timegm cannot fail (its -1 is also
+  // 1969-12-31T23:59:59Z).
   std::time_t secs = timegm(&tm);
-  if (secs == static_cast<std::time_t>(-1)) return std::nullopt;
   auto since = std::chrono::seconds(secs - offset_minutes * 60) + std::chrono::nanoseconds(nanos);
   return WallTime(std::chrono::duration_cast<Duration>(since));
 }

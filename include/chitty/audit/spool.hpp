@@ -50,9 +50,12 @@ struct Recovery {
   std::size_t damaged_lines = 0;
 };
 
-// Finds the seq of a spool line without parsing all of it ("seq":N).
+// Finds the seq of a spool line without parsing all of it: the line must
+// open as the recorder writes it, {"v":1,"id":"…","seq":N, (N without a
+// leading zero); nullopt otherwise.
 std::optional<std::uint64_t> line_seq(std::string_view line) noexcept;
-// The MAC of a spool line (the trailing "mac":"<hex>"), "" when absent.
+// The MAC of a spool line (the trailing ,"mac":"<64 lower-case hex>"}), ""
+// when absent.
 std::string_view line_mac(std::string_view line) noexcept;
 
 class Spool {

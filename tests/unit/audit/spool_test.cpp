@@ -418,3 +418,25 @@ TEST_CASE("fsync_events = 1 syncs every event before record() returns", "[audit]
   spool->reset();
   REQUIRE(loop.close());
 }
+
+TEST_CASE("line_seq and line_mac read only lines shaped as the recorder writes them", "[audit][spool]") {
+  using chitty::audit::line_mac;
+  using chitty::audit::line_seq;
+  std::string mac(64, 'a');
+  std::string good = "{\"v\":1,\"id\":\"ab12\",\"seq\":42,\"prev\":\"0\",\"mac\":\"" + mac + "\"}";
+  CHECK(line_seq(good) == 42);
+  CHECK(line_mac(good) == mac);
+  CHECK(line_seq("{\"v\":1,\"id\":\"x\",\"seq\":0,") == 0);
+  // Found by the spool_recovery fuzzer: a damaged line whose "seq" had
+  // leading zeros was taken for an event.
+  CHECK_FALSE(line_seq("a000\"i1\",\"seq\":0000001243956972,\"at\":\"x\""));
+  CHECK_FALSE(line_seq("{\"v\":1,\"id\":\"x\",\"seq\":007,"));
+  CHECK_FALSE(line_seq("{\"v\":2,\"id\":\"x\",\"seq\":7,"));
+  CHECK_FALSE(line_seq("{\"v\":1,\"id\":\"x\",\"seq\":7"));
+  CHECK_FALSE(line_seq("{\"v\":1,\"id\":\"x\",\"seq\":99999999999999999999,"));  // 20 digits: overflow
+  CHECK_FALSE(line_seq("{\"v\":1,\"id\":\"x\",\"other\":1,\"seq\":7,"));
+  CHECK(line_mac(good.substr(0, good.size() - 1)).empty());
+  std::string upper = good;
+  upper[upper.size() - 3] = 'A';
+  CHECK(line_mac(upper).empty());
+}

@@ -328,6 +328,35 @@ TEST_CASE("format_rfc3339_ms writes UTC with milliseconds", "[time]") {
   CHECK(format_rfc3339_ms(WallTime(std::chrono::nanoseconds(1))) == "1970-01-01T00:00:00.000Z");
 }
 
+TEST_CASE("parse_rfc3339 reads UTC and offsets, and refuses what WallTime cannot hold", "[time]") {
+  using std::chrono::milliseconds;
+  auto ms = [](std::optional<WallTime> t) {
+    REQUIRE(t);
+    return std::chrono::duration_cast<milliseconds>(t->time_since_epoch()).count();
+  };
+  CHECK(ms(parse_rfc3339("2026-11-24T05:48:49.123Z")) == 1795499329123);
+  CHECK(ms(parse_rfc3339("2026-11-24T07:48:49.123+02:00")) == 1795499329123);
+  CHECK(ms(parse_rfc3339("2026-11-24t05:48:49z")) == 1795499329000);
+  CHECK(ms(parse_rfc3339("1969-12-31T23:59:59.999Z")) == -1);
+  CHECK(parse_rfc3339("2261-12-31T23:59:59Z"));
+  // Past 2262-04-11 (or before 1677) nanoseconds overflow 64 bits: refused
+  // (found by the request_json fuzzer through ?since=).
+  CHECK_FALSE(parse_rfc3339("4052-12-04T15:00:00.12335Z"));
+  CHECK_FALSE(parse_rfc3339("2262-05-01T00:00:00Z"));
+  CHECK_FALSE(parse_rfc3339("1600-01-01T00:00:00Z"));
+  CHECK_FALSE(parse_rfc3339("2026-13-01T00:00:00Z"));
+  CHECK_FALSE(parse_rfc3339("2026-02-29T00:00:00Z"));
+  CHECK(ms(parse_rfc3339("2024-02-29T23:59:59.999Z")) == 1709251199999);
+  CHECK_FALSE(parse_rfc3339("2100-02-29T00:00:00Z"));
+  CHECK(parse_rfc3339("2000-02-29T00:00:00Z"));
+  CHECK_FALSE(parse_rfc3339("2026-04-31T00:00:00Z"));
+  CHECK_FALSE(parse_rfc3339("2026-11-24T05:48:49"));
+  CHECK_FALSE(parse_rfc3339("2026-11-24T05:48:49.Z"));
+  CHECK_FALSE(parse_rfc3339("2026-11-24T05:48:49.1234567890Z"));
+  CHECK_FALSE(parse_rfc3339("2026-11-24T05:48:49+2:00"));
+  CHECK_FALSE(parse_rfc3339("2026-11-24T05:48:49Zjunk"));
+}
+
 TEST_CASE("format_http_date writes the IMF-fixdate of RFC 9110", "[time]") {
   using std::chrono::milliseconds;
   auto at = [](std::int64_t ms) { return WallTime(milliseconds(ms)); };
