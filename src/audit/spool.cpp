@@ -328,8 +328,10 @@ Result<Spool::Batch> Spool::read_after(std::uint64_t after, std::size_t max_line
         std::string_view line(buf.data() + start, nl - start);
         std::uint64_t line_end = pos - buf.size() + nl + 1;
         start = nl + 1;
+        // Only what recovery would count as an event is shipped: a damaged
+        // line (reported at recovery) stays in the spool for the verifier.
         auto seq = line_seq(line);
-        if (!seq || *seq <= after) continue;
+        if (!seq || *seq <= after || line_mac(line).empty()) continue;
         if (!b.lines.empty() && (b.lines.size() >= max_lines || bytes + line.size() + 1 > max_bytes)) {
           stop = true;
           break;

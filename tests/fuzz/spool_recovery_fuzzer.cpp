@@ -19,15 +19,18 @@
 
 namespace {
 
-void check(bool ok) {
-  if (!ok) std::abort();
+void check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "spool_recovery: invariant broken: %s\n", what);
+    std::abort();
+  }
 }
 
 std::string workdir() {
   static std::string dir = [] {
     char tmpl[] = "/tmp/chitty-spool-fuzz.XXXXXX";
     char* d = mkdtemp(tmpl);
-    check(d != nullptr);
+    check(d != nullptr, "mkdtemp");
     return std::string(d);
   }();
   return dir;
@@ -66,16 +69,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   chitty::audit::Recovery r;
   auto spool = chitty::audit::Spool::open(o, r);
   if (!spool) return 0;  // unreadable: reported, not crashed
-  check(r.last_seq == 0 || input.find("\"seq\":" + std::to_string(r.last_seq)) != std::string::npos);
-  check((*spool)->acknowledged() <= (*spool)->last_seq());
+  check(r.last_seq == 0 || input.find("\"seq\":" + std::to_string(r.last_seq)) != std::string::npos,
+        "the recovered seq is in the input");
+  check((*spool)->acknowledged() <= (*spool)->last_seq(), "acknowledged <= last seq");
+  std::string newest;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::string name = entry.path().filename().string();
+    if (name.starts_with("segment-") && name.ends_with(".ndjson") && entry.path().string() > newest) {
+      newest = entry.path().string();
+    }
+  }
+  if (!newest.empty() && fs::file_size(newest) > 0) {
+    std::ifstream seg(newest, std::ios::binary);
+    seg.seekg(-1, std::ios::end);
+    check(seg.get() == '\n', "the newest segment ends with a newline after recovery");
+  }
   std::uint64_t next = r.last_seq + 1;
   std::string line = "{\"v\":1,\"id\":\"x\",\"seq\":" + std::to_string(next) + ",\"prev\":\"" + std::string(64, '0') +
                      "\",\"mac\":\"" + std::string(64, 'a') + "\"}";
   if ((*spool)->append(next, line)) {
-    auto b = (*spool)->read_after(next - 1, 10, 1 << 20);
-    check(b.has_value());
-    check(!b->lines.empty() && b->lines.back() == line);
-    check((*spool)->last_seq() == next);
+    auto b = (*spool)->read_after(next - 1, 1 << 20, 1 << 30);  // everything after: the appended line is last
+    check(b.has_value(), "read_after after append");
+    check(!b->lines.empty() && b->lines.back() == line, "the appended line reads back last");
+    check((*spool)->last_seq() == next, "last seq is the appended one");
   }
   return 0;
 }

@@ -75,7 +75,7 @@ class JsonReader {
       skip_ws();
       Json v;
       if (!value(v, depth + 1)) return false;
-      out.members.emplace_back(std::move(key), std::move(v));
+      out.members.push_back(Json::Member{std::move(key), std::move(v)});
       skip_ws();
       if (at_end()) return false;
       if (peek() == ',') {

@@ -7,7 +7,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 namespace chitty::testing {
@@ -18,15 +17,26 @@ struct Json {
   bool boolean = false;
   std::string text;  // the number literal, or the decoded string
   std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;
+  // A member: named like std::pair's fields, but a complete type once Json
+  // is (a vector of pairs of an incomplete type is rejected by libc++ and
+  // by clang with libstdc++).
+  struct Member;
+  std::vector<Member> members;
 
-  const Json* find(std::string_view key) const {
-    for (const auto& [k, v] : members) {
-      if (k == key) return &v;
-    }
-    return nullptr;
-  }
+  const Json* find(std::string_view key) const;
 };
+
+struct Json::Member {
+  std::string first;
+  Json second;
+};
+
+inline const Json* Json::find(std::string_view key) const {
+  for (const auto& [k, v] : members) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
 
 // The document, or nullopt if `text` is not exactly one valid JSON value.
 std::optional<Json> read_json(std::string_view text);
