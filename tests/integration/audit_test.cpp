@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "audit_sink.hpp"
+#include "json_checks.hpp"
 #include "json_reader.hpp"
 #include "process.hpp"
 #include "uds_client.hpp"
@@ -31,27 +32,16 @@ using chitty::testing::AgentProcess;
 using chitty::testing::AgentSpec;
 using chitty::testing::AuditSink;
 using chitty::testing::HttpResponse;
+using chitty::testing::at;
+using chitty::testing::encode;
 using chitty::testing::Json;
+using chitty::testing::parse;
 using chitty::testing::TempDir;
 using chitty::testing::UdsClient;
 
 extern char** environ;
 
 namespace {
-
-Json parse(const std::string& body) {
-  INFO(body);
-  auto j = chitty::testing::read_json(body);
-  REQUIRE(j);
-  return *j;
-}
-
-const Json& at(const Json& j, std::string_view key) {
-  const Json* v = j.find(key);
-  INFO("missing key " << key);
-  REQUIRE(v != nullptr);
-  return *v;
-}
 
 const std::string kRetrieve = R"({"credential_type":"t"})";
 

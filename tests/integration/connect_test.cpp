@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "connect_emulator.hpp"
+#include "json_checks.hpp"
 #include "json_reader.hpp"
 #include "memory_scan.hpp"
 #include "notify_socket.hpp"
@@ -25,7 +26,10 @@ using chitty::testing::AgentProcess;
 using chitty::testing::AgentSpec;
 using chitty::testing::ConnectEmulator;
 using chitty::testing::HttpResponse;
+using chitty::testing::at;
+using chitty::testing::encode;
 using chitty::testing::Json;
+using chitty::testing::parse;
 using chitty::testing::TempDir;
 using chitty::testing::UdsClient;
 
@@ -33,42 +37,12 @@ namespace {
 
 bool is_root() { return geteuid() == 0; }
 
-Json parse(const std::string& body) {
-  INFO(body);
-  auto j = chitty::testing::read_json(body);
-  REQUIRE(j);
-  return *j;
-}
-
-const Json& at(const Json& j, std::string_view key) {
-  const Json* v = j.find(key);
-  INFO("missing key " << key);
-  REQUIRE(v != nullptr);
-  return *v;
-}
-
 std::string random_hex(int n) {
   std::random_device rd;
   static constexpr char kHex[] = "0123456789abcdef";
   std::string s;
   for (int i = 0; i < n; ++i) s += kHex[rd() % 16];
   return s;
-}
-
-// Percent-encodes a reference for /v1/secret?ref=.
-std::string encode(std::string_view s) {
-  std::string out;
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '/' || c == ':' || c == '-' || c == '_' || c == '.') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
 }
 
 const std::string kOpenAi = "op://ChittyOS Integrations/OpenAI API/api_key";

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "json_checks.hpp"
 #include "json_reader.hpp"
 #include "memory_scan.hpp"
 #include "process.hpp"
@@ -26,7 +27,10 @@ using namespace std::chrono_literals;
 using chitty::testing::AgentProcess;
 using chitty::testing::AgentSpec;
 using chitty::testing::HttpResponse;
+using chitty::testing::at;
+using chitty::testing::encode;
 using chitty::testing::Json;
+using chitty::testing::parse;
 using chitty::testing::Scan;
 using chitty::testing::scan_memory;
 using chitty::testing::TempDir;
@@ -80,20 +84,6 @@ HttpResponse send_one(const std::string& socket, const std::string& request) {
 HttpResponse retrieve(const std::string& socket, const std::string& body) {
   return send_one(socket, "POST /api/onepassword/retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
-}
-
-Json parse(const std::string& body) {
-  INFO(body);
-  auto j = chitty::testing::read_json(body);
-  REQUIRE(j);
-  return *j;
-}
-
-const Json& at(const Json& j, std::string_view key) {
-  const Json* v = j.find(key);
-  INFO("missing key " << key);
-  REQUIRE(v != nullptr);
-  return *v;
 }
 
 // Lets an agent run as `uid` use `dir`: the socket in dir/run and the state

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "connect_emulator.hpp"  // HttpReply, http_request, json_quote
+#include "node_child.hpp"
 #include "temp_dir.hpp"
 
 namespace chitty::testing {
@@ -30,15 +31,15 @@ class AuditSink {
   static std::string script();
 
   std::string url() const;  // "http://127.0.0.1:PORT/ingest"
-  int port() const noexcept { return port_; }
-  pid_t pid() const noexcept { return pid_; }
+  int port() const noexcept { return child_.port(); }
+  pid_t pid() const noexcept { return child_.pid(); }
   const std::string& token() const noexcept { return token_; }
-  bool running();
+  bool running() { return child_.running(); }
 
-  void kill();     // SIGKILL now (an outage); reaps. The port stays reserved for restart().
+  void kill() { child_.kill(); }  // SIGKILL now (an outage); reaps. The port stays reserved for restart().
   void restart();  // (kills if running, then) starts again on the same port with the same store file
   // SIGTERM and wait; true when it exited with status 0.
-  bool stop(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  bool stop(std::chrono::milliseconds timeout = std::chrono::seconds(5)) { return child_.stop(timeout); }
 
   // POST /__sink/mode. `mode`: accept, fail, hang, slow, reject, drop,
   // drop-after-store, hang-after-store. count <= 0: until changed, else for
@@ -63,23 +64,18 @@ class AuditSink {
 
   std::string store_text() const;  // the --store file's content
   const std::string& store_path() const noexcept { return store_path_; }
-  std::string log() const;  // the sink's stderr (all runs)
+  std::string log() const { return child_.log(); }  // the sink's stderr (all runs)
   const TempDir& dir() const noexcept { return dir_; }
 
  private:
   void start(int requested_port);
-  void close_lifeline() noexcept;
   std::string admin_get(const std::string& target);
   std::string admin_post(const std::string& target, const std::string& json_body);
 
   TempDir dir_;
   std::string token_;
   std::string store_path_;
-  std::string port_file_;
-  std::string log_path_;
-  int port_ = 0;
-  pid_t pid_ = -1;
-  int lifeline_ = -1;  // write end of the sink's stdin: when it closes, the sink exits
+  NodeChild child_;
 };
 
 }  // namespace chitty::testing

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "node_child.hpp"
 #include "temp_dir.hpp"
 
 namespace chitty::testing {
@@ -46,14 +47,14 @@ class ConnectEmulator {
   static std::string chittyos_fixtures();
 
   std::string url() const;  // "http://127.0.0.1:PORT" ("https://…" with --tls-cert)
-  int port() const noexcept { return port_; }
-  pid_t pid() const noexcept { return pid_; }
-  bool running();
+  int port() const noexcept { return child_.port(); }
+  pid_t pid() const noexcept { return child_.pid(); }
+  bool running() { return child_.running(); }
 
-  void kill();     // SIGKILL now (an outage); reaps. The port stays reserved for restart().
+  void kill() { child_.kill(); }  // SIGKILL now (an outage); reaps. The port stays reserved for restart().
   void restart();  // (kills if running, then) starts again on the same port with the same fixture file
   // SIGTERM and wait; true when it exited with status 0.
-  bool stop(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  bool stop(std::chrono::milliseconds timeout = std::chrono::seconds(5)) { return child_.stop(timeout); }
 
   // POST `json_body` to /__emulator/<path> (or to `path` itself if it starts
   // with '/'); returns the response body, throws on a non-2xx answer.
@@ -73,22 +74,17 @@ class ConnectEmulator {
     return request("GET", target, token);
   }
 
-  std::string log() const;  // the emulator's stderr (all runs)
+  std::string log() const { return child_.log(); }  // the emulator's stderr (all runs)
   const std::string& fixtures_path() const noexcept { return fixtures_path_; }
   const TempDir& dir() const noexcept { return dir_; }
 
  private:
   void start(int requested_port);
-  void close_lifeline() noexcept;
 
   TempDir dir_;
   std::string fixtures_path_;
-  std::string port_file_;
-  std::string log_path_;
-  int port_ = 0;
-  pid_t pid_ = -1;
-  int lifeline_ = -1;
-  std::vector<std::string> extra_args_;  // write end of the emulator's stdin: when it closes, the emulator exits
+  std::vector<std::string> extra_args_;
+  NodeChild child_;
 };
 
 // `s` as a JSON string literal, quotes included.
