@@ -33,48 +33,6 @@ bool admin_or_refuse(CredentialsContext& ctx, server::Call& call, const Route& r
   return true;
 }
 
-void write_event(json::Writer& w, const audit::Event& e) {
-  w.begin_object();
-  w.key("id").string(e.id);
-  w.key("seq").uinteger(e.seq);
-  w.key("kind").string(audit::kind_name(e.kind));
-  w.key("host").string(e.host);
-  w.key("at").string(format_rfc3339_ms(e.at));
-  w.key("request_id").string(e.request_id);
-  w.key("action").string(e.action);
-  w.key("service");
-  if (e.service.empty()) w.null(); else w.string(e.service);
-  w.key("identity").begin_object();
-  w.key("uid");
-  if (e.uid >= 0) w.integer(e.uid); else w.null();
-  w.key("pid");
-  if (e.pid >= 0) w.integer(e.pid); else w.null();
-  w.key("exe");
-  if (e.exe.empty()) w.null(); else w.string(e.exe);
-  w.key("unit");
-  if (e.unit.empty()) w.null(); else w.string(e.unit);
-  w.key("container");
-  if (e.container.empty()) w.null(); else w.string(e.container);
-  w.end_object();
-  w.key("ref");
-  if (e.ref.empty()) w.null(); else w.string(e.ref);
-  w.key("credential_type");
-  if (e.credential_type.empty()) w.null(); else w.string(e.credential_type);
-  w.key("decision").string(audit::decision_name(e.decision));
-  w.key("code");
-  if (e.code.empty()) w.null(); else w.string(e.code);
-  w.key("reason");
-  if (e.reason.empty()) w.null(); else w.string(e.reason);
-  w.key("cache");
-  if (e.cache.empty()) w.null(); else w.string(e.cache);
-  w.key("source");
-  if (e.source.empty()) w.null(); else w.string(e.source);
-  w.key("mode").string(e.mode);
-  w.key("latency_us").integer(e.latency_us);
-  if (e.kind == audit::Kind::aggregate) w.key("count").uinteger(e.count);
-  w.end_object();
-}
-
 void audit_route(CredentialsContext& ctx, server::Call call) {
   Route route = route_of(ctx, "/api/credentials/audit");
   audit::Event ev = ctx.broker->refused_event(call.caller(), call.request_id(), "audit-read");
@@ -87,7 +45,11 @@ void audit_route(CredentialsContext& ctx, server::Call call) {
   json::Writer w(body);
   w.begin_object();
   w.key("events").begin_array();
-  for (const auto& e : events) write_event(w, e);
+  for (const auto& e : events) {
+    w.begin_object();
+    audit::write_event_fields(w, e);
+    w.end_object();
+  }
   w.end_array();
   w.key("count").uinteger(events.size());
   w.key("metadata").begin_object();

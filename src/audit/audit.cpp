@@ -71,11 +71,7 @@ void optional_string(json::Writer& w, std::string_view key, const std::string& v
 
 }  // namespace
 
-std::string event_line(const Event& e, std::string_view prev_mac_hex) {
-  std::string out;
-  out.reserve(512);
-  json::Writer w(out);
-  w.begin_object();
+void write_event_fields(json::Writer& w, const Event& e) {
   w.key("v").integer(1);
   w.key("id").string(e.id);
   w.key("seq").uinteger(e.seq);
@@ -107,6 +103,14 @@ std::string event_line(const Event& e, std::string_view prev_mac_hex) {
     w.key("count").uinteger(e.count);
     w.key("first_at").string(format_rfc3339_ms(e.first_at.value_or(e.at)));
   }
+}
+
+std::string event_line(const Event& e, std::string_view prev_mac_hex) {
+  std::string out;
+  out.reserve(512);
+  json::Writer w(out);
+  w.begin_object();
+  write_event_fields(w, e);
   w.key("prev").string(prev_mac_hex);
   w.end_object();
   return out;

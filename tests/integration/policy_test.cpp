@@ -336,6 +336,11 @@ TEST_CASE("emergency revocation: no token, a wrong one, the right one; survives 
   Json events = at(parse(audit->body), "events");
   int revokes = 0, clears = 0;
   for (const Json& e : events.items) {
+    // The spool's event fields, without the chain's.
+    CHECK(at(e, "id").text.size() == 32);
+    CHECK(at(e, "seq").type == Json::Type::number);
+    CHECK(e.find("mac") == nullptr);
+    CHECK(e.find("prev") == nullptr);
     if (at(e, "action").text == "revoke" && at(e, "decision").text == "allow") ++revokes;
     if (at(e, "action").text == "revoke-clear" && at(e, "decision").text == "allow") ++clears;
   }

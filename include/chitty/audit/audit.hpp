@@ -20,6 +20,10 @@
 #include "chitty/base/clock.hpp"
 #include "chitty/base/result.hpp"
 
+namespace chitty::json {
+class Writer;
+}
+
 namespace chitty::audit {
 
 enum class Kind {
@@ -104,6 +108,10 @@ class MemoryRecorder final : public Recorder {
   std::uint64_t recorded_ = 0;
 };
 
+// Every field of an event, as members of a JSON object the caller opened
+// and closes (the schema of docs/audit.md, without "prev" and "mac"): what
+// the spool line holds and what GET /api/credentials/audit answers.
+void write_event_fields(json::Writer& w, const Event& e);
 // The JSON line of an event without its MAC, ending in "prev":"<hex>"}
 // (docs/audit.md has the schema). `prev` is the previous event's MAC.
 std::string event_line(const Event& e, std::string_view prev_mac_hex);
