@@ -48,12 +48,18 @@ for spec in "1 1" "32 1" "32 8"; do
 done
 
 echo "== cached retrieval: GET /v1/secret (caller re-check, policy, unseal, audit, write, wipe)"
-cat >"$dir/secret.toml" <<TOML
+# start_secret_agent NAME [TOML lines]: an agent serving one env-backed
+# credential to this uid on $dir/NAME.sock, its one miss already taken.
+secret_path="/v1/secret?ref=op://ChittyOS%20Integrations/OpenAI%20API/api_key"
+start_secret_agent() {
+  local name=$1 extra=${2:-}
+  cat >"$dir/$name.toml" <<TOML
 [agent]
-socket = "$dir/secret.sock"
-state_dir = "$dir/secret-state"
+socket = "$dir/$name.sock"
+state_dir = "$dir/$name-state"
 max_connections_per_uid = 1024
 max_requests_per_connection = 1000000000
+$extra
 [[credential]]
 type = "openai_api_key"
 ref = "op://ChittyOS Integrations/OpenAI API/api_key"
@@ -64,11 +70,12 @@ uid = $(id -u)
 allow = ["type:openai_api_key"]
 rate_limit = "1000000000/h"
 TOML
-secret_path="/v1/secret?ref=op://ChittyOS%20Integrations/OpenAI%20API/api_key"
-OPENAI_API_KEY="sk-bench-0123456789abcdef0123456789abcdef" taskset -c "$server_cpu" $agent --config "$dir/secret.toml" 2>/dev/null &
-pids+=($!)
-for _ in $(seq 200); do [[ -S "$dir/secret.sock" ]] && break; sleep 0.02; done
-curl -s --unix-socket "$dir/secret.sock" "http://localhost$secret_path" >/dev/null  # the one miss
+  OPENAI_API_KEY="sk-bench-0123456789abcdef0123456789abcdef" taskset -c "$server_cpu" $agent --config "$dir/$name.toml" 2>/dev/null &
+  pids+=($!)
+  for _ in $(seq 200); do [[ -S "$dir/$name.sock" ]] && break; sleep 0.02; done
+  curl -s --unix-socket "$dir/$name.sock" "http://localhost$secret_path" >/dev/null  # the one miss
+}
+start_secret_agent secret
 declare -A secret
 for spec in "1 1" "32 1" "32 4"; do
   read -r c p <<<"$spec"
@@ -82,27 +89,7 @@ pin "$server_cpu" build-release/bench/audit_bench 200000 2>/dev/null
 
 echo "== audit on vs off: GET /v1/secret from the cache, the same load on two agents"
 for durable in true false; do
-  cat >"$dir/audit-$durable.toml" <<TOML
-[agent]
-socket = "$dir/audit-$durable.sock"
-state_dir = "$dir/audit-$durable-state"
-max_requests_per_connection = 1000000000
-[audit]
-durable = $durable
-[[credential]]
-type = "openai_api_key"
-ref = "op://ChittyOS Integrations/OpenAI API/api_key"
-env = "OPENAI_API_KEY"
-[[service]]
-name = "bench"
-uid = $(id -u)
-allow = ["type:openai_api_key"]
-rate_limit = "1000000000/h"
-TOML
-  OPENAI_API_KEY="sk-bench-0123456789abcdef0123456789abcdef" taskset -c "$server_cpu" $agent --config "$dir/audit-$durable.toml" 2>/dev/null &
-  pids+=($!)
-  for _ in $(seq 200); do [[ -S "$dir/audit-$durable.sock" ]] && break; sleep 0.02; done
-  curl -s --unix-socket "$dir/audit-$durable.sock" "http://localhost$secret_path" >/dev/null
+  start_secret_agent "audit-$durable" "$(printf '[audit]\ndurable = %s' "$durable")"
 done
 declare -A audit_rps
 for spec in "1 1" "32 1"; do
