@@ -32,6 +32,9 @@ int main(int argc, char** argv) {
   cli.add_option("--socket", options.socket, "override agent.socket");
   cli.add_option("--state-dir", options.state_dir, "override agent.state_dir");
   cli.add_flag("--print-default-config", print_defaults, "print the built-in configuration as commented TOML");
+  cli.add_flag("--accept-revocations", options.accept_revocations,
+               "take the state directory's revocations file as it is (or none when it is missing) and seal it "
+               "again, instead of refusing to start; recorded in the audit trail");
   cli.add_option("--verify-audit", verify_path,
                  "check an audit spool directory or exported NDJSON (- for stdin); exit 0 intact, 1 broken")
       ->option_text("PATH");

@@ -12,11 +12,7 @@
 #include "chitty/json/writer.hpp"
 
 namespace chitty::api {
-namespace {
 
-using http::ErrorCode;
-
-// The caller's service, if it is admin; otherwise the refusal was sent.
 bool admin_or_refuse(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event& ev) {
   identity::Identity caller = call.caller();
   if (auto limited = ctx.broker->take_token(caller)) {
@@ -25,13 +21,17 @@ bool admin_or_refuse(CredentialsContext& ctx, server::Call& call, const Route& r
   }
   const policy::Service* s = ctx.broker->service_of(caller);
   if (s == nullptr || !s->admin) {
-    refuse(ctx, call, route, ev, ErrorCode::forbidden,
+    refuse(ctx, call, route, ev, http::ErrorCode::forbidden,
            s == nullptr ? "admin routes need a [[service]] with admin = true; no service matches this caller"
                         : "service \"" + s->name + "\" is not an admin service");
     return false;
   }
   return true;
 }
+
+namespace {
+
+using http::ErrorCode;
 
 void audit_route(CredentialsContext& ctx, server::Call call) {
   Route route = route_of(ctx, "/api/credentials/audit");

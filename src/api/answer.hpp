@@ -21,6 +21,19 @@ Route route_of(const CredentialsContext& ctx, std::string_view pattern);
 // recorded, refuses with 503 audit_unavailable. Counts the answer.
 void answer(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event,
             http::Response response);
+// Callers that match no [[service]] share one rate limit
+// (agent.unknown_caller_rate_limit). It is charged here, first thing, on
+// every route that records a decision, before the request's body is read or
+// anything else is recorded: a flood of such callers is answered 429 at the
+// cost of one counted refusal each (docs/audit.md). True: go on; false: the
+// request was refused (and answered).
+bool admit(CredentialsContext& ctx, server::Call& call, const Route& route, std::string_view action);
+
+// The admin routes' check (admin.cpp; also the emergency lockout reset):
+// takes a token from the caller's bucket, then requires a [[service]] with
+// admin = true. False: the refusal was sent (and audited with `ev`).
+bool admin_or_refuse(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event& ev);
+
 // Refuses: `event` gets the decision deny and the code; a rate limit adds
 // Retry-After.
 void refuse(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event, http::ErrorCode code,

@@ -35,14 +35,29 @@ void count(CredentialsContext& ctx, const Route& route, std::string_view decisio
 void answer(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event,
             http::Response response) {
   if (auto r = ctx.audit->record(event); !r) {
-    log::error("api", "audit event not recorded: refusing the request",
-               {{"request_id", call.request_id()}, {"reason", r.error().message}});
+    static log::Throttle throttle(20, std::chrono::seconds(10));
+    if (throttle.allow(ctx.clock != nullptr ? ctx.clock->now() : MonoTime{})) {
+      log::error("api", "audit event not recorded: refusing the request",
+                 {{"request_id", call.request_id()}, {"reason", r.error().message},
+                  {"suppressed", throttle.suppressed()}});
+    }
     count(ctx, route, "deny", 503, "audit_unavailable");
     call.fail(ErrorCode::audit_unavailable, "the decision could not be audited, so it is not carried out");
     return;
   }
   count(ctx, route, audit::decision_name(event.decision), response.status, event.code);
   call.respond(std::move(response));
+}
+
+bool admit(CredentialsContext& ctx, server::Call& call, const Route& route, std::string_view action) {
+  const identity::Identity& caller = call.caller();
+  if (ctx.broker->service_of(caller) != nullptr) return true;
+  if (auto limited = ctx.broker->take_token(caller)) {
+    refuse(ctx, call, route, ctx.broker->refused_event(caller, call.request_id(), std::string(action)),
+           std::move(*limited));
+    return false;
+  }
+  return true;
 }
 
 void refuse(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event, ErrorCode code,
@@ -273,8 +288,12 @@ void finish_batch(CredentialsContext& ctx, const std::shared_ptr<BatchState>& st
   }
   for (const auto& ev : events) {
     if (auto r = ctx.audit->record(ev); !r) {
-      log::error("api", "audit event not recorded: refusing the batch",
-                 {{"request_id", call.request_id()}, {"reason", r.error().message}});
+      static log::Throttle throttle(20, std::chrono::seconds(10));
+      if (throttle.allow(ctx.clock != nullptr ? ctx.clock->now() : MonoTime{})) {
+        log::error("api", "audit event not recorded: refusing the batch",
+                   {{"request_id", call.request_id()}, {"reason", r.error().message},
+                    {"suppressed", throttle.suppressed()}});
+      }
       count(ctx, st->route, "deny", 503, "audit_unavailable");
       return call.fail(ErrorCode::audit_unavailable, "the decisions could not be audited, so none is carried out");
     }
@@ -427,30 +446,42 @@ void validate(CredentialsContext& ctx, server::Call call) {
 }  // namespace
 
 void register_credential_routes(server::Router& router, CredentialsContext& ctx) {
-  router.add(http::Method::post, "/api/onepassword/retrieve", [&ctx](server::Call call) {
-    auto ask = read_retrieve(call.request().body());
-    serve(ctx, std::move(call), route_of(ctx, "/api/onepassword/retrieve"), std::move(ask), &json_value);
-  });
-  router.add(http::Method::get, "/v1/secret", [&ctx](server::Call call) {
-    auto ask = read_secret_query(call.request().query());
-    serve(ctx, std::move(call), route_of(ctx, "/v1/secret"), std::move(ask), &raw_value);
-  });
-  router.add(http::Method::post, "/api/credentials/provision", [&ctx](server::Call call) {
-    auto ask = read_provision(call.request().body());
-    serve(ctx, std::move(call), route_of(ctx, "/api/credentials/provision"), std::move(ask), &json_value);
-  });
+  // Every route is admitted first (callers without a service share a bucket).
+  auto gated = [&ctx](std::string_view pattern, std::string_view action, auto handler) {
+    return [&ctx, pattern, action, handler](server::Call call) {
+      if (!admit(ctx, call, route_of(ctx, pattern), action)) return;
+      handler(std::move(call));
+    };
+  };
+  router.add(http::Method::post, "/api/onepassword/retrieve",
+             gated("/api/onepassword/retrieve", "retrieve", [&ctx](server::Call call) {
+               auto ask = read_retrieve(call.request().body());
+               serve(ctx, std::move(call), route_of(ctx, "/api/onepassword/retrieve"), std::move(ask), &json_value);
+             }));
+  router.add(http::Method::get, "/v1/secret", gated("/v1/secret", "retrieve", [&ctx](server::Call call) {
+               auto ask = read_secret_query(call.request().query());
+               serve(ctx, std::move(call), route_of(ctx, "/v1/secret"), std::move(ask), &raw_value);
+             }));
+  router.add(http::Method::post, "/api/credentials/provision",
+             gated("/api/credentials/provision", "provision", [&ctx](server::Call call) {
+               auto ask = read_provision(call.request().body());
+               serve(ctx, std::move(call), route_of(ctx, "/api/credentials/provision"), std::move(ask), &json_value);
+             }));
   router.add(http::Method::post, "/api/onepassword/batch-retrieve",
-             [&ctx](server::Call call) { batch(ctx, std::move(call)); });
-  router.add(http::Method::get, "/api/onepassword/service-token/{target}", [&ctx](server::Call call) {
-    by_target(ctx, std::move(call), "/api/onepassword/service-token/{target}", "service", ctx.services_vault,
-              "service_token");
-  });
-  router.add(http::Method::get, "/api/onepassword/integration-key/{integration}", [&ctx](server::Call call) {
-    by_target(ctx, std::move(call), "/api/onepassword/integration-key/{integration}", "integration",
-              ctx.integrations_vault, "api_key");
-  });
+             gated("/api/onepassword/batch-retrieve", "batch-retrieve",
+                   [&ctx](server::Call call) { batch(ctx, std::move(call)); }));
+  router.add(http::Method::get, "/api/onepassword/service-token/{target}",
+             gated("/api/onepassword/service-token/{target}", "service-token", [&ctx](server::Call call) {
+               by_target(ctx, std::move(call), "/api/onepassword/service-token/{target}", "service",
+                         ctx.services_vault, "service_token");
+             }));
+  router.add(http::Method::get, "/api/onepassword/integration-key/{integration}",
+             gated("/api/onepassword/integration-key/{integration}", "integration-key", [&ctx](server::Call call) {
+               by_target(ctx, std::move(call), "/api/onepassword/integration-key/{integration}", "integration",
+                         ctx.integrations_vault, "api_key");
+             }));
   router.add(http::Method::post, "/api/credentials/validate",
-             [&ctx](server::Call call) { validate(ctx, std::move(call)); });
+             gated("/api/credentials/validate", "validate", [&ctx](server::Call call) { validate(ctx, std::move(call)); }));
 }
 
 }  // namespace chitty::api

@@ -210,7 +210,12 @@ std::string health_body(const HealthContext& ctx, const identity::Identity* call
     w.key("memory").begin_object();
     w.key("backing").string(secure::backing_name(ctx.arena->backing()));
     w.key("locked_bytes_used").uinteger(ctx.arena->used());
+    // What can be allocated, not what is nominally free: every available
+    // byte belongs to some block the arena can hand out now, and the
+    // largest single block says whether a large answer fits.
     w.key("locked_bytes_available").uinteger(ctx.arena->available());
+    w.key("largest_allocatable_block").uinteger(ctx.arena->largest_block());
+    w.key("free_spans").uinteger(ctx.arena->free_spans());
     if (ctx.sealer != nullptr) w.key("cipher").string(secure::cipher_name(ctx.sealer->cipher()));
     w.end_object();
   }

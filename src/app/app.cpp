@@ -88,6 +88,7 @@ server::ServerOptions server_options(const config::AgentConfig& a) {
   o.limits.write_timeout = a.write_timeout;
   o.max_connections = a.max_connections;
   o.max_connections_per_uid = a.max_connections_per_uid;
+  o.reserved_service_connections = a.reserved_service_connections;
   o.identity = identity::options_from_environment();
   return o;
 }
@@ -217,7 +218,6 @@ class Agent {
         credentials_(*vault.arena, tasks_, upstream::CredentialProvider::directory_from_environment()),
         broker_(cache_, broker::Sources{{}, {&credentials_, &env_}}, clock),
         sweep_(loop, [this] { sweep(); }),
-        revocation_store_(config.agent.state_dir),
         server_(loop, clock, server_options(config.agent), router_),
         watchdog_(loop, notifier),
         sigterm_(loop, SIGTERM, [this](int s) { stop(s); }),
@@ -227,6 +227,12 @@ class Agent {
     health_.started = clock_.now();
     health_.started_wall = clock_.wall_now();
     health_.server = &server_;
+    // Callers matching a [[service]] (not the catch-all default rule) may
+    // take the reserved connection slots; the policy is read at each accept.
+    server_.set_service_matcher([this](const identity::Identity& caller) {
+      const policy::Service* s = broker_.policy().service_for(caller);
+      return s != nullptr && !s->is_default;
+    });
     health_.cache = &cache_;
     health_.arena = vault_.arena.get();
     health_.sealer = vault_.sealer.get();
@@ -240,7 +246,10 @@ class Agent {
     credentials_ctx_.clock = &clock_;
     credentials_ctx_.services_vault = config.onepassword.services_vault;
     credentials_ctx_.integrations_vault = config.onepassword.integrations_vault;
-    credentials_ctx_.persist_revocations = [this](const policy::Revocations& r) { return revocation_store_.save(r); };
+    credentials_ctx_.persist_revocations = [this](const policy::Revocations& r) -> Result<void> {
+      if (!revocation_store_) return fail("the revocation store is not open");
+      return revocation_store_->save(r);
+    };
     api::register_credential_routes(router_, credentials_ctx_);
     api::register_emergency_routes(router_, credentials_ctx_);
     api::register_admin_routes(router_, credentials_ctx_);
@@ -252,13 +261,7 @@ class Agent {
     if (auto r = open_audit(); !r) return r;
     if (auto r = open_upstream(); !r) return r;
     if (auto r = open_emergency(); !r) return r;
-    auto revocations = revocation_store_.load();
-    if (!revocations) return tl::unexpected(revocations.error());
-    if (!revocations->empty()) {
-      log::warn("app", "emergency revocations in force from before the restart",
-                {{"count", revocations->list().size()}, {"file", revocation_store_.path()}});
-    }
-    broker_.set_revocations(std::move(*revocations));
+    if (auto r = open_revocations(); !r) return r;
     api::Metrics::Sources sources;
     sources.server = &server_;
     sources.cache = &cache_;
@@ -312,15 +315,10 @@ class Agent {
     return upstream::Token::from_env(*vault.arena, *vault.sealer, env);
   }
 
-  // The audit trail: the chain key, the spool (recovered), the recorder on
-  // it, and the shipper to the sink.
-  Result<void> open_audit() {
+  // The chain key: it MACs the audit chain and the revocations file, so it
+  // is opened whether or not the audit trail is durable.
+  Result<void> open_chain_key() {
     const config::AuditConfig& a = config_.audit;
-    if (!a.durable) {
-      log::warn("audit", "audit events are kept in memory only (audit.durable = false): they are lost at restart");
-      recorder_ = &memory_audit_;
-      return {};
-    }
     std::string key_file = a.chain_key_file;
     if (key_file.empty()) {
       key_file = config_.agent.state_dir + "/audit-chain.key";
@@ -335,6 +333,50 @@ class Agent {
     auto key = secure::MacKey::from_file(*vault_.arena, key_file);
     if (!key) return fail("audit: " + key.error().message);
     chain_key_ = std::move(*key);
+    return {};
+  }
+
+  // The emergency revocations in force (sealed under the chain key).
+  Result<void> open_revocations() {
+    revocation_store_ = std::make_unique<RevocationStore>(config_.agent.state_dir, *chain_key_);
+    // An agent that has audited anything in this state directory has written
+    // the file: a missing one was deleted.
+    bool expected = audit_recovered_seq_ > 0;
+    auto loaded = revocation_store_->load(expected, options_.accept_revocations);
+    if (!loaded) return tl::unexpected(loaded.error());
+    if (!loaded->existed && !options_.accept_revocations) {
+      // Written now, so that from here on its absence means it was removed.
+      if (auto ok = revocation_store_->save(loaded->revocations); !ok) return ok;
+    }
+    if (loaded->accepted) {
+      record_alert("the operator accepted " + revocation_store_->path() + " as it is (--accept-revocations): " +
+                   std::to_string(loaded->revocations.list().size()) + " emergency revocation(s) in force, " +
+                   (loaded->existed ? "its MAC was not checked and it is sealed again" : "it was missing: none"));
+    }
+    if (!loaded->revocations.empty()) {
+      log::warn("app", "emergency revocations in force from before the restart",
+                {{"count", loaded->revocations.list().size()}, {"file", revocation_store_->path()}});
+    }
+    broker_.set_revocations(std::move(loaded->revocations));
+    broker_.on_revocations_changed([this] {
+      if (auto ok = revocation_store_->save(broker_.revocations()); !ok) {
+        log::error("app", "revocations learnt more spellings but could not be saved; they are in force until a restart",
+                   {{"reason", ok.error().message}});
+      }
+    });
+    return {};
+  }
+
+  // The audit trail: the spool (recovered), the recorder on it, and the
+  // shipper to the sink.
+  Result<void> open_audit() {
+    if (auto r = open_chain_key(); !r) return r;
+    const config::AuditConfig& a = config_.audit;
+    if (!a.durable) {
+      log::warn("audit", "audit events are kept in memory only (audit.durable = false): they are lost at restart");
+      recorder_ = &memory_audit_;
+      return {};
+    }
     audit::SpoolOptions so;
     so.dir = config_.agent.state_dir + "/audit";
     so.max_bytes = a.max_spool_bytes;
@@ -344,6 +386,7 @@ class Agent {
     auto spool = audit::Spool::open(so, recovery);
     if (!spool) return fail("audit: " + spool.error().message);
     spool_ = std::move(*spool);
+    audit_recovered_seq_ = recovery.last_seq;
     log::info("audit", "audit spool open",
               {{"dir", so.dir}, {"last_seq", recovery.last_seq}, {"acknowledged", recovery.acknowledged},
                {"segments", recovery.segments}, {"bytes", recovery.bytes}});
@@ -351,6 +394,7 @@ class Agent {
     ro.fsync_events = a.fsync_events;
     ro.fsync_interval = a.fsync_interval;
     ro.aggregate_window = a.aggregate_window;
+    ro.max_aggregates = a.aggregate_keys;
     ro.journal_mirror = a.journal_mirror && log::stderr_is_journal();
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
@@ -720,7 +764,8 @@ class Agent {
   api::CredentialsContext credentials_ctx_;
   api::Metrics metrics_;
   std::unique_ptr<upstream::Token> emergency_token_;
-  RevocationStore revocation_store_;
+  std::unique_ptr<RevocationStore> revocation_store_;
+  std::uint64_t audit_recovered_seq_ = 0;
   server::Server server_;
   lifecycle::Watchdog watchdog_;
   loop::Signal sigterm_;

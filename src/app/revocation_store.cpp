@@ -14,6 +14,13 @@
 namespace chitty::app {
 namespace {
 
+// The MAC covers this prefix and the file's text without its "mac" member,
+// so that an audit line (MAC'd under the same key) can never pass for a
+// revocations file, nor the other way round.
+constexpr std::string_view kDomain = "chitty-agent revocations v2\n";
+constexpr std::string_view kMacMember = ",\"mac\":\"";
+constexpr int kVersion = 2;
+
 Result<void> write_all(int fd, const std::string& s) {
   std::size_t done = 0;
   while (done < s.size()) {
@@ -25,25 +32,48 @@ Result<void> write_all(int fd, const std::string& s) {
   return {};
 }
 
+secure::MacKey::Mac seal(const secure::MacKey& key, std::string_view text) {
+  std::string data(kDomain);
+  data += text;
+  return key.mac(data);
+}
+
 }  // namespace
 
-RevocationStore::RevocationStore(std::string state_dir)
-    : dir_(std::move(state_dir)), path_(dir_ + "/revocations.json") {}
+RevocationStore::RevocationStore(std::string state_dir, const secure::MacKey& key)
+    : dir_(std::move(state_dir)), path_(dir_ + "/revocations.json"), key_(key) {}
 
 Result<void> RevocationStore::save(const policy::Revocations& r) const {
   std::string text;
   {
     json::Writer w(text);
     w.begin_object();
-    w.key("version").integer(1);
+    w.key("version").integer(kVersion);
     w.key("revocations").begin_array();
     for (const auto& rv : r.list()) {
       w.begin_object();
       w.key("kind").string(policy::revocation_kind_name(rv.kind));
-      w.key("keys").begin_array();
-      for (const auto& k : rv.keys) w.string(k);
+      w.key("target").string(rv.target);
+      if (rv.ref) {
+        // The reference as parts: a part may hold '/' (never parsed again from text).
+        w.key("ref").begin_array();
+        w.string(rv.ref->vault).string(rv.ref->item);
+        if (rv.ref->section) {
+          w.string(*rv.ref->section);
+        } else {
+          w.null();
+        }
+        w.string(rv.ref->field);
+        w.end_array();
+      }
+      w.key("forms").begin_array();
+      for (const auto& f : rv.forms) w.string(f);
       w.end_array();
-      w.key("shown").string(rv.shown);
+      w.key("types").begin_array();
+      for (const auto& t : rv.types) w.string(t);
+      w.end_array();
+      w.key("key").string(rv.key);
+      w.key("resolved").boolean(rv.resolved);
       w.key("reason").string(rv.reason);
       w.key("at").string(format_rfc3339_ms(rv.at));
       w.key("by").string(rv.by);
@@ -52,7 +82,11 @@ Result<void> RevocationStore::save(const policy::Revocations& r) const {
     w.end_array();
     w.end_object();
   }
-  text += '\n';
+  std::string hex = secure::to_hex(seal(key_, text));
+  text.pop_back();  // the closing brace: the MAC goes last
+  text += kMacMember;
+  text += hex;
+  text += "\"}\n";
   std::string tmp = path_ + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return fail("cannot write " + tmp + ": " + std::strerror(errno));
@@ -73,13 +107,27 @@ Result<void> RevocationStore::save(const policy::Revocations& r) const {
   return {};
 }
 
-Result<policy::Revocations> RevocationStore::load() const {
-  policy::Revocations out;
+Result<RevocationStore::Loaded> RevocationStore::load(bool expected, bool accept) const {
+  Loaded out;
+  out.accepted = accept;
+  const std::string way_out =
+      "; if the revocations it holds are the ones you mean, run chitty-agent once with --accept-revocations "
+      "(docs/operations.md)";
   int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
-    if (errno == ENOENT) return out;
-    return fail("cannot read " + path_ + ": " + std::strerror(errno));
+    if (errno != ENOENT) return fail("cannot read " + path_ + ": " + std::strerror(errno));
+    if (expected && !accept) {
+      return fail(path_ +
+                  " is missing, but this state directory has been used before (its audit spool holds events): deleting "
+                  "it would lift every emergency revocation, so the agent does not start" +
+                  way_out + " (an empty set is then sealed)");
+    }
+    if (accept) {
+      if (auto ok = save(out.revocations); !ok) return tl::unexpected(ok.error());
+    }
+    return out;
   }
+  out.existed = true;
   std::string text;
   char buf[8192];
   while (true) {
@@ -99,31 +147,94 @@ Result<policy::Revocations> RevocationStore::load() const {
   }
   ::close(fd);
   auto damaged = [&](const std::string& why) {
-    return fail(path_ + " is damaged (" + why + "); the revocations it holds cannot be honoured — repair it, or remove it "
-                        "to lift them all");
+    return fail(path_ + " is damaged (" + why + "); the revocations it holds cannot be honoured" + way_out +
+                ", or restore it from a backup");
   };
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  // {...,"mac":"<64 hex>"}: the MAC is over the text without that member.
+  std::size_t at = text.rfind(kMacMember);
+  std::string body = text;
+  secure::MacKey::Mac mac{};
+  bool has_mac = at != std::string::npos && text.size() == at + kMacMember.size() + 64 + 2 &&
+                 text.compare(text.size() - 2, 2, "\"}") == 0 &&
+                 secure::from_hex(std::string_view(text).substr(at + kMacMember.size(), 64), mac);
+  if (has_mac) body = text.substr(0, at) + "}";
+  if (!accept) {
+    if (!has_mac) return damaged("it carries no MAC: it was not written by the agent, or was edited");
+    if (seal(key_, body) != mac) {
+      return damaged("its MAC does not match: it was edited, or written without the audit chain key");
+    }
+  }
+  auto parsed = parse(body);
+  if (!parsed) return damaged(parsed.error().message);
+  out.revocations = std::move(*parsed);
+  if (accept) {
+    if (auto ok = save(out.revocations); !ok) return tl::unexpected(ok.error());
+  }
+  return out;
+}
+
+Result<policy::Revocations> RevocationStore::parse(const std::string& text) const {
+  policy::Revocations out;
   auto doc = json::parse(text);
-  if (!doc) return damaged(doc.error().message);
+  if (!doc) return fail(doc.error().message);
+  const json::Value* version = doc->find("version");
+  if (version == nullptr || version->type != json::Value::Type::number || version->number != kVersion) {
+    return fail("not a version " + std::to_string(kVersion) + " revocations file");
+  }
   const json::Value* list = doc->find("revocations");
-  if (list == nullptr || list->type != json::Value::Type::array) return damaged("no \"revocations\" array");
+  if (list == nullptr || list->type != json::Value::Type::array) return fail("no \"revocations\" array");
   for (const auto& item : list->items) {
-    if (item.type != json::Value::Type::object) return damaged("an entry is not an object");
+    if (item.type != json::Value::Type::object) return fail("an entry is not an object");
     policy::Revocation r;
     const json::Value* kind = item.find("kind");
-    if (kind == nullptr || kind->type != json::Value::Type::string) return damaged("an entry has no kind");
+    if (kind == nullptr || kind->type != json::Value::Type::string) return fail("an entry has no kind");
     auto k = policy::revocation_kind(kind->string);
-    if (!k) return damaged("unknown kind \"" + kind->string + "\"");
+    if (!k) return fail("unknown kind \"" + kind->string + "\"");
     r.kind = *k;
-    const json::Value* keys = item.find("keys");
-    if (keys == nullptr || keys->type != json::Value::Type::array) return damaged("an entry has no keys");
-    for (const auto& key : keys->items) {
-      if (key.type != json::Value::Type::string) return damaged("a key is not a string");
-      r.keys.push_back(key.string);
-    }
-    if (r.kind != policy::Revocation::Kind::all && r.keys.empty()) return damaged("an entry has no keys");
-    for (auto [name, slot] : {std::pair{"shown", &r.shown}, {"reason", &r.reason}, {"by", &r.by}}) {
+    auto strings = [&](const char* name, std::vector<std::string>& into) -> Result<void> {
+      const json::Value* v = item.find(name);
+      if (v == nullptr) return {};
+      if (v->type != json::Value::Type::array) return fail(std::string("\"") + name + "\" is not an array");
+      for (const auto& s : v->items) {
+        if (s.type != json::Value::Type::string) return fail(std::string("an entry of \"") + name + "\" is not a string");
+        into.push_back(s.string);
+      }
+      return {};
+    };
+    if (auto ok = strings("forms", r.forms); !ok) return tl::unexpected(ok.error());
+    if (auto ok = strings("types", r.types); !ok) return tl::unexpected(ok.error());
+    for (auto [name, slot] : {std::pair{"target", &r.target}, {"key", &r.key}, {"reason", &r.reason}, {"by", &r.by}}) {
       const json::Value* v = item.find(name);
       if (v != nullptr && v->type == json::Value::Type::string) *slot = v->string;
+    }
+    if (const json::Value* v = item.find("resolved"); v != nullptr && v->type == json::Value::Type::boolean) {
+      r.resolved = v->boolean;
+    }
+    if (const json::Value* ref = item.find("ref"); ref != nullptr) {
+      if (ref->type != json::Value::Type::array || ref->items.size() != 4) return fail("\"ref\" is not four parts");
+      const auto& p = ref->items;
+      if (p[0].type != json::Value::Type::string || p[1].type != json::Value::Type::string ||
+          p[3].type != json::Value::Type::string ||
+          (p[2].type != json::Value::Type::string && p[2].type != json::Value::Type::null)) {
+        return fail("\"ref\" has a part that is not a string");
+      }
+      catalog::Reference parts;
+      parts.vault = p[0].string;
+      parts.item = p[1].string;
+      if (p[2].type == json::Value::Type::string) parts.section = p[2].string;
+      parts.field = p[3].string;
+      r.ref = std::move(parts);
+    }
+    switch (r.kind) {
+      case policy::Revocation::Kind::ref:
+        if (!r.ref || r.forms.empty()) return fail("a ref revocation without its reference and spellings");
+        break;
+      case policy::Revocation::Kind::type:
+      case policy::Revocation::Kind::service:
+        if (r.target.empty()) return fail("an entry has no target");
+        break;
+      case policy::Revocation::Kind::all: break;
     }
     const json::Value* at = item.find("at");
     if (at != nullptr && at->type == json::Value::Type::string) {

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 
 #include "chitty/base/random.hpp"
 #include "chitty/base/units.hpp"
@@ -99,6 +100,7 @@ SpoolRecorder::SpoolRecorder(loop::Loop& loop, Spool& spool, const secure::MacKe
   last_seq_ = recovery.last_seq;
   prev_hex_ = recovery.last_mac.empty() ? std::string(64, '0') : recovery.last_mac;
   mirrored_ = Head{last_seq_, prev_hex_};
+  recovered_ = Head{recovery.last_seq, recovery.last_mac};
   id_prefix_ = random_u64();
   timer_.start(options_.fsync_interval, options_.fsync_interval);
   timer_.unref();
@@ -123,6 +125,11 @@ void SpoolRecorder::close() {
 
 Result<void> SpoolRecorder::write(Event& e) {
   e.host = options_.host;
+  // A start names the head it continues from: a spool cut back behind a
+  // head mirrored elsewhere shows in the verifier's report.
+  if (e.kind == Kind::start && e.recovered_head.empty()) {
+    e.recovered_head = std::to_string(recovered_.seq) + ":" + recovered_.mac;
+  }
   e.seq = last_seq_ + 1;
   e.id = hex16(id_prefix_) + hex16(e.seq);
   if (e.at == WallTime{}) e.at = clock_.wall_now();
@@ -169,61 +176,100 @@ void SpoolRecorder::alert(const std::string& message) {
   }
 }
 
+Spool::Room SpoolRecorder::watch_room() {
+  Spool::Room room = spool_.room(kEstimate);
+  if (room == last_room_) return room;
+  Spool::Room before = last_room_;
+  last_room_ = room;
+  if (room == Spool::Room::reserve && before == Spool::Room::normal) {
+    alert("the audit spool is in its reserve (" + format_size(spool_.bytes()) + " of " +
+          format_size(spool_.options().max_bytes) + "; " + std::to_string(spool_.backlog()) +
+          " events not yet shipped): refusals are only counted, allowed decisions and state events go on, until the "
+          "sink takes the backlog");
+  } else if (room == Spool::Room::full) {
+    log::error("audit", "ALERT: the audit spool is full: every request is refused (audit_unavailable)",
+               {{"spool_bytes", spool_.bytes()}, {"backlog", spool_.backlog()}});
+  } else if (room == Spool::Room::normal) {
+    log::info("audit", "the audit spool is below its reserve again", {{"spool_bytes", spool_.bytes()}});
+  }
+  return room;
+}
+
 Result<void> SpoolRecorder::record(const Event& event) {
   if (closed_) return fail("the audit recorder is closed");
-  Event e = event;
-  bool refusal = e.decision == Decision::deny || e.decision == Decision::error;
-  bool essential = refusal || e.kind == Kind::alert || e.kind == Kind::stop || e.kind == Kind::revoke;
-  Spool::Room room = spool_.room(kEstimate);
-  if (room != last_room_) {
-    if (room == Spool::Room::reserve && last_room_ == Spool::Room::normal) {
-      last_room_ = room;
-      alert("the audit spool is in its reserve (" + format_size(spool_.bytes()) + " of " +
-            format_size(spool_.options().max_bytes) + "; " + std::to_string(spool_.backlog()) +
-            " events not yet shipped): only refusals are recorded, and allowed requests are refused, until the sink "
-            "takes the backlog");
-    } else if (room == Spool::Room::full) {
-      last_room_ = room;
-      log::error("audit", "ALERT: the audit spool is full: every request is refused (audit_unavailable)",
-                 {{"spool_bytes", spool_.bytes()}, {"backlog", spool_.backlog()}});
-    } else if (room == Spool::Room::normal) {
-      last_room_ = room;
-      log::info("audit", "the audit spool is below its reserve again", {{"spool_bytes", spool_.bytes()}});
-    } else {
-      last_room_ = room;
-    }
-  }
+  Spool::Room room = watch_room();
   if (room == Spool::Room::full) {
     ++refused_;
     return fail("the audit spool is full (" + format_size(spool_.bytes()) + " of " +
                 format_size(spool_.options().max_bytes) + ")");
   }
-  if (room == Spool::Room::reserve) {
-    if (!essential) {
-      ++refused_;
-      return fail("the audit spool is in its reserve: only refusals are recorded until the sink takes the backlog");
-    }
-    if (e.kind == Kind::decision && refusal) {
-      // Identical refusals within the window: the first is written, the
-      // rest counted into one aggregate event.
-      auto key = std::make_tuple(e.service, e.uid, e.ref, e.code, e.action);
-      auto it = pending_.find(key);
-      if (it != pending_.end()) {
-        Event& agg = it->second.event;
-        agg.count += 1;
-        agg.at = e.at == WallTime{} ? clock_.wall_now() : e.at;
-        ++aggregated_;
-        return {};
-      }
-      Event agg = e;
-      agg.kind = Kind::aggregate;
-      agg.count = 0;  // the ones after this first
-      agg.first_at = e.at == WallTime{} ? clock_.wall_now() : e.at;
-      agg.request_id.clear();
-      pending_.emplace(key, Pending{std::move(agg), clock_.now()});
-    }
-  }
+  // A request refused — a retrieval, an emergency route, an admin read — is
+  // counted; state events (start, stop, reload, mode, alerts) never are.
+  bool request = event.kind == Kind::decision || event.kind == Kind::revoke;
+  bool refusal = request && (event.decision == Decision::deny || event.decision == Decision::error);
+  if (refusal) return count_refusal(event, room);
+  // Allowed decisions and state events: in full, the reserve included.
+  Event e = event;
   return write(e);
+}
+
+Result<void> SpoolRecorder::count_refusal(const Event& e, Spool::Room room) {
+  WallTime at = e.at == WallTime{} ? clock_.wall_now() : e.at;
+  auto add_to = [&](Pending& p) {
+    Event& agg = p.event;
+    agg.count += 1;
+    agg.last_at = at;
+    if (!agg.first_at) agg.first_at = at;
+    if (!e.ref.empty() && agg.refs.size() < kAggregateRefs &&
+        std::find(agg.refs.begin(), agg.refs.end(), e.ref) == agg.refs.end()) {
+      agg.refs.push_back(e.ref);
+    }
+    ++aggregated_;
+  };
+  auto open_aggregate = [&](const AggregateKey& key, bool first_written) -> Pending& {
+    Event agg;
+    agg.kind = Kind::aggregate;
+    agg.action = e.action;
+    agg.decision = e.decision;
+    agg.code = e.code;
+    agg.mode = e.mode;
+    if (std::get<0>(key) != kAnyUid) {
+      // One caller: who it is, as the first refusal showed.
+      agg.uid = e.uid;
+      agg.pid = e.pid;
+      agg.exe = e.exe;
+      agg.unit = e.unit;
+      agg.container = e.container;
+      agg.service = e.service;
+      agg.reason = "refusals after the first (" + e.code + ") from this caller within the aggregation window";
+    } else {
+      agg.reason = "refusals (" + e.code + ") counted without their details: the audit spool is in its reserve, or "
+                   "more callers were refused than are counted one by one";
+    }
+    agg.count = 0;
+    if (!first_written) agg.first_at = at;
+    return pending_.emplace(key, Pending{std::move(agg), clock_.now()}).first->second;
+  };
+
+  AggregateKey mine{e.uid, e.code, e.action};
+  if (auto it = pending_.find(mine); it != pending_.end()) {
+    add_to(it->second);
+    return {};
+  }
+  if (room == Spool::Room::normal && per_uid_keys_ < options_.max_aggregates) {
+    // The first of its kind in this window: written in full (fail closed if
+    // it cannot be), then the window counts the rest.
+    Event first = e;
+    if (auto ok = write(first); !ok) return ok;
+    ++per_uid_keys_;
+    open_aggregate(mine, true);
+    return {};
+  }
+  AggregateKey any{kAnyUid, e.code, e.action};
+  auto it = pending_.find(any);
+  Pending& p = it != pending_.end() ? it->second : open_aggregate(any, false);
+  add_to(p);
+  return {};
 }
 
 void SpoolRecorder::flush_aggregates(bool all) {
@@ -234,8 +280,10 @@ void SpoolRecorder::flush_aggregates(bool all) {
       continue;
     }
     Event agg = std::move(it->second.event);
+    if (std::get<0>(it->first) != kAnyUid) --per_uid_keys_;
     it = pending_.erase(it);
     if (agg.count == 0) continue;  // only the first came: it is written already
+    agg.at = clock_.wall_now();
     if (auto ok = write(agg); !ok) {
       log::error("audit", "aggregate event not recorded", {{"count", agg.count}, {"reason", ok.error().message}});
     }
@@ -256,7 +304,15 @@ void SpoolRecorder::flush() {
 }
 
 void SpoolRecorder::mirror(const Event& e, std::string_view line) {
+  // The journal's rate limit (10000 lines per 30 s by default) must never be
+  // reached by the mirror: the chain head lines and alerts go the same way.
+  // Past the budget an event is left out of the mirror (never out of the
+  // spool); the next one mirrored says how many were.
+  if (!mirror_throttle_.allow(clock_.now())) return;
   std::vector<std::string> f;
+  if (mirror_throttle_.suppressed() > 0) {
+    f.push_back("CHITTY_MIRROR_SKIPPED=" + std::to_string(mirror_throttle_.suppressed()));
+  }
   f.push_back("MESSAGE=audit " + std::string(decision_name(e.decision)) + " " + e.action +
               (e.service.empty() ? "" : " service=" + e.service) + (e.ref.empty() ? "" : " ref=" + e.ref) +
               (e.code.empty() ? "" : " code=" + e.code));

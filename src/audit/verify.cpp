@@ -85,6 +85,26 @@ bool Verifier::line(std::string_view text, std::string_view file) {
                     " — the chain was spliced");
     }
   }
+  if (head_ && seq == head_->seq) {
+    head_seen_ = true;
+    if (mac_hex != head_->mac) {
+      std::string why = "seq " + std::to_string(seq) + " is not the event the mirrored head names: ";
+      if (restart_seq_ != 0) {
+        why += "the spool was cut back before it and the agent restarted on the cut spool (the start event at seq " +
+               std::to_string(restart_seq_) + " recovered head " + restart_head_ + ")";
+      } else {
+        why += "the tail was rewritten";
+      }
+      return broken(why);
+    }
+  }
+  if (const json::Value* kind = doc->find("kind");
+      kind != nullptr && kind->type == json::Value::Type::string && kind->string == "start") {
+    if (const json::Value* rh = doc->find("recovered_head"); rh != nullptr && rh->type == json::Value::Type::string) {
+      restart_seq_ = seq;
+      restart_head_ = rh->string;
+    }
+  }
   r_.last_seq = seq;
   r_.last_mac = std::string(mac_hex);
   ++r_.events;
@@ -92,18 +112,18 @@ bool Verifier::line(std::string_view text, std::string_view file) {
   return true;
 }
 
-VerifyReport Verifier::finish(const std::optional<Head>& head) {
+VerifyReport Verifier::finish() {
   if (!r_.problem.empty()) return r_;
-  if (head) {
-    if (r_.events == 0 || r_.last_seq < head->seq) {
+  if (head_ && !head_seen_) {
+    if (r_.events == 0 || r_.last_seq < head_->seq) {
       r_.problem = "the chain ends at seq " + std::to_string(r_.last_seq) + " but the mirrored head is seq " +
-                   std::to_string(head->seq) + ": the tail was cut off";
-      return r_;
+                   std::to_string(head_->seq) + ": the tail was cut off";
+    } else {
+      r_.problem = "the chain here starts at seq " + std::to_string(r_.first_seq) + ", after the mirrored head (seq " +
+                   std::to_string(head_->seq) +
+                   "), so it cannot be checked against it: verify the sink's copy, which holds the older events";
     }
-    if (r_.last_seq == head->seq && r_.last_mac != head->mac) {
-      r_.problem = "seq " + std::to_string(head->seq) + " is not the event the mirrored head names: the tail was rewritten";
-      return r_;
-    }
+    return r_;
   }
   if (r_.events == 0) {
     r_.problem = "no events";
@@ -135,7 +155,7 @@ VerifyReport verify_path(const std::string& path, const secure::MacKey& key, con
   } else {
     files.push_back(path);
   }
-  Verifier v(key, expect_first);
+  Verifier v(key, expect_first, head);
   for (const auto& f : files) {
     std::ifstream file_in;
     std::istream* in = &std::cin;
@@ -150,10 +170,10 @@ VerifyReport verify_path(const std::string& path, const secure::MacKey& key, con
     }
     std::string line;
     while (std::getline(*in, line)) {
-      if (!v.line(line, f)) return v.finish(head);
+      if (!v.line(line, f)) return v.finish();
     }
   }
-  return v.finish(head);
+  return v.finish();
 }
 
 }  // namespace chitty::audit

@@ -52,7 +52,8 @@ struct Broker::Request {
   std::shared_ptr<const catalog::Entry> entry;
   catalog::Reference ref;
   std::string key;
-  std::vector<catalog::Reference> spellings;  // other forms of `ref` established by a primary
+  std::optional<upstream::Resolution> resolution;  // `ref`'s other forms, when a primary established them
+  bool resolve_tried = false;
 };
 
 Broker::Broker(cache::Cache& cache, Sources sources, const Clock& clock)
@@ -105,57 +106,37 @@ void Broker::refuse(const RequestPtr& r, http::ErrorCode code, std::string messa
   done(std::move(r->answer));
 }
 
-std::vector<std::string> Broker::keys_of(const catalog::Reference& ref) const {
-  std::vector<std::string> keys{ref.canonical()};
-  std::string resolved = key_for(ref);
-  if (resolved != keys.front()) keys.push_back(resolved);
-  return keys;
-}
-
-// Whether one revocation covers (`service`, `entry`, `ref`). References are
-// compared through their resolved keys *now*, so a revocation made by names
-// also covers the IDs (and the other way round) as soon as either is
-// resolved — and deliver() checks again after a fetch has resolved them.
-bool Broker::covers(const policy::Revocation& rv, std::string_view service, const catalog::Entry* entry,
-                    const catalog::Reference& ref) const {
-  switch (rv.kind) {
-    case policy::Revocation::Kind::all: return true;
-    case policy::Revocation::Kind::service: return !service.empty() && !rv.keys.empty() && rv.keys.front() == service;
-    case policy::Revocation::Kind::type: {
-      if (rv.keys.empty()) return false;
-      if (entry != nullptr && entry->type == rv.keys.front()) return true;
-      auto revoked = catalog_->by_type(rv.keys.front());
-      return revoked && key_for(revoked->ref) == key_for(ref);
-    }
-    case policy::Revocation::Kind::ref: {
-      const std::string canonical = ref.canonical();
-      const std::string resolved = key_for(ref);
-      for (const auto& k : rv.keys) {
-        if (k == canonical || k == resolved) return true;
-        if (auto parsed = catalog::parse_reference(k); parsed && key_for(*parsed) == resolved) return true;
-      }
-      return false;
-    }
+std::vector<std::string> Broker::forms_of(const catalog::Reference& ref,
+                                          const upstream::Resolution* resolution) const {
+  std::vector<std::string> forms{ref.canonical()};
+  auto add = [&](std::string f) {
+    if (std::find(forms.begin(), forms.end(), f) == forms.end()) forms.push_back(std::move(f));
+  };
+  add(catalog::match_form(key_for(ref)));
+  if (resolution != nullptr) {
+    add(catalog::match_form(resolution->key));
+    add(resolution->names.canonical());
   }
-  return false;
+  return forms;
 }
 
 const policy::Revocation* Broker::revocation_for(std::string_view service, const catalog::Entry* entry,
                                                  const catalog::Reference& ref) const {
-  for (const auto& rv : revocations_.list()) {
-    if (covers(rv, service, entry, ref)) return &rv;
-  }
-  return nullptr;
+  if (revocations_.empty()) return nullptr;
+  return revocations_.blocking(service, entry, forms_of(ref, nullptr));
 }
 
+// The forms are computed *now*: a request resolved since it was decided
+// (deliver() runs after the fetch) is matched by its resolved key too.
 const policy::Revocation* Broker::revoked_for(const RequestPtr& r) const {
   if (revocations_.empty()) return nullptr;
   std::string_view service = r->service != nullptr ? std::string_view(r->service->name) : std::string_view();
-  if (const auto* rv = revocation_for(service, r->entry.get(), r->ref)) return rv;
-  for (const auto& s : r->spellings) {
-    if (const auto* rv = revocation_for(service, r->entry.get(), s)) return rv;
+  auto forms = forms_of(r->ref, r->resolution ? &*r->resolution : nullptr);
+  if (!r->key.empty()) {
+    std::string k = catalog::match_form(r->key);
+    if (std::find(forms.begin(), forms.end(), k) == forms.end()) forms.push_back(std::move(k));
   }
-  return nullptr;
+  return revocations_.blocking(service, r->entry.get(), forms);
 }
 
 void Broker::retrieve(identity::Identity caller, Ask ask, const std::string& request_id, Done done) {
@@ -200,14 +181,9 @@ void Broker::decide(const RequestPtr& r) {
   ev.ref = r->key;
   if (r->entry && ev.credential_type.empty()) ev.credential_type = r->entry->type;
 
-  // Who asks. A caller no service matches takes from the bucket such
-  // callers share, then gets nothing.
+  // Who asks. A caller no service matches gets nothing (the API has charged
+  // the bucket such callers share before it asked: api::admit).
   if (service == nullptr) {
-    if (ask.rate_limited) {
-      if (auto limited = take_token(r->caller)) {
-        return refuse(r, limited->code, std::move(limited->message), limited->retry_after);
-      }
-    }
     std::string who = r->caller.uid.is_known() ? "uid " + std::to_string(r->caller.uid.value()) : "a caller of unknown uid";
     return refuse(r, http::ErrorCode::forbidden, "no [[service]] matches this caller (" + who + ")");
   }
@@ -234,7 +210,7 @@ void Broker::decide(const RequestPtr& r) {
                     "purpose \"" + ask.purpose + "\" is not allowed for service \"" + service->name + "\"");
     }
   }
-  if (const policy::Revocation* rv = service_revocation(service->name)) {
+  if (const policy::Revocation* rv = revocations_.blocking_service(service->name)) {
     return refuse(r, http::ErrorCode::revoked,
                   rv->kind == policy::Revocation::Kind::all
                       ? "every credential is under emergency revocation"
@@ -244,36 +220,45 @@ void Broker::decide(const RequestPtr& r) {
 
   // Not allowed as written: a rule may be written on the other form (names
   // vs IDs) of the same secret, or the catalog may know it by the other
-  // form (type rules): ask a primary for the other spellings.
-  upstream::Provider* speller = nullptr;
-  for (upstream::Provider* p : sources_.primaries) {
-    if (p->spells() && p->available()) {
-      speller = p;
-      break;
-    }
-  }
+  // form (type rules): ask a primary to resolve it.
+  upstream::Provider* speller = resolver();
   std::string denied = "service \"" + service->name + "\" may not read " + r->ref.display();
   if (service->rules.empty() || speller == nullptr) return refuse(r, http::ErrorCode::forbidden, denied);
-  speller->spellings(upstream::FetchRequest{r->entry, r->ref, false},
-                     [this, r, denied](std::vector<catalog::Reference> spellings) {
-                       r->spellings = std::move(spellings);
-                       for (const auto& s : r->spellings) {
-                         // The other form may be the catalog's: its type rules apply.
-                         if (!r->entry) r->entry = catalog_->by_key(s.canonical());
+  speller->resolve(upstream::FetchRequest{r->entry, r->ref, false},
+                   [this, r, denied](std::optional<upstream::Resolution> resolved) {
+                     if (!resolved) return refuse(r, http::ErrorCode::forbidden, denied);
+                     r->resolution = std::move(resolved);
+                     const upstream::Resolution& res = *r->resolution;
+                     // The other form may be the catalog's: its type rules apply.
+                     if (!r->entry) r->entry = catalog_->by_key(res.names.canonical());
+                     if (!r->entry) r->entry = catalog_->by_key(res.ids.canonical());
+                     for (const catalog::Reference* s : {&res.ids, &res.names}) {
+                       if (policy::Policy::allows(*r->service, r->entry.get(), *s)) {
+                         r->key = key_for(r->ref);
+                         r->answer.event.ref = r->key;
+                         return after_policy(r);
                        }
-                       for (const auto& s : r->spellings) {
-                         if (policy::Policy::allows(*r->service, r->entry.get(), s)) {
-                           r->key = key_for(r->ref);
-                           r->answer.event.ref = r->key;
-                           return after_policy(r);
-                         }
-                       }
-                       // Not found and not allowed look the same: no oracle for what exists.
-                       refuse(r, http::ErrorCode::forbidden, denied);
-                     });
+                     }
+                     // Not found and not allowed look the same: no oracle for what exists.
+                     refuse(r, http::ErrorCode::forbidden, denied);
+                   });
 }
 
 void Broker::after_policy(const RequestPtr& r) {
+  // While a secret is revoked, a spelling of this request the agent has not
+  // resolved yet may be that secret: resolve it first (the primary keeps
+  // resolutions, so this costs a request only for a new spelling), so that a
+  // revoked secret is not even fetched.
+  if (!r->resolution && !r->resolve_tried && revocations_.any_secret() && key_for(r->ref) == r->ref.canonical()) {
+    if (upstream::Provider* p = resolver()) {
+      r->resolve_tried = true;
+      p->resolve(upstream::FetchRequest{r->entry, r->ref, false}, [this, r](std::optional<upstream::Resolution> res) {
+        if (res) r->resolution = std::move(res);
+        after_policy(r);
+      });
+      return;
+    }
+  }
   if (const policy::Revocation* rv = revoked_for(r)) {
     return refuse(r, http::ErrorCode::revoked, r->ref.display() + " is under emergency revocation" +
                                                    (rv->reason.empty() ? std::string() : ": " + rv->reason));
@@ -305,14 +290,18 @@ void Broker::after_policy(const RequestPtr& r) {
 }
 
 void Broker::deliver(const RequestPtr& r, const Outcome& o) {
-  // A revocation that arrived while this request waited wins.
+  // A revocation that arrived while this request waited wins; so does one
+  // that matches the IDs the fetch resolved the reference to.
   if (!o.refusal) {
     if (const policy::Revocation* rv = revoked_for(r)) {
-      (void)rv;
-      return refuse(r, http::ErrorCode::revoked, r->ref.display() + " is under emergency revocation");
+      return refuse(r, http::ErrorCode::revoked, r->ref.display() + " is under emergency revocation" +
+                                                     (rv->reason.empty() ? std::string() : ": " + rv->reason));
     }
   }
   Answer& a = r->answer;
+  // The key the fetch resolved the reference to: the audit event names the
+  // secret as every later spelling of it will be recorded.
+  a.event.ref = key_for(r->ref);
   a.event.mode = cache::mode_name(cache_.mode());
   a.event.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() - r->started).count();
   if (o.refusal) {
@@ -326,37 +315,141 @@ void Broker::deliver(const RequestPtr& r, const Outcome& o) {
   done(std::move(a));
 }
 
-const policy::Revocation* Broker::service_revocation(std::string_view service) const {
-  for (const auto& rv : revocations_.list()) {
-    if (rv.kind == policy::Revocation::Kind::all) return &rv;
-    if (rv.kind == policy::Revocation::Kind::service && !rv.keys.empty() && rv.keys.front() == service) return &rv;
+upstream::Provider* Broker::resolver() const {
+  for (upstream::Provider* p : sources_.primaries) {
+    if (p->resolves() && p->available()) return p;
   }
   return nullptr;
 }
 
+void Broker::learn(policy::Revocation& rv, const catalog::Reference& ref, const upstream::Resolution* resolution) const {
+  for (auto& f : forms_of(ref, resolution)) rv.add_form(std::move(f));
+  std::string key = resolution != nullptr ? resolution->key : key_for(ref);
+  if (key != ref.canonical() && rv.key.empty()) rv.key = key;
+  if (!rv.key.empty()) {
+    rv.add_form(catalog::match_form(rv.key));
+    // The spellings clients have used for it.
+    for (const upstream::Provider* p : sources_.primaries) {
+      for (auto& a : p->aliases(rv.key)) rv.add_form(std::move(a));
+    }
+  }
+  // The catalog entries that name it: a request by type, or a fallback for
+  // it, is blocked even when no upstream can tell the spellings apart.
+  for (const auto& e : catalog_->entries()) {
+    if (rv.known_as(e->key) || rv.known_as(catalog::match_form(key_for(e->ref)))) {
+      rv.add_type(e->type);
+      rv.add_form(e->key);
+      rv.add_form(catalog::match_form(key_for(e->ref)));
+    }
+  }
+}
+
+void Broker::describe(policy::Revocation rv, std::function<void(policy::Revocation)> done) {
+  std::optional<catalog::Reference> ref;
+  if (rv.kind == policy::Revocation::Kind::ref) {
+    ref = rv.ref;
+  } else if (rv.kind == policy::Revocation::Kind::type) {
+    rv.add_type(rv.target);
+    if (auto e = catalog_->by_type(rv.target)) ref = e->ref;
+  }
+  if (!ref) {
+    // Nothing to resolve: a service, everything, or a type the catalog no
+    // longer has (its name still blocks requests by type).
+    rv.resolved = true;
+    return done(std::move(rv));
+  }
+  learn(rv, *ref, nullptr);
+  if (sources_.primaries.empty()) {
+    // Without an upstream the canonical form is the only key there is.
+    rv.resolved = true;
+    return done(std::move(rv));
+  }
+  upstream::Provider* p = resolver();
+  if (p == nullptr) {
+    rv.retry_at = clock_.now() + kRetryResolution;
+    return done(std::move(rv));
+  }
+  auto shared_done = std::make_shared<std::function<void(policy::Revocation)>>(std::move(done));
+  p->resolve(upstream::FetchRequest{nullptr, *ref, false},
+             [this, rv = std::move(rv), ref = *ref, shared_done](std::optional<upstream::Resolution> res) mutable {
+               if (res) {
+                 learn(rv, ref, &*res);
+                 rv.key = res->key;
+                 rv.resolved = true;
+               } else {
+                 rv.retry_at = clock_.now() + kRetryResolution;
+               }
+               (*shared_done)(std::move(rv));
+             });
+}
+
+void Broker::resolve_pending(std::function<void()> then) {
+  MonoTime now = clock_.now();
+  std::vector<policy::Revocation> due;
+  for (policy::Revocation& rv : revocations_.list()) {
+    bool pending = (rv.kind == policy::Revocation::Kind::ref || rv.kind == policy::Revocation::Kind::type) &&
+                   !rv.resolved;
+    if (!pending || rv.retry_at > now) continue;
+    rv.retry_at = now + kRetryResolution;  // one attempt at a time
+    due.push_back(rv);
+  }
+  if (due.empty() || resolver() == nullptr) {
+    if (then) then();
+    return;
+  }
+  auto left = std::make_shared<std::size_t>(due.size());
+  auto shared_then = std::make_shared<std::function<void()>>(std::move(then));
+  for (auto& rv : due) {
+    describe(std::move(rv), [this, left, shared_then](policy::Revocation described) {
+      // Merged into the one in force (unless it was cleared meanwhile).
+      bool in_force = false;
+      for (const policy::Revocation& x : revocations_.list()) {
+        if (x.kind == described.kind && x.target == described.target) in_force = true;
+      }
+      if (in_force) {
+        revocations_.add(described);
+        if (described.resolved) {
+          log::info("broker", "emergency revocation resolved: every spelling of the secret is blocked",
+                    {{"target", described.target}, {"forms", described.forms.size()}});
+          enforce(described);
+          if (revocations_listener_) revocations_listener_();
+        }
+      }
+      if (--*left == 0 && *shared_then) (*shared_then)();
+    });
+  }
+}
+
 void Broker::revoke(const policy::Revocation& rv) {
   revocations_.add(rv);
+  enforce(rv);
+}
+
+void Broker::enforce(const policy::Revocation& rv) {
   // Wipe what is cached for it.
   switch (rv.kind) {
     case policy::Revocation::Kind::all: cache_.clear(); break;
     case policy::Revocation::Kind::service: break;  // the cache is shared: access is blocked per request
     case policy::Revocation::Kind::type:
-      for (const auto& e : catalog_->entries()) {
-        if (!rv.keys.empty() && e->type == rv.keys.front()) {
-          for (const auto& k : keys_of(e->ref)) cache_.invalidate(k);
+    case policy::Revocation::Kind::ref:
+      // Cache keys are resolved keys or canonical forms (already match forms).
+      if (!rv.key.empty()) cache_.invalidate(rv.key);
+      for (const auto& f : rv.forms) cache_.invalidate(f);
+      for (const auto& t : rv.types) {
+        if (auto e = catalog_->by_type(t)) {
+          cache_.invalidate(e->key);
+          cache_.invalidate(key_for(e->ref));
         }
       }
-      break;
-    case policy::Revocation::Kind::ref:
-      for (const auto& k : rv.keys) cache_.invalidate(k);
       break;
   }
   // Answer the fetches in flight for it now; their results are dropped.
   std::vector<std::shared_ptr<Fetch>> hit;
   for (auto& [key, f] : fetching_) {
-    if (rv.kind != policy::Revocation::Kind::service && covers(rv, "", f->request.entry.get(), f->request.ref)) {
-      hit.push_back(f);
-    }
+    if (rv.kind == policy::Revocation::Kind::service) continue;
+    auto forms = forms_of(f->request.ref, nullptr);
+    forms.push_back(catalog::match_form(f->key));
+    if (policy::blocks(rv, "", f->request.entry.get(), forms)) hit.push_back(f);
   }
   for (auto& f : hit) {
     f->dropped = true;
@@ -401,6 +494,11 @@ void Broker::update_mode() {
   }
   cache_.set_mode(next);
   if (mode_listener_) mode_listener_(next);
+  if (next == cache::Mode::normal && revocations_.any_unresolved()) {
+    // The upstream is back: what it could not resolve before is tried now.
+    for (policy::Revocation& rv : revocations_.list()) rv.retry_at = MonoTime{};
+    resolve_pending(nullptr);
+  }
 }
 
 Duration Broker::ttl_for(const catalog::Entry* entry) const {
@@ -416,7 +514,11 @@ Broker::Outcome Broker::stored(const std::string& key, const catalog::Entry* ent
   o.expires_at = o.fetched_at + ttl_for(entry);
   if (cache_it) {
     auto r = cache_.put(key, value.bytes(), cache::Meta{o.source, entry != nullptr ? entry->category : ""});
-    if (!r) log::warn("broker", "value served but not cached", {{"ref", key}, {"reason", r.error().message}});
+    static log::Throttle throttle(20, std::chrono::seconds(10));
+    if (!r && throttle.allow(clock_.now())) {
+      log::warn("broker", "value served but not cached",
+                {{"ref", key}, {"reason", r.error().message}, {"suppressed", throttle.suppressed()}});
+    }
   }
   o.value = std::make_shared<const secure::SecureBuffer>(std::move(value));
   return o;
@@ -454,16 +556,17 @@ void Broker::try_primary(std::shared_ptr<Fetch> f, std::size_t next) {
 void Broker::on_primary(std::shared_ptr<Fetch> f, std::size_t index, upstream::FetchResult r) {
   upstream::Provider* p = sources_.primaries[index];
   update_mode();
-  const catalog::Entry* entry = f->request.entry.get();
   if (f->dropped) return;  // revoked while in flight: the value is not kept
   if (r) {
-    // Stored under the resolved IDs, which later lookups of any spelling of
-    // this reference use too; the waiters of this flight are answered here.
-    std::string key = p->resolved_key(f->request.ref.canonical()).value_or(f->key);
-    bool keep = revocation_for("", entry, f->request.ref) == nullptr;
-    Outcome o = stored(key, entry, std::move(*r), p->source(), keep);
-    if (key != f->key) cache_.invalidate(f->key);  // an entry under the name form would shadow nothing but memory
-    complete(f, o);
+    if (revocations_.any_unresolved() && resolver() != nullptr) {
+      // A revocation made while no upstream could resolve it may name this
+      // secret by another spelling: resolve those first (the upstream has
+      // just answered), then decide whether this value may be kept.
+      auto value = std::make_shared<secure::SecureBuffer>(std::move(*r));
+      resolve_pending([this, f, index, value] { primary_value(f, index, std::move(*value)); });
+      return;
+    }
+    primary_value(f, index, std::move(*r));
     return;
   }
   const upstream::FetchFailure& failure = r.error();
@@ -503,6 +606,19 @@ void Broker::on_primary(std::shared_ptr<Fetch> f, std::size_t index, upstream::F
   }
   f->reasons.push_back(failure.message);
   try_primary(std::move(f), index + 1);
+}
+
+void Broker::primary_value(const std::shared_ptr<Fetch>& f, std::size_t index, secure::SecureBuffer value) {
+  if (f->dropped) return;  // revoked while it waited
+  upstream::Provider* p = sources_.primaries[index];
+  const catalog::Entry* entry = f->request.entry.get();
+  // Stored under the resolved IDs, which later lookups of any spelling of
+  // this reference use too; the waiters of this flight are answered here.
+  std::string key = p->resolved_key(f->request.ref.canonical()).value_or(f->key);
+  bool keep = revocation_for("", entry, f->request.ref) == nullptr;
+  Outcome o = stored(key, entry, std::move(value), p->source(), keep);
+  if (key != f->key) cache_.invalidate(f->key);  // an entry under the name form would shadow nothing but memory
+  complete(f, o);
 }
 
 void Broker::after_primaries(std::shared_ptr<Fetch> f) {

@@ -43,6 +43,24 @@ bool Cache::evict_one() {
   return true;
 }
 
+bool Cache::make_room(std::size_t n) {
+  std::vector<secure::Block> blocks;
+  std::vector<List::iterator> owners;
+  blocks.reserve(lru_.size());
+  owners.reserve(lru_.size());
+  for (auto it = lru_.begin(); it != lru_.end(); ++it) {
+    blocks.push_back(it->sealed);
+    owners.push_back(it);
+  }
+  auto plan = arena_.room_for(n, blocks);
+  if (!plan) return false;
+  for (std::size_t i : *plan) {
+    drop(owners[i]);
+    ++evictions_;
+  }
+  return true;
+}
+
 tl::expected<Served, Miss> Cache::serve(const std::string& key, bool allow_stale) {
   auto found = index_.find(key);
   if (found == index_.end()) {
@@ -94,18 +112,26 @@ Result<void> Cache::put(const std::string& key, std::span<const char> value, con
   if (sealed_size > secure::Arena::kMaxBlock) {
     return fail("the value is larger than a cached secret may be (" + std::to_string(value.size()) + " bytes)");
   }
+  // The block's size is what counts against max_locked_bytes.
+  const std::size_t block_size = secure::Arena::block_size(sealed_size);
+  if (block_size > options_.max_locked_bytes) return fail("the value does not fit in cache.max_locked_bytes");
   invalidate(key);
+  // The caps: the least recently used entries make way, each eviction
+  // bringing the cache closer to them, and no further than they need.
   while (!lru_.empty() && index_.size() + 1 > options_.max_entries) evict_one();
-  // The block's size class is what counts against max_locked_bytes.
-  secure::Block block;
-  for (;;) {
-    block = arena_.allocate(sealed_size);
-    if (block && locked_ + block.size <= options_.max_locked_bytes) break;
-    if (block) arena_.release(block);
-    if (!evict_one()) {
-      return fail(block ? "the value does not fit in cache.max_locked_bytes"
-                        : "no locked memory left for the value (cache.transient_locked_bytes in use)");
+  while (!lru_.empty() && locked_ + block_size > options_.max_locked_bytes) evict_one();
+  secure::Block block = arena_.allocate(sealed_size, secure::Lifetime::lasting);
+  if (!block) {
+    // The arena, not the caps: its memory is held by values in flight, or
+    // free only in pieces smaller than this. Evicting in LRU order would
+    // free memory that may never join into one piece (and a burst of
+    // answers would empty the cache): evict exactly the entries whose
+    // memory, with the free spans around it, makes room — or none.
+    if (!make_room(sealed_size)) {
+      return fail("no locked memory for the value right now (answers in flight hold it); not cached");
     }
+    block = arena_.allocate(sealed_size, secure::Lifetime::lasting);
+    if (!block) return fail("no locked memory for the value right now; not cached");
   }
   sealer_.seal(std::as_bytes(value), key, block.data);
   Entry e;

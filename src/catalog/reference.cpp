@@ -76,21 +76,51 @@ std::string fold_case(std::string_view s) {
   return out;
 }
 
-std::string Reference::display() const {
+namespace {
+
+// One part of a text form: '/' and (in keys) '%' escaped, in lower-case hex
+// so that the escapes are already in match form; ASCII case folded when
+// `fold`.
+enum class Form { display, key, folded_key };
+
+void append_part(std::string& out, std::string_view part, Form form) {
+  const bool fold = form == Form::folded_key;
+  for (char c : part) {
+    if (c == '/') {
+      out += "%2f";
+    } else if (c == '%' && form != Form::display) {
+      out += "%25";
+    } else if (fold && c >= 'A' && c <= 'Z') {
+      out += static_cast<char>(c + 32);
+    } else {
+      out += c;
+    }
+  }
+}
+
+std::string text_form(const Reference& r, Form fold) {
   std::string out(kScheme);
-  out += vault + "/" + item + "/";
-  if (section) out += *section + "/";
-  out += field;
+  append_part(out, r.vault, fold);
+  out += '/';
+  append_part(out, r.item, fold);
+  out += '/';
+  if (r.section) {
+    append_part(out, *r.section, fold);
+    out += '/';
+  }
+  append_part(out, r.field, fold);
   return out;
 }
 
-std::string Reference::canonical() const {
-  std::string out(kScheme);
-  out += fold_case(vault) + "/" + fold_case(item) + "/";
-  if (section) out += fold_case(*section) + "/";
-  out += fold_case(field);
-  return out;
-}
+}  // namespace
+
+std::string Reference::display() const { return text_form(*this, Form::display); }
+
+std::string Reference::canonical() const { return text_form(*this, Form::folded_key); }
+
+std::string Reference::id_key() const { return text_form(*this, Form::key); }
+
+std::string match_form(std::string_view key) { return fold_case(key); }
 
 Result<Reference> parse_reference(std::string_view text) {
   if (text.size() > kMaxReferenceBytes) {

@@ -51,12 +51,19 @@ Schema make_schema() {
           {"log_level", Kind::Enum, "\"info\"", 0, 0, kLogLevels,
            "Least severe level that is logged: debug, info, warning, error.", member(&A::log_level)},
           {"max_connections", Kind::Integer, "1024", 1, 65536, {},
-           "Connections open at once, all clients together. Beyond it new connections get 503 and are closed.",
+           "Connections open at once, all clients together. At it, the oldest idle keep-alive connection is closed "
+           "to make room; with none idle, new connections get 503 and are closed.",
            member(&A::max_connections)},
-          {"max_connections_per_uid", Kind::Integer, "256", 1, 65536, {},
-           "Connections open at once from one uid (SO_PEERCRED). Beyond it new connections get 429 and are "
-           "closed.",
+          {"max_connections_per_uid", Kind::Integer, "128", 1, 65536, {},
+           "Connections open at once from one uid (SO_PEERCRED). At it, that uid's oldest idle connection is "
+           "closed to make room; with none idle, new connections get 429 and are closed. Keep it well below "
+           "max_connections, so that a few uids cannot hold every slot.",
            member(&A::max_connections_per_uid)},
+          {"reserved_service_connections", Kind::Integer, "64", 0, 32768, {},
+           "Of max_connections, the slots only callers matching a [[service]] (other than a default rule) may "
+           "take. At most half of max_connections is held back. When only these are left, another caller gets "
+           "in only in place of an idle connection, else 503.",
+           member(&A::reserved_service_connections)},
           {"max_header_bytes", Kind::Size, "\"16KiB\"", kKiB, kMiB, {},
            "Bytes of header fields in one request (names and values). Beyond it: 431.",
            member(&A::max_header_bytes)},
@@ -342,7 +349,8 @@ Schema make_schema() {
            "The spool's cap. Past it every request is refused (audit_unavailable) until the sink takes the backlog.",
            member(&U::max_spool_bytes)},
           {"reserve_bytes", Kind::Size, "\"16MiB\"", 64 * kKiB, 1024 * kMiB, {},
-           "The last part of the cap kept for refusals and alerts: once in it, allowed requests are refused.",
+           "The last part of the cap kept for allowed decisions and state events: once in it, refusals are only "
+           "counted (aggregate events), so refused callers cannot fill it.",
            member(&U::reserve_bytes)},
           {"segment_bytes", Kind::Size, "\"8MiB\"", 64 * kKiB, 1024 * kMiB, {},
            "Size at which a spool segment is closed and a new one begun.", member(&U::segment_bytes)},
@@ -367,8 +375,14 @@ Schema make_schema() {
           {"retry_max_backoff", Kind::Duration, "\"60s\"", 10, 60 * kMinute, {}, "Longest wait between retries.",
            member(&U::retry_max_backoff)},
           {"aggregate_window", Kind::Duration, "\"10s\"", kSecond, 10 * kMinute, {},
-           "In the reserve, identical refusals within this window are counted into one aggregate event.",
+           "Refusals of one caller (uid), code and action within this window: the first is recorded in full, the "
+           "rest counted into one aggregate event written when the window ends.",
            member(&U::aggregate_window)},
+          {"aggregate_keys", Kind::Integer, "64", 1, 100'000, {},
+           "Callers (uid, code, action) whose refusals are counted one by one at once; beyond them refusals are "
+           "counted per code and action only. Bounds what refused callers can write: at most 2 x aggregate_keys "
+           "+ (codes x actions) events per aggregate_window.",
+           member(&U::aggregate_keys)},
           {"journal_mirror", Kind::Boolean, "true", 0, 0, {},
            "Under systemd, mirror every event to the journal with CHITTY_* fields.", member(&U::journal_mirror)},
       },

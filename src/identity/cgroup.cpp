@@ -1,6 +1,7 @@
 #include "chitty/identity/cgroup.hpp"
 
 #include <array>
+#include <optional>
 #include <vector>
 
 namespace chitty::identity {
@@ -47,6 +48,44 @@ constexpr std::array<ScopePattern, 5> kScopes{{
     {"nerdctl-", "containerd"},
 }};
 
+struct Leaf {
+  std::string_view id;
+  std::string runtime;
+};
+
+// Whether component `k` has the shape of a container's own cgroup: a
+// runtime's scope, or a bare id (cgroupfs driver: /docker/<id>,
+// /kubepods/<qos>/pod<uid>/<id>, /<containerd namespace>/<id>).
+std::optional<Leaf> container_cgroup(const std::vector<std::string_view>& parts, std::size_t k) {
+  std::string_view c = parts[k];
+  if (ends_with(c, ".scope")) {
+    std::string_view stem = c.substr(0, c.size() - 6);
+    for (const auto& p : kScopes) {
+      if (stem.rfind(p.prefix, 0) == 0 && is_hex64(stem.substr(p.prefix.size()))) {
+        return Leaf{stem.substr(p.prefix.size()), std::string(p.runtime)};
+      }
+    }
+    return std::nullopt;
+  }
+  if (!is_hex64(c)) return std::nullopt;
+  std::string r = "unknown";
+  for (std::size_t j = 0; j < k; ++j) {
+    if (parts[j] == "docker") r = "docker";
+    if (parts[j].rfind("kubepods", 0) == 0) r = "kubernetes";
+    if (parts[j] == "libpod_parent" || parts[j] == "machine.slice") r = "podman";
+  }
+  return Leaf{c, r};
+}
+
+std::string joined(const std::vector<std::string_view>& parts, std::size_t through) {
+  std::string out;
+  for (std::size_t j = 0; j <= through; ++j) {
+    out += '/';
+    out += parts[j];
+  }
+  return out;
+}
+
 }  // namespace
 
 void units_of_path(std::string_view path, std::string& unit, std::string& user_unit) {
@@ -65,51 +104,46 @@ void units_of_path(std::string_view path, std::string& unit, std::string& user_u
   }
 }
 
-ContainerMatch container_of_path(std::string_view path, std::string& id, std::string& runtime,
-                                 std::string& delegated_to) {
+ContainerOf container_of_path(std::string_view path) {
+  ContainerOf out;
   auto parts = components(path);
-  // Only root (or the runtime) can create cgroups outside delegated subtrees;
-  // below a unit, that unit's owner can name a cgroup anything.
-  auto delegating_unit = [&](std::size_t k) -> std::string_view {
-    for (std::size_t j = 0; j < k; ++j) {
-      if (is_unit_name(parts[j])) return parts[j];
+  if (parts.empty()) return out;
+  const std::size_t leaf = parts.size() - 1;
+  // Only root and the runtimes create cgroups outside delegated subtrees. The
+  // outermost ancestor that is a unit (its owner may name cgroups at will
+  // below it) or a container's own cgroup (the container may subdivide it)
+  // decides: nothing below it names a container, not even that container.
+  for (std::size_t j = 0; j < leaf; ++j) {
+    if (auto outer = container_cgroup(parts, j)) {
+      out.match = ContainerMatch::delegated;
+      out.delegated_to = is_unit_name(parts[j]) ? std::string(parts[j]) : joined(parts, j);
+      out.reason = "the caller's cgroup is below the cgroup of container " + std::string(outer->id.substr(0, 12)) +
+                   " (" + out.delegated_to +
+                   "), which that container can subdivide and name at will (a nested runtime, systemd inside the "
+                   "container, or a look-alike); only the runtime's own leaf cgroup names a container";
+      return out;
     }
-    return {};
-  };
-  auto found = [&](std::size_t k, std::string_view container, std::string found_runtime) {
-    std::string_view owner = delegating_unit(k);
-    if (!owner.empty()) {
-      delegated_to = std::string(owner);
-      return ContainerMatch::delegated;
-    }
-    id = std::string(container);
-    runtime = std::move(found_runtime);
-    return ContainerMatch::trusted;
-  };
-  for (std::size_t k = parts.size(); k-- > 0;) {
-    std::string_view c = parts[k];
-    if (ends_with(c, ".scope")) {
-      std::string_view stem = c.substr(0, c.size() - 6);
-      for (const auto& p : kScopes) {
-        if (stem.rfind(p.prefix, 0) == 0 && is_hex64(stem.substr(p.prefix.size()))) {
-          return found(k, stem.substr(p.prefix.size()), std::string(p.runtime));
-        }
-      }
-      continue;
-    }
-    if (is_hex64(c)) {
-      // cgroupfs driver: /docker/<id>, /kubepods/<qos>/pod<uid>/<id>,
-      // /<containerd namespace>/<id>.
-      std::string r = "unknown";
-      for (std::size_t j = 0; j < k; ++j) {
-        if (parts[j] == "docker") r = "docker";
-        if (parts[j].rfind("kubepods", 0) == 0) r = "kubernetes";
-        if (parts[j] == "libpod_parent" || parts[j] == "machine.slice") r = "podman";
-      }
-      return found(k, c, r);
+    if (is_unit_name(parts[j])) {
+      // A unit's own sub-cgroups (foo.service/worker) are no container;
+      // a container-looking cgroup anywhere below it is a look-alike or a
+      // rootless runtime's.
+      bool looks_like_one = false;
+      for (std::size_t k = j + 1; k <= leaf && !looks_like_one; ++k) looks_like_one = container_cgroup(parts, k).has_value();
+      if (!looks_like_one) return out;
+      out.match = ContainerMatch::delegated;
+      out.delegated_to = std::string(parts[j]);
+      out.reason = "the container-looking cgroup is inside " + out.delegated_to +
+                   ", whose owner can name cgroups at will (a rootless container or a look-alike); match on the "
+                   "uid instead";
+      return out;
     }
   }
-  return ContainerMatch::none;
+  if (auto c = container_cgroup(parts, leaf)) {
+    out.match = ContainerMatch::trusted;
+    out.id = std::string(c->id);
+    out.runtime = std::move(c->runtime);
+  }
+  return out;
 }
 
 std::optional<CgroupInfo> parse_proc_cgroup(std::string_view content) {
@@ -139,10 +173,27 @@ std::optional<CgroupInfo> parse_proc_cgroup(std::string_view content) {
   std::string_view path = systemd_v1 ? *systemd_v1 : unified ? *unified : all_paths.front();
   info.path = std::string(path);
   info.systemd_hierarchy = systemd_v1.has_value() || unified.has_value();
-  if (info.systemd_hierarchy) units_of_path(path, info.unit, info.user_unit);
-  ContainerMatch m = container_of_path(path, info.container, info.runtime, info.delegated_to);
-  for (std::size_t i = 0; m == ContainerMatch::none && i < all_paths.size(); ++i) {
-    m = container_of_path(all_paths[i], info.container, info.runtime, info.delegated_to);
+  if (!info.systemd_hierarchy) {
+    // A v1 controller hierarchy can be delegated on its own (a writable
+    // cgroupfs mount, a chowned subtree): a container id found there proves
+    // nothing, and without the systemd hierarchy there is nothing better.
+    info.container_unknown =
+        "no systemd cgroup hierarchy (neither name=systemd nor cgroup v2) on this host; container ids are read "
+        "only from it";
+    return info;
+  }
+  units_of_path(path, info.unit, info.user_unit);
+  ContainerOf c = container_of_path(path);
+  switch (c.match) {
+    case ContainerMatch::none: break;
+    case ContainerMatch::trusted:
+      info.container = std::move(c.id);
+      info.runtime = std::move(c.runtime);
+      break;
+    case ContainerMatch::delegated:
+      info.delegated_to = std::move(c.delegated_to);
+      info.container_unknown = std::move(c.reason);
+      break;
   }
   return info;
 }

@@ -97,6 +97,7 @@ Options options_from_environment() {
 
 void forget_process(Identity& id, const std::string& reason) {
   id.pid = Fact<pid_t>::unknown(reason);
+  id.start_time = 0;
   id.namespace_pid = Fact<pid_t>::unknown(reason);
   id.nested_pid_namespace = Fact<bool>::unknown(reason);
   id.exe = Fact<std::string>::unknown(reason);
@@ -246,6 +247,7 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
   }
 
   id.pid = Fact<pid_t>::known(creds.pid);
+  id.start_time = *start;
   if (status) {
     auto ns = status_nspids(*status);
     if (!ns.empty()) {
@@ -284,15 +286,12 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
           id.unit = Fact<std::string>::unknown(why);
           id.user_unit = Fact<std::string>::unknown(why);
         }
-        if (info->delegated_to.empty()) {
+        if (info->container_unknown.empty()) {
           id.container = Fact<std::string>::known(info->container);
           id.container_runtime = Fact<std::string>::known(info->runtime);
         } else {
-          std::string why = "the container-looking cgroup is inside " + info->delegated_to +
-                            ", whose owner can name cgroups at will (a rootless container or a look-alike); match "
-                            "on the uid instead";
-          id.container = Fact<std::string>::unknown(why);
-          id.container_runtime = Fact<std::string>::unknown(why);
+          id.container = Fact<std::string>::unknown(info->container_unknown);
+          id.container_runtime = Fact<std::string>::unknown(info->container_unknown);
         }
       }
     } else {

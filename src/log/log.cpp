@@ -176,4 +176,20 @@ void write(Level l, std::string_view topic, std::string_view message,
   }
 }
 
+bool Throttle::allow(MonoTime now) noexcept {
+  if (!started_ || now - window_start_ >= period_) {
+    started_ = true;
+    window_start_ = now;
+    in_window_ = 0;
+  }
+  if (in_window_ >= burst_) {
+    ++held_;
+    return false;
+  }
+  ++in_window_;
+  reported_ = held_;
+  held_ = 0;
+  return true;
+}
+
 }  // namespace chitty::log

@@ -21,9 +21,48 @@ std::optional<Revocation::Kind> revocation_kind(std::string_view name) noexcept 
   return std::nullopt;
 }
 
+bool Revocation::known_as(std::string_view form) const {
+  return std::find(forms.begin(), forms.end(), form) != forms.end();
+}
+
+bool Revocation::add_form(std::string form) {
+  if (form.empty() || known_as(form)) return false;
+  forms.push_back(std::move(form));
+  return true;
+}
+
+bool Revocation::add_type(const std::string& type) {
+  if (type.empty() || std::find(types.begin(), types.end(), type) != types.end()) return false;
+  types.push_back(type);
+  return true;
+}
+
+bool Revocations::same(const Revocation& a, const Revocation& b) {
+  if (a.kind != b.kind) return false;
+  switch (a.kind) {
+    case Revocation::Kind::all: return true;
+    case Revocation::Kind::service: return a.target == b.target;
+    case Revocation::Kind::type:
+      if (a.target == b.target) return true;
+      break;
+    case Revocation::Kind::ref: break;
+  }
+  // One secret: a spelling in common.
+  for (const auto& f : b.forms) {
+    if (a.known_as(f)) return true;
+  }
+  return false;
+}
+
 bool Revocations::add(Revocation r) {
-  for (const Revocation& existing : list_) {
-    if (existing == r) return false;
+  for (Revocation& existing : list_) {
+    if (!same(existing, r)) continue;
+    for (auto& f : r.forms) existing.add_form(std::move(f));
+    for (const auto& t : r.types) existing.add_type(t);
+    if (existing.key.empty()) existing.key = r.key;
+    if (!existing.ref) existing.ref = r.ref;
+    existing.resolved = existing.resolved || r.resolved;
+    return false;
   }
   list_.push_back(std::move(r));
   return true;
@@ -34,47 +73,57 @@ std::size_t Revocations::clear(const Revocation& r) {
   if (r.kind == Revocation::Kind::all) {
     list_.clear();
   } else {
-    // A ref revocation is lifted by any of its keys.
-    list_.erase(std::remove_if(list_.begin(), list_.end(),
-                               [&](const Revocation& x) {
-                                 if (x.kind != r.kind) return false;
-                                 for (const auto& k : r.keys) {
-                                   if (std::find(x.keys.begin(), x.keys.end(), k) != x.keys.end()) return true;
-                                 }
-                                 return false;
-                               }),
+    list_.erase(std::remove_if(list_.begin(), list_.end(), [&](const Revocation& x) { return same(x, r); }),
                 list_.end());
   }
   return before - list_.size();
 }
 
+bool blocks(const Revocation& r, std::string_view service, const catalog::Entry* entry,
+            const std::vector<std::string>& forms) {
+  switch (r.kind) {
+    case Revocation::Kind::all: return true;
+    case Revocation::Kind::service: return !service.empty() && r.target == service;
+    case Revocation::Kind::type:
+    case Revocation::Kind::ref:
+      if (entry != nullptr) {
+        if (r.kind == Revocation::Kind::type && entry->type == r.target) return true;
+        if (std::find(r.types.begin(), r.types.end(), entry->type) != r.types.end()) return true;
+      }
+      for (const auto& f : forms) {
+        if (r.known_as(f)) return true;
+      }
+      return false;
+  }
+  return false;
+}
+
 const Revocation* Revocations::blocking(std::string_view service, const catalog::Entry* entry,
-                                        const std::vector<std::string>& keys) const {
+                                        const std::vector<std::string>& forms) const {
   for (const Revocation& r : list_) {
-    switch (r.kind) {
-      case Revocation::Kind::all: return &r;
-      case Revocation::Kind::service:
-        if (!r.keys.empty() && r.keys.front() == service) return &r;
-        break;
-      case Revocation::Kind::type:
-        if (entry != nullptr && !r.keys.empty() && r.keys.front() == entry->type) return &r;
-        break;
-      case Revocation::Kind::ref:
-        for (const auto& k : keys) {
-          if (std::find(r.keys.begin(), r.keys.end(), k) != r.keys.end()) return &r;
-        }
-        break;
-    }
+    if (blocks(r, service, entry, forms)) return &r;
   }
   return nullptr;
 }
 
-bool Revocations::blocks_key(const std::string& key) const {
+const Revocation* Revocations::blocking_service(std::string_view service) const {
   for (const Revocation& r : list_) {
-    if (r.kind == Revocation::Kind::all) return true;
-    if (r.kind == Revocation::Kind::ref && std::find(r.keys.begin(), r.keys.end(), key) != r.keys.end()) return true;
+    if (r.kind == Revocation::Kind::all) return &r;
+    if (r.kind == Revocation::Kind::service && !service.empty() && r.target == service) return &r;
   }
-  return false;
+  return nullptr;
+}
+
+bool Revocations::any_secret() const noexcept {
+  return std::any_of(list_.begin(), list_.end(), [](const Revocation& r) {
+    return r.kind == Revocation::Kind::ref || r.kind == Revocation::Kind::type;
+  });
+}
+
+bool Revocations::any_unresolved() const noexcept {
+  return std::any_of(list_.begin(), list_.end(), [](const Revocation& r) {
+    return (r.kind == Revocation::Kind::ref || r.kind == Revocation::Kind::type) && !r.resolved;
+  });
 }
 
 }  // namespace chitty::policy

@@ -19,7 +19,7 @@ Result<std::unique_ptr<MacKey>> MacKey::from_bytes(Arena& arena, std::string_vie
   // Only the keyed state is kept: HMAC's inner and outer pads already
   // absorbed, so each MAC skips two of its compressions. The state is as
   // secret as the key, hence in locked memory.
-  k->state_ = SecureBuffer::allocate(arena, sizeof(crypto_auth_hmacsha256_state));
+  k->state_ = SecureBuffer::allocate(arena, sizeof(crypto_auth_hmacsha256_state), Lifetime::lasting);
   if (!k->state_) return fail("no locked memory for the chain key");
   k->state_.resize(sizeof(crypto_auth_hmacsha256_state));
   auto* st = reinterpret_cast<crypto_auth_hmacsha256_state*>(k->state_.data());

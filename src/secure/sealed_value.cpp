@@ -8,7 +8,7 @@ SealedValue SealedValue::seal(Arena& arena, Sealer& sealer, std::span<const char
   SealedValue v;
   std::size_t need = sealer.sealed_size(plaintext.size());
   if (need > Arena::kMaxBlock) return v;
-  v.block_ = arena.allocate(need);
+  v.block_ = arena.allocate(need, Lifetime::lasting);
   if (!v.block_) return v;
   v.arena_ = &arena;
   v.sealer_ = &sealer;
@@ -28,11 +28,13 @@ SecureBuffer SealedValue::open(std::size_t spare) const noexcept {
   return out;
 }
 
-bool SealedValue::equals(std::span<const char> other) const noexcept {
-  if (!*this || other.size() != size_) return false;
+Comparison SealedValue::compare(std::span<const char> other) const noexcept {
+  if (!*this) return Comparison::unavailable;
+  if (other.size() != size_) return Comparison::different;
   SecureBuffer mine = open();
-  if (!mine) return false;
-  return size_ == 0 || sodium_memcmp(mine.data(), other.data(), size_) == 0;
+  if (!mine) return Comparison::unavailable;
+  if (size_ == 0) return Comparison::equal;
+  return sodium_memcmp(mine.data(), other.data(), size_) == 0 ? Comparison::equal : Comparison::different;
 }
 
 void SealedValue::reset() noexcept {

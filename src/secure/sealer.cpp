@@ -32,7 +32,7 @@ Result<std::unique_ptr<Sealer>> Sealer::create(Arena& arena, bool allow_aes) {
   const std::size_t need = s->cipher_ == Cipher::aes256gcm ? state + 16 + 32 : 32;
   unsigned char* mem = nullptr;
   if (arena.backing() == Backing::memfd_secret) {
-    s->arena_block_ = arena.allocate(need);
+    s->arena_block_ = arena.allocate(need, Lifetime::lasting);
     if (!s->arena_block_) return fail("the secret arena has no room for the key");
     mem = uc(s->arena_block_.data);
   } else {

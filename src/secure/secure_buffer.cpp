@@ -6,9 +6,9 @@
 
 namespace chitty::secure {
 
-SecureBuffer SecureBuffer::allocate(Arena& arena, std::size_t capacity) noexcept {
+SecureBuffer SecureBuffer::allocate(Arena& arena, std::size_t capacity, Lifetime lifetime) noexcept {
   SecureBuffer b;
-  b.block_ = arena.allocate(capacity);
+  b.block_ = arena.allocate(capacity, lifetime);
   if (b.block_) b.arena_ = &arena;
   return b;
 }

@@ -1,5 +1,7 @@
 #include "connection.hpp"
 
+#include <sys/ioctl.h>
+
 #include <vector>
 
 #include "chitty/base/wipe.hpp"
@@ -36,8 +38,10 @@ struct Connection::WriteOp {
   std::vector<uv_buf_t> bufs;
 };
 
-Connection::Connection(Server& server, loop::Handle<uv_pipe_t> pipe, identity::Peer peer, std::uint64_t id)
-    : server_(&server), pipe_(std::move(pipe)), peer_(std::make_shared<const identity::Peer>(std::move(peer))), id_(id), session_(server.session_ctx_, *this),
+Connection::Connection(Server& server, loop::Handle<uv_pipe_t> pipe, identity::Peer peer, std::uint64_t id,
+                       bool service)
+    : server_(&server), pipe_(std::move(pipe)), peer_(std::make_shared<const identity::Peer>(std::move(peer))), id_(id),
+      service_(service), last_active_(server.clock_.now()), session_(server.session_ctx_, *this),
       timer_(server.loop_, [this] { on_timer(); }), link_(std::make_shared<CallLink>(CallLink{this})) {
   pipe_.get()->data = this;
 }
@@ -75,6 +79,7 @@ void Connection::read(ssize_t nread, const uv_buf_t* buf) {
       if (linger_discarded_ > kLingerMaxBytes) close("linger limit");
       return;
     }
+    touch();
     {
       InSession guard(*this);
       session_.receive(std::span<const char>(buf->base, n));
@@ -112,9 +117,15 @@ void Connection::on_request(std::uint64_t seq, http::Request&& request, const st
 void Connection::on_rejected(http::ErrorCode code, std::string_view message, const std::string& request_id) {
   ++server_->stats_.protocol_errors;
   if (code == http::ErrorCode::request_timeout) ++server_->stats_.timeouts;
-  log::info("server", "request refused",
-            {{"conn", id_}, {"uid", uid()}, {"status", http::error_status(code)},
-             {"code", http::error_code_name(code)}, {"reason", message}, {"request_id", request_id}});
+  // A client can cause one per connection as fast as it likes: throttled, so
+  // that the journal's rate limit never costs the audit chain-head lines.
+  log::Throttle& throttle = server_->protocol_log_;
+  if (throttle.allow(server_->clock_.now())) {
+    log::info("server", "request refused",
+              {{"conn", id_}, {"uid", uid()}, {"status", http::error_status(code)},
+               {"code", http::error_code_name(code)}, {"reason", message}, {"request_id", request_id},
+               {"suppressed", throttle.suppressed()}});
+  }
 }
 
 void Connection::respond(std::uint64_t seq, http::Response response) {
@@ -187,6 +198,7 @@ void Connection::flush() {
     if (done == total) {
       chunks.clear();  // bodies are released (and wiped, if secret) once written
       session_.output_flushed();
+      touch();
       return;
     }
   }
@@ -232,6 +244,7 @@ void Connection::write_done(int status) {
   // The client is reading: the write deadline counts from here.
   if (writes_outstanding_ == 0) {
     session_.output_flushed();
+    touch();
   } else {
     session_.output_progress();
   }
@@ -316,6 +329,29 @@ void Connection::finish() {
 
 void Connection::on_shutdown(uv_shutdown_t* req, int) noexcept { delete req; }
 
+void Connection::touch() {
+  if (server_ != nullptr) last_active_ = server_->clock_.now();
+}
+
+std::optional<Connection::Idle> Connection::idle_state() const noexcept {
+  if (closing_ || in_session_ > 0 || writes_outstanding_ != 0) return std::nullopt;
+  if (lingering_) return Idle::lingering;
+  // Session::idle: no exchange open, no answer waiting or being written, no
+  // request begun in the parser, no pipelined bytes held back.
+  if (!session_.idle()) return std::nullopt;
+  return Idle::keep_alive;
+}
+
+bool Connection::confirm_idle() const noexcept {
+  auto state = idle_state();
+  if (!state) return false;
+  if (*state == Idle::lingering) return true;  // what it still sends is discarded anyway
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(pipe_.base(), &fd) != 0) return false;
+  int pending = 0;
+  return ::ioctl(fd, FIONREAD, &pending) == 0 && pending == 0;
+}
+
 void Connection::drain() {
   if (closing_) return;
   if (lingering_) {
@@ -335,9 +371,10 @@ void Connection::close(std::string_view reason) {
   link_->connection = nullptr;
   timer_.stop();
   log::debug("server", "connection closed", {{"conn", id_}, {"reason", reason}});
+  if (server_ != nullptr) server_->closing(*this);
   pipe_.close([this] {
     if (server_ != nullptr) {
-      server_->release(id_, uid());  // destroys this connection
+      server_->release(id_);  // destroys this connection
     } else {
       delete this;
     }

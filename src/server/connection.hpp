@@ -25,7 +25,8 @@ class Server;
 
 class Connection final : public http::Session::Handler {
  public:
-  Connection(Server& server, loop::Handle<uv_pipe_t> pipe, identity::Peer peer, std::uint64_t id);
+  // `service`: the caller matched a configured service at accept.
+  Connection(Server& server, loop::Handle<uv_pipe_t> pipe, identity::Peer peer, std::uint64_t id, bool service);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -41,6 +42,20 @@ class Connection final : public http::Session::Handler {
 
   void respond(std::uint64_t seq, http::Response response);
   void expect_sensitive(std::uint64_t seq);
+
+  // Whether the connection may be closed to make room for a newcomer: no
+  // request in progress (not even part of one), nothing unwritten, not
+  // closing. `lingering`: it already answered its last request and only
+  // waits for the client to read it.
+  enum class Idle { keep_alive, lingering };
+  std::optional<Idle> idle_state() const noexcept;
+  // The last check (a syscall) before closing a connection idle_state()
+  // named: a keep-alive connection whose socket holds bytes not read yet (a
+  // request the loop has not seen) is not idle after all.
+  bool confirm_idle() const noexcept;
+  // The last time the client sent something or took an answer (or the accept).
+  MonoTime last_active() const noexcept { return last_active_; }
+  bool service() const noexcept { return service_; }
 
   const std::shared_ptr<const identity::Peer>& peer() const noexcept { return peer_; }
   uid_t uid() const noexcept { return peer_->at_accept().raw_uid; }
@@ -70,11 +85,14 @@ class Connection final : public http::Session::Handler {
   void update_reading();
   void arm_timer();
   void finish();
+  void touch();
 
   Server* server_;  // nullptr once orphaned
   loop::Handle<uv_pipe_t> pipe_;
   std::shared_ptr<const identity::Peer> peer_;
   std::uint64_t id_;
+  bool service_;
+  MonoTime last_active_;
   http::Session session_;
   loop::Timer timer_;
   std::shared_ptr<CallLink> link_;

@@ -3,7 +3,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <tuple>
 #include <variant>
 
 #include "chitty/base/units.hpp"
@@ -74,29 +76,120 @@ void Server::accept_one() {
     reject(std::move(pipe), http::ErrorCode::shutting_down, "the agent is shutting down");
     return;
   }
-  if (connections_.size() >= options_.max_connections) {
-    ++stats_.rejected_busy;
-    reject(std::move(pipe), http::ErrorCode::server_busy,
-           "too many connections to the agent (" + std::to_string(options_.max_connections) + ")");
-    return;
+  const std::size_t cap = options_.max_connections;
+  const std::size_t general = cap - reserved_slots();
+  // Under pressure, room is made by closing an idle connection rather than
+  // refusing the newcomer. Nothing idle and no slot at all: refuse before
+  // reading /proc, so that a flood of refused connections stays cheap.
+  std::vector<Connection*> candidates;
+  if (open_ >= general) {
+    candidates = reclaim_candidates();
+    if (open_ >= cap && candidates.empty()) {
+      ++stats_.rejected_busy;
+      reject(std::move(pipe), http::ErrorCode::server_busy,
+             "too many connections to the agent (" + std::to_string(cap) + "), none of them idle");
+      return;
+    }
   }
-  std::uint32_t& mine = per_uid_[creds->uid];
-  if (mine >= options_.max_connections_per_uid) {
+  auto held = per_uid_.find(creds->uid);
+  if (held != per_uid_.end() && held->second >= options_.max_connections_per_uid) {
+    // A uid at its cap recycles its own oldest idle connection (a pool of
+    // workers that keeps connections open is not refused); only a uid whose
+    // every connection is busy is.
+    Connection* own = nullptr;
+    for (Connection* c : reclaim_candidates()) {
+      if (c->uid() == creds->uid && c->confirm_idle()) {
+        own = c;
+        break;
+      }
+    }
+    if (own != nullptr) {
+      ++stats_.reclaimed_idle;
+      own->close("idle, closed to make room for the same uid");
+      held = per_uid_.find(creds->uid);
+    }
+  }
+  if (held != per_uid_.end() && held->second >= options_.max_connections_per_uid) {
     ++stats_.rejected_per_uid;
     reject(std::move(pipe), http::ErrorCode::too_many_connections,
            "too many connections from uid " + std::to_string(creds->uid) + " (" +
                std::to_string(options_.max_connections_per_uid) + ")");
     return;
   }
-  ++mine;
+  // Identified only past the caps that need no identity: those refusals
+  // cost no /proc reads. Whether the caller may use the reserve needs it.
+  identity::Peer peer = identity::Peer::identify(fd, *creds, options_.identity);
+  const bool service = is_service_ && is_service_(peer.at_accept());
+  if (open_ >= (service ? cap : general)) {
+    // A service may close any idle connection (another caller's first); a
+    // non-service caller only another non-service one, so it swaps a slot
+    // of its own kind and never eats into the reserve.
+    Connection* victim = nullptr;
+    for (Connection* c : candidates) {
+      if (!service && c->service()) break;  // sorted: only services' connections follow
+      if (c->confirm_idle()) {
+        victim = c;
+        break;
+      }
+    }
+    if (victim == nullptr) {
+      ++stats_.rejected_busy;
+      std::string why = service || open_ >= cap
+                            ? "too many connections to the agent (" + std::to_string(cap) + "), none of them idle"
+                            : "the agent's last " + std::to_string(reserved_slots()) + " of " + std::to_string(cap) +
+                                  " connections are kept for configured services, and no other connection is idle";
+      reject(std::move(pipe), http::ErrorCode::server_busy, why);
+      return;
+    }
+    ++stats_.reclaimed_idle;
+    log::debug("server", "closing an idle connection to make room",
+               {{"conn", victim->id()}, {"uid", victim->uid()}, {"for_uid", creds->uid}, {"for_service", service}});
+    // Rate-limited like refusals: pressure is worth a line, not one per connection.
+    ++reclaims_since_log_;
+    if (MonoTime now = clock_.now(); now - last_reclaim_log_ >= std::chrono::seconds(10)) {
+      log::info("server", "at the connection caps; closing idle connections to make room",
+                {{"open", open_}, {"max_connections", cap}, {"reserved_for_services", reserved_slots()},
+                 {"closed_since_last_report", reclaims_since_log_}});
+      last_reclaim_log_ = now;
+      reclaims_since_log_ = 0;
+    }
+    victim->close("idle, closed to make room");  // counts off at once; freed in its close callback
+  }
+  ++per_uid_[creds->uid];
+  ++open_;
   std::uint64_t id = ++next_id_;
-  // Identified only once admitted: refused connections cost no /proc reads.
-  auto conn = std::make_unique<Connection>(*this, std::move(pipe), identity::Peer::identify(fd, *creds, options_.identity),
-                                           id);
+  auto conn = std::make_unique<Connection>(*this, std::move(pipe), std::move(peer), id, service);
   Connection* raw = conn.get();
   connections_.emplace(id, std::move(conn));
   stats_.connections = connections_.size();
   raw->start();
+}
+
+std::uint32_t Server::reserved_slots() const noexcept {
+  if (!is_service_) return 0;
+  return std::min(options_.reserved_service_connections, options_.max_connections / 2);
+}
+
+std::vector<Connection*> Server::reclaim_candidates() const {
+  struct Candidate {
+    Connection* c;
+    bool service;
+    bool keep_alive;  // lingering ones (already ending) go first
+    MonoTime since;
+  };
+  std::vector<Candidate> found;
+  for (const auto& [id, c] : connections_) {
+    auto state = c->idle_state();
+    if (!state) continue;
+    found.push_back({c.get(), c->service(), *state == Connection::Idle::keep_alive, c->last_active()});
+  }
+  std::sort(found.begin(), found.end(), [](const Candidate& a, const Candidate& b) {
+    return std::tie(a.service, a.keep_alive, a.since) < std::tie(b.service, b.keep_alive, b.since);
+  });
+  std::vector<Connection*> out;
+  out.reserve(found.size());
+  for (const auto& f : found) out.push_back(f.c);
+  return out;
 }
 
 void Server::reject(loop::Handle<uv_pipe_t> pipe, http::ErrorCode code, std::string_view message) {
@@ -163,10 +256,16 @@ void Server::reconfigure(ServerOptions options) {
   session_ctx_.set_limits(options_.limits);
 }
 
-void Server::release(std::uint64_t id, uid_t uid) {
+void Server::set_service_matcher(ServiceMatcher matcher) { is_service_ = std::move(matcher); }
+
+void Server::closing(const Connection& c) {
+  --open_;
+  if (auto it = per_uid_.find(c.uid()); it != per_uid_.end() && --it->second == 0) per_uid_.erase(it);
+}
+
+void Server::release(std::uint64_t id) {
   connections_.erase(id);
   stats_.connections = connections_.size();
-  if (auto it = per_uid_.find(uid); it != per_uid_.end() && --it->second == 0) per_uid_.erase(it);
   maybe_done();
 }
 

@@ -98,7 +98,7 @@ struct ConnectProvider::Job {
   bool token_retried = false;
   HttpClient::Id http = 0;
   // A spellings() job: ends with the reference's other forms, not a value.
-  Provider::SpellingsDone spelled;
+  Provider::ResolveDone spelled;
 };
 
 ConnectProvider::ConnectProvider(loop::Loop& loop, loop::TaskQueue& tasks, HttpClient& http, secure::Arena& arena,
@@ -149,6 +149,7 @@ void ConnectProvider::forget_resolutions() {
   vault_ids_.clear();
   item_ids_.clear();
   keys_.clear();
+  resolutions_.clear();
   negative_.clear();
 }
 
@@ -160,7 +161,26 @@ std::optional<std::string> ConnectProvider::resolved_key(std::string_view canoni
   if (keys_.empty()) return std::nullopt;
   auto it = keys_.find(canonical);
   if (it == keys_.end()) return std::nullopt;
-  return it->second;
+  // Expired: resolved again on the next fetch (a renamed item no longer
+  // answers to its old name). While the server cannot answer, the last
+  // resolution stands; the cache's fallback window bounds what it reaches.
+  if (clock_.now() - it->second.at >= options_.resolution_ttl && available()) return std::nullopt;
+  return it->second.key;
+}
+
+std::vector<std::string> ConnectProvider::aliases(std::string_view key) const {
+  std::vector<std::string> out;
+  for (const auto& [canonical, k] : keys_) {
+    if (k.key == key) out.push_back(canonical);
+  }
+  for (const auto& [canonical, r] : resolutions_) {
+    if (r.resolution.key != key) continue;
+    out.push_back(canonical);
+    out.push_back(r.resolution.names.canonical());
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -480,14 +500,17 @@ void ConnectProvider::on_item(const JobPtr& job, HttpResponse& r) {
     section_id = ids.front();
   }
 
-  // The field: by ID or label, within the section; without a section, a
-  // field outside any section first, else one in any section.
+  // The field: by ID or label, within the section named; without a
+  // section, among the fields outside every section only — a three-part
+  // reference never reaches into a section (docs/policy.md), so a rule
+  // op://V/*/F grants top-level fields only. A field that exists only in a
+  // section is a 404 that names the four-part form.
   struct Candidate {
     Node node;
     std::string id;
     std::string section;
   };
-  std::vector<Candidate> top, anywhere;
+  std::vector<Candidate> top, in_sections;
   for (Node f : item.get("fields")) {
     Node id = f.get("id");
     Node label = f.get("label");
@@ -502,12 +525,33 @@ void ConnectProvider::on_item(const JobPtr& job, HttpResponse& r) {
     } else if (fsec.empty()) {
       top.push_back(c);
     } else {
-      anywhere.push_back(c);
+      in_sections.push_back(c);
     }
   }
-  std::vector<Candidate>& found = top.empty() ? anywhere : top;
+  std::vector<Candidate>& found = top;
   if (found.empty()) {
     negative_[job->name_key] = clock_.now() + options_.negative_ttl;
+    if (!in_sections.empty()) {
+      // Say where it is: the four-part form (by the section's label, else its ID).
+      std::string forms;
+      for (const auto& c : in_sections) {
+        std::string section = c.section;
+        for (Node sec : item.get("sections")) {
+          Node id = sec.get("id");
+          Node label = sec.get("label");
+          if (id.is(Node::Type::string) && id.text() == c.section && label.is(Node::Type::string) &&
+              !label.text().empty() && label.text().find('/') == std::string_view::npos) {
+            section = std::string(label.text());
+          }
+        }
+        forms += (forms.empty() ? "" : ", ") +
+                 printable(catalog::Reference{ref.vault, ref.item, section, ref.field}.display(), 300) + " (section " +
+                 printable(c.section, 64) + ")";
+      }
+      return fail(job, FetchError::not_found,
+                  "item " + item_shown + " has no top-level field " + quoted(ref.field) +
+                      "; a three-part reference does not reach into sections. It is in a section: use " + forms);
+    }
     return fail(job, FetchError::not_found,
                 "item " + item_shown + " has no field " + quoted(ref.field) +
                     (ref.section ? " in section " + quoted(*ref.section) : std::string()));
@@ -520,38 +564,39 @@ void ConnectProvider::on_item(const JobPtr& job, HttpResponse& r) {
                     list_ids(ids) + "); name the section, or the field by its ID");
   }
   const Candidate& field = found.front();
+  // One key for every spelling of this secret: the IDs, verbatim.
+  catalog::Reference ids{job->vault_id, job->item_id,
+                         field.section.empty() ? std::nullopt : std::optional<std::string>(field.section), field.id};
+  std::string key = ids.id_key();
+  if (keys_.size() >= kMaxRemembered) keys_.clear();
+  keys_[job->name_key] = Keyed{key, clock_.now()};
   if (job->spelled) {
-    // The other forms of this reference: all names, all IDs.
-    std::string section_label;
+    // The all-names form, built from parts: a title or label may contain '/'.
+    std::optional<std::string> section_label;
     if (!field.section.empty()) {
+      section_label = field.section;
       for (Node sec : item.get("sections")) {
         Node id = sec.get("id");
         Node label = sec.get("label");
-        if (id.is(Node::Type::string) && id.text() == field.section) {
-          section_label = label.is(Node::Type::string) ? std::string(label.text()) : field.section;
+        if (id.is(Node::Type::string) && id.text() == field.section && label.is(Node::Type::string) &&
+            !label.text().empty()) {
+          section_label = std::string(label.text());
         }
       }
     }
     Node title = item.get("title");
     Node label = field.node.get("label");
     auto vault_name = vault_names_.find(job->vault_id);
-    std::vector<catalog::Reference> list;
-    auto add = [&](const std::string& text) {
-      if (auto parsed = catalog::parse_reference(text)) {
-        if (parsed->canonical() != job->name_key) list.push_back(std::move(*parsed));
-      }
-    };
-    add("op://" + job->vault_id + "/" + job->item_id + "/" + (field.section.empty() ? "" : field.section + "/") +
-        field.id);
-    if (vault_name != vault_names_.end() && title.is(Node::Type::string)) {
-      add("op://" + vault_name->second + "/" + std::string(title.text()) + "/" +
-          (field.section.empty() ? "" : section_label + "/") +
-          (label.is(Node::Type::string) ? std::string(label.text()) : field.id));
-    }
-    if (spellings_.size() >= kMaxRemembered) spellings_.clear();
-    spellings_[job->name_key] = Spelled{list, clock_.now()};
+    catalog::Reference names{
+        vault_name != vault_names_.end() ? vault_name->second : job->vault_id,
+        title.is(Node::Type::string) && !title.text().empty() ? std::string(title.text()) : job->item_id,
+        section_label,
+        label.is(Node::Type::string) && !label.text().empty() ? std::string(label.text()) : field.id};
+    Resolution resolved{std::move(ids), std::move(names), std::move(key)};
+    if (resolutions_.size() >= kMaxRemembered) resolutions_.clear();
+    resolutions_[job->name_key] = Remembered{resolved, clock_.now()};
     jobs_.erase(job->number);
-    tasks_.post([done = std::move(job->spelled), list = std::move(list)] { done(list); });
+    tasks_.post([done = std::move(job->spelled), resolved = std::move(resolved)] { done(resolved); });
     return;
   }
   Node value = field.node.get("value");
@@ -562,12 +607,6 @@ void ConnectProvider::on_item(const JobPtr& job, HttpResponse& r) {
   secure::SecureBuffer out = secure::SecureBuffer::allocate(arena_, std::max<std::size_t>(text.size(), 1));
   if (!out) return fail(job, FetchError::no_memory, "no locked memory for the value right now");
   out.append(text);
-
-  // One key for every spelling of this secret: the IDs.
-  std::string key = "op://" + job->vault_id + "/" + job->item_id + "/" +
-                    (field.section.empty() ? std::string() : field.section + "/") + field.id;
-  if (keys_.size() >= kMaxRemembered) keys_.clear();
-  keys_[job->name_key] = key;
   negative_.erase(job->name_key);
   finish(job, std::move(out));
   // The answer (every field of the item) is wiped when `r` dies.
@@ -576,18 +615,18 @@ void ConnectProvider::on_item(const JobPtr& job, HttpResponse& r) {
 void ConnectProvider::finish(const JobPtr& job, FetchResult r) {
   jobs_.erase(job->number);
   if (job->spelled) {
-    // A failed spellings() job: none could be established.
-    tasks_.post([done = std::move(job->spelled)] { done({}); });
+    // A failed resolve() job: the reference could not be resolved.
+    tasks_.post([done = std::move(job->spelled)] { done(std::nullopt); });
     return;
   }
   if (job->done) complete_later(tasks_, std::move(job->done), std::move(r));
 }
 
-void ConnectProvider::spellings(const FetchRequest& request, SpellingsDone done) {
+void ConnectProvider::resolve(const FetchRequest& request, ResolveDone done) {
   std::string key = request.ref.canonical();
-  auto cached = spellings_.find(key);
-  if (cached != spellings_.end() && clock_.now() - cached->second.at < options_.resolution_ttl) {
-    tasks_.post([done = std::move(done), list = cached->second.list] { done(list); });
+  auto cached = resolutions_.find(key);
+  if (cached != resolutions_.end() && clock_.now() - cached->second.at < options_.resolution_ttl) {
+    tasks_.post([done = std::move(done), resolved = cached->second.resolution] { done(resolved); });
     return;
   }
   auto job = std::make_shared<Job>();

@@ -100,7 +100,12 @@ Result<bool> Token::reload() {
   if (path_.empty()) return false;
   auto plain = read_file();
   if (!plain) return tl::unexpected(plain.error());
-  if (value_.equals(plain->bytes())) return false;
+  switch (value_.compare(plain->bytes())) {
+    case secure::Comparison::equal: return false;
+    case secure::Comparison::different: break;
+    case secure::Comparison::unavailable:
+      return fail("no locked memory to compare the token with the old one right now");
+  }
   auto fresh = secure::SealedValue::seal(arena_, sealer_, plain->bytes(), std::string(kAssociated));
   if (!fresh) return fail("no locked memory for the upstream token");
   value_ = std::move(fresh);

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "chitty/secure/arena.hpp"
 #include "chitty/secure/secure_buffer.hpp"
@@ -37,6 +38,33 @@ class FakeProvider final : public upstream::Provider {
     return it->second;
   }
   bool available() const noexcept override { return up; }
+  // Resolution, when the test has set `resolving`: answered at once from
+  // `resolutions` (by canonical form); nothing for an unknown reference or
+  // while the provider is down.
+  bool resolves() const noexcept override { return resolving; }
+  void resolve(const upstream::FetchRequest& request, ResolveDone done) override {
+    ++resolves_asked;
+    auto it = resolutions.find(request.ref.canonical());
+    if (!up || it == resolutions.end()) return done(std::nullopt);
+    resolved[request.ref.canonical()] = it->second.key;
+    done(it->second);
+  }
+  std::vector<std::string> aliases(std::string_view key) const override {
+    std::vector<std::string> out;
+    for (const auto& [canonical, k] : resolved) {
+      if (k == key) out.push_back(canonical);
+    }
+    return out;
+  }
+  // Makes `spellings` (references) one secret with the all-IDs form `ids`
+  // and the all-names form `names`: each resolves to ids.id_key().
+  void same_secret(const catalog::Reference& ids, const catalog::Reference& names,
+                   const std::vector<catalog::Reference>& spellings) {
+    upstream::Resolution r{ids, names, ids.id_key()};
+    resolutions[ids.canonical()] = r;
+    resolutions[names.canonical()] = r;
+    for (const auto& s : spellings) resolutions[s.canonical()] = r;
+  }
 
   std::size_t pending() const noexcept { return pending_.size(); }
   const std::string& pending_key(std::size_t i = 0) const { return pending_[i].key; }
@@ -58,6 +86,9 @@ class FakeProvider final : public upstream::Provider {
   int fetches = 0;
   upstream::FetchRequest last_request;
   std::map<std::string, std::string> resolved;  // canonical reference -> resolved key
+  std::map<std::string, upstream::Resolution> resolutions;  // canonical reference -> its forms
+  bool resolving = false;
+  int resolves_asked = 0;
   bool up = true;
 
  private:

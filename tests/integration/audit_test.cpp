@@ -113,28 +113,39 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
 TEST_CASE("N requests: N events at the sink, cache hits included, and the chain verifies", "[integration][audit]") {
   TempDir dir;
   AuditSink sink;
-  AgentProcess agent(dir, audit_spec(dir, sink_lines(sink, dir)));
+  AgentProcess agent(dir, audit_spec(dir, sink_lines(sink, dir, "aggregate_window = \"1s\"\n")));
   REQUIRE(agent.wait_ready());
   constexpr int kRequests = 50;
-  std::set<std::string> answered;
+  std::set<std::string> allowed_ids, refused_ids;
   for (int i = 0; i < kRequests; ++i) {
-    HttpResponse r = retrieve(agent.socket(), i % 10 == 9 ? "{" : kRetrieve);  // some refused, too
-    answered.insert(*r.header("X-Request-Id"));
+    bool refused = i % 10 == 9;
+    HttpResponse r = retrieve(agent.socket(), refused ? "{" : kRetrieve);  // some refused, too
+    (refused ? refused_ids : allowed_ids).insert(*r.header("X-Request-Id"));
   }
-  // start + 50 decisions (45 allowed — 1 miss and 44 hits — and 5 refused).
-  REQUIRE(sink.wait_for_events(kRequests + 1, 10s));
+  // start + 45 allowed (1 miss and 44 hits), each in full; the 5 refusals of
+  // this caller: the first in full, the other 4 counted into one aggregate
+  // when the 1 s window ends.
+  REQUIRE(sink.wait_for_events(1 + 45 + 1 + 1, 10s));
   Json events = parse(sink.events_json());
   std::set<std::string> at_sink = request_ids(events);
-  for (const auto& id : answered) CHECK(at_sink.count(id) == 1);
+  for (const auto& id : allowed_ids) CHECK(at_sink.count(id) == 1);
+  CHECK(at_sink.count(*refused_ids.begin()) == 1);  // X-Request-Id ids sort by time: the first
   int hits = 0, denies = 0;
+  std::uint64_t counted = 0;
   for (const Json& e : at(events, "events").items) {
     if (at(e, "cache").type == Json::Type::string && at(e, "cache").text == "hit") ++hits;
-    if (at(e, "decision").text == "deny") ++denies;
+    if (at(e, "kind").text == "decision" && at(e, "decision").text == "deny") ++denies;
+    if (at(e, "kind").text == "aggregate") {
+      counted += std::stoull(at(e, "count").text);
+      CHECK(at(e, "code").text == "bad_request");
+      CHECK(at(at(e, "identity"), "uid").text == std::to_string(geteuid()));
+    }
     CHECK(e.find("mac") != nullptr);
     CHECK(at(e, "host").text.size() > 0);
   }
   CHECK(hits == 44);
-  CHECK(denies == 5);
+  CHECK(denies == 1);
+  CHECK(counted == 4);  // every refusal accounted for
   CHECK(sink.events_json().find("audited-value") == std::string::npos);  // references, never values
   // The sink's copy verifies, and reaches the head the agent mirrored.
   dir.write("export.ndjson", sink.store_text());
@@ -265,6 +276,23 @@ TEST_CASE("a cut-off tail is detected against the mirrored head", "[integration]
   CHECK(v.exit_code == 1);
   CHECK_THAT(v.out, Catch::Contains("tail was cut off"));
   CHECK(verify(dir / "state/audit", dir / "chain.key").exit_code == 0);  // without the head it cannot tell
+
+  // The agent restarted on the cut spool: its chain continues from the cut
+  // and passes the old head's seq with other events. The head still catches
+  // it, and the report names the start that recovered the shorter chain.
+  {
+    AgentProcess again(dir, audit_spec(dir, ""));
+    REQUIRE(again.wait_ready());
+    for (int i = 0; i < 20; ++i) REQUIRE(retrieve(again.socket()).status == 200);
+    REQUIRE(again.stop(SIGTERM) == 0);
+  }
+  auto restarted = verify(dir / "state/audit", dir / "chain.key", head);
+  INFO(restarted.out);
+  CHECK(restarted.exit_code == 1);
+  CHECK_THAT(restarted.out, Catch::Contains("is not the event the mirrored head names") &&
+                                Catch::Contains("restarted on the cut spool") && Catch::Contains("recovered head"));
+  CHECK(verify(dir / "state/audit", dir / "chain.key").exit_code == 0);
+
   // A wrong key cannot verify anything.
   dir.write("other.key", "another-key-entirely-0123456789abcdef012345\n", 0600);
   auto wrong = verify(dir / "state/audit", dir / "other.key");

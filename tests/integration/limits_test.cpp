@@ -28,7 +28,7 @@ bool is_root() { return geteuid() == 0; }
 
 TEST_CASE("200 concurrent keep-alive connections are all served, twice each", "[integration][limits]") {
   TempDir dir;
-  AgentProcess agent(dir);
+  AgentProcess agent(dir, "max_connections_per_uid = 256");  // all of them from this test's uid
   REQUIRE(agent.wait_ready());
   std::vector<UdsClient> clients;
   clients.reserve(200);
@@ -49,7 +49,7 @@ TEST_CASE("200 concurrent keep-alive connections are all served, twice each", "[
 
 TEST_CASE("200 idle or half-sent connections do not delay a /health request", "[integration][limits]") {
   TempDir dir;
-  AgentProcess agent(dir, "header_timeout = \"60s\"\nidle_timeout = \"60s\"");
+  AgentProcess agent(dir, "header_timeout = \"60s\"\nidle_timeout = \"60s\"\nmax_connections_per_uid = 256");
   REQUIRE(agent.wait_ready());
   std::vector<UdsClient> hogs;
   for (int i = 0; i < 200; ++i) {
@@ -162,15 +162,18 @@ TEST_CASE("the requests-per-connection cap closes with the last answer", "[integ
   CHECK(c.wait_closed(3s));
 }
 
-TEST_CASE("the global connection cap answers 503 server_busy", "[integration][limits]") {
+TEST_CASE("the global connection cap answers 503 server_busy when no connection is idle", "[integration][limits]") {
   TempDir dir;
-  AgentProcess agent(dir, "max_connections = 3\nmax_connections_per_uid = 3");
+  AgentProcess agent(dir, "max_connections = 3\nmax_connections_per_uid = 3\nreserved_service_connections = 0\n"
+                          "header_timeout = \"60s\"");
   REQUIRE(agent.wait_ready());
   std::vector<UdsClient> held;
   for (int i = 0; i < 3; ++i) {
     held.emplace_back(agent.socket());
     REQUIRE(held.back().send(kGet));
     REQUIRE(held.back().read_response());
+    // A request begun: not idle, so not closed to make room (fairness_test.cpp).
+    REQUIRE(held.back().send("GET /health HTTP/1.1\r\nHo"));
   }
   UdsClient extra(agent.socket());
   auto r = extra.read_response();
@@ -197,6 +200,18 @@ TEST_CASE("the per-uid cap limits one uid and not another", "[integration][limit
   REQUIRE(a.read_response());
   REQUIRE(b.send(kGet));
   REQUIRE(b.read_response());
+  // Both idle: a third takes the place of the oldest (a keeps-connections
+  // pool of one uid is not refused).
+  UdsClient recycled(agent.socket());
+  REQUIRE(recycled.send(kGet));
+  auto ok = recycled.read_response();
+  REQUIRE(ok);
+  CHECK(ok->status == 200);
+  CHECK(a.wait_closed(2s));
+  // Both busy (a request begun on each): refused.
+  REQUIRE(b.send("GET /health HTTP/1.1\r\n"));
+  REQUIRE(recycled.send("GET /health HTTP/1.1\r\n"));
+  std::this_thread::sleep_for(100ms);
   UdsClient c(agent.socket());
   auto r = c.read_response();
   REQUIRE(r);

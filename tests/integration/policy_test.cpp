@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <map>
 #include <thread>
 
@@ -348,21 +349,107 @@ TEST_CASE("emergency revocation: no token, a wrong one, the right one; survives 
   CHECK(clears == 1);
 }
 
-TEST_CASE("guessing the emergency token is bounded per uid", "[integration][policy][emergency]") {
+namespace {
+
+// Each curl is a process of its own; one curl with `n` URLs is one process
+// making n requests. The statuses, in order.
+std::vector<int> emergency_clears_by_one_process(int uid, const std::string& socket, const std::string& token, int n) {
+  std::vector<std::string> argv;
+  if (uid >= 0) {
+    argv = {"setpriv", "--reuid=" + std::to_string(uid), "--regid=" + std::to_string(uid), "--clear-groups"};
+  }
+  argv.insert(argv.end(), {"curl", "--silent", "--max-time", "10", "--unix-socket", socket, "-w", "\n%{http_code}\n",
+                           "-H", "X-Emergency-Token: " + token, "--data", R"({"all":true})"});
+  for (int i = 0; i < n; ++i) argv.push_back("http://localhost/api/onepassword/emergency-revoke/clear");
+  auto r = chitty::testing::run(argv);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  std::vector<int> statuses;
+  std::size_t at_line = 0;
+  while (at_line < r.out.size()) {
+    std::size_t nl = r.out.find('\n', at_line);
+    std::string line = r.out.substr(at_line, nl == std::string::npos ? std::string::npos : nl - at_line);
+    if (line.size() == 3 && std::isdigit(static_cast<unsigned char>(line[0]))) statuses.push_back(std::stoi(line));
+    if (nl == std::string::npos) break;
+    at_line = nl + 1;
+  }
+  REQUIRE(statuses.size() == static_cast<std::size_t>(n));
+  return statuses;
+}
+
+}  // namespace
+
+TEST_CASE("guessing the emergency token is bounded per process, then per uid; an admin service unlocks",
+          "[integration][policy][emergency]") {
+  if (!is_root()) {
+    WARN("skipped: needs root to run the admin client as another uid");
+    return;
+  }
+  constexpr int kAdmin = 4405;
+  const std::string token = "sos-0123456789abcdef";
   TempDir dir;
-  dir.write("emergency-token", "sos-0123456789abcdef\n", 0600);
+  chmod(dir.path().c_str(), 0755);
+  dir.write("emergency-token", token + "\n", 0600);
   AgentSpec spec;
-  spec.rest = "[emergency]\ntoken_file = \"" + (dir / "emergency-token") + "\"\n";
+  spec.settings = "socket_mode = \"0666\"\nsocket_world_accessible = true";
+  spec.rest = "[emergency]\ntoken_file = \"" + (dir / "emergency-token") + "\"\n"
+              "[[service]]\nname = \"ops\"\nuid = " + std::to_string(kAdmin) +
+              "\nallow = [\"op://Ops/**\"]\nadmin = true\n"
+              "[[service]]\nname = \"registry\"\nuid = " + std::to_string(kRegistry) + "\nallow = [\"op://Ops/**\"]\n";
   AgentProcess agent(dir, spec);
   REQUIRE(agent.wait_ready());
+  const std::string& sock = agent.socket();
+  const std::string clear = "/api/onepassword/emergency-revoke/clear";
+
+  // This process guesses ten times; its eleventh try is not even checked.
   for (int i = 0; i < 10; ++i) {
-    CHECK(post(agent.socket(), "/api/onepassword/emergency-revoke", R"({"all":true})", "X-Emergency-Token: guess\r\n")
-              .status == 401);
+    CHECK(post(sock, clear, R"({"all":true})", "X-Emergency-Token: guess\r\n").status == 401);
   }
-  HttpResponse locked = post(agent.socket(), "/api/onepassword/emergency-revoke", R"({"all":true})",
-                             "X-Emergency-Token: sos-0123456789abcdef\r\n");
+  HttpResponse locked = post(sock, clear, R"({"all":true})", "X-Emergency-Token: " + token + "\r\n");
   CHECK(locked.status == 429);  // not even checked now
   CHECK(locked.header("Retry-After"));
+  CHECK_THAT(locked.body, Catch::Contains("this process"));
+  // The operator's own process, same uid, is not locked out by it.
+  CHECK(emergency_clears_by_one_process(-1, sock, token, 1) == std::vector<int>{200});
+
+  // Processes that keep guessing, each within its own share, spend the
+  // uid's cap (60 an hour): then every process of the uid waits.
+  int guessed = 10;
+  while (guessed < 60) {
+    auto statuses = emergency_clears_by_one_process(-1, sock, "guess", 10);
+    CHECK(statuses == std::vector<int>(10, 401));
+    guessed += 10;
+  }
+  auto fresh = emergency_clears_by_one_process(-1, sock, token, 1);
+  CHECK(fresh == std::vector<int>{429});
+  CHECK_THAT(post(sock, clear, R"({"all":true})", "X-Emergency-Token: " + token + "\r\n").body,
+             Catch::Contains("this uid"));
+  // Other uids are unaffected.
+  CHECK(emergency_clears_by_one_process(kRegistry, sock, token, 1) == std::vector<int>{200});
+
+  // Only an admin service may lift the lockout.
+  CHECK(curl_as(kRegistry, sock, "/api/onepassword/emergency-revoke/unlock", {"-X", "POST"}).status == 403);
+  CHECK(curl_as(kStranger, sock, "/api/onepassword/emergency-revoke/unlock", {"-X", "POST"}).status == 403);
+  CHECK(emergency_clears_by_one_process(-1, sock, token, 1) == std::vector<int>{429});  // still locked
+  Reply unlocked = curl_as(kAdmin, sock, "/api/onepassword/emergency-revoke/unlock", {"-X", "POST"});
+  INFO(unlocked.body);
+  REQUIRE(unlocked.status == 200);
+  CHECK(std::stoi(at(parse(unlocked.body), "cleared").text) >= 7);  // the uid and its seven processes
+  CHECK(emergency_clears_by_one_process(-1, sock, token, 1) == std::vector<int>{200});
+  CHECK(post(sock, clear, R"({"all":true})", "X-Emergency-Token: " + token + "\r\n").status == 200);
+
+  // Audited, with who did it.
+  Reply audit = curl_as(kAdmin, sock, "/api/credentials/audit?limit=1000");
+  REQUIRE(audit.status == 200);
+  int unlocks = 0, refused_unlocks = 0;
+  Json events = at(parse(audit.body), "events");
+  for (const Json& e : events.items) {
+    if (at(e, "action").text != "revoke-unlock") continue;
+    if (at(e, "decision").text == "allow") ++unlocks;
+    if (at(e, "decision").text == "deny") ++refused_unlocks;
+  }
+  CHECK(unlocks == 1);
+  CHECK(refused_unlocks == 2);
 }
 
 TEST_CASE("the rest of the SPEC API: batch, service-token, integration-key, provision, validate, insights",

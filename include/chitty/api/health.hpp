@@ -1,7 +1,8 @@
 // GET /health (and its SPEC aliases /api/onepassword/health and
 // /api/credentials/health): whether the agent can serve ("healthy", or
 // "degraded" while it bridges an upstream outage in fallback mode), its
-// version, uptime, connection figures, cache entries, locked memory and mode.
+// version, uptime, connection figures, cache entries, locked memory (what
+// can be allocated now, and the largest block) and mode.
 #pragma once
 
 #include <string>

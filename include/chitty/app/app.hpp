@@ -20,6 +20,10 @@ struct RunOptions {
   std::optional<std::string> config_path;
   std::optional<std::string> socket;     // --socket
   std::optional<std::string> state_dir;  // --state-dir
+  // --accept-revocations: take <state_dir>/revocations.json as it is (or an
+  // empty set when it is missing) and seal it again, instead of refusing to
+  // start because its MAC does not match or it is missing.
+  bool accept_revocations = false;
 };
 
 // Loads the configuration as the agent does at start and on SIGHUP.

@@ -33,10 +33,13 @@ enum class Kind {
   reload,     // the configuration reloaded (or refused)
   start,      // the agent started
   stop,       // the agent stopped
-  aggregate,  // identical denials counted into one event (under spool pressure)
+  aggregate,  // refusals counted into one event (per uid, code and action, per window)
   alert,      // something an operator must look at (the spool is nearly full, the token refused)
 };
 std::string_view kind_name(Kind k) noexcept;
+
+// How many distinct references an aggregate event lists.
+inline constexpr std::size_t kAggregateRefs = 8;
 
 enum class Decision {
   allow,  // served (or, for a state change, carried out)
@@ -66,8 +69,11 @@ struct Event {
   std::string source;      // "env" | "systemd-credential" | "1password" | ""
   std::string mode;        // "normal" | "fallback"
   std::int64_t latency_us = 0;
-  std::uint64_t count = 1;             // aggregate: how many identical denials
+  std::uint64_t count = 1;             // aggregate: how many refusals it stands for (not written one by one)
   std::optional<WallTime> first_at;    // aggregate: the first of them
+  std::optional<WallTime> last_at;     // aggregate: the last of them
+  std::vector<std::string> refs;       // aggregate: some of the references they named (at most kAggregateRefs)
+  std::string recovered_head;          // start: the chain head recovered from the spool, "SEQ:MAC" ("0:" when new)
 
   // Set by the recorder.
   std::string id;

@@ -7,11 +7,21 @@
 // the journal under systemd — at most once a second and at stop; under
 // systemd every event is also mirrored to the journal with CHITTY_* fields.
 //
-// Spool pressure: in the reserve (the last reserve_bytes before the cap)
-// only refusals and alerts are recorded — allowed requests fail closed — and
-// identical refusals within `aggregate_window` are counted into one
-// aggregate event; past the cap nothing is recorded and every request fails
-// closed. Entering the reserve and reaching the cap are alerts.
+// Refusals are aggregated, always: within `aggregate_window` the first
+// refusal of a (uid, code, action) is written in full and the rest are
+// counted into one `aggregate` event (with the first and last times and some
+// of the references named) written when the window ends. At most
+// `max_aggregates` such keys are counted at once; beyond them, and in the
+// reserve, refusals are only counted, per (code, action). So what callers
+// who are refused can make the recorder write is bounded — at most
+// 2 × max_aggregates + (codes × actions) events per window, whatever their
+// number and however fast they ask (docs/audit.md) — and cannot push the
+// spool into its reserve, let alone fill it, for everyone else.
+//
+// Spool pressure: the reserve (the last reserve_bytes before the cap) is for
+// allowed decisions and state events; refusals are only counted there.
+// Past the cap nothing is recorded and every request fails closed. Entering
+// the reserve and reaching the cap are alerts.
 //
 // Thread: loop thread only.
 #pragma once
@@ -26,6 +36,7 @@
 #include "chitty/audit/spool.hpp"
 #include "chitty/audit/verify.hpp"
 #include "chitty/base/clock.hpp"
+#include "chitty/log/log.hpp"
 #include "chitty/loop/timer.hpp"
 #include "chitty/secure/mac_key.hpp"
 
@@ -35,6 +46,7 @@ struct RecorderOptions {
   std::uint32_t fsync_events = 256;
   std::chrono::milliseconds fsync_interval{200};
   Duration aggregate_window = std::chrono::seconds(10);
+  std::size_t max_aggregates = 64;  // (uid, code, action) keys counted at once
   bool journal_mirror = false;  // mirror every event to journald (under systemd)
   std::string host;
 };
@@ -88,17 +100,26 @@ class SpoolRecorder final : public Recorder {
   std::shared_ptr<SyncState> sync_;  // shared with a sync in flight, which may outlive this
   std::uint64_t id_prefix_ = 0;
   Head mirrored_;
+  Head recovered_;  // what the spool held at open: the start event names it
   MonoTime last_mirror_{};
   Spool::Room last_room_ = Spool::Room::normal;
   bool closed_ = false;
   std::uint64_t aggregated_ = 0;
   std::uint64_t refused_ = 0;
-  // Identical refusals being counted (reserve only): (service, uid, ref, code, action).
+  // Refusals being counted: by (uid, code, action); uid kAnyUid for the
+  // ones counted per (code, action) only (the reserve, or too many keys).
+  static constexpr std::int64_t kAnyUid = -2;
+  using AggregateKey = std::tuple<std::int64_t, std::string, std::string>;
   struct Pending {
     Event event;
     MonoTime opened;
   };
-  std::map<std::tuple<std::string, std::int64_t, std::string, std::string, std::string>, Pending> pending_;
+  Result<void> count_refusal(const Event& e, Spool::Room room);
+  Spool::Room watch_room();
+  std::map<AggregateKey, Pending> pending_;
+  // At most 1000 events per 10 s mirrored to the journal (see mirror()).
+  log::Throttle mirror_throttle_{1000, std::chrono::seconds(10)};
+  std::size_t per_uid_keys_ = 0;  // entries of pending_ with a real uid
 };
 
 }  // namespace chitty::audit

@@ -1,9 +1,11 @@
 // Checking an audit chain (docs/audit.md): a spool directory or an exported
 // stream (the sink's NDJSON), line by line — each line an event, its MAC
 // right under the chain key, its seq one more than the last, its prev the
-// MAC of the event before; optionally the last event equal to a head that
-// was mirrored elsewhere (journald), so that a cut-off tail shows. Reports
-// the first break. Used by `chitty-agent --verify-audit` (and chittyctl).
+// MAC of the event before; optionally a head that was mirrored elsewhere
+// (journald): the chain must contain that very event (its seq with its MAC),
+// so that a cut-off tail shows — also when the agent was restarted on the
+// cut spool and new events have since passed the old seq. Reports the first
+// break. Used by `chitty-agent --verify-audit` (and chittyctl).
 #pragma once
 
 #include <cstdint>
@@ -41,17 +43,24 @@ class Verifier {
  public:
   // `expect_first`: the chain must start at or before this seq (a spool:
   // the acknowledged seq + 1: nothing unshipped may be missing); 0 = wherever
-  // the first event says.
-  Verifier(const secure::MacKey& key, std::uint64_t expect_first = 0) : key_(key), expect_first_(expect_first) {}
-  // Feeds one line; false once the chain is broken (report() says where).
+  // the first event says. `head`: a mirrored head the chain must contain.
+  Verifier(const secure::MacKey& key, std::uint64_t expect_first = 0, std::optional<Head> head = std::nullopt)
+      : key_(key), expect_first_(expect_first), head_(std::move(head)) {}
+  // Feeds one line; false once the chain is broken (finish() says where).
   bool line(std::string_view text, std::string_view file = "");
-  // The verdict after the last line, checked against `head` if given.
-  VerifyReport finish(const std::optional<Head>& head);
+  // The verdict after the last line.
+  VerifyReport finish();
 
  private:
   bool broken(std::string problem);
   const secure::MacKey& key_;
   std::uint64_t expect_first_;
+  std::optional<Head> head_;
+  bool head_seen_ = false;
+  // The last start event that recovered a chain (its seq and the head it
+  // recovered), for the report when the mirrored head is not in the chain.
+  std::uint64_t restart_seq_ = 0;
+  std::string restart_head_;
   VerifyReport r_;
   std::uint64_t line_no_ = 0;
   std::string file_;

@@ -36,6 +36,9 @@
 
 namespace chitty::broker {
 
+// How often an unresolved revocation is tried again.
+inline constexpr Duration kRetryResolution = std::chrono::seconds(30);
+
 // What a client asked for.
 struct Ask {
   std::optional<catalog::Reference> ref;  // by reference ...
@@ -126,17 +129,35 @@ class Broker {
   // Tokens left in bucket `key` now.
   double level(const std::string& key, const Rate& limit) const { return limiter_.level(key, limit, clock_.now()); }
 
-  // Emergency revocation: from now on nothing matching `r` is served from
-  // any source; cached copies are wiped, fetches in flight for it are
-  // answered `revoked` at once and their results dropped. The caller has
-  // persisted the revocation first.
+  // Emergency revocation (docs/policy.md, "One secret, one key").
+  //
+  // Fills in what a ref or type revocation's secret is known by: the
+  // spellings known now (the one given, its resolved IDs, the spellings
+  // clients used, the catalog entries and types that name it) and — asking
+  // a primary that resolves references, when one is available — its
+  // all-IDs and all-names forms; then `rv.resolved` is set. Other kinds
+  // pass through. `done` runs exactly once, now or later on the loop. A ref
+  // revocation names its secret by `rv.ref`; a type revocation by its
+  // catalog entry's reference.
+  void describe(policy::Revocation rv, std::function<void(policy::Revocation)> done);
+  // From now on nothing matching `r` is served from any source; cached
+  // copies are wiped, fetches in flight for it are answered `revoked` at
+  // once and their results dropped. The caller has persisted it first (and
+  // described it).
   void revoke(const policy::Revocation& r);
-  // Lifts revocations (the same matching as Revocations::clear).
+  // Lifts the revocations `r` describes (same kind and secret, type or
+  // service; described like a revocation). Returns how many.
   std::size_t clear_revocation(const policy::Revocation& r);
   void set_revocations(policy::Revocations r) { revocations_ = std::move(r); }
   const policy::Revocations& revocations() const noexcept { return revocations_; }
-  // The keys a reference is known by (canonical form, resolved IDs).
-  std::vector<std::string> keys_of(const catalog::Reference& ref) const;
+  // Called when revocations in force learnt more spellings (a primary
+  // resolved one made while it was unavailable): the app persists them.
+  void on_revocations_changed(std::function<void()> f) { revocations_listener_ = std::move(f); }
+  // Resolves the revocations not resolved yet (each at most every
+  // `kRetryResolution`), then runs `then` (may be null). Runs before a value
+  // from a primary is delivered while any is unresolved, and when the
+  // upstream comes back.
+  void resolve_pending(std::function<void()> then);
 
   // Forgets a cached value (it is fetched again on next use).
   bool invalidate(const std::string& key) { return cache_.invalidate(key); }
@@ -181,11 +202,17 @@ class Broker {
               std::optional<Duration> retry_after = std::nullopt);
   void deliver(const RequestPtr& r, const Outcome& o);
   const policy::Revocation* revoked_for(const RequestPtr& r) const;
-  bool covers(const policy::Revocation& rv, std::string_view service, const catalog::Entry* entry,
-              const catalog::Reference& ref) const;
+  // The match forms of `ref`: its canonical form, its resolved key (once
+  // known) and, with `resolution`, its all-IDs and all-names forms.
+  std::vector<std::string> forms_of(const catalog::Reference& ref, const upstream::Resolution* resolution) const;
   const policy::Revocation* revocation_for(std::string_view service, const catalog::Entry* entry,
                                            const catalog::Reference& ref) const;
-  const policy::Revocation* service_revocation(std::string_view service) const;
+  // Adds to `rv` what is known now of the secret `ref` (and `resolution`).
+  void learn(policy::Revocation& rv, const catalog::Reference& ref, const upstream::Resolution* resolution) const;
+  // The primary asked to resolve references: the first available one that can.
+  upstream::Provider* resolver() const;
+  // Wipes what is cached for `rv` and answers the fetches in flight for it.
+  void enforce(const policy::Revocation& rv);
 
   // One fetch: the flight key, what is fetched, and why earlier sources
   // could not give it.
@@ -198,6 +225,7 @@ class Broker {
   void start_fetch(std::shared_ptr<Fetch> f);
   void try_primary(std::shared_ptr<Fetch> f, std::size_t next);
   void on_primary(std::shared_ptr<Fetch> f, std::size_t index, upstream::FetchResult r);
+  void primary_value(const std::shared_ptr<Fetch>& f, std::size_t index, secure::SecureBuffer value);
   void after_primaries(std::shared_ptr<Fetch> f);
   void try_fallbacks(std::shared_ptr<Fetch> f, std::size_t next);
   void complete(const std::shared_ptr<Fetch>& f, const Outcome& o);
@@ -218,6 +246,7 @@ class Broker {
   std::uint64_t rate_limited_ = 0;
   MonoTime fallback_since_{};
   std::function<void(cache::Mode)> mode_listener_;
+  std::function<void()> revocations_listener_;
   Duration fallback_total_{};
 };
 

@@ -81,7 +81,11 @@ class Cache {
   tl::expected<Served, Miss> get_stale(const std::string& key);
 
   // Seals and stores `value` (replacing an older one), fetched now. Evicts the
-  // least recently used entries to stay within the caps.
+  // least recently used entries to stay within the caps. When the arena
+  // itself has no room (values in flight hold it, or it is free only in
+  // pieces), evicts only the entries whose memory makes room for this one,
+  // and none if evicting cannot: an error then, the cache as it was (less
+  // the older value of `key`).
   Result<void> put(const std::string& key, std::span<const char> value, const Meta& meta);
 
   // Forgets (and wipes) one entry; false if there was none.
@@ -124,6 +128,9 @@ class Cache {
   tl::expected<Served, Miss> serve(const std::string& key, bool allow_stale);
   void drop(List::iterator it);
   bool evict_one();
+  // Evicts the entries whose blocks, released, give the arena room for `n`
+  // bytes (the fewest bytes); false, evicting nothing, when no choice would.
+  bool make_room(std::size_t n);
 
   secure::Arena& arena_;
   secure::Sealer& sealer_;

@@ -13,6 +13,10 @@ namespace chitty::catalog {
 inline constexpr std::size_t kMaxReferenceBytes = 1024;
 inline constexpr std::size_t kMaxPartBytes = 256;
 
+// A reference is carried as its parts, never as text that is parsed again:
+// an item titled "Prod/DB" is one part, not an item "Prod" with a section
+// "DB". The key forms below write '/' and '%' inside a part as %2f and %25,
+// so no two different lists of parts share a key; display() escapes '/'.
 struct Reference {
   std::string vault;
   std::string item;
@@ -21,11 +25,24 @@ struct Reference {
 
   // As written: "op://ChittyOS Services/ChittyID Service Token/service_token".
   std::string display() const;
-  // The cache, revocation and audit key: names fold ASCII case, so a title in
-  // another spelling is the same secret. (With the Connect upstream the parts
-  // become resolved IDs.)
+  // The key of a reference as a client wrote it (docs/policy.md, "One
+  // secret, one key"): every part folds ASCII case. Connect matches vault and
+  // item names, and section and field IDs and labels, without case, and its
+  // vault and item IDs are lower-case, so spellings that differ only in case
+  // name one secret. Already in match_form().
   std::string canonical() const;
+  // The parts verbatim: the key of a resolved reference, whose parts are
+  // Connect IDs as Connect spells them ("op://<vault id>/<item id>/Section_x/notesPlain").
+  // What the cache keys on and what audit events show.
+  std::string id_key() const;
+
+  bool operator==(const Reference&) const = default;
 };
+
+// The form in which two keys (canonical() or id_key() texts) are compared:
+// ASCII case folded. The one normalisation the cache, resolutions, policy and
+// revocations share: two keys with one match form are one secret.
+std::string match_form(std::string_view key);
 
 // Parses a reference. Errors name the problem precisely (empty part, "." or
 // "..", control character, '?' or '#', too long, wrong number of parts).

@@ -30,6 +30,7 @@ struct AgentConfig {
 
   std::uint32_t max_connections = 0;
   std::uint32_t max_connections_per_uid = 0;
+  std::uint32_t reserved_service_connections = 0;  // slots only [[service]] callers may take
   std::uint64_t max_header_bytes = 0;
   std::uint32_t max_headers = 0;
   std::uint64_t max_uri_bytes = 0;
@@ -145,6 +146,7 @@ struct AuditConfig {
   milliseconds retry_backoff{0};
   milliseconds retry_max_backoff{0};
   milliseconds aggregate_window{0};
+  std::uint32_t aggregate_keys = 0;
   bool journal_mirror = true;
   bool operator==(const AuditConfig&) const = default;
 };

@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -65,6 +66,10 @@ struct Identity {
   Fact<uid_t> uid = Fact<uid_t>::unknown("not read");  // unknown for the overflow uid
   Fact<gid_t> gid = Fact<gid_t>::unknown("not read");
   Fact<pid_t> pid = Fact<pid_t>::unknown("not read");  // unknown for pid 0 or an exited process
+  // The process's start time (/proc/PID/stat field 22, clock ticks since
+  // boot) when `pid` is known, else 0: with the pid it names one process,
+  // never a later one that reuses the pid.
+  std::uint64_t start_time = 0;
   // The pid as the caller sees it in its own PID namespace (innermost NSpid).
   Fact<pid_t> namespace_pid = Fact<pid_t>::unknown("not read");
   // The caller lives in a PID namespace below the agent's.

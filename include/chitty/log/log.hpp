@@ -122,4 +122,30 @@ inline void error(std::string_view topic, std::string_view msg, std::initializer
   if (enabled(Level::error)) write(Level::error, topic, msg, f);
 }
 
+// A line a client can cause (a refused request, a protocol error, a wrong
+// token) is written through a Throttle: at most `burst` lines per `period`
+// from one place; the rest are counted, and the next line that gets through
+// says how many were held back (a "suppressed" field). No client can then
+// make the agent log faster than the journal's rate limit takes, which would
+// cost the lines that matter: the audit chain head, alerts (docs/audit.md).
+//
+// Thread: one thread (the loop's).
+class Throttle {
+ public:
+  Throttle(std::uint32_t burst, Duration period) noexcept : burst_(burst), period_(period) {}
+  // Whether a line may be written at `now`. When it may, suppressed() is the
+  // number held back since the last one written (put it in the line).
+  bool allow(MonoTime now) noexcept;
+  std::uint64_t suppressed() const noexcept { return reported_; }
+
+ private:
+  std::uint32_t burst_;
+  Duration period_;
+  MonoTime window_start_{};
+  std::uint32_t in_window_ = 0;
+  std::uint64_t held_ = 0;      // since the last line written
+  std::uint64_t reported_ = 0;  // what the line being written reports
+  bool started_ = false;
+};
+
 }  // namespace chitty::log

@@ -7,16 +7,27 @@
 // costs 16 KiB of address space and ~4 VMAs, and vm.max_map_count runs out
 // after ~16k live allocations (docs/security.md).
 //
+// Inside the region blocks are split from and merged back into free spans
+// (boundary bookkeeping kept outside the region): memory freed by one size
+// serves every other size, so a burst of large answers cannot leave the
+// arena usable only for large answers. Lasting blocks (sealed cache entries,
+// keys, imported values) are placed from the bottom, transient ones
+// (plaintext in flight) from the top, so the holes short-lived blocks leave
+// close up again instead of scattering between long-lived ones.
+//
 // Thread: loop thread only.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "chitty/base/result.hpp"
@@ -30,6 +41,12 @@ enum class Backing {
 };
 std::string_view backing_name(Backing b) noexcept;
 
+// How long a block is expected to live; only where it is placed depends on it.
+enum class Lifetime : std::uint8_t {
+  transient,  // plaintext in flight (a value being served, a request body): from the top
+  lasting,    // sealed cache entries, keys, imported values: from the bottom
+};
+
 struct ArenaOptions {
   std::size_t capacity = 7 * 1024 * 1024;  // usable bytes, rounded up to pages
   bool allow_unlocked = false;             // run even if the memory cannot be locked
@@ -40,24 +57,23 @@ struct ArenaOptions {
 };
 
 // A block of arena memory. Owned by whoever got it from allocate(); give it
-// back with release().
+// back, unchanged, with release().
 struct Block {
   std::byte* data = nullptr;
-  std::uint32_t size = 0;       // the size class, >= what was asked for
-  std::uint8_t size_class = 0;
+  std::uint32_t size = 0;  // what was asked for, rounded up to Arena::kAlignment
   explicit operator bool() const noexcept { return data != nullptr; }
 };
 
 class Arena {
  public:
-  // Size classes from 32 bytes to 64 KiB in steps of 1.5x and 2x (32, 48,
-  // 64, 96, 128, 192, ...): at most a third of a block is slack. All are
-  // multiples of 16, so every block is 16-byte aligned.
-  static constexpr std::size_t kMinBlock = 32;
+  // Every block is 16-byte aligned and a multiple of 16 bytes: at most 15
+  // bytes of a block are slack. One allocation is at most kMaxBlock.
+  static constexpr std::size_t kAlignment = 16;
+  static constexpr std::size_t kMinBlock = kAlignment;
   static constexpr std::size_t kMaxBlock = 64 * 1024;
-  static constexpr std::size_t kClasses = 23;
-  static constexpr std::size_t class_size(std::size_t cls) noexcept {
-    return (cls % 2 == 0 ? kMinBlock : kMinBlock + kMinBlock / 2) << (cls / 2);
+  // The size of the block allocate(n) hands out (and counts in used()).
+  static constexpr std::size_t block_size(std::size_t n) noexcept {
+    return n == 0 ? kMinBlock : (n + kAlignment - 1) / kAlignment * kAlignment;
   }
 
   // Maps and locks the region. Fails, saying what RLIMIT_MEMLOCK is, what is
@@ -69,15 +85,32 @@ class Arena {
   Arena& operator=(const Arena&) = delete;
 
   // A block of at least `n` bytes (n <= kMaxBlock), zeroed; an empty Block
-  // when the arena is full.
-  Block allocate(std::size_t n) noexcept;
-  // Wipes the block and makes it reusable.
+  // when no free span of the region holds block_size(n) bytes. Never
+  // allocates ordinary heap memory.
+  Block allocate(std::size_t n, Lifetime lifetime = Lifetime::transient) noexcept;
+  // Wipes the block and merges it with the free spans next to it. A block
+  // that overlaps free memory (released twice, or not from here) aborts.
   void release(Block b) noexcept;
 
   Backing backing() const noexcept { return backing_; }
   std::size_t capacity() const noexcept { return capacity_; }
   std::size_t used() const noexcept { return used_; }  // bytes in blocks handed out
-  std::size_t available() const noexcept { return capacity_ - used_; }
+  // Bytes that can be allocated now, all of them: with no per-block
+  // headers, every free byte belongs to some block allocate() can hand out.
+  // (Not in one piece: see largest_block().)
+  std::size_t available() const noexcept { return capacity_ - used_ - lost_; }
+  // The largest n for which allocate(n) succeeds now (0 when full).
+  std::size_t largest_block() const noexcept;
+  // How many pieces the free memory is in (1 when it is all contiguous).
+  std::size_t free_spans() const noexcept { return by_offset_.size(); }
+
+  // Which of `releasable` (blocks the caller holds from this arena) to
+  // release so that allocate(n) succeeds: the contiguous run of free spans
+  // and releasable blocks that frees the fewest bytes. Indices into
+  // `releasable`; empty if allocate(n) succeeds already; nullopt if
+  // releasing all of them would not make room (then release none).
+  std::optional<std::vector<std::size_t>> room_for(std::size_t n, std::span<const Block> releasable) const;
+
   // Whether `p` points into this arena (tests, assertions).
   bool contains(const void* p) const noexcept;
   // The whole usable region, for tests that check it holds no trace of a
@@ -86,18 +119,31 @@ class Arena {
 
  private:
   Arena() = default;
-  static std::size_t class_of(std::size_t n) noexcept;
+  using Offset = std::uint32_t;
+  // By size, then the higher offset first: a transient block takes the
+  // smallest span that fits, and of equal ones the highest.
+  struct SizeOrder {
+    bool operator()(const std::pair<Offset, Offset>& a, const std::pair<Offset, Offset>& b) const noexcept {
+      return a.first != b.first ? a.first < b.first : a.second > b.second;
+    }
+  };
+  using BySize = std::set<std::pair<Offset, Offset>, SizeOrder>;  // (size, offset)
+
+  void add_free(Offset offset, Offset size) noexcept;
+  void resize_free(std::map<Offset, Offset>::iterator it, Offset offset, Offset size) noexcept;
 
   std::byte* map_ = nullptr;   // the whole mapping, guard pages included
   std::size_t map_size_ = 0;
   std::byte* base_ = nullptr;  // first usable byte
   std::size_t capacity_ = 0;
-  std::size_t bump_ = 0;       // offset of the never-used tail
   std::size_t used_ = 0;
+  std::size_t lost_ = 0;       // released while the ordinary heap was exhausted: never reused
   Backing backing_ = Backing::mlock;
   bool writable_ = false;  // base_ is mapped read-write (not just reserved)
   int memfd_ = -1;
-  std::array<std::vector<std::byte*>, kClasses> free_;
+  // The free spans, kept in both orders; every free byte is zero.
+  std::map<Offset, Offset> by_offset_;  // offset -> size
+  BySize by_size_;
 };
 
 // mlock(2)/munlock(2) through the system call itself (sanitizer runtimes

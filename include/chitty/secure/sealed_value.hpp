@@ -16,6 +16,13 @@
 
 namespace chitty::secure {
 
+// What comparing a sealed value with presented bytes found. `unavailable`
+// says nothing about the presented bytes: there was no locked memory to open
+// the value into (or it failed authentication), so it must never be taken
+// for a mismatch — a caller that counts mismatches against someone would
+// otherwise charge them for the agent's own shortage.
+enum class Comparison { equal, different, unavailable };
+
 class SealedValue {
  public:
   SealedValue() = default;
@@ -49,8 +56,9 @@ class SealedValue {
   // it; empty when there is no locked memory right now, or the sealed bytes
   // fail authentication (memory corruption).
   SecureBuffer open(std::size_t spare = 0) const noexcept;
-  // Whether the plaintext equals `other` (constant time in the length).
-  bool equals(std::span<const char> other) const noexcept;
+  // Whether the plaintext equals `other` (constant time in the length; a
+  // length that differs is `different` without opening anything).
+  Comparison compare(std::span<const char> other) const noexcept;
 
   void reset() noexcept;
 

@@ -15,9 +15,11 @@ namespace chitty::secure {
 class SecureBuffer {
  public:
   SecureBuffer() = default;
-  // A buffer with room for `capacity` bytes (size 0); empty if the arena is
-  // full or capacity > Arena::kMaxBlock.
-  static SecureBuffer allocate(Arena& arena, std::size_t capacity) noexcept;
+  // A buffer with room for `capacity` bytes (size 0); empty if the arena has
+  // no room for it or capacity > Arena::kMaxBlock. `lifetime` only chooses
+  // where in the arena it goes (Lifetime::lasting for keys kept all along).
+  static SecureBuffer allocate(Arena& arena, std::size_t capacity,
+                               Lifetime lifetime = Lifetime::transient) noexcept;
 
   ~SecureBuffer() { reset(); }
   SecureBuffer(SecureBuffer&& o) noexcept

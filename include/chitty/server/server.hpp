@@ -1,6 +1,14 @@
 // The HTTP/1.1 server on a listening Unix socket: accepts connections within
 // the global and per-uid caps, runs each through an http::Session, routes
 // requests to handlers, and drains on shutdown.
+//
+// Fairness under pressure (docs/http.md): each uid holds at most
+// max_connections_per_uid connections; the last reserved_service_connections
+// slots are kept for callers the service matcher accepts; and when a
+// newcomer finds no free slot it may take, the oldest idle keep-alive
+// connection (no request in progress, nothing being written) is closed to
+// make room rather than the newcomer refused. A connection with a request in
+// flight is never closed for room.
 #pragma once
 
 #include <chrono>
@@ -14,6 +22,7 @@
 #include "chitty/base/result.hpp"
 #include "chitty/http/limits.hpp"
 #include "chitty/http/router.hpp"
+#include "chitty/log/log.hpp"
 #include "chitty/http/session.hpp"
 #include "chitty/loop/handle.hpp"
 #include "chitty/loop/loop.hpp"
@@ -27,18 +36,29 @@ namespace chitty::server {
 using Handler = std::function<void(Call)>;
 using Router = http::Router<Handler>;
 
+// Whether a caller matches a configured [[service]]: such callers may take the
+// reserved slots. The server knows no policy; the composition root supplies
+// this. Called on the loop thread with the identity at accept; must be cheap
+// and must not call back into the server.
+using ServiceMatcher = std::function<bool(const identity::Identity&)>;
+
 struct ServerOptions {
   http::Limits limits;
   identity::Options identity;
   std::uint32_t max_connections = 1024;
-  std::uint32_t max_connections_per_uid = 256;
+  std::uint32_t max_connections_per_uid = 128;
+  // Of max_connections, the slots only callers accepted by the service
+  // matcher may take. At most half of max_connections is held back; nothing
+  // is held back while no matcher is installed.
+  std::uint32_t reserved_service_connections = 64;
 };
 
 struct ServerStats {
   std::size_t connections = 0;
   std::uint64_t accepted = 0;
-  std::uint64_t rejected_busy = 0;      // global cap
+  std::uint64_t rejected_busy = 0;      // global cap, or only reserved slots left, and nothing idle to close
   std::uint64_t rejected_per_uid = 0;   // per-uid cap
+  std::uint64_t reclaimed_idle = 0;     // idle connections closed to make room for a newcomer
   std::uint64_t requests = 0;
   std::uint64_t protocol_errors = 0;    // requests refused by the session
   std::uint64_t timeouts = 0;           // header/body/write timeouts
@@ -63,8 +83,14 @@ class Server {
   void shutdown(std::chrono::milliseconds grace, std::function<void()> done);
 
   // New limits and caps (a configuration reload): caps and timeouts apply at
-  // once, parser limits to connections accepted from now on.
+  // once, parser limits to connections accepted from now on. Connections
+  // already open are not closed to meet lower caps.
   void reconfigure(ServerOptions options);
+
+  // Installs (or, with an empty function, removes) the service matcher. It
+  // is asked about every admitted caller once, at accept; a reload of the
+  // policy behind it applies to connections accepted from then on.
+  void set_service_matcher(ServiceMatcher matcher);
 
   const ServerStats& stats() const noexcept { return stats_; }
 
@@ -75,7 +101,15 @@ class Server {
   void accept_one();
   void reject(loop::Handle<uv_pipe_t> pipe, http::ErrorCode code, std::string_view message);
   void dispatch(Connection& c, std::uint64_t seq, http::Request&& request, const std::string& request_id);
-  void release(std::uint64_t id, uid_t uid);
+  // Slots non-service callers may not take (0 without a matcher).
+  std::uint32_t reserved_slots() const noexcept;
+  // Idle connections that may be closed for room, best victim first:
+  // non-service before service, lingering before keep-alive, oldest first.
+  std::vector<Connection*> reclaim_candidates() const;
+  // A connection began to close: it no longer counts against the caps.
+  void closing(const Connection& c);
+  // Its pipe is closed: frees it.
+  void release(std::uint64_t id);
   void maybe_done();
   char* read_buffer() noexcept { return read_buffer_.get(); }
 
@@ -87,7 +121,9 @@ class Server {
   loop::Handle<uv_pipe_t> listener_;
   loop::Timer grace_timer_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
-  std::unordered_map<uid_t, std::uint32_t> per_uid_;
+  std::unordered_map<uid_t, std::uint32_t> per_uid_;  // open connections (not closing) by uid
+  std::size_t open_ = 0;                              // connections not closing: what the caps count
+  ServiceMatcher is_service_;
   std::unique_ptr<char[]> read_buffer_;
   std::uint64_t next_id_ = 0;
   bool shutting_down_ = false;
@@ -95,6 +131,10 @@ class Server {
   ServerStats stats_;
   MonoTime last_reject_log_{};
   std::uint64_t rejects_since_log_ = 0;
+  MonoTime last_reclaim_log_{};
+  // Protocol errors (malformed requests, timeouts) logged: 20 per 10 s.
+  log::Throttle protocol_log_{20, std::chrono::seconds(10)};
+  std::uint64_t reclaims_since_log_ = 0;
 
  public:
   static constexpr std::size_t kReadBufferSize = 64 * 1024;

@@ -90,11 +90,12 @@ class ConnectProvider final : public Provider {
   bool holds(const catalog::Entry*) const noexcept override { return true; }
   void fetch(const FetchRequest& request, FetchDone done) override;
   std::optional<std::string> resolved_key(std::string_view canonical) const override;
-  bool spells() const noexcept override { return true; }
+  bool resolves() const noexcept override { return true; }
   // Resolves the reference (fetching the item, whose values are parsed in
   // locked memory and wiped unread) to learn its all-names and all-IDs
   // forms; remembered for resolution_ttl.
-  void spellings(const FetchRequest& request, SpellingsDone done) override;
+  void resolve(const FetchRequest& request, ResolveDone done) override;
+  std::vector<std::string> aliases(std::string_view key) const override;
   // Available while the breaker is closed and the last outcome was not an
   // availability failure (so the first failure already means fallback).
   bool available() const noexcept override;
@@ -166,18 +167,25 @@ class ConnectProvider final : public Provider {
   };
   std::unordered_map<std::string, Resolved> vault_ids_;  // folded vault name -> id
   std::unordered_map<std::string, Resolved> item_ids_;   // vault id + '\n' + folded title -> id
-  // canonical reference -> resolved key (heterogeneous lookup by string_view)
+  // canonical reference -> resolved key (heterogeneous lookup by string_view).
+  // It expires like the other resolutions: a renamed item stops answering
+  // to its old name once resolution_ttl has passed (while the server is
+  // unavailable it is kept: the cache's fallback window bounds it then).
   struct Hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_map<std::string, std::string, Hash, std::equal_to<>> keys_;
-  std::unordered_map<std::string, std::string> vault_names_;  // vault id -> name
-  struct Spelled {
-    std::vector<catalog::Reference> list;
+  struct Keyed {
+    std::string key;
     MonoTime at;
   };
-  std::unordered_map<std::string, Spelled> spellings_;  // canonical reference -> its other forms
+  std::unordered_map<std::string, Keyed, Hash, std::equal_to<>> keys_;
+  std::unordered_map<std::string, std::string> vault_names_;  // vault id -> name
+  struct Remembered {
+    Resolution resolution;
+    MonoTime at;
+  };
+  std::unordered_map<std::string, Remembered> resolutions_;  // canonical reference -> its forms
   std::unordered_map<std::string, MonoTime> negative_;   // canonical reference -> until
   std::map<std::uint64_t, JobPtr> jobs_;                 // in flight, by number
   std::uint64_t next_job_ = 1;

@@ -48,6 +48,15 @@ struct FetchRequest {
 };
 using FetchDone = std::function<void(FetchResult)>;
 
+// A reference resolved by a source with IDs: the same secret as its
+// all-IDs and all-names forms, carried as parts (never as text parsed
+// again: a title may contain '/').
+struct Resolution {
+  catalog::Reference ids;    // every part a Connect ID, verbatim
+  catalog::Reference names;  // every part a name (a label; the ID where there is none)
+  std::string key;           // ids.id_key(): what the cache keys the secret on
+};
+
 class Provider {
  public:
   virtual ~Provider() = default;
@@ -62,10 +71,12 @@ class Provider {
   virtual void fetch(const FetchRequest& request, FetchDone done) = 0;
 
   // The key the cache, revocations and audit use for `ref` once this source
-  // has resolved it (1Password: vault/item/section/field IDs, so that a
-  // title, an ID and another spelling are one secret); nullopt until then,
-  // or for sources without such IDs.
-  // `canonical` is the reference's canonical() form.
+  // has resolved it (1Password: vault/item/section/field IDs verbatim, its
+  // id_key(), so that a title, an ID and another spelling are one secret);
+  // nullopt until then, or for sources without such IDs. `canonical` is the
+  // reference's canonical() form. A resolution is kept for the source's
+  // resolution TTL, and beyond it only while the source is unavailable (then
+  // the cache's fallback window bounds what it can reach).
   virtual std::optional<std::string> resolved_key(std::string_view canonical) const {
     (void)canonical;
     return std::nullopt;
@@ -74,18 +85,24 @@ class Provider {
   // is open). Sources without availability tracking are always available.
   virtual bool available() const noexcept { return true; }
 
-  // Whether this source can tell the other spellings of a reference (its
-  // all-names and all-IDs forms), for policy globs written on the other
-  // form than the request.
-  virtual bool spells() const noexcept { return false; }
-  // Those spellings (the request's own excluded); may ask the upstream.
-  // `done` runs later on the loop thread, with nothing when they cannot be
-  // established (unknown reference, upstream unavailable). Only called when
-  // spells() is true.
-  using SpellingsDone = std::function<void(std::vector<catalog::Reference>)>;
-  virtual void spellings(const FetchRequest& request, SpellingsDone done) {
+  // Whether this source can resolve a reference to its all-IDs and
+  // all-names forms (for policy globs written on the other form than the
+  // request, and for revocations that must cover every spelling).
+  virtual bool resolves() const noexcept { return false; }
+  // Resolves `request.ref`; may ask the upstream. `done` runs later on the
+  // loop thread, with nothing when the reference cannot be resolved now
+  // (unknown, ambiguous, upstream unavailable). Only called when resolves()
+  // is true.
+  using ResolveDone = std::function<void(std::optional<Resolution>)>;
+  virtual void resolve(const FetchRequest& request, ResolveDone done) {
     (void)request;
-    done({});
+    done(std::nullopt);
+  }
+  // The canonical() forms this source knows to resolve to `key` (an
+  // id_key()): the spellings clients have used for that secret.
+  virtual std::vector<std::string> aliases(std::string_view key) const {
+    (void)key;
+    return {};
   }
 };
 

@@ -35,7 +35,10 @@ class Token {
   secure::SecureBuffer bearer() const noexcept;
   // Whether `presented` is this token (constant time in its length): for a
   // token that authorises requests to the agent (the emergency token).
-  bool equals(std::span<const char> presented) const noexcept { return value_.equals(presented); }
+  // `unavailable` when there is no locked memory to compare right now: the
+  // presented token is then neither right nor wrong, and must not be
+  // counted as a failed attempt.
+  secure::Comparison compare(std::span<const char> presented) const noexcept { return value_.compare(presented); }
   // Where it comes from, for messages: "file /run/…/op-token".
   std::string describe() const;
   bool reloadable() const noexcept { return !path_.empty(); }

@@ -129,7 +129,11 @@ void write_all(const std::string& path, const std::string& text) {
 TEST_CASE("events are chained, numbered and written before record() returns; the chain survives a restart",
           "[audit][spool]") {
   Fixture f;
-  for (int i = 0; i < 30; ++i) REQUIRE(f.recorder->record(decision("svc", i % 3 ? Decision::allow : Decision::deny)));
+  for (int i = 0; i < 30; ++i) {
+    Event e = decision("svc", i % 3 ? Decision::allow : Decision::deny);
+    e.uid = 1000 + i;  // refusals of one caller would be aggregated: ten callers' first ones
+    REQUIRE(f.recorder->record(e));
+  }
   // Written already (page cache), before any flush.
   std::string first = read_all(f.segments().front());
   CHECK(first.find("\"seq\":1,") != std::string::npos);
@@ -321,41 +325,129 @@ TEST_CASE("acknowledged segments are deleted, never the active one, never what i
   CHECK_THAT(missing.problem, Catch::Contains("missing"));
 }
 
-TEST_CASE("spool pressure: the reserve takes only refusals (aggregated), the cap takes nothing",
+TEST_CASE("refusals are aggregated per caller, code and action: the first in full, the rest counted",
+          "[audit][spool][aggregate]") {
+  Fixture f;
+  std::uint64_t seq_before = f.spool->last_seq();
+  for (int i = 0; i < 50; ++i) {
+    // Varying the reference does not defeat the aggregation.
+    REQUIRE(f.recorder->record(decision("intruder", Decision::deny, "op://x/y/z" + std::to_string(i % 12))));
+  }
+  CHECK(f.spool->last_seq() - seq_before == 1);  // the first, in full
+  CHECK(f.recorder->aggregated() == 49);
+  // Another code, or an allowed decision, of the same caller is its own.
+  Event other = decision("intruder", Decision::deny);
+  other.code = "bad_request";
+  REQUIRE(f.recorder->record(other));
+  REQUIRE(f.recorder->record(decision("intruder", Decision::allow)));
+  CHECK(f.spool->last_seq() - seq_before == 3);
+  f.clock.advance(9s);
+  f.recorder->flush();
+  CHECK(f.spool->last_seq() - seq_before == 3);  // the window is still open
+  f.clock.advance(2s);
+  f.recorder->flush();  // the window ends: one aggregate event with the count
+  auto events = f.recorder->query({std::string("intruder"), std::nullopt, 10});
+  int aggregates = 0;
+  for (const auto& e : events) {
+    if (e.kind != Kind::aggregate) continue;
+    ++aggregates;
+    CHECK(e.count == 49);
+    CHECK(e.uid == 1000);
+    CHECK(e.code == "forbidden");
+    CHECK(e.action == "retrieve");
+    REQUIRE(e.first_at);
+    REQUIRE(e.last_at);
+    CHECK(*e.first_at <= *e.last_at);
+    CHECK(e.refs.size() == chitty::audit::kAggregateRefs);  // some of the references, bounded
+  }
+  CHECK(aggregates == 1);  // "bad_request" came once: nothing to aggregate
+  // The next window starts with a full event again.
+  std::uint64_t seq = f.spool->last_seq();
+  REQUIRE(f.recorder->record(decision("intruder", Decision::deny)));
+  CHECK(f.spool->last_seq() == seq + 1);
+  auto v = f.verify();
+  INFO(v.problem);
+  CHECK(v.ok);
+}
+
+TEST_CASE("many refused callers: beyond max_aggregates they are counted per code and action only",
+          "[audit][spool][aggregate]") {
+  Fixture f;
+  std::uint64_t seq_before = f.spool->last_seq();
+  // 1000 callers (uids), each refused 5 times in one window.
+  for (int round = 0; round < 5; ++round) {
+    for (int uid = 0; uid < 1000; ++uid) {
+      Event e = decision("", Decision::deny, "op://guess/" + std::to_string(uid) + "/f");
+      e.uid = 100000 + uid;
+      REQUIRE(f.recorder->record(e));
+    }
+  }
+  const std::uint64_t keys = chitty::audit::RecorderOptions{}.max_aggregates;
+  CHECK(f.spool->last_seq() - seq_before == keys);  // the first refusal of each counted caller
+  f.clock.advance(11s);
+  f.recorder->flush();
+  // Plus one aggregate per counted caller and one for everyone else.
+  CHECK(f.spool->last_seq() - seq_before == 2 * keys + 1);
+  std::uint64_t total = 0;
+  bool overflow = false;
+  for (const auto& e : f.recorder->query({std::nullopt, std::nullopt, 1000})) {
+    if (e.kind == Kind::aggregate) total += e.count;
+    if (e.kind == Kind::decision) total += 1;
+    if (e.kind == Kind::aggregate && e.uid < 0) overflow = true;
+  }
+  CHECK(total == 5000);  // every refusal is accounted for
+  CHECK(overflow);
+}
+
+TEST_CASE("spool pressure: the reserve is for allowed decisions and state events; refusals are only counted there",
           "[audit][spool][cap]") {
   Fixture f(64 * 1024, 24 * 1024, 1 << 20);
+  // Refusals of many callers cannot push the spool into its reserve: past
+  // max_aggregates callers they write nothing until their window ends.
+  for (int i = 0; i < 2000; ++i) {
+    Event e = decision("", Decision::deny);
+    e.uid = 50000 + i;
+    REQUIRE(f.recorder->record(e));
+  }
+  CHECK(f.recorder->room() == Spool::Room::normal);
   int allowed = 0;
-  while (f.recorder->record(decision("svc", Decision::allow))) ++allowed;
-  CHECK(allowed > 20);
-  CHECK(f.recorder->room() == Spool::Room::reserve);
-  // Refusals still go in; identical ones are counted, not written one by one.
+  while (f.recorder->room() == Spool::Room::normal && f.recorder->record(decision("svc", Decision::allow))) ++allowed;
+  CHECK(allowed > 5);
+  REQUIRE(f.recorder->room() == Spool::Room::reserve);
+  // In the reserve: refusals are counted, nothing written.
   std::uint64_t seq_before = f.spool->last_seq();
-  for (int i = 0; i < 50; ++i) REQUIRE(f.recorder->record(decision("intruder", Decision::deny, "op://x/y/z")));
-  CHECK(f.spool->last_seq() - seq_before <= 2);  // the first, (an alert on entering the reserve)
-  CHECK(f.recorder->aggregated() == 49);
+  for (int i = 0; i < 50; ++i) {
+    Event e = decision("intruder", Decision::deny, "op://x/y/" + std::to_string(i));
+    e.uid = 7000 + i;
+    REQUIRE(f.recorder->record(e));
+  }
+  CHECK(f.spool->last_seq() - seq_before <= 1);  // (an alert on entering the reserve)
+  // Allowed decisions still go in.
+  seq_before = f.spool->last_seq();
+  REQUIRE(f.recorder->record(decision("svc", Decision::allow)));
+  CHECK(f.spool->last_seq() == seq_before + 1);
+  // The window ends: the count is written (in the reserve: it is bounded).
   f.clock.advance(11s);
-  f.recorder->flush();  // the window ends: one aggregate event with the count
-  auto agg = f.recorder->query({std::string("intruder"), std::nullopt, 10});
+  f.recorder->flush();
+  // (with the callers counted without details before: 2000 less the first
+  // max_aggregates, which were written one by one)
+  const std::uint64_t keys = chitty::audit::RecorderOptions{}.max_aggregates;
   bool found = false;
-  for (const auto& e : agg) {
-    if (e.kind == Kind::aggregate) {
+  for (const auto& e : f.recorder->query({std::nullopt, std::nullopt, 100})) {
+    if (e.kind == Kind::aggregate && e.uid < 0) {
       found = true;
-      CHECK(e.count == 49);
+      CHECK(e.count == 2000 - keys + 50);
     }
   }
   CHECK(found);
-  // Fill the reserve with distinct refusals until nothing fits.
-  int refusals = 0;
-  while (f.recorder->record(decision("intruder", Decision::deny, "op://x/y/" + std::to_string(refusals)))) ++refusals;
+  // Fill the reserve with allowed decisions until nothing fits.
+  while (f.recorder->record(decision("svc", Decision::allow))) {
+  }
   CHECK(f.recorder->room() == Spool::Room::full);
   auto r = f.recorder->record(decision("svc", Decision::deny, "op://another/one/field"));
   REQUIRE_FALSE(r);
   CHECK_THAT(r.error().message, Catch::Contains("full"));
   CHECK(f.recorder->refused() > 0);
-  // The sink takes the backlog: room again.
-  REQUIRE(f.spool->acknowledge(f.spool->last_seq()));
-  // (only the active segment remains, so the spool may still be near the cap
-  // until it rotates; what was written is intact)
   auto v = f.verify();
   INFO(v.problem);
   CHECK(v.ok);

@@ -73,7 +73,7 @@ struct Fixture {
       return s;
     };
     auto pol = chitty::policy::Policy::build({
-        spec("app", 1000, {"type:openai_api_key", "op://Infra/**", "op://Shared/*/token"}),
+        spec("app", 1000, {"type:openai_api_key", "op://Infra/**", "op://Shared/*/token", "op://v1d0000000000000000000000a/**"}),
         spec("batch", 2000, {"type:db_password"}),
     });
     REQUIRE(pol);
@@ -106,6 +106,14 @@ std::string value_of(const Answer& a) {
 }
 
 ErrorCode code_of(const Answer& a) { return a.outcome.error().code; }
+
+// A revocation as the emergency route makes it: described by the broker.
+chitty::policy::Revocation described(Broker& b, chitty::policy::Revocation r) {
+  std::optional<chitty::policy::Revocation> out;
+  b.describe(std::move(r), [&](chitty::policy::Revocation d) { out = std::move(d); });
+  REQUIRE(out.has_value());  // the fakes resolve nothing, so it completes at once
+  return *out;
+}
 
 }  // namespace
 
@@ -409,11 +417,16 @@ TEST_CASE("rate limits: per service, a shared bucket for callers without one, 42
   Ask a;
   a.ref = *chitty::catalog::parse_reference("op://Infra/Postgres/password");
   CHECK((*f.ask(a, &other))->outcome);
-  // Strangers share one small bucket, then get 429 instead of 403.
+  // Strangers share one small bucket (charged by the API before it asks
+  // the broker: api::admit), which the broker's take_token() spends.
   auto s1 = caller_with_uid(5001), s2 = caller_with_uid(5002);
-  CHECK(code_of(**f.ask(a, &s1)) == ErrorCode::forbidden);
-  CHECK(code_of(**f.ask(a, &s2)) == ErrorCode::forbidden);
-  CHECK(code_of(**f.ask(a, &s1)) == ErrorCode::rate_limited);
+  CHECK_FALSE(f.broker->take_token(s1));
+  CHECK_FALSE(f.broker->take_token(s2));
+  auto limited = f.broker->take_token(s1);
+  REQUIRE(limited);
+  CHECK(limited->code == ErrorCode::rate_limited);
+  CHECK_THAT(limited->message, Catch::Contains("callers without a [[service]]"));
+  CHECK(code_of(**f.ask(a, &s1)) == ErrorCode::forbidden);  // the broker itself does not charge them again
   // Time refills the bucket (the value has expired meanwhile: a fetch).
   f.clock.advance(21min);
   auto later = f.ask_ref("op://Infra/Postgres/password");
@@ -455,8 +468,10 @@ TEST_CASE("emergency revocation: every source blocked, cache wiped, fetches in f
   SECTION("a reference: cached copy wiped, no fetch, then cleared") {
     Revocation r;
     r.kind = Revocation::Kind::ref;
-    r.keys = f.broker->keys_of(*chitty::catalog::parse_reference("op://infra/postgres/PASSWORD"));
+    r.ref = *chitty::catalog::parse_reference("op://infra/postgres/PASSWORD");
+    r.target = r.ref->display();
     r.reason = "leaked";
+    r = described(*f.broker, r);
     f.broker->revoke(r);
     CHECK(f.cache->stats().entries == 0);
     auto blocked = f.ask_ref("op://Infra/Postgres/password");
@@ -471,8 +486,8 @@ TEST_CASE("emergency revocation: every source blocked, cache wiped, fetches in f
   SECTION("a type blocks the env fallback too") {
     Revocation r;
     r.kind = Revocation::Kind::type;
-    r.keys = {"openai_api_key"};
-    f.broker->revoke(r);
+    r.target = "openai_api_key";
+    f.broker->revoke(described(*f.broker, r));
     auto blocked = f.ask_type("openai_api_key");
     CHECK(code_of(**blocked) == ErrorCode::revoked);
     CHECK(f.env->fetches == 0);
@@ -494,8 +509,8 @@ TEST_CASE("emergency revocation: every source blocked, cache wiped, fetches in f
   SECTION("a service: its requests refused, others served") {
     Revocation r;
     r.kind = Revocation::Kind::service;
-    r.keys = {"app"};
-    f.broker->revoke(r);
+    r.target = "app";
+    f.broker->revoke(described(*f.broker, r));
     CHECK(code_of(**f.ask_ref("op://Infra/Postgres/password")) == ErrorCode::revoked);
     auto batch = caller_with_uid(2000);
     Ask a;
@@ -506,10 +521,133 @@ TEST_CASE("emergency revocation: every source blocked, cache wiped, fetches in f
 
 TEST_CASE("a glob on names allows a request by IDs once a primary spells it, and only then", "[broker][policy]") {
   Fixture f;
-  // The fake primary spells nothing (spells() is false): a request by IDs
+  // The fake primary resolves nothing (resolves() is false): a request by IDs
   // that no glob covers as written is refused without a fetch.
   auto by_id = f.ask_ref("op://k3m9servicesvault000000001/abcdefghijklmnopqrstuvwxyz/token");
   REQUIRE(by_id->has_value());
   CHECK(code_of(**by_id) == ErrorCode::forbidden);
   CHECK(f.primary->fetches == 0);
+}
+
+namespace {
+
+// One secret in a sectioned item, by its IDs (as Connect spells them, mixed
+// case) and by its names.
+const chitty::catalog::Reference kIds{"v1d0000000000000000000000a", "abcdefghijklmnopqrstuvwxyz", std::string("Section_Abc"),
+                                      "notesPlain"};
+const chitty::catalog::Reference kNames{"Infra", "Postgres", std::string("Main"), "Notes"};
+
+chitty::policy::Revocation ref_revocation(const chitty::catalog::Reference& ref) {
+  chitty::policy::Revocation r;
+  r.kind = chitty::policy::Revocation::Kind::ref;
+  r.ref = ref;
+  r.target = ref.display();
+  r.reason = "leaked";
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a revocation in the resolved-ID form the audit shows blocks every spelling, cached, refreshed, restarted",
+          "[broker][revocation]") {
+  Fixture f;
+  f.primary->resolving = true;
+  // Connect resolves a mixed spelling too (vault by name, item by ID, ...).
+  f.primary->same_secret(kIds, kNames, {*chitty::catalog::parse_reference("op://Infra/abcdefghijklmnopqrstuvwxyz/Main/notesPlain")});
+  // Served by names: the fetch resolves the names to the IDs (as Connect's
+  // provider does), the value is cached under the IDs verbatim.
+  auto served = f.ask_ref("op://Infra/Postgres/Main/Notes");
+  f.primary->resolved[kNames.canonical()] = kIds.id_key();
+  f.primary->answer("pw");
+  REQUIRE((*served)->outcome);
+  CHECK((*served)->event.ref == kIds.id_key());  // what the audit event shows
+  REQUIRE(f.cache->stats().entries == 1);
+
+  // The operator copies the reference from the audit event.
+  auto rv = described(*f.broker, ref_revocation(kIds));
+  CHECK(rv.resolved);
+  CHECK(rv.key == kIds.id_key());
+  f.broker->revoke(rv);
+  CHECK(f.cache->stats().entries == 0);  // the cached value is wiped
+  int fetches = f.primary->fetches;
+  for (const char* spelling :
+       {"op://Infra/Postgres/Main/Notes", "op://INFRA/postgres/main/NOTES",
+        "op://v1d0000000000000000000000a/abcdefghijklmnopqrstuvwxyz/section_abc/notesplain",
+        "op://Infra/abcdefghijklmnopqrstuvwxyz/Main/notesPlain"}) {
+    INFO(spelling);
+    CHECK(code_of(**f.ask_ref(spelling)) == ErrorCode::revoked);
+    CHECK(code_of(**f.ask_ref(spelling, true)) == ErrorCode::revoked);  // refresh=true too
+  }
+  CHECK(f.primary->fetches == fetches);  // not even fetched
+
+  // A restart: the revocation as persisted, a new broker whose upstream is
+  // down and knows no resolution yet, an environment fallback for the
+  // names (through the catalog).
+  Fixture g;
+  g.primary->up = false;
+  g.broker->update_mode();
+  g.broker->set_revocations(f.broker->revocations());
+  CHECK(code_of(**g.ask_ref("op://infra/POSTGRES/Main/Notes")) == ErrorCode::revoked);
+  CHECK(code_of(**g.ask_ref("op://v1d0000000000000000000000a/abcdefghijklmnopqrstuvwxyz/Section_Abc/NOTESPLAIN")) ==
+        ErrorCode::revoked);
+  CHECK(g.primary->fetches == 0);
+  CHECK(g.env->fetches == 0);
+}
+
+TEST_CASE("a revocation by names made while the upstream is down covers the IDs once it can resolve them",
+          "[broker][revocation]") {
+  Fixture f;
+  f.primary->resolving = true;
+  f.primary->same_secret(kIds, kNames, {});
+  f.primary->up = false;
+  f.broker->update_mode();
+  REQUIRE(f.broker->mode() == Mode::fallback);
+  auto rv = described(*f.broker, ref_revocation(*chitty::catalog::parse_reference("op://infra/postgres/main/notes")));
+  CHECK_FALSE(rv.resolved);  // nobody could say which IDs these names are
+  f.broker->revoke(rv);
+  bool changed = false;
+  f.broker->on_revocations_changed([&] { changed = true; });
+
+  // The upstream is back (the provider's listener updates the mode): the
+  // revocation is resolved at once and learns the IDs.
+  f.primary->up = true;
+  f.broker->update_mode();
+  CHECK(changed);  // the app persists what was learnt
+  REQUIRE(f.broker->revocations().list().size() == 1);
+  CHECK(f.broker->revocations().list()[0].resolved);
+  CHECK(f.broker->revocations().list()[0].key == kIds.id_key());
+  auto by_ids = f.ask_ref(kIds.display());
+  CHECK(code_of(**by_ids) == ErrorCode::revoked);
+  CHECK(f.primary->fetches == 0);
+}
+
+TEST_CASE("an unresolved revocation is resolved before a primary's value is kept or served", "[broker][revocation]") {
+  Fixture f;
+  f.primary->same_secret(kIds, kNames, {});
+  f.primary->up = false;
+  f.broker->update_mode();
+  f.primary->resolving = true;
+  f.broker->revoke(described(*f.broker, ref_revocation(kNames)));
+  // A request by the IDs goes out while the revocation cannot be resolved
+  // (the upstream is still marked down); its answer arrives after the
+  // upstream is back: the revocation is resolved before the value is kept.
+  auto by_ids = f.ask_ref(kIds.display());
+  REQUIRE_FALSE(by_ids->has_value());
+  f.primary->resolved[kIds.canonical()] = kIds.id_key();
+  f.primary->answer("pw");
+  REQUIRE(by_ids->has_value());
+  CHECK(code_of(**by_ids) == ErrorCode::revoked);
+  CHECK(f.cache->stats().entries == 0);
+}
+
+TEST_CASE("clearing by another spelling lifts the revocation of the same secret", "[broker][revocation]") {
+  Fixture f;
+  f.primary->resolving = true;
+  f.primary->same_secret(kIds, kNames, {});
+  f.broker->revoke(described(*f.broker, ref_revocation(kNames)));
+  CHECK(code_of(**f.ask_ref(kIds.display())) == ErrorCode::revoked);
+  CHECK(f.broker->clear_revocation(described(*f.broker, ref_revocation(kIds))) == 1);
+  auto again = f.ask_ref(kIds.display());
+  f.primary->answer("pw");
+  CHECK((*again)->outcome);
 }

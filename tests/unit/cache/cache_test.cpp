@@ -160,7 +160,7 @@ TEST_CASE("the locked-bytes cap evicts, and evicted memory is wiped", "[cache][l
   Options o;
   o.max_locked_bytes = 4096;
   Fixture f(o, 256 * 1024);
-  std::string value(900, 'x');  // sealed: 900 + 28 -> a 1 KiB block
+  std::string value(900, 'x');  // sealed: 900 + 28 -> a 928-byte block
   for (int i = 0; i < 10; ++i) f.put("op://v/i" + std::to_string(i) + "/f", value);
   auto st = f.cache->stats();
   CHECK(st.locked_bytes <= 4096);
@@ -172,6 +172,71 @@ TEST_CASE("the locked-bytes cap evicts, and evicted memory is wiped", "[cache][l
   f.cache->clear();
   CHECK(f.arena->used() == 0);
   CHECK(f.region_is_zero());  // nothing of any entry, evicted or cleared, remains
+}
+
+namespace {
+
+// Answers in flight (SecureBuffers a slow client pins) holding every byte
+// the cache does not: what a burst of large responses leaves behind.
+std::vector<chitty::secure::SecureBuffer> pin_the_rest(chitty::secure::Arena& arena) {
+  std::vector<chitty::secure::SecureBuffer> pinned;
+  for (std::size_t n = chitty::secure::Arena::kMaxBlock; n > 0; n /= 2) {
+    while (auto b = chitty::secure::SecureBuffer::allocate(arena, n)) pinned.push_back(std::move(b));
+  }
+  return pinned;
+}
+
+}  // namespace
+
+TEST_CASE("a put that finds no room evicts nothing: the cache survives a burst of answers", "[cache][memory]") {
+  Fixture f(Options{}, 64 * 1024);
+  const std::string small(50, 's');  // sealed: 78 bytes
+  for (int i = 0; i < 20; ++i) f.put("op://v/e" + std::to_string(i) + "/f", small);
+  auto pinned = pin_the_rest(*f.arena);
+  REQUIRE(f.arena->available() == 0);
+  // Larger than all twenty entries together: evicting cannot make room.
+  const std::string big(4000, 'b');
+  auto r = f.cache->put("op://v/big/f", std::span<const char>(big.data(), big.size()), Meta{"env", ""});
+  CHECK_FALSE(r.has_value());
+  CHECK(f.cache->stats().entries == 20);
+  CHECK(f.cache->stats().evictions == 0);
+  // Once the answers are written, their memory serves the cache again.
+  pinned.clear();
+  f.put("op://v/big/f", big);
+  CHECK(f.cache->stats().entries == 21);
+  CHECK(f.cache->stats().evictions == 0);
+  for (int i = 0; i < 20; ++i) CHECK(f.cache->get("op://v/e" + std::to_string(i) + "/f").has_value());
+}
+
+TEST_CASE("when values in flight hold the arena, a put evicts only the entries in its way", "[cache][memory]") {
+  Fixture f(Options{}, 64 * 1024);
+  const std::string small(50, 's');  // 80-byte blocks, side by side
+  for (int i = 0; i < 20; ++i) f.put("op://v/e" + std::to_string(i) + "/f", small);
+  auto pinned = pin_the_rest(*f.arena);
+  REQUIRE(f.arena->available() == 0);
+  const std::string medium(200, 'm');  // a 240-byte block: three neighbours' worth
+  f.put("op://v/medium/f", medium);
+  CHECK(f.cache->stats().evictions == 3);
+  CHECK(f.cache->stats().entries == 18);
+  pinned.clear();
+  auto served = f.cache->get("op://v/medium/f");
+  REQUIRE(served.has_value());
+  CHECK(f.value_of(*served) == medium);
+}
+
+TEST_CASE("the caps still evict in LRU order, and only as far as they need", "[cache][lru]") {
+  Options o;
+  o.max_locked_bytes = 8 * 80;  // eight 80-byte entries
+  Fixture f(o, 64 * 1024);
+  const std::string small(50, 's');
+  for (int i = 0; i < 8; ++i) f.put("op://v/e" + std::to_string(i) + "/f", small);
+  REQUIRE(f.cache->get("op://v/e0/f").has_value());  // e0 becomes the most recent
+  f.put("op://v/new/f", std::string(100, 'n'));      // 128 bytes: two must go, e1 and e2
+  CHECK(f.cache->stats().evictions == 2);
+  CHECK(f.cache->get("op://v/e1/f").error() == Miss::absent);
+  CHECK(f.cache->get("op://v/e2/f").error() == Miss::absent);
+  CHECK(f.cache->get("op://v/e0/f").has_value());
+  CHECK(f.cache->get("op://v/e3/f").has_value());
 }
 
 TEST_CASE("the arena never holds plaintext: only sealed bytes between requests", "[cache][seal]") {

@@ -82,6 +82,7 @@ void check_same_agent(const AgentConfig& a, const AgentConfig& b) {
   CHECK(a.log_level == b.log_level);
   CHECK(a.max_connections == b.max_connections);
   CHECK(a.max_connections_per_uid == b.max_connections_per_uid);
+  CHECK(a.reserved_service_connections == b.reserved_service_connections);
   CHECK(a.max_header_bytes == b.max_header_bytes);
   CHECK(a.max_headers == b.max_headers);
   CHECK(a.max_uri_bytes == b.max_uri_bytes);
@@ -122,7 +123,8 @@ TEST_CASE("defaults() holds the documented default of every key", "[config][defa
   CHECK(a.state_dir == "/var/lib/chitty-agent");
   CHECK(a.log_level == log::Level::info);
   CHECK(a.max_connections == 1024);
-  CHECK(a.max_connections_per_uid == 256);
+  CHECK(a.max_connections_per_uid == 128);
+  CHECK(a.reserved_service_connections == 64);
   CHECK(a.max_header_bytes == 16 * 1024);
   CHECK(a.max_headers == 64);
   CHECK(a.max_uri_bytes == 8 * 1024);
@@ -162,7 +164,7 @@ TEST_CASE("the agent schema's tables have unique, documented keys", "[config][sc
       CHECK((k.required ? k.default_toml.empty() : true));  // a required key has no default
     }
   }
-  CHECK(s.tables[0].keys.size() == 21);
+  CHECK(s.tables[0].keys.size() == 22);
 }
 
 TEST_CASE("an empty document yields the defaults", "[config][load]") {
@@ -180,7 +182,8 @@ socket_world_accessible = true
 state_dir = "/srv/chitty/state"
 log_level = "debug"
 max_connections = 4096
-max_connections_per_uid = 64
+max_connections_per_uid = 128
+reserved_service_connections = 16
 max_header_bytes = "32KiB"
 max_headers = 100
 max_uri_bytes = 2048
@@ -200,7 +203,8 @@ shutdown_timeout = "0s"
   CHECK(a.state_dir == "/srv/chitty/state");
   CHECK(a.log_level == log::Level::debug);
   CHECK(a.max_connections == 4096);
-  CHECK(a.max_connections_per_uid == 64);
+  CHECK(a.max_connections_per_uid == 128);
+  CHECK(a.reserved_service_connections == 16);
   CHECK(a.max_header_bytes == 32 * 1024);
   CHECK(a.max_headers == 100);
   CHECK(a.max_uri_bytes == 2048);
@@ -482,9 +486,9 @@ max_connections_per_uid = 200
 }
 
 TEST_CASE("a conflict with a key left at its default is still reported", "[config][cross]") {
-  // max_connections_per_uid defaults to 256; lowering max_connections below it is a conflict.
-  Diagnostic d = load_error("[agent]\nmax_connections = 100\n");
-  CHECK_THAT(d.message, Contains("max_connections_per_uid (256) is larger than max_connections (100)"));
+  // max_connections_per_uid defaults to 128; lowering max_connections below it is a conflict.
+  Diagnostic d = load_error("[agent]\nmax_connections = 50\n");
+  CHECK_THAT(d.message, Contains("max_connections_per_uid (128) is larger than max_connections (50)"));
   CHECK_THAT(d.message, Contains("(the default value)"));
 }
 

@@ -68,8 +68,11 @@ TEST_CASE("Docker: systemd driver, cgroupfs driver, and systemd running inside",
   CHECK(fs.runtime == "docker");
   CHECK(fs.unit.empty());
 
+  // systemd running inside: below the container's scope (see the nesting
+  // cases below), so the id is not established.
   auto inner = parsed("0::/system.slice/docker-" + kId + ".scope/init.scope\n");
-  CHECK(inner.container == kId);
+  CHECK(inner.container.empty());
+  CHECK_FALSE(inner.container_unknown.empty());
 }
 
 TEST_CASE("containerd, CRI-O, Podman, nerdctl and Kubernetes paths", "[identity][cgroup][container]") {
@@ -101,11 +104,29 @@ TEST_CASE("a reader in another cgroup namespace sees /../ paths", "[identity][cg
   CHECK(i.unit == "docker-" + kId + ".scope");
 }
 
-TEST_CASE("container ids on v1 controller lines are found when the systemd line has none", "[identity][cgroup]") {
+TEST_CASE("a container id on a v1 controller line is never taken", "[identity][cgroup][container][spoof]") {
+  // A v1 controller hierarchy can be delegated on its own (a chowned subtree,
+  // a writable cgroupfs in a container): its paths prove nothing. The
+  // name=systemd line decides, and here it names no container.
   auto i = parsed("4:memory:/docker/" + kId + "\n1:name=systemd:/\n0::/\n");
   CHECK(i.path == "/");
-  CHECK(i.container == kId);
-  CHECK(i.runtime == "docker");
+  CHECK(i.container.empty());
+  CHECK(i.runtime.empty());
+  CHECK(i.container_unknown.empty());  // established: in no container
+
+  // Another container's id on a controller line does not override the
+  // systemd hierarchy's.
+  const std::string other(64, 'e');
+  auto two = parsed("4:memory:/docker/" + other + "\n3:cpu:/docker-" + other + ".scope\n1:name=systemd:/docker/" + kId +
+                    "\n");
+  CHECK(two.container == kId);
+
+  // A v1 host without a systemd hierarchy: the container is unknown, not
+  // taken from whichever line names one.
+  auto bare = parsed("4:memory:/docker/" + kId + "\n3:cpu:/docker/" + kId + "\n");
+  CHECK(bare.container.empty());
+  CHECK_FALSE(bare.systemd_hierarchy);
+  CHECK_THAT(bare.container_unknown, Catch::Matchers::Contains("no systemd cgroup hierarchy"));
 }
 
 TEST_CASE("things that look like container ids but are not", "[identity][cgroup][container]") {
@@ -139,8 +160,102 @@ TEST_CASE("a container-looking cgroup inside a unit's delegated subtree is not t
   CHECK(cgroupfs.container.empty());
   CHECK(cgroupfs.delegated_to == "builder.service");
 
-  // Below the container's own scope is fine (systemd inside the container).
-  auto inner = parsed("0::/system.slice/docker-" + kId + ".scope/system.slice/foo.service\n");
-  CHECK(inner.container == kId);
-  CHECK(inner.delegated_to.empty());
+  CHECK_THAT(delegated.container_unknown, Catch::Matchers::Contains("builder.service"));
+
+  // Rootless Podman with a sub-cgroup of its own: still the user's subtree.
+  auto rootless_inner =
+      parsed("0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + kId + ".scope/container\n");
+  CHECK(rootless_inner.container.empty());
+  CHECK(rootless_inner.delegated_to == "user@1000.service");
+
+  // A unit's own sub-cgroups are not containers: established as none.
+  auto worker = parsed("0::/system.slice/foo.service/worker\n");
+  CHECK(worker.container.empty());
+  CHECK(worker.container_unknown.empty());
+  CHECK(worker.delegated_to.empty());
+}
+
+// Nesting: a process in a container that may create sub-cgroups (delegation,
+// a writable cgroupfs, docker-in-docker) must not name a container, another
+// or its own, by the path it builds below its container's cgroup. Only the
+// runtime's leaf pattern as the last component names a container.
+namespace {
+
+const std::string kFake(64, 'f');
+
+void check_below_container(const std::string& line, const std::string& delegated_to) {
+  INFO(line);
+  auto i = parsed(line);
+  CHECK(i.container.empty());
+  CHECK(i.runtime.empty());
+  CHECK(i.delegated_to == delegated_to);
+  CHECK_THAT(i.container_unknown, Catch::Matchers::Contains("below the cgroup of container " + kId.substr(0, 12)));
+}
+
+}  // namespace
+
+TEST_CASE("nesting: a scope of another container below a container's scope", "[identity][cgroup][container][spoof]") {
+  check_below_container("0::/system.slice/docker-" + kId + ".scope/docker-" + kFake + ".scope\n", "docker-" + kId + ".scope");
+  check_below_container("0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-" + kId + ".scope/cri-containerd-" + kFake +
+                            ".scope\n",
+                        "cri-containerd-" + kId + ".scope");
+}
+
+TEST_CASE("nesting: the same container's scope below itself", "[identity][cgroup][container][spoof]") {
+  check_below_container("0::/system.slice/docker-" + kId + ".scope/docker-" + kId + ".scope\n", "docker-" + kId + ".scope");
+}
+
+TEST_CASE("nesting: any sub-cgroup of a container's scope", "[identity][cgroup][container][spoof]") {
+  check_below_container("0::/system.slice/docker-" + kId + ".scope/anything\n", "docker-" + kId + ".scope");
+  check_below_container("0::/system.slice/docker-" + kId + ".scope/init.scope\n", "docker-" + kId + ".scope");
+  check_below_container("0::/system.slice/docker-" + kId + ".scope/system.slice/foo.service\n", "docker-" + kId + ".scope");
+  check_below_container("0::/machine.slice/libpod-" + kId + ".scope/container\n", "libpod-" + kId + ".scope");
+  check_below_container("0::/kubepods.slice/kubepods-pod9.slice/crio-" + kId + ".scope/x\n", "crio-" + kId + ".scope");
+}
+
+TEST_CASE("nesting: a bare id (cgroupfs form) below a container's scope", "[identity][cgroup][container][spoof]") {
+  check_below_container("0::/system.slice/docker-" + kId + ".scope/docker/" + kFake + "\n", "docker-" + kId + ".scope");
+  check_below_container("0::/system.slice/docker-" + kId + ".scope/" + kFake + "\n", "docker-" + kId + ".scope");
+}
+
+TEST_CASE("nesting: docker-in-docker with the cgroupfs driver", "[identity][cgroup][container][spoof]") {
+  // What an inner dockerd creates in a private cgroup namespace.
+  check_below_container("0::/docker/" + kId + "/docker/" + kFake + "\n", "/docker/" + kId);
+  check_below_container("0::/docker/" + kId + "/" + kFake + "\n", "/docker/" + kId);
+}
+
+TEST_CASE("nesting: a systemd-style scope below a cgroupfs container", "[identity][cgroup][container][spoof]") {
+  check_below_container("0::/docker/" + kId + "/docker-" + kFake + ".scope\n", "/docker/" + kId);
+  check_below_container("0::/docker/" + kId + "/system.slice/docker-" + kFake + ".scope\n", "/docker/" + kId);
+}
+
+TEST_CASE("nesting: any sub-cgroup of a cgroupfs container", "[identity][cgroup][container][spoof]") {
+  check_below_container("0::/docker/" + kId + "/sub\n", "/docker/" + kId);
+  check_below_container("0::/kubepods/besteffort/pod1234-5678/" + kId + "/" + kFake + "\n",
+                        "/kubepods/besteffort/pod1234-5678/" + kId);
+}
+
+TEST_CASE("nesting: on a v1 host the name=systemd path decides", "[identity][cgroup][container][spoof]") {
+  // The systemd hierarchy shows the nesting; a clean-looking id on a
+  // controller line does not rescue it.
+  check_below_container("5:memory:/docker/" + kFake + "\n1:name=systemd:/docker/" + kId + "/docker/" + kFake + "\n",
+                        "/docker/" + kId);
+}
+
+TEST_CASE("nesting seen from another cgroup namespace", "[identity][cgroup][container][spoof]") {
+  check_below_container("0::/../docker-" + kId + ".scope/docker-" + kFake + ".scope\n", "docker-" + kId + ".scope");
+}
+
+TEST_CASE("the runtime's leaf patterns still name their container", "[identity][cgroup][container]") {
+  auto sd = parsed("0::/system.slice/docker-" + kId + ".scope\n");
+  CHECK(sd.container == kId);
+  CHECK(sd.container_unknown.empty());
+  CHECK(sd.delegated_to.empty());
+  auto fs = parsed("0::/docker/" + kId + "\n");
+  CHECK(fs.container == kId);
+  CHECK(fs.container_unknown.empty());
+  // The monitor next to a container is not inside it.
+  auto conmon = parsed("0::/machine.slice/libpod-conmon-" + kId + ".scope\n");
+  CHECK(conmon.container.empty());
+  CHECK(conmon.container_unknown.empty());
 }

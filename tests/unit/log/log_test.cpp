@@ -383,3 +383,27 @@ TEST_CASE("is_sensitive_header matches credential headers in any case", "[log][r
 }
 
 }  // namespace chitty::log
+
+TEST_CASE("a throttle lets a burst through per period and reports what it held back", "[log][throttle]") {
+  using namespace std::chrono_literals;
+  chitty::log::Throttle t(3, 10s);
+  chitty::MonoTime t0{};
+  t0 += 1h;
+  int written = 0;
+  for (int i = 0; i < 1000; ++i) {
+    if (t.allow(t0 + std::chrono::milliseconds(i))) ++written;
+  }
+  CHECK(written == 3);
+  CHECK(t.suppressed() == 0);  // the lines written so far held nothing back
+  // The next period: the first line says how many were held back.
+  REQUIRE(t.allow(t0 + 10s));
+  CHECK(t.suppressed() == 997);
+  REQUIRE(t.allow(t0 + 10s));
+  CHECK(t.suppressed() == 0);
+  // A flood for a minute writes at most burst per period.
+  written = 0;
+  for (int ms = 0; ms < 60000; ms += 1) {
+    if (t.allow(t0 + 20s + std::chrono::milliseconds(ms))) ++written;
+  }
+  CHECK(written == 3 * 6);
+}

@@ -43,7 +43,7 @@ TEST_CASE("buckets refill continuously up to their size, and a reload keeps the 
   CHECK(limiter.level("never-seen", per_minute, t0) == Approx(10.0));
 }
 
-TEST_CASE("revocations match by reference key, type, service, or everything", "[policy][revocation]") {
+TEST_CASE("revocations match by any spelling, type, service, or everything", "[policy][revocation]") {
   Revocations r;
   chitty::catalog::Entry openai;
   openai.type = "openai_api_key";
@@ -51,37 +51,48 @@ TEST_CASE("revocations match by reference key, type, service, or everything", "[
 
   Revocation by_ref;
   by_ref.kind = Revocation::Kind::ref;
-  by_ref.keys = {"op://vault/item/field", "op://vid/iid/fid"};
+  by_ref.target = "op://Vault/Item/field";
+  by_ref.forms = {"op://vault/item/field", "op://vid/iid/fid"};
+  by_ref.types = {"db_password"};
   CHECK(r.add(by_ref));
   CHECK_FALSE(r.add(by_ref));  // already in force
-  CHECK(r.blocking("svc", nullptr, {"op://vid/iid/fid"}) != nullptr);  // any of its keys
+  Revocation more = by_ref;    // the same secret, learnt by another spelling: merged
+  more.forms = {"op://vid/iid/fid", "op://vault/item title/field"};
+  CHECK_FALSE(r.add(more));
+  CHECK(r.list().size() == 1);
+  CHECK(r.list()[0].known_as("op://vault/item title/field"));
+  CHECK(r.blocking("svc", nullptr, {"op://x/y/z", "op://vid/iid/fid"}) != nullptr);  // any of its spellings
   CHECK(r.blocking("svc", nullptr, {"op://other/x/y"}) == nullptr);
-  CHECK(r.blocks_key("op://vault/item/field"));
+  chitty::catalog::Entry db;
+  db.type = "db_password";
+  CHECK(r.blocking("svc", &db, {"op://other/x/y"}) != nullptr);  // a catalog type that names it
 
   Revocation by_type;
   by_type.kind = Revocation::Kind::type;
-  by_type.keys = {"openai_api_key"};
+  by_type.target = "openai_api_key";
   r.add(by_type);
   CHECK(r.blocking("svc", &openai, {"op://x/y/z"}) == &r.list()[1]);
 
   Revocation by_service;
   by_service.kind = Revocation::Kind::service;
-  by_service.keys = {"batch"};
+  by_service.target = "batch";
   r.add(by_service);
   CHECK(r.blocking("batch", nullptr, {}) != nullptr);
   CHECK(r.blocking("web", nullptr, {}) == nullptr);
+  CHECK(r.blocking_service("batch") != nullptr);
+  CHECK(r.blocking_service("web") == nullptr);
 
-  // Clearing: by a key, by kind; `all` clears everything.
+  // Clearing: by any spelling of the secret, by kind; `all` clears everything.
   Revocation lift;
   lift.kind = Revocation::Kind::ref;
-  lift.keys = {"op://vid/iid/fid"};
+  lift.forms = {"op://vault/item title/field"};
   CHECK(r.clear(lift) == 1);
   CHECK(r.list().size() == 2);
   Revocation everything;
   everything.kind = Revocation::Kind::all;
   r.add(everything);
   CHECK(r.blocking("web", nullptr, {"op://anything/at/all"}) != nullptr);
-  CHECK(r.blocks_key("op://anything/at/all"));
+  CHECK(r.blocking_service("web") != nullptr);
   CHECK(r.clear(everything) == 3);
   CHECK(r.empty());
   CHECK(chitty::policy::revocation_kind("service") == Revocation::Kind::service);

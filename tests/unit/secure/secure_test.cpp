@@ -7,15 +7,18 @@
 
 #include <algorithm>
 #include <cctype>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "chitty/secure/arena.hpp"
 #include "chitty/secure/hardening.hpp"
+#include "chitty/secure/sealed_value.hpp"
 #include "chitty/secure/sealer.hpp"
 #include "chitty/secure/secure_buffer.hpp"
 
@@ -128,27 +131,28 @@ TEST_CASE("a forked child sees no secret: the arena is zeroed (mlock) or absent 
   }
 }
 
-TEST_CASE("blocks come in size classes, zeroed, and are wiped when released", "[secure][arena]") {
+TEST_CASE("blocks are rounded to 16 bytes, zeroed, and wiped when released", "[secure][arena]") {
   for (bool memfd : {true, false}) {
     auto a = arena(memfd);
     Block small = a->allocate(1);
     CHECK(small.size == Arena::kMinBlock);
-    CHECK(a->allocate(33).size == 48);  // 1.5x steps between the powers of two
+    CHECK(a->allocate(33).size == 48);
     Block mid = a->allocate(100);
-    CHECK(mid.size == 128);
+    CHECK(mid.size == 112);
     CHECK(reinterpret_cast<std::uintptr_t>(mid.data) % 16 == 0);
     Block big = a->allocate(Arena::kMaxBlock);
     CHECK(big.size == Arena::kMaxBlock);
     CHECK_FALSE(a->allocate(Arena::kMaxBlock + 1));
-    CHECK(a->used() == Arena::kMinBlock + 48 + 128 + Arena::kMaxBlock);
+    CHECK(a->used() == Arena::kMinBlock + 48 + 112 + Arena::kMaxBlock);
     CHECK(all_zero(mid.data, mid.size));
     std::memset(mid.data, 0x5A, mid.size);
     std::byte* where = mid.data;
     a->release(mid);
-    CHECK(all_zero(where, 128));  // wiped on release
+    CHECK(all_zero(where, 112));  // wiped on release
     CHECK(a->used() == Arena::kMinBlock + 48 + Arena::kMaxBlock);
     Block again = a->allocate(97);
-    CHECK(again.data == where);  // reused from its class
+    CHECK(again.data == where);  // the hole it left is the best fit
+    CHECK(all_zero(again.data, again.size));
     CHECK(a->contains(again.data));
     a->release(again);
     a->release(small);
@@ -169,6 +173,208 @@ TEST_CASE("a full arena says so instead of growing", "[secure][arena]") {
   CHECK(a->available() == 0);
   a->release(blocks.back());
   CHECK(a->allocate(1024));  // room again
+}
+
+// The security review's case: a burst of one size fills the arena; once it
+// is released, every other size must be served from that memory.
+TEST_CASE("memory freed by one size serves every size: small after large, large after small", "[secure][arena]") {
+  for (bool memfd : {true, false}) {
+    INFO("memfd_secret allowed: " << memfd);
+    auto a = arena(memfd, 256 * 1024);
+    const std::size_t capacity = a->capacity();
+    // Large answers fill it ...
+    std::vector<Block> large;
+    while (Block b = a->allocate(40 * 1024)) large.push_back(b);
+    CHECK(large.size() == capacity / (40 * 1024));
+    for (Block b : large) a->release(b);
+    CHECK(a->used() == 0);
+    // ... then small values of assorted sizes take all of it.
+    std::vector<Block> small;
+    std::size_t got = 0;
+    for (std::size_t i = 0;; ++i) {
+      Block b = a->allocate(16 + (i * 37) % 300);
+      if (!b) break;
+      got += b.size;
+      small.push_back(b);
+    }
+    CHECK(got + a->available() == capacity);
+    CHECK(a->available() < 16 + 300);  // full but for less than one more of them
+    // Every other one released: only small holes, so no large block fits ...
+    for (std::size_t i = 0; i < small.size(); i += 2) a->release(small[i]);
+    CHECK_FALSE(a->allocate(4 * 1024));
+    // ... until the rest go too, and the holes merge back into whole blocks.
+    for (std::size_t i = 1; i < small.size(); i += 2) a->release(small[i]);
+    CHECK(a->used() == 0);
+    std::size_t maximal = 0;
+    while (Block b = a->allocate(Arena::kMaxBlock)) ++maximal;
+    CHECK(maximal == capacity / Arena::kMaxBlock);
+  }
+}
+
+TEST_CASE("neighbouring free blocks merge, whichever is released first", "[secure][arena]") {
+  auto a = arena(false, 64 * 1024);
+  REQUIRE(a->capacity() == 64 * 1024);
+  CHECK(a->free_spans() == 1);
+  Block q[4];
+  for (Block& b : q) b = a->allocate(16 * 1024);  // transient: from the top down
+  CHECK(q[1].data + q[1].size == q[0].data);
+  CHECK(q[3].data == a->region().data());
+  CHECK(a->free_spans() == 0);
+  CHECK(a->largest_block() == 0);
+  a->release(q[1]);
+  a->release(q[3]);
+  CHECK(a->free_spans() == 2);
+  CHECK(a->largest_block() == 16 * 1024);
+  CHECK_FALSE(a->allocate(16 * 1024 + 1));
+  a->release(q[2]);  // joins the free blocks on both sides
+  CHECK(a->free_spans() == 1);
+  CHECK(a->largest_block() == 48 * 1024);
+  Block joined = a->allocate(48 * 1024);
+  CHECK(joined.data == a->region().data());
+  a->release(joined);
+  a->release(q[0]);
+  CHECK(a->free_spans() == 1);
+  CHECK(a->largest_block() == Arena::kMaxBlock);
+  CHECK(a->available() == a->capacity());
+}
+
+TEST_CASE("lasting blocks pack from the bottom, transient ones from the top", "[secure][arena]") {
+  auto a = arena(false, 256 * 1024);
+  const std::byte* bottom = a->region().data();
+  const std::byte* top = bottom + a->capacity();
+  Block kept1 = a->allocate(100, chitty::secure::Lifetime::lasting);
+  Block kept2 = a->allocate(100, chitty::secure::Lifetime::lasting);
+  Block passing = a->allocate(1000);
+  CHECK(kept1.data == bottom);
+  CHECK(kept2.data == bottom + 112);
+  CHECK(passing.data + passing.size == top);
+  a->release(kept1);
+  // A lasting block takes the lowest hole that fits, not the larger span above.
+  Block kept3 = a->allocate(50, chitty::secure::Lifetime::lasting);
+  CHECK(kept3.data == bottom);
+  a->release(kept2);
+  a->release(kept3);
+  a->release(passing);
+  CHECK(a->free_spans() == 1);
+}
+
+// /health reports available() and largest_block(): both must be true
+// promises, through any history of allocations.
+TEST_CASE("what the arena reports as available can be allocated, exactly", "[secure][arena]") {
+  for (bool memfd : {true, false}) {
+    INFO("memfd_secret allowed: " << memfd);
+    auto a = arena(memfd, 512 * 1024);
+    std::mt19937 rng(20240611);
+    std::vector<Block> live;
+    auto check_promises = [&] {
+      REQUIRE(a->used() + a->available() == a->capacity());
+      std::size_t largest = a->largest_block();
+      if (largest == 0) {
+        CHECK_FALSE(a->allocate(1));
+        return;
+      }
+      Block b = a->allocate(largest);  // the reported size is allocatable
+      REQUIRE(b);
+      if (largest < Arena::kMaxBlock) CHECK_FALSE(a->allocate(largest + 1));  // and nothing larger
+      a->release(b);
+    };
+    for (int step = 0; step < 4000; ++step) {
+      bool grow = live.empty() || rng() % 100 < 55;
+      if (grow) {
+        std::size_t n = rng() % 8 == 0 ? 1 + rng() % Arena::kMaxBlock : 1 + rng() % 2000;
+        auto lifetime = rng() % 2 == 0 ? chitty::secure::Lifetime::lasting : chitty::secure::Lifetime::transient;
+        Block b = a->allocate(n, lifetime);
+        if (b) {
+          CHECK(b.size == Arena::block_size(n));
+          std::memset(b.data, 0xA5, b.size);
+          live.push_back(b);
+        } else {
+          CHECK(Arena::block_size(n) > a->largest_block());  // refused only when it does not fit
+        }
+      } else {
+        std::size_t i = rng() % live.size();
+        a->release(live[i]);
+        live[i] = live.back();
+        live.pop_back();
+      }
+      if (step % 50 == 0) check_promises();
+    }
+    // Draining: the available bytes are exactly what can still be handed out.
+    const std::size_t promised = a->available();
+    std::size_t drained = 0;
+    while (std::size_t n = a->largest_block()) {
+      Block b = a->allocate(n);
+      REQUIRE(b);
+      drained += b.size;
+      live.push_back(b);
+    }
+    CHECK(drained == promised);
+    CHECK(a->available() == 0);
+    CHECK_FALSE(a->allocate(1));
+    for (Block b : live) a->release(b);
+    CHECK(a->used() == 0);
+    CHECK(a->free_spans() == 1);
+    CHECK(all_zero(a->region().data(), a->region().size()));  // everything released was wiped
+  }
+}
+
+TEST_CASE("room_for names the fewest bytes to release, or says no release would do", "[secure][arena]") {
+  auto a = arena(false, 64 * 1024);
+  // Mine and theirs, alternating, 4 KiB each, from the bottom.
+  std::vector<Block> mine, theirs;
+  for (int i = 0; i < 16; ++i) {
+    (i % 4 == 3 ? theirs : mine).push_back(a->allocate(4096, chitty::secure::Lifetime::lasting));
+  }
+  REQUIRE(a->available() == 0);
+  // Runs of mine: 3 blocks (12 KiB) between theirs.
+  auto nothing = a->room_for(16 * 1024, mine);
+  CHECK_FALSE(nothing.has_value());  // no run of mine is that large: release none
+  auto plan = a->room_for(8 * 1024, mine);
+  REQUIRE(plan.has_value());
+  CHECK(plan->size() == 2);  // two neighbours, not all twelve
+  a->release(theirs[0]);     // a free 4 KiB span next to a run of mine
+  plan = a->room_for(8 * 1024, mine);
+  REQUIRE(plan.has_value());
+  CHECK(plan->size() == 1);  // with the free span, one of mine is enough
+  for (std::size_t i : *plan) a->release(std::exchange(mine[i], Block{}));
+  CHECK(a->allocate(8 * 1024));
+  CHECK(a->room_for(100, mine)->empty() == (a->largest_block() >= 112));
+}
+
+TEST_CASE("a block released twice stops the process instead of corrupting the arena", "[secure][arena]") {
+  int code = in_child([] {
+    std::signal(SIGABRT, SIG_DFL);  // the test framework's handler would report it as a failure
+    auto a = Arena::create(ArenaOptions{64 * 1024, false, false});
+    if (!a) return 1;
+    Block b = (*a)->allocate(100);
+    (*a)->release(b);
+    (*a)->release(b);
+    return 0;
+  });
+  CHECK(code == 100 + SIGABRT);
+}
+
+TEST_CASE("comparing with a sealed value distinguishes 'no memory to look' from 'different'", "[secure][sealed]") {
+  auto a = arena(false, 64 * 1024);
+  auto sealer = std::move(*Sealer::create(*a));
+  std::string token = "sos-0123456789abcdef";
+  auto v = chitty::secure::SealedValue::seal(*a, *sealer, token, "emergency-token");
+  REQUIRE(v);
+  using chitty::secure::Comparison;
+  CHECK(v.compare(token) == Comparison::equal);
+  CHECK(v.compare(std::string_view("sos-0123456789abcdeX")) == Comparison::different);
+  // The arena exhausted by values in flight: nothing can be opened, so
+  // nothing is known about the presented bytes.
+  std::vector<SecureBuffer> hog;
+  while (SecureBuffer b = SecureBuffer::allocate(*a, std::max<std::size_t>(a->largest_block(), 1))) {
+    hog.push_back(std::move(b));
+  }
+  REQUIRE(a->available() == 0);
+  CHECK(v.compare(token) == Comparison::unavailable);
+  CHECK(v.compare(std::string_view("sos-0123456789abcdeX")) == Comparison::unavailable);
+  CHECK(v.compare(std::string_view("short")) == Comparison::different);  // the length alone tells
+  hog.pop_back();
+  CHECK(v.compare(token) == Comparison::equal);
 }
 
 TEST_CASE("locking beyond RLIMIT_MEMLOCK is refused with the limit, the need and the remedy", "[secure][arena]") {
