@@ -33,14 +33,28 @@ namespace {
 
 using http::ErrorCode;
 
-void audit_route(CredentialsContext& ctx, server::Call call) {
-  Route route = route_of(ctx, "/api/credentials/audit");
-  audit::Event ev = ctx.broker->refused_event(call.caller(), call.request_id(), "audit-read");
-  if (!admin_or_refuse(ctx, call, route, ev)) return;
-  auto q = read_audit_query(call.request().query());
-  if (!q) return refuse(ctx, call, route, std::move(ev), q.error().code, q.error().message);
-  audit::Query query{q->service, q->since, q->limit};
-  std::vector<audit::Event> events = ctx.audit->query(query);
+// Reads the audit trail off the loop (the spool can be hundreds of MiB):
+// the events are read, filtered and rendered into the answer's body on the
+// thread pool by `render`; the answer goes out on the loop. One read at a
+// time: another is asked to retry shortly.
+void read_audit(CredentialsContext& ctx, server::Call call, const Route& route, audit::Event ev, audit::Query query,
+                audit::Recorder::Render render) {
+  if (ctx.audit_scan_running) {
+    return refuse(ctx, call, route, std::move(ev), ErrorCode::server_busy,
+                  "another audit read is running; retry shortly", std::chrono::seconds(1));
+  }
+  ctx.audit_scan_running = true;
+  auto held = std::make_shared<server::Call>(std::move(call));
+  auto shared_ev = std::make_shared<audit::Event>(std::move(ev));
+  ctx.audit->render_async(query, std::move(render), [&ctx, held, route, shared_ev](std::string body) {
+    ctx.audit_scan_running = false;
+    shared_ev->decision = audit::Decision::allow;
+    answer(ctx, *held, route, std::move(*shared_ev), http::Response::json(200, std::move(body)));
+  });
+}
+
+// The body of GET /api/credentials/audit (pure: runs on the thread pool).
+std::string audit_body(const std::vector<audit::Event>& events, const std::string& request_id) {
   std::string body;
   json::Writer w(body);
   w.begin_object();
@@ -53,11 +67,24 @@ void audit_route(CredentialsContext& ctx, server::Call call) {
   w.end_array();
   w.key("count").uinteger(events.size());
   w.key("metadata").begin_object();
-  w.key("request_id").string(call.request_id());
+  w.key("request_id").string(request_id);
   w.end_object();
   w.end_object();
-  ev.decision = audit::Decision::allow;
-  answer(ctx, call, route, std::move(ev), http::Response::json(200, std::move(body)));
+  return body;
+}
+
+std::string insights_body(const std::vector<audit::Event>& events, const std::string& service,
+                          const std::string& request_id);
+
+void audit_route(CredentialsContext& ctx, server::Call call) {
+  Route route = route_of(ctx, "/api/credentials/audit");
+  audit::Event ev = ctx.broker->refused_event(call.caller(), call.request_id(), "audit-read");
+  if (!admin_or_refuse(ctx, call, route, ev)) return;
+  auto q = read_audit_query(call.request().query());
+  if (!q) return refuse(ctx, call, route, std::move(ev), q.error().code, q.error().message);
+  std::string id = call.request_id();
+  read_audit(ctx, std::move(call), route, std::move(ev), audit::Query{q->service, q->since, q->limit},
+             [id](const std::vector<audit::Event>& events) { return audit_body(events, id); });
 }
 
 void insights_route(CredentialsContext& ctx, server::Call call) {
@@ -68,8 +95,15 @@ void insights_route(CredentialsContext& ctx, server::Call call) {
   if (ctx.broker->policy().service_named(service) == nullptr) {
     return refuse(ctx, call, route, std::move(ev), ErrorCode::not_found, "no [[service]] is named \"" + service + "\"");
   }
-  audit::Query query{service, std::nullopt, 100000};
-  std::vector<audit::Event> events = ctx.audit->query(query);
+  std::string id = call.request_id();
+  read_audit(ctx, std::move(call), route, std::move(ev), audit::Query{service, std::nullopt, 100000},
+             [service, id](const std::vector<audit::Event>& events) { return insights_body(events, service, id); });
+}
+
+// The body of GET /api/onepassword/insights/{service} (pure: runs on the
+// thread pool).
+std::string insights_body(const std::vector<audit::Event>& events, const std::string& service,
+                          const std::string& request_id) {
   std::uint64_t allowed = 0, denied = 0, hits = 0, stale = 0, misses = 0;
   std::map<std::string, std::uint64_t> by_ref, by_code, by_action;
   std::optional<WallTime> first, last;
@@ -131,11 +165,10 @@ void insights_route(CredentialsContext& ctx, server::Call call) {
   }
   w.end_object();
   w.key("metadata").begin_object();
-  w.key("request_id").string(call.request_id());
+  w.key("request_id").string(request_id);
   w.end_object();
   w.end_object();
-  ev.decision = audit::Decision::allow;
-  answer(ctx, call, route, std::move(ev), http::Response::json(200, std::move(body)));
+  return body;
 }
 
 }  // namespace

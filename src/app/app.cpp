@@ -162,10 +162,12 @@ Result<std::shared_ptr<const policy::Policy>> build_policy(const config::Config&
   return std::make_shared<const policy::Policy>(std::move(*built));
 }
 
-std::vector<std::string> env_names(const catalog::Catalog& c) {
+// Every environment variable the configuration's catalog names, whether or
+// not environment fallbacks are on.
+std::vector<std::string> env_names(const config::Config& c) {
   std::vector<std::string> names;
-  for (const auto& e : c.entries()) {
-    if (!e->env.empty()) names.push_back(e->env);
+  for (const auto& k : c.credentials) {
+    if (!k.env.empty()) names.push_back(k.env);
   }
   return names;
 }
@@ -551,7 +553,19 @@ class Agent {
     if (!cat) return tl::unexpected(cat.error());
     auto pol = build_policy(c);
     if (!pol) return tl::unexpected(pol.error());
-    auto report = env_.import(env_names(**cat));
+    if (!c.fallback.env) {
+      // Not served, but scrubbed all the same: /proc/PID/environ must not
+      // keep secrets the catalog names.
+      auto scrubbed = env_.scrub(env_names(c));
+      if (!scrubbed.empty()) {
+        std::string names;
+        for (const auto& name : scrubbed) names += (names.empty() ? "" : " ") + name;
+        log::info("upstream", "environment variables named in the catalog scrubbed from the environment, not "
+                              "imported ([fallback] env = false)",
+                  {{"count", scrubbed.size()}, {"env", names}});
+      }
+    }
+    auto report = env_.import(c.fallback.env ? env_names(c) : std::vector<std::string>{});
     if (!report.missing.empty()) {
       std::string names;
       for (const auto& name : report.missing) names += (names.empty() ? "" : " ") + name;

@@ -387,8 +387,20 @@ Result<void> Spool::acknowledge(std::uint64_t seq) {
 }
 
 void Spool::for_each_newest_first(const std::function<bool(std::string_view line)>& visit) const {
-  for (auto it = segments_.rbegin(); it != segments_.rend(); ++it) {
-    auto text = read_whole(it->path);
+  for_each_newest_first(segment_paths(), visit);
+}
+
+std::vector<std::string> Spool::segment_paths() const {
+  std::vector<std::string> out;
+  out.reserve(segments_.size());
+  for (const auto& s : segments_) out.push_back(s.path);
+  return out;
+}
+
+void Spool::for_each_newest_first(const std::vector<std::string>& paths,
+                                  const std::function<bool(std::string_view line)>& visit) {
+  for (auto it = paths.rbegin(); it != paths.rend(); ++it) {
+    auto text = read_whole(*it);
     if (!text) continue;
     auto lines = complete_lines(*text);
     for (auto l = lines.rbegin(); l != lines.rend(); ++l) {

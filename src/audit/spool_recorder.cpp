@@ -11,6 +11,7 @@
 #include "chitty/base/units.hpp"
 #include "chitty/log/journal.hpp"
 #include "chitty/log/log.hpp"
+#include "chitty/loop/work.hpp"
 
 namespace chitty::audit {
 namespace {
@@ -333,9 +334,12 @@ void SpoolRecorder::mirror(const Event& e, std::string_view line) {
   log::journal_send(f);
 }
 
-std::vector<Event> SpoolRecorder::query(const Query& q) const {
+namespace {
+
+// The query over segment files: pure reading and parsing, safe off the loop.
+std::vector<Event> scan(const std::vector<std::string>& paths, const Query& q) {
   std::vector<Event> out;
-  spool_.for_each_newest_first([&](std::string_view line) {
+  Spool::for_each_newest_first(paths, [&](std::string_view line) {
     auto e = parse_event(line);
     if (!e) return true;
     if (q.since && e->at < *q.since) return false;  // in time order: nothing older matches
@@ -346,5 +350,16 @@ std::vector<Event> SpoolRecorder::query(const Query& q) const {
   std::reverse(out.begin(), out.end());
   return out;
 }
+
+}  // namespace
+
+void SpoolRecorder::render_async(const Query& q, Render render, RenderDone done) const {
+  std::vector<std::string> paths = spool_.segment_paths();
+  loop::run_in_pool<std::string>(
+      loop_, [paths = std::move(paths), q, render = std::move(render)] { return render(scan(paths, q)); },
+      std::move(done));
+}
+
+std::vector<Event> SpoolRecorder::query(const Query& q) const { return scan(spool_.segment_paths(), q); }
 
 }  // namespace chitty::audit

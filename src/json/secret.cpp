@@ -11,6 +11,8 @@ constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 constexpr std::size_t kMaskShown = 4;
 constexpr std::size_t kMaskMinimum = 20;
 constexpr std::string_view kEllipsis = "\xE2\x80\xA6";  // U+2026
+// The mask of a short or non-text value: the same whatever its length.
+constexpr std::string_view kHiddenMask = "********";
 
 std::string_view view(std::span<const char> s) noexcept { return {s.data(), s.size()}; }
 
@@ -84,26 +86,22 @@ bool append_encoded(secure::SecureBuffer& out, std::span<const char> value, Enco
 
 std::size_t masked_size(std::span<const char> value, Encoding enc) noexcept {
   std::string_view s = view(value);
+  if (enc == Encoding::base64) return kHiddenMask.size();
   Shape sh = shape(s, enc);
-  if (sh.chars < kMaskMinimum) return sh.chars;
-  if (enc == Encoding::base64) return kEllipsis.size() + kMaskShown;
+  if (sh.chars < kMaskMinimum) return kHiddenMask.size();
   return kEllipsis.size() + escaped_size(s.substr(sh.tail));
 }
 
 bool append_masked(secure::SecureBuffer& out, std::span<const char> value, Encoding enc) noexcept {
   if (out.capacity() - out.size() < masked_size(value, enc)) return false;
   std::string_view s = view(value);
+  // A value that is not text, or is short, shows nothing of itself, not
+  // even its length: always the same asterisks.
+  if (enc == Encoding::base64) return out.append(kHiddenMask);
   Shape sh = shape(s, enc);
-  if (sh.chars < kMaskMinimum) {
-    for (std::size_t i = 0; i < sh.chars; ++i) out.push_back('*');
-    return true;
-  }
+  if (sh.chars < kMaskMinimum) return out.append(kHiddenMask);
   out.append(kEllipsis);
-  if (enc == Encoding::base64) {
-    for (std::size_t i = sh.tail; i < sh.chars; ++i) out.push_back(base64_at(s, i));
-  } else {
-    json_escape(s.substr(sh.tail), &put, &out);
-  }
+  json_escape(s.substr(sh.tail), &put, &out);
   return true;
 }
 

@@ -46,6 +46,15 @@ EnvProvider::ImportReport EnvProvider::import(const std::vector<std::string>& na
   return report;
 }
 
+std::vector<std::string> EnvProvider::scrub(const std::vector<std::string>& names) {
+  std::vector<std::string> scrubbed;
+  for (const std::string& name : names) {
+    if (name.empty() || values_.count(name) != 0) continue;
+    if (take_environment_variable(name, [](std::string_view) {})) scrubbed.push_back(name);
+  }
+  return scrubbed;
+}
+
 FetchResult EnvProvider::open(const std::string& name) const {
   auto it = values_.find(name);
   if (it == values_.end()) {

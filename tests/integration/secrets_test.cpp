@@ -114,6 +114,25 @@ std::string health_memory_backing(const std::string& socket) {
 
 }  // namespace
 
+TEST_CASE("with environment fallbacks off, the catalog's variables are still scrubbed and never served",
+          "[integration][secrets]") {
+  TempDir dir;
+  const std::string secret = random_secret("sk-off-");
+  AgentSpec spec;
+  spec.rest = "[fallback]\nenv = false\n" + catalog_and_service();
+  spec.env = {"OPENAI_API_KEY=" + secret, "UNRELATED_SETTING=keep-me"};
+  AgentProcess agent(dir, spec);
+  REQUIRE(agent.wait_ready());
+  std::string environ_text = chitty::testing::read_file("/proc/" + std::to_string(agent.pid()) + "/environ");
+  CHECK(environ_text.find(secret) == std::string::npos);
+  CHECK(environ_text.find("OPENAI_API_KEY") == std::string::npos);
+  CHECK(environ_text.find("UNRELATED_SETTING=keep-me") != std::string::npos);  // the rest is intact
+  HttpResponse r = retrieve(agent.socket(), R"({"credential_type":"openai_api_key","context":{"purpose":"api-call"}})");
+  CHECK(r.status == 404);
+  CHECK(r.body.find(secret) == std::string::npos);
+  CHECK_THAT(agent.log(), Catch::Contains("scrubbed from the environment, not imported"));
+}
+
 TEST_CASE("a secret from the environment is served through curl, with its cache headers and source",
           "[integration][secrets]") {
   TempDir dir;

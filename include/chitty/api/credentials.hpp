@@ -61,6 +61,10 @@ struct CredentialsContext {
   // acknowledged.
   const upstream::Token* emergency_token = nullptr;
   std::function<Result<void>(const policy::Revocations&)> persist_revocations;
+  // Audit reads (insights, GET /api/credentials/audit) run on the thread
+  // pool, one at a time: another asks again shortly (503), so that they
+  // never take the pool from the spool's fsyncs.
+  bool audit_scan_running = false;
 };
 
 // The JSON body of a granted retrieve, in locked memory; an empty buffer if

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -96,6 +97,16 @@ class Recorder {
   virtual Result<void> record(const Event& event) = 0;
   // Recorded events matching `q`, oldest first (at most q.limit, the newest).
   virtual std::vector<Event> query(const Query& q) const = 0;
+  // The same without holding up the loop, for reads that may cover a large
+  // spool: `render` turns the matching events into a text (an answer's
+  // body) and `done` gets that text on the loop thread. The durable recorder
+  // reads, parses and renders on the thread pool, so `render` must be a
+  // pure function of its argument (no loop-thread state) and the events
+  // never reach the loop. The default does it all at once, for recorders in
+  // memory.
+  using Render = std::function<std::string(const std::vector<Event>&)>;
+  using RenderDone = std::function<void(std::string)>;
+  virtual void render_async(const Query& q, Render render, RenderDone done) const { done(render(query(q))); }
 };
 
 // The most recent events in memory (a ring of `capacity`).

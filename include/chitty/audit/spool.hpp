@@ -96,6 +96,14 @@ class Spool {
 
   // Every line, newest first, until `visit` returns false (queries).
   void for_each_newest_first(const std::function<bool(std::string_view line)>& visit) const;
+  // The segment files, oldest first, for reading off the loop thread.
+  std::vector<std::string> segment_paths() const;
+  // Every complete line of `paths` (oldest first), newest first, until
+  // `visit` returns false. Reads files only: safe on any thread while the
+  // loop appends (a line not yet complete is skipped; a segment deleted
+  // meanwhile is skipped).
+  static void for_each_newest_first(const std::vector<std::string>& paths,
+                                    const std::function<bool(std::string_view line)>& visit);
 
   std::uint64_t last_seq() const noexcept { return last_seq_; }
   std::uint64_t acknowledged() const noexcept { return acknowledged_; }

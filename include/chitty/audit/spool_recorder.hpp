@@ -61,6 +61,10 @@ class SpoolRecorder final : public Recorder {
 
   Result<void> record(const Event& event) override;
   std::vector<Event> query(const Query& q) const override;
+  // Reads the spool's segments on libuv's thread pool (they are append-only:
+  // a line being written is not complete, and is skipped) and renders there,
+  // so a read over a large spool never stalls the loop.
+  void render_async(const Query& q, Render render, RenderDone done) const override;
 
   // Called after every event written (the shipper's kick).
   void on_appended(std::function<void()> f) { appended_ = std::move(f); }

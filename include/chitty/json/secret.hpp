@@ -21,9 +21,11 @@ std::size_t encoded_size(std::span<const char> value, Encoding enc) noexcept;
 // Appends it; false (nothing appended) if it does not fit.
 bool append_encoded(secure::SecureBuffer& out, std::span<const char> value, Encoding enc) noexcept;
 
-// The SPEC's masked_value of the value as carried (after encoding): "…" and
-// the last 4 characters for 20 characters or more, else one '*' per
-// character. Sizes and appends as above.
+// The SPEC's masked_value (docs/api.md): for text of 20 characters or more,
+// "…" and its last 4 characters; for shorter text and for a value that is
+// not UTF-8 (carried as base64), "********" — the same eight asterisks
+// whatever its length, which a mask must not reveal. Sizes and appends as
+// above.
 std::size_t masked_size(std::span<const char> value, Encoding enc) noexcept;
 bool append_masked(secure::SecureBuffer& out, std::span<const char> value, Encoding enc) noexcept;
 

@@ -38,6 +38,11 @@ class EnvProvider final : public Provider {
   // environment (every copy of it, if the environment names it twice; the
   // first is the value, as getenv() would have said).
   ImportReport import(const std::vector<std::string>& names);
+  // Scrubs each named variable from the process environment without
+  // importing it: the catalog names it, but environment fallbacks are off
+  // ([fallback] env = false). A secret the agent will not serve must not
+  // linger in /proc/PID/environ either. Returns the names that were set.
+  std::vector<std::string> scrub(const std::vector<std::string>& names);
 
   std::string_view source() const noexcept override { return "env"; }
   bool holds(const catalog::Entry* entry) const noexcept override { return entry != nullptr && !entry->env.empty(); }
