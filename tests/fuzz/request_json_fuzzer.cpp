@@ -32,6 +32,15 @@ void reference_round_trip(std::string_view text) {
   auto again = chitty::catalog::parse_reference(r->display());
   check(again.has_value());
   check(again->canonical() == r->canonical());
+  // One normalisation: the canonical form is already in match form, and is
+  // the match form of the verbatim key.
+  check(chitty::catalog::match_form(r->canonical()) == r->canonical());
+  check(chitty::catalog::match_form(r->id_key()) == r->canonical());
+  // A key is injective on parts: no other reference (say, the first part
+  // split at a '%2f') has the same key.
+  chitty::catalog::Reference split = *r;
+  split.item = r->item + "/x";
+  check(split.canonical() != r->canonical());
   auto glob = chitty::catalog::Glob::parse(r->display());
   if (glob && r->display().find('*') == std::string::npos) check(glob->matches(*r));
 }

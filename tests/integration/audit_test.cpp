@@ -461,9 +461,10 @@ TEST_CASE("insights over a 100 MiB spool do not hold up the event loop", "[integ
               spool() >> 20, insights_ms, probes, worst_ms);
   CHECK(insights_status == 200);
   CHECK(probes >= 5);
-  // Blocked, the loop would answer nothing for the scan's whole time (1.7 s
-  // here before the fix); a sanitized agent on two busy cores is slower.
-  const char* san = std::getenv("CHITTY_TEST_SANITIZER");
-  bool sanitized = san != nullptr && std::string(san) != "none" && std::string(san) != "";
-  CHECK(worst_ms < (sanitized ? 300.0 : 100.0));
+  // Blocked, the loop answers nothing for the scan's whole time: /health
+  // then waits as long as the insights take (6.3 s of 6.2 s in one run
+  // before the fix). Not blocked, it waits a small part of that, however
+  // busy the machine (other tests run beside this one).
+  CHECK(worst_ms < insights_ms / 4);
+  CHECK(worst_ms < 1000.0);
 }
