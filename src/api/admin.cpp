@@ -46,11 +46,16 @@ void read_audit(CredentialsContext& ctx, server::Call call, const Route& route, 
   ctx.audit_scan_running = true;
   auto held = std::make_shared<server::Call>(std::move(call));
   auto shared_ev = std::make_shared<audit::Event>(std::move(ev));
-  ctx.audit->render_async(query, std::move(render), [&ctx, held, route, shared_ev](std::string body) {
-    ctx.audit_scan_running = false;
-    shared_ev->decision = audit::Decision::allow;
-    answer(ctx, *held, route, std::move(*shared_ev), http::Response::json(200, std::move(body)));
-  });
+  try {
+    ctx.audit->render_async(query, std::move(render), [&ctx, held, route, shared_ev](std::string body) {
+      ctx.audit_scan_running = false;
+      shared_ev->decision = audit::Decision::allow;
+      answer(ctx, *held, route, std::move(*shared_ev), http::Response::json(200, std::move(body)));
+    });
+  } catch (...) {
+    ctx.audit_scan_running = false;  // (a recorder in memory renders here and may throw)
+    throw;
+  }
 }
 
 // The body of GET /api/credentials/audit (pure: runs on the thread pool).

@@ -188,7 +188,8 @@ void carry_out_revoke(CredentialsContext& ctx, server::Call& call, const Route& 
   // side) and the client is told it will not survive a restart.
   policy::Revocations next = ctx.broker->revocations();
   next.add(rv);
-  auto saved = ctx.persist_revocations ? ctx.persist_revocations(next) : Result<void>{};
+  auto saved = ctx.persist_revocations ? ctx.persist_revocations(next) : Result<std::uint64_t>{0};
+  if (saved) ev.revocations_generation = *saved;
   ctx.broker->revoke(rv);
   if (ctx.metrics != nullptr) ctx.metrics->revocation("revoke");
   log::warn("api", "emergency revocation in force",
@@ -227,11 +228,13 @@ void carry_out_clear(CredentialsContext& ctx, server::Call& call, const Route& r
   policy::Revocations next = ctx.broker->revocations();
   std::size_t lifted = next.clear(rv);
   if (lifted > 0 && ctx.persist_revocations) {
-    if (auto saved = ctx.persist_revocations(next); !saved) {
+    auto saved = ctx.persist_revocations(next);
+    if (!saved) {
       log::error("api", "clearing a revocation could not be saved; it stays in force", {{"reason", saved.error().message}});
       return refuse(ctx, call, route, std::move(ev), ErrorCode::storage_unavailable,
                     "the revocation stays in force: clearing it could not be saved: " + saved.error().message);
     }
+    ev.revocations_generation = *saved;
   }
   ctx.broker->clear_revocation(rv);
   if (ctx.metrics != nullptr && lifted > 0) ctx.metrics->revocation("clear");
@@ -305,6 +308,9 @@ void handle(CredentialsContext& ctx, FailureLog& failures, server::Call call, bo
   // Every spelling of the secret (resolved through the upstream when it can
   // answer) before anything is decided: a revocation given as names must
   // block the IDs, and the other way round; so must a clear.
+  // In force at once with the spellings known now: cached copies go, and
+  // nothing is served while the upstream is asked for the others.
+  if (!clear) ctx.broker->revoke_known(*rv);
   auto held = std::make_shared<server::Call>(std::move(call));
   ctx.broker->describe(std::move(*rv), [&ctx, held, route, ev = std::move(ev), clear](policy::Revocation r) mutable {
     if (r.kind == policy::Revocation::Kind::ref && !r.key.empty()) ev.ref = r.key;

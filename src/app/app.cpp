@@ -248,7 +248,7 @@ class Agent {
     credentials_ctx_.clock = &clock_;
     credentials_ctx_.services_vault = config.onepassword.services_vault;
     credentials_ctx_.integrations_vault = config.onepassword.integrations_vault;
-    credentials_ctx_.persist_revocations = [this](const policy::Revocations& r) -> Result<void> {
+    credentials_ctx_.persist_revocations = [this](const policy::Revocations& r) -> Result<std::uint64_t> {
       if (!revocation_store_) return fail("the revocation store is not open");
       return revocation_store_->save(r);
     };
@@ -341,14 +341,16 @@ class Agent {
   // The emergency revocations in force (sealed under the chain key).
   Result<void> open_revocations() {
     revocation_store_ = std::make_unique<RevocationStore>(config_.agent.state_dir, *chain_key_);
-    // An agent that has audited anything in this state directory has written
-    // the file: a missing one was deleted.
-    bool expected = audit_recovered_seq_ > 0;
-    auto loaded = revocation_store_->load(expected, options_.accept_revocations);
+    // The audit trail records the file's generation at every start and
+    // revocation: a missing file, or an older copy, is refused then.
+    std::optional<std::uint64_t> recorded;
+    if (spool_) recorded = audit::SpoolRecorder::recorded_revocations_generation(*spool_);
+    auto loaded = revocation_store_->load(recorded, options_.accept_revocations);
     if (!loaded) return tl::unexpected(loaded.error());
     if (!loaded->existed && !options_.accept_revocations) {
-      // Written now, so that from here on its absence means it was removed.
-      if (auto ok = revocation_store_->save(loaded->revocations); !ok) return ok;
+      // Written now (and recorded by the start event), so that from here on
+      // its absence means it was removed.
+      if (auto ok = revocation_store_->save(loaded->revocations); !ok) return tl::unexpected(ok.error());
     }
     if (loaded->accepted) {
       record_alert("the operator accepted " + revocation_store_->path() + " as it is (--accept-revocations): " +
@@ -361,10 +363,19 @@ class Agent {
     }
     broker_.set_revocations(std::move(loaded->revocations));
     broker_.on_revocations_changed([this] {
-      if (auto ok = revocation_store_->save(broker_.revocations()); !ok) {
+      auto ok = revocation_store_->save(broker_.revocations());
+      if (!ok) {
         log::error("app", "revocations learnt more spellings but could not be saved; they are in force until a restart",
                    {{"reason", ok.error().message}});
+        return;
       }
+      audit::Event e;
+      e.kind = audit::Kind::revoke;
+      e.action = "revoke-resolved";
+      e.decision = audit::Decision::none;
+      e.reason = "emergency revocations learnt more spellings from the upstream";
+      e.revocations_generation = *ok;
+      record_state(std::move(e));
     });
     return {};
   }
@@ -388,7 +399,6 @@ class Agent {
     auto spool = audit::Spool::open(so, recovery);
     if (!spool) return fail("audit: " + spool.error().message);
     spool_ = std::move(*spool);
-    audit_recovered_seq_ = recovery.last_seq;
     log::info("audit", "audit spool open",
               {{"dir", so.dir}, {"last_seq", recovery.last_seq}, {"acknowledged", recovery.acknowledged},
                {"segments", recovery.segments}, {"bytes", recovery.bytes}});
@@ -482,6 +492,7 @@ class Agent {
     e.action = "start";
     e.decision = audit::Decision::none;
     e.reason = detail;
+    if (revocation_store_) e.revocations_generation = revocation_store_->generation();
     record_state(std::move(e));
     if (shipper_) shipper_->start();
   }
@@ -779,7 +790,6 @@ class Agent {
   api::Metrics metrics_;
   std::unique_ptr<upstream::Token> emergency_token_;
   std::unique_ptr<RevocationStore> revocation_store_;
-  std::uint64_t audit_recovered_seq_ = 0;
   server::Server server_;
   lifecycle::Watchdog watchdog_;
   loop::Signal sigterm_;

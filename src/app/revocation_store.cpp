@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -43,12 +44,14 @@ secure::MacKey::Mac seal(const secure::MacKey& key, std::string_view text) {
 RevocationStore::RevocationStore(std::string state_dir, const secure::MacKey& key)
     : dir_(std::move(state_dir)), path_(dir_ + "/revocations.json"), key_(key) {}
 
-Result<void> RevocationStore::save(const policy::Revocations& r) const {
+Result<std::uint64_t> RevocationStore::save(const policy::Revocations& r) {
+  const std::uint64_t generation = generation_ + 1;
   std::string text;
   {
     json::Writer w(text);
     w.begin_object();
     w.key("version").integer(kVersion);
+    w.key("generation").uinteger(generation);
     w.key("revocations").begin_array();
     for (const auto& rv : r.list()) {
       w.begin_object();
@@ -71,6 +74,9 @@ Result<void> RevocationStore::save(const policy::Revocations& r) const {
       w.end_array();
       w.key("types").begin_array();
       for (const auto& t : rv.types) w.string(t);
+      w.end_array();
+      w.key("checked_types").begin_array();
+      for (const auto& t : rv.checked_types) w.string(t);
       w.end_array();
       w.key("key").string(rv.key);
       w.key("resolved").boolean(rv.resolved);
@@ -97,6 +103,7 @@ Result<void> RevocationStore::save(const policy::Revocations& r) const {
   if (!written) return fail("cannot write " + tmp + ": " + written.error().message);
   if (!synced) return fail("cannot fsync " + tmp + ": " + std::strerror(sync_errno));
   if (::rename(tmp.c_str(), path_.c_str()) != 0) return fail("cannot rename to " + path_ + ": " + std::strerror(errno));
+  generation_ = generation;  // on disk now, whatever the directory's fsync says
   int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     int rc = ::fsync(dfd);
@@ -104,26 +111,34 @@ Result<void> RevocationStore::save(const policy::Revocations& r) const {
     ::close(dfd);
     if (rc != 0) return fail("cannot fsync " + dir_ + ": " + std::strerror(e));
   }
-  return {};
+  return generation;
 }
 
-Result<RevocationStore::Loaded> RevocationStore::load(bool expected, bool accept) const {
+Result<RevocationStore::Loaded> RevocationStore::load(std::optional<std::uint64_t> recorded, bool accept) {
   Loaded out;
   out.accepted = accept;
+  // A re-seal by the operator starts past what the audit trail recorded.
+  auto reseal = [&]() -> Result<void> {
+    generation_ = std::max(generation_, recorded.value_or(0));
+    auto saved = save(out.revocations);
+    if (!saved) return tl::unexpected(saved.error());
+    out.generation = *saved;
+    return {};
+  };
   const std::string way_out =
       "; if the revocations it holds are the ones you mean, run chitty-agent once with --accept-revocations "
       "(docs/operations.md)";
   int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     if (errno != ENOENT) return fail("cannot read " + path_ + ": " + std::strerror(errno));
-    if (expected && !accept) {
-      return fail(path_ +
-                  " is missing, but this state directory has been used before (its audit spool holds events): deleting "
-                  "it would lift every emergency revocation, so the agent does not start" +
-                  way_out + " (an empty set is then sealed)");
+    if (recorded && !accept) {
+      return fail(path_ + " is missing, but the audit trail records revocations generation " +
+                  std::to_string(*recorded) +
+                  " of it: deleting it would lift every emergency revocation, so the agent does not start" + way_out +
+                  " (an empty set is then sealed)");
     }
     if (accept) {
-      if (auto ok = save(out.revocations); !ok) return tl::unexpected(ok.error());
+      if (auto ok = reseal(); !ok) return tl::unexpected(ok.error());
     }
     return out;
   }
@@ -160,27 +175,44 @@ Result<RevocationStore::Loaded> RevocationStore::load(bool expected, bool accept
                  secure::from_hex(std::string_view(text).substr(at + kMacMember.size(), 64), mac);
   if (has_mac) body = text.substr(0, at) + "}";
   if (!accept) {
-    if (!has_mac) return damaged("it carries no MAC: it was not written by the agent, or was edited");
+    if (!has_mac) {
+      return damaged("it carries no MAC: it was not written by this agent (an earlier version, or by hand), or was "
+                     "edited");
+    }
     if (seal(key_, body) != mac) {
       return damaged("its MAC does not match: it was edited, or written without the audit chain key");
     }
   }
-  auto parsed = parse(body);
+  std::uint64_t generation = 0;
+  auto parsed = parse(body, generation);
   if (!parsed) return damaged(parsed.error().message);
   out.revocations = std::move(*parsed);
+  out.generation = generation;
+  generation_ = generation;
+  if (!accept && recorded && generation < *recorded) {
+    return fail(path_ + " is an older copy (generation " + std::to_string(generation) +
+                ") than the audit trail records (generation " + std::to_string(*recorded) +
+                "): putting an old copy back would lift the revocations made since, so the agent does not start" +
+                way_out);
+  }
   if (accept) {
-    if (auto ok = save(out.revocations); !ok) return tl::unexpected(ok.error());
+    if (auto ok = reseal(); !ok) return tl::unexpected(ok.error());
   }
   return out;
 }
 
-Result<policy::Revocations> RevocationStore::parse(const std::string& text) const {
+Result<policy::Revocations> RevocationStore::parse(const std::string& text, std::uint64_t& generation) const {
   policy::Revocations out;
   auto doc = json::parse(text);
   if (!doc) return fail(doc.error().message);
   const json::Value* version = doc->find("version");
-  if (version == nullptr || version->type != json::Value::Type::number || version->number != kVersion) {
+  if (version == nullptr || version->type != json::Value::Type::number ||
+      (version->number != kVersion && version->number != 1)) {
     return fail("not a version " + std::to_string(kVersion) + " revocations file");
+  }
+  const bool v1 = version->number == 1;  // an earlier agent's (no MAC: only with --accept-revocations)
+  if (const json::Value* g = doc->find("generation"); g != nullptr && g->integer && *g->integer >= 0) {
+    generation = static_cast<std::uint64_t>(*g->integer);
   }
   const json::Value* list = doc->find("revocations");
   if (list == nullptr || list->type != json::Value::Type::array) return fail("no \"revocations\" array");
@@ -204,9 +236,27 @@ Result<policy::Revocations> RevocationStore::parse(const std::string& text) cons
     };
     if (auto ok = strings("forms", r.forms); !ok) return tl::unexpected(ok.error());
     if (auto ok = strings("types", r.types); !ok) return tl::unexpected(ok.error());
+    if (auto ok = strings("checked_types", r.checked_types); !ok) return tl::unexpected(ok.error());
     for (auto [name, slot] : {std::pair{"target", &r.target}, {"key", &r.key}, {"reason", &r.reason}, {"by", &r.by}}) {
       const json::Value* v = item.find(name);
       if (v != nullptr && v->type == json::Value::Type::string) *slot = v->string;
+    }
+    if (v1) {
+      // Version 1: "keys" (canonical forms or resolved IDs) and "shown" (the
+      // target as given). Taken over once; the agent resolves it again.
+      std::vector<std::string> keys;
+      if (auto ok = strings("keys", keys); !ok) return tl::unexpected(ok.error());
+      const json::Value* shown = item.find("shown");
+      if (shown != nullptr && shown->type == json::Value::Type::string) r.target = shown->string;
+      if (r.kind == policy::Revocation::Kind::ref) {
+        for (const auto& key : keys) r.add_form(catalog::match_form(key));
+        // The one time a reference is read back from text: a version 1 file
+        // kept no parts (and a client's reference never holds a '/').
+        if (auto parsed = catalog::parse_reference(r.target)) r.ref = std::move(*parsed);
+      } else if (r.kind != policy::Revocation::Kind::all && r.target.empty() && !keys.empty()) {
+        r.target = keys.front();
+      }
+      if (r.kind == policy::Revocation::Kind::all) r.target = "all";
     }
     if (const json::Value* v = item.find("resolved"); v != nullptr && v->type == json::Value::Type::boolean) {
       r.resolved = v->boolean;

@@ -100,6 +100,9 @@ void write_event_fields(json::Writer& w, const Event& e) {
   optional_string(w, "mode", e.mode);
   w.key("latency_us").integer(e.latency_us);
   if (e.kind == Kind::start && !e.recovered_head.empty()) w.key("recovered_head").string(e.recovered_head);
+  if ((e.kind == Kind::start || e.kind == Kind::revoke) && e.revocations_generation > 0) {
+    w.key("revocations_generation").uinteger(e.revocations_generation);
+  }
   if (e.kind == Kind::aggregate) {
     w.key("count").uinteger(e.count);
     w.key("first_at").string(format_rfc3339_ms(e.first_at.value_or(e.at)));
@@ -173,6 +176,7 @@ std::optional<Event> parse_event(std::string_view line) {
   if (auto t = parse_rfc3339(str("first_at"))) e.first_at = *t;
   if (auto t = parse_rfc3339(str("last_at"))) e.last_at = *t;
   e.recovered_head = str("recovered_head");
+  e.revocations_generation = static_cast<std::uint64_t>(num(&o, "revocations_generation", 0));
   if (const json::Value* refs = o.find("refs"); refs != nullptr && refs->type == json::Value::Type::array) {
     for (const auto& r : refs->items) {
       if (r.type == json::Value::Type::string && e.refs.size() < kAggregateRefs) e.refs.push_back(r.string);

@@ -21,6 +21,23 @@ constexpr std::string_view kMacKey = ",\"mac\":\"";
 // (the exact size is checked again when it is written).
 constexpr std::size_t kEstimate = 1024;
 
+// Refusals carry what the caller sent; these bound it in the trail.
+constexpr std::size_t kMaxRefusalRef = 256;
+constexpr std::size_t kMaxRefusalReason = 512;
+// Reserve aggregates are written every this many windows.
+constexpr int kReserveWindows = 6;
+
+// Cuts `s` to at most `max` bytes (not inside a UTF-8 sequence) and says by
+// how much.
+void bound_text(std::string& s, std::size_t max) {
+  if (s.size() <= max) return;
+  std::size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  std::size_t dropped = s.size() - cut;
+  s.resize(cut);
+  s += "...(" + std::to_string(dropped) + " more bytes)";
+}
+
 std::string hex16(std::uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
@@ -214,17 +231,28 @@ Result<void> SpoolRecorder::record(const Event& event) {
   return write(e);
 }
 
-Result<void> SpoolRecorder::count_refusal(const Event& e, Spool::Room room) {
+Result<void> SpoolRecorder::count_refusal(const Event& refused, Spool::Room room) {
+  // What a refused caller chose (a reference, the message quoting it) is cut
+  // to a bound: an event it causes stays small.
+  Event e = refused;
+  bound_text(e.ref, kMaxRefusalRef);
+  bound_text(e.reason, kMaxRefusalReason);
   WallTime at = e.at == WallTime{} ? clock_.wall_now() : e.at;
   auto add_to = [&](Pending& p) {
     Event& agg = p.event;
     agg.count += 1;
     agg.last_at = at;
     if (!agg.first_at) agg.first_at = at;
-    if (!e.ref.empty() && agg.refs.size() < kAggregateRefs &&
+    if (!p.coarse && !e.ref.empty() && agg.refs.size() < kAggregateRefs &&
         std::find(agg.refs.begin(), agg.refs.end(), e.ref) == agg.refs.end()) {
       agg.refs.push_back(e.ref);
     }
+    // The caller's identity as far as every refusal counted shares it.
+    if (agg.pid != e.pid) agg.pid = -1;
+    if (agg.exe != e.exe) agg.exe.clear();
+    if (agg.unit != e.unit) agg.unit.clear();
+    if (agg.container != e.container) agg.container.clear();
+    if (agg.service != e.service) agg.service.clear();
     ++aggregated_;
   };
   auto open_aggregate = [&](const AggregateKey& key, bool first_written) -> Pending& {
@@ -249,7 +277,12 @@ Result<void> SpoolRecorder::count_refusal(const Event& e, Spool::Room room) {
     }
     agg.count = 0;
     if (!first_written) agg.first_at = at;
-    return pending_.emplace(key, Pending{std::move(agg), clock_.now()}).first->second;
+    bool coarse = std::get<2>(key) == "*";
+    if (coarse) {
+      agg.action = "*";
+      agg.reason = "refusals (" + e.code + ") counted without their details while the audit spool is in its reserve";
+    }
+    return pending_.emplace(key, Pending{std::move(agg), clock_.now(), coarse}).first->second;
   };
 
   AggregateKey mine{e.uid, e.code, e.action};
@@ -266,7 +299,9 @@ Result<void> SpoolRecorder::count_refusal(const Event& e, Spool::Room room) {
     open_aggregate(mine, true);
     return {};
   }
-  AggregateKey any{kAnyUid, e.code, e.action};
+  // In the reserve, per code only, written at most every kReserveWindows
+  // windows: refused callers can take very little of it.
+  AggregateKey any{kAnyUid, e.code, room == Spool::Room::normal ? e.action : std::string("*")};
   auto it = pending_.find(any);
   Pending& p = it != pending_.end() ? it->second : open_aggregate(any, false);
   add_to(p);
@@ -276,7 +311,8 @@ Result<void> SpoolRecorder::count_refusal(const Event& e, Spool::Room room) {
 void SpoolRecorder::flush_aggregates(bool all) {
   MonoTime now = clock_.now();
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (!all && now - it->second.opened < options_.aggregate_window) {
+    Duration window = it->second.coarse ? options_.aggregate_window * kReserveWindows : options_.aggregate_window;
+    if (!all && now - it->second.opened < window) {
       ++it;
       continue;
     }
@@ -361,5 +397,18 @@ void SpoolRecorder::render_async(const Query& q, Render render, RenderDone done)
 }
 
 std::vector<Event> SpoolRecorder::query(const Query& q) const { return scan(spool_.segment_paths(), q); }
+
+std::optional<std::uint64_t> SpoolRecorder::recorded_revocations_generation(const Spool& spool) {
+  std::optional<std::uint64_t> found;
+  spool.for_each_newest_first([&](std::string_view line) {
+    // Only the lines that can hold it are parsed (this runs at start).
+    if (line.find("\"revocations_generation\":") == std::string_view::npos) return true;
+    auto e = parse_event(line);
+    if (!e || e->revocations_generation == 0) return true;
+    found = e->revocations_generation;
+    return false;
+  });
+  return found;
+}
 
 }  // namespace chitty::audit

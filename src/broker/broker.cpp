@@ -225,9 +225,9 @@ void Broker::decide(const RequestPtr& r) {
   std::string denied = "service \"" + service->name + "\" may not read " + r->ref.display();
   if (service->rules.empty() || speller == nullptr) return refuse(r, http::ErrorCode::forbidden, denied);
   speller->resolve(upstream::FetchRequest{r->entry, r->ref, false},
-                   [this, r, denied](std::optional<upstream::Resolution> resolved) {
+                   [this, r, denied](upstream::Provider::Resolved resolved) {
                      if (!resolved) return refuse(r, http::ErrorCode::forbidden, denied);
-                     r->resolution = std::move(resolved);
+                     r->resolution = std::move(*resolved);
                      const upstream::Resolution& res = *r->resolution;
                      // The other form may be the catalog's: its type rules apply.
                      if (!r->entry) r->entry = catalog_->by_key(res.names.canonical());
@@ -252,8 +252,8 @@ void Broker::after_policy(const RequestPtr& r) {
   if (!r->resolution && !r->resolve_tried && revocations_.any_secret() && key_for(r->ref) == r->ref.canonical()) {
     if (upstream::Provider* p = resolver()) {
       r->resolve_tried = true;
-      p->resolve(upstream::FetchRequest{r->entry, r->ref, false}, [this, r](std::optional<upstream::Resolution> res) {
-        if (res) r->resolution = std::move(res);
+      p->resolve(upstream::FetchRequest{r->entry, r->ref, false}, [this, r](upstream::Provider::Resolved res) {
+        if (res) r->resolution = std::move(*res);
         after_policy(r);
       });
       return;
@@ -344,12 +344,22 @@ void Broker::learn(policy::Revocation& rv, const catalog::Reference& ref, const 
   }
 }
 
+// One describe() in progress: the revocation being completed, its
+// reference, and the catalog checks still out.
+struct Broker::Describing {
+  policy::Revocation rv;
+  catalog::Reference ref;
+  std::function<void(policy::Revocation)> done;
+  std::size_t pending = 0;
+};
+
 void Broker::describe(policy::Revocation rv, std::function<void(policy::Revocation)> done) {
   std::optional<catalog::Reference> ref;
   if (rv.kind == policy::Revocation::Kind::ref) {
     ref = rv.ref;
   } else if (rv.kind == policy::Revocation::Kind::type) {
     rv.add_type(rv.target);
+    rv.add_checked(rv.target);
     if (auto e = catalog_->by_type(rv.target)) ref = e->ref;
   }
   if (!ref) {
@@ -360,64 +370,163 @@ void Broker::describe(policy::Revocation rv, std::function<void(policy::Revocati
   }
   learn(rv, *ref, nullptr);
   if (sources_.primaries.empty()) {
-    // Without an upstream the canonical form is the only key there is.
+    // Without an upstream the canonical form is the only key there is, and
+    // every catalog entry is compared by it (learn() has).
     rv.resolved = true;
+    for (const auto& e : catalog_->entries()) rv.add_checked(e->type);
     return done(std::move(rv));
   }
   upstream::Provider* p = resolver();
-  if (p == nullptr) {
-    rv.retry_at = clock_.now() + kRetryResolution;
-    return done(std::move(rv));
-  }
-  auto shared_done = std::make_shared<std::function<void(policy::Revocation)>>(std::move(done));
-  p->resolve(upstream::FetchRequest{nullptr, *ref, false},
-             [this, rv = std::move(rv), ref = *ref, shared_done](std::optional<upstream::Resolution> res) mutable {
-               if (res) {
-                 learn(rv, ref, &*res);
-                 rv.key = res->key;
-                 rv.resolved = true;
-               } else {
-                 rv.retry_at = clock_.now() + kRetryResolution;
-               }
-               (*shared_done)(std::move(rv));
-             });
+  if (p == nullptr) return done(std::move(rv));  // resolved when the upstream is back
+  auto d = std::make_shared<Describing>();
+  d->rv = std::move(rv);
+  d->ref = *ref;
+  d->done = std::move(done);
+  if (d->rv.resolved) return check_catalog(std::move(d));
+  p->resolve(upstream::FetchRequest{nullptr, d->ref, false}, [this, d](upstream::Provider::Resolved res) {
+    if (res) {
+      learn(d->rv, d->ref, &*res);
+      d->rv.key = res->key;
+      d->rv.resolved = true;
+    } else {
+      // Unknown, ambiguous or unreachable now: tried again later.
+      d->rv.retry_at = clock_.now() + kRetryResolution;
+    }
+    check_catalog(d);
+  });
 }
 
-void Broker::resolve_pending(std::function<void()> then) {
+void Broker::check_catalog(std::shared_ptr<Describing> d) {
+  policy::Revocation& rv = d->rv;
+  upstream::Provider* p = resolver();
+  std::vector<std::shared_ptr<const catalog::Entry>> ask;
+  if (rv.resolved) {
+    for (const auto& e : catalog_->entries()) {
+      if (rv.checked(e->type)) continue;
+      if (rv.known_as(e->key)) {
+        rv.add_type(e->type);
+        rv.add_checked(e->type);
+        continue;
+      }
+      std::string key = key_for(e->ref);
+      if (key != e->key) {
+        // Resolved already: the same secret or another.
+        if (rv.known_as(catalog::match_form(key))) rv.add_type(e->type);
+        rv.add_checked(e->type);
+      } else if (p != nullptr) {
+        ask.push_back(e);
+      }
+    }
+  }
+  if (ask.empty()) {
+    auto done = std::move(d->done);
+    return done(std::move(d->rv));
+  }
+  d->pending = ask.size();
+  for (const auto& e : ask) {
+    p->resolve(upstream::FetchRequest{e, e->ref, false}, [this, d, e](upstream::Provider::Resolved res) {
+      policy::Revocation& r = d->rv;
+      if (res) {
+        if (r.known_as(catalog::match_form(res->key))) {
+          r.add_type(e->type);
+          r.add_form(e->key);
+        }
+        r.add_checked(e->type);
+      } else if (res.error() == upstream::FetchError::not_found || res.error() == upstream::FetchError::denied) {
+        // It names nothing the upstream would give: not the revoked secret.
+        r.add_checked(e->type);
+      }
+      if (--d->pending == 0) {
+        auto done = std::move(d->done);
+        done(std::move(d->rv));
+      }
+    });
+  }
+}
+
+bool Broker::incomplete(const policy::Revocation& rv) const {
+  if (rv.kind != policy::Revocation::Kind::ref && rv.kind != policy::Revocation::Kind::type) return false;
+  if (!rv.resolved) return true;
+  if (sources_.primaries.empty()) return false;
+  for (const auto& e : catalog_->entries()) {
+    if (!rv.checked(e->type)) return true;
+  }
+  return false;
+}
+
+const policy::Revocation* Broker::unchecked_for(const catalog::Entry* entry) const {
+  if (entry == nullptr || sources_.primaries.empty()) return nullptr;
+  for (const auto& rv : revocations_.list()) {
+    if (rv.kind != policy::Revocation::Kind::ref && rv.kind != policy::Revocation::Kind::type) continue;
+    if (!rv.checked(entry->type)) return &rv;
+  }
+  return nullptr;
+}
+
+void Broker::set_catalog(std::shared_ptr<const catalog::Catalog> c) {
+  catalog_ = std::move(c);
+  if (revocations_.any_secret()) resolve_pending(nullptr, true);
+}
+
+void Broker::revoke_known(policy::Revocation rv) {
+  if (rv.kind == policy::Revocation::Kind::ref && rv.ref) {
+    learn(rv, *rv.ref, nullptr);
+  } else if (rv.kind == policy::Revocation::Kind::type) {
+    rv.add_type(rv.target);
+    if (auto e = catalog_->by_type(rv.target)) learn(rv, e->ref, nullptr);
+  }
+  revoke(rv);
+}
+
+void Broker::resolve_pending(std::function<void()> then, bool force) {
   MonoTime now = clock_.now();
   std::vector<policy::Revocation> due;
-  for (policy::Revocation& rv : revocations_.list()) {
-    bool pending = (rv.kind == policy::Revocation::Kind::ref || rv.kind == policy::Revocation::Kind::type) &&
-                   !rv.resolved;
-    if (!pending || rv.retry_at > now) continue;
-    rv.retry_at = now + kRetryResolution;  // one attempt at a time
-    due.push_back(rv);
+  if (resolver() != nullptr) {
+    for (policy::Revocation& rv : revocations_.list()) {
+      if (!incomplete(rv) || rv.in_flight) continue;
+      if (!force && rv.retry_at > now) continue;
+      rv.in_flight = true;  // one attempt at a time
+      due.push_back(rv);
+    }
   }
-  if (due.empty() || resolver() == nullptr) {
-    if (then) then();
-    return;
-  }
-  auto left = std::make_shared<std::size_t>(due.size());
-  auto shared_then = std::make_shared<std::function<void()>>(std::move(then));
+  if (then) resolve_waiters_.push_back(std::move(then));
+  describing_ += due.size();
   for (auto& rv : due) {
-    describe(std::move(rv), [this, left, shared_then](policy::Revocation described) {
+    describe(std::move(rv), [this](policy::Revocation described) {
       // Merged into the one in force (unless it was cleared meanwhile).
-      bool in_force = false;
-      for (const policy::Revocation& x : revocations_.list()) {
-        if (x.kind == described.kind && x.target == described.target) in_force = true;
+      policy::Revocation* in_force = nullptr;
+      for (policy::Revocation& x : revocations_.list()) {
+        if (x.kind == described.kind && x.target == described.target) in_force = &x;
       }
-      if (in_force) {
+      if (in_force != nullptr) {
+        in_force->in_flight = false;
+        in_force->retry_at = described.retry_at;
+        std::size_t forms = in_force->forms.size(), types = in_force->types.size();
+        std::size_t checked = in_force->checked_types.size();
+        bool was_resolved = in_force->resolved;
         revocations_.add(described);
-        if (described.resolved) {
-          log::info("broker", "emergency revocation resolved: every spelling of the secret is blocked",
-                    {{"target", described.target}, {"forms", described.forms.size()}});
-          enforce(described);
+        if (in_force->forms.size() != forms || in_force->types.size() != types ||
+            in_force->checked_types.size() != checked || in_force->resolved != was_resolved) {
+          if (!was_resolved && in_force->resolved) {
+            log::info("broker", "emergency revocation resolved: every spelling of the secret is blocked",
+                      {{"target", described.target}, {"forms", in_force->forms.size()}});
+          }
+          enforce(*in_force);
           if (revocations_listener_) revocations_listener_();
         }
       }
-      if (--*left == 0 && *shared_then) (*shared_then)();
+      --describing_;
+      release_waiters();
     });
   }
+  release_waiters();
+}
+
+void Broker::release_waiters() {
+  if (describing_ != 0 || resolve_waiters_.empty()) return;
+  auto waiters = std::move(resolve_waiters_);
+  resolve_waiters_.clear();
+  for (auto& w : waiters) w();
 }
 
 void Broker::revoke(const policy::Revocation& rv) {
@@ -494,11 +603,8 @@ void Broker::update_mode() {
   }
   cache_.set_mode(next);
   if (mode_listener_) mode_listener_(next);
-  if (next == cache::Mode::normal && revocations_.any_unresolved()) {
-    // The upstream is back: what it could not resolve before is tried now.
-    for (policy::Revocation& rv : revocations_.list()) rv.retry_at = MonoTime{};
-    resolve_pending(nullptr);
-  }
+  // The upstream is back: what it could not resolve before is tried now.
+  if (next == cache::Mode::normal && revocations_.any_secret()) resolve_pending(nullptr, true);
 }
 
 Duration Broker::ttl_for(const catalog::Entry* entry) const {
@@ -563,7 +669,7 @@ void Broker::on_primary(std::shared_ptr<Fetch> f, std::size_t index, upstream::F
       // secret by another spelling: resolve those first (the upstream has
       // just answered), then decide whether this value may be kept.
       auto value = std::make_shared<secure::SecureBuffer>(std::move(*r));
-      resolve_pending([this, f, index, value] { primary_value(f, index, std::move(*value)); });
+      resolve_pending([this, f, index, value] { primary_value(f, index, std::move(*value)); }, true);
       return;
     }
     primary_value(f, index, std::move(*r));
@@ -648,6 +754,21 @@ void Broker::after_primaries(std::shared_ptr<Fetch> f) {
 
 void Broker::try_fallbacks(std::shared_ptr<Fetch> f, std::size_t next) {
   const catalog::Entry* entry = f->request.entry.get();
+  if (const policy::Revocation* rv = unchecked_for(entry)) {
+    // A secret is revoked and the upstream has not yet said whether this
+    // catalog entry is that secret by another spelling: fail closed.
+    bool holds = false;
+    for (std::size_t i = next; i < sources_.fallbacks.size(); ++i) holds = holds || sources_.fallbacks[i]->holds(entry);
+    if (holds) {
+      Outcome o;
+      o.refusal = refusal(http::ErrorCode::upstream_unavailable,
+                          "the fallbacks for \"" + entry->type + "\" are withheld: an emergency revocation (" +
+                              rv->target +
+                              ") cannot yet be told apart from this secret, and the upstream must say (" +
+                              (f->reasons.empty() ? std::string("it has not") : f->reasons.back()) + ")");
+      return complete(f, o);
+    }
+  }
   for (; next < sources_.fallbacks.size(); ++next) {
     upstream::Provider* p = sources_.fallbacks[next];
     if (!p->holds(entry)) continue;

@@ -2,7 +2,10 @@
 
 #include <uv.h>
 
+#include <exception>
 #include <utility>
+
+#include "chitty/log/log.hpp"
 
 namespace chitty::loop {
 namespace {
@@ -16,7 +19,13 @@ struct Job {
 
 void on_work(uv_work_t* req) noexcept {
   auto* job = static_cast<Job*>(req->data);
-  job->work();
+  try {
+    job->work();
+  } catch (const std::exception& e) {
+    // (Allocation failure on a large read, say.) The completion still runs,
+    // with what the work left: nothing.
+    log::error("loop", "work on the thread pool failed", {{"error", e.what()}});
+  }
 }
 
 void on_after(uv_work_t* req, int) noexcept {

@@ -37,6 +37,16 @@ bool Revocation::add_type(const std::string& type) {
   return true;
 }
 
+bool Revocation::checked(const std::string& type) const {
+  return std::find(checked_types.begin(), checked_types.end(), type) != checked_types.end();
+}
+
+bool Revocation::add_checked(const std::string& type) {
+  if (type.empty() || checked(type)) return false;
+  checked_types.push_back(type);
+  return true;
+}
+
 bool Revocations::same(const Revocation& a, const Revocation& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
@@ -59,6 +69,7 @@ bool Revocations::add(Revocation r) {
     if (!same(existing, r)) continue;
     for (auto& f : r.forms) existing.add_form(std::move(f));
     for (const auto& t : r.types) existing.add_type(t);
+    for (const auto& t : r.checked_types) existing.add_checked(t);
     if (existing.key.empty()) existing.key = r.key;
     if (!existing.ref) existing.ref = r.ref;
     existing.resolved = existing.resolved || r.resolved;

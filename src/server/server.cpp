@@ -92,34 +92,54 @@ void Server::accept_one() {
     }
   }
   auto held = per_uid_.find(creds->uid);
-  if (held != per_uid_.end() && held->second >= options_.max_connections_per_uid) {
-    // A uid at its cap recycles its own oldest idle connection (a pool of
-    // workers that keeps connections open is not refused); only a uid whose
-    // every connection is busy is.
-    Connection* own = nullptr;
+  const bool at_uid_cap = held != per_uid_.end() && held->second >= options_.max_connections_per_uid;
+  // A uid at its cap recycles its own oldest idle connection (a pool of
+  // workers that keeps connections open is not refused) — if it has one it
+  // may take: a caller matching no service never closes a service's
+  // connection, even of its own uid. Only then is the caller identified; a
+  // uid at its cap with nothing idle is refused without a /proc read.
+  Connection* own = nullptr;
+  if (at_uid_cap) {
     for (Connection* c : reclaim_candidates()) {
       if (c->uid() == creds->uid && c->confirm_idle()) {
         own = c;
         break;
       }
     }
-    if (own != nullptr) {
-      ++stats_.reclaimed_idle;
-      own->close("idle, closed to make room for the same uid");
-      held = per_uid_.find(creds->uid);
+    if (own == nullptr) {
+      ++stats_.rejected_per_uid;
+      reject(std::move(pipe), http::ErrorCode::too_many_connections,
+             "too many connections from uid " + std::to_string(creds->uid) + " (" +
+                 std::to_string(options_.max_connections_per_uid) + "), none of them idle");
+      return;
     }
-  }
-  if (held != per_uid_.end() && held->second >= options_.max_connections_per_uid) {
-    ++stats_.rejected_per_uid;
-    reject(std::move(pipe), http::ErrorCode::too_many_connections,
-           "too many connections from uid " + std::to_string(creds->uid) + " (" +
-               std::to_string(options_.max_connections_per_uid) + ")");
-    return;
   }
   // Identified only past the caps that need no identity: those refusals
   // cost no /proc reads. Whether the caller may use the reserve needs it.
   identity::Peer peer = identity::Peer::identify(fd, *creds, options_.identity);
   const bool service = is_service_ && is_service_(peer.at_accept());
+  if (at_uid_cap) {
+    // Candidates are sorted non-services first: a non-service caller takes
+    // the first idle one only if it is not a service's.
+    own = nullptr;
+    for (Connection* c : reclaim_candidates()) {
+      if (c->uid() != creds->uid || !c->confirm_idle()) continue;
+      if (!service && c->service()) break;
+      own = c;
+      break;
+    }
+    if (own == nullptr) {
+      ++stats_.rejected_per_uid;
+      reject(std::move(pipe), http::ErrorCode::too_many_connections,
+             "too many connections from uid " + std::to_string(creds->uid) + " (" +
+                 std::to_string(options_.max_connections_per_uid) + "), none of them idle");
+      return;
+    }
+    ++stats_.reclaimed_idle;
+    own->close("idle, closed to make room for the same uid");
+    // (A slot of this uid is free now, and so is one of all: the global
+    // checks below see one connection fewer.)
+  }
   if (open_ >= (service ? cap : general)) {
     // A service may close any idle connection (another caller's first); a
     // non-service caller only another non-service one, so it swaps a slot

@@ -50,6 +50,13 @@ std::string printable(std::string_view s, std::size_t max = 200) {
 
 std::string quoted(std::string_view s) { return "\"" + printable(s, 256) + "\""; }
 
+// Why a request got no answer, the same words whether it was a probe or a
+// fetch ("TLS: …", "timeout: …").
+std::string failure_text(const HttpFailure& f) {
+  if (f.kind == HttpError::tls) return "TLS: " + f.message;
+  return std::string(http_error_name(f.kind)) + ": " + f.message;
+}
+
 std::string list_ids(const std::vector<std::string>& ids) {
   std::string out;
   for (const auto& id : ids) out += (out.empty() ? "" : ", ") + printable(id, 64);
@@ -288,10 +295,10 @@ void ConnectProvider::on_answer(const JobPtr& job, Step step, std::string url, H
                         std::to_string(options_.max_response_bytes) + ")");
       case HttpError::no_memory: return fail(job, FetchError::no_memory, f.message);
       case HttpError::tls:
-        availability_failure("TLS: " + f.message);
+        availability_failure(failure_text(f));
         return fail(job, FetchError::unavailable, where() + ": TLS failed: " + f.message);
       default:
-        availability_failure(std::string(http_error_name(f.kind)) + ": " + f.message);
+        availability_failure(failure_text(f));
         return fail(job, FetchError::unavailable, where() + " is unreachable: " + f.message);
     }
   }
@@ -615,8 +622,9 @@ void ConnectProvider::on_item(const JobPtr& job, HttpResponse& r) {
 void ConnectProvider::finish(const JobPtr& job, FetchResult r) {
   jobs_.erase(job->number);
   if (job->spelled) {
-    // A failed resolve() job: the reference could not be resolved.
-    tasks_.post([done = std::move(job->spelled)] { done(std::nullopt); });
+    // A failed resolve() job: the reference could not be resolved, and why.
+    FetchError why = r ? FetchError::unavailable : r.error().kind;
+    tasks_.post([done = std::move(job->spelled), why] { done(tl::unexpected(why)); });
     return;
   }
   if (job->done) complete_later(tasks_, std::move(job->done), std::move(r));
@@ -638,6 +646,11 @@ void ConnectProvider::resolve(const FetchRequest& request, ResolveDone done) {
   MonoTime now = clock_.now();
   if (closed_ || now < rate_limited_until_ || !breaker_.allow(now)) {
     return fail(job, FetchError::unavailable, "");
+  }
+  // Not found moments ago: said again without asking (a revocation of a
+  // name that does not exist is tried on every fetch from the upstream).
+  if (auto it = negative_.find(key); it != negative_.end() && now < it->second) {
+    return fail(job, FetchError::not_found, "");
   }
   run(job);
 }
@@ -739,7 +752,7 @@ void ConnectProvider::on_probe(bool health, HttpResult r) {
   probe_in_flight_ = false;
   jobs_.erase(probe_job_);
   if (!r) {
-    availability_failure(std::string(http_error_name(r.error().kind)) + ": " + r.error().message);
+    availability_failure(failure_text(r.error()));
   } else if (r->status != 200) {
     availability_failure("HTTP " + std::to_string(r->status) + " from " + (health ? "/health" : "/heartbeat"));
   } else {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -41,14 +42,34 @@ class FakeProvider final : public upstream::Provider {
   // Resolution, when the test has set `resolving`: answered at once from
   // `resolutions` (by canonical form); nothing for an unknown reference or
   // while the provider is down.
+  // With `resolve_later` the answers wait for complete_resolves(), as the
+  // real provider's come on a later loop turn.
   bool resolves() const noexcept override { return resolving; }
   void resolve(const upstream::FetchRequest& request, ResolveDone done) override {
     ++resolves_asked;
-    auto it = resolutions.find(request.ref.canonical());
-    if (!up || it == resolutions.end()) return done(std::nullopt);
-    resolved[request.ref.canonical()] = it->second.key;
-    done(it->second);
+    std::string canonical = request.ref.canonical();
+    auto answer = [this, canonical, done = std::move(done)] {
+      auto it = resolutions.find(canonical);
+      if (!up) return done(tl::unexpected(upstream::FetchError::unavailable));
+      if (it == resolutions.end()) return done(tl::unexpected(upstream::FetchError::not_found));
+      resolved[canonical] = it->second.key;
+      done(it->second);
+    };
+    if (resolve_later) {
+      held_resolves_.push_back(std::move(answer));
+    } else {
+      answer();
+    }
   }
+  // Answers the resolutions held so far (and any they lead to).
+  void complete_resolves() {
+    while (!held_resolves_.empty()) {
+      auto next = std::move(held_resolves_.front());
+      held_resolves_.pop_front();
+      next();
+    }
+  }
+  std::size_t resolves_held() const noexcept { return held_resolves_.size(); }
   std::vector<std::string> aliases(std::string_view key) const override {
     std::vector<std::string> out;
     for (const auto& [canonical, k] : resolved) {
@@ -88,6 +109,7 @@ class FakeProvider final : public upstream::Provider {
   std::map<std::string, std::string> resolved;  // canonical reference -> resolved key
   std::map<std::string, upstream::Resolution> resolutions;  // canonical reference -> its forms
   bool resolving = false;
+  bool resolve_later = false;
   int resolves_asked = 0;
   bool up = true;
 
@@ -106,6 +128,7 @@ class FakeProvider final : public upstream::Provider {
   std::string source_;
   bool holds_everything_;
   std::deque<Pending> pending_;
+  std::deque<std::function<void()>> held_resolves_;
 };
 
 }  // namespace chitty::testing

@@ -78,7 +78,8 @@ HttpResponse fetch(const std::string& socket, const Secret& s) {
 }
 
 Json health(const std::string& socket) {
-  auto h = chitty::testing::get(socket, "/health");
+  // (A sanitized agent writing a burst of large answers can take seconds.)
+  auto h = chitty::testing::get(socket, "/health", 30s);
   REQUIRE(h);
   return parse(h->body);
 }

@@ -296,6 +296,14 @@ TEST_CASE("the revocations file is sealed: edited or deleted, the agent does not
     REQUIRE(r);
     CHECK(r->status == 200);  // lifted, knowingly
   }
+  SECTION("an older sealed copy put back") {
+    // A second revocation; then the copy from before it is put back.
+    rig.start();
+    REQUIRE(rig.revoke(ref_json("op://Ops/Prod/username")).status == 200);
+    REQUIRE(rig.agent->stop(SIGTERM) == 0);
+    rig.dir.write("state/revocations.json", sealed, 0600);
+    refused_start("older copy");
+  }
   SECTION("untouched: it starts, and the revocation holds") {
     rig.start();
     CHECK(code_of(rig.secret(kIdForm)) == "revoked");

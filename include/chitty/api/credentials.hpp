@@ -60,7 +60,9 @@ struct CredentialsContext {
   // unset), and how revocations are made durable before they are
   // acknowledged.
   const upstream::Token* emergency_token = nullptr;
-  std::function<Result<void>(const policy::Revocations&)> persist_revocations;
+  // Returns the generation of the revocations file written (audit events
+  // record it: an older copy put back is a rollback).
+  std::function<Result<std::uint64_t>(const policy::Revocations&)> persist_revocations;
   // Audit reads (insights, GET /api/credentials/audit) run on the thread
   // pool, one at a time: another asks again shortly (503), so that they
   // never take the pool from the spool's fsyncs.

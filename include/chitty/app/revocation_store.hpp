@@ -6,11 +6,15 @@
 // or whose MAC does not match stops the agent from starting (fail closed):
 // it would otherwise lift revocations silently. So does a missing file when
 // one is expected (the agent has run with this state directory before).
-// The operator's way out is `chitty-agent --accept-revocations`, which
-// re-seals the file as it is (or an empty one) and says so in the audit
-// trail (docs/operations.md).
+// Each save has a generation, which start and revoke audit events record:
+// an older sealed copy put back (a rollback) is refused too. The operator's
+// way out is `chitty-agent --accept-revocations`, which re-seals the file as
+// it is (or an empty one) and says so in the audit trail
+// (docs/operations.md).
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "chitty/base/result.hpp"
@@ -29,21 +33,28 @@ class RevocationStore {
     policy::Revocations revocations;
     bool existed = false;   // the file was there
     bool accepted = false;  // --accept-revocations re-sealed it (the MAC was not checked)
+    std::uint64_t generation = 0;  // of the file read (0: none)
   };
-  // The revocations in force. `expected`: the file must exist (the agent
-  // has run with this state directory before), so a missing one is an
-  // error. `accept`: the operator's --accept-revocations — the MAC is not
-  // checked (the file must still parse), a missing file is an empty set,
-  // and the result is saved again, sealed.
-  Result<Loaded> load(bool expected, bool accept) const;
-  Result<void> save(const policy::Revocations& r) const;
+  // The revocations in force. `recorded`: the newest generation the audit
+  // trail records (start and revoke events; nullopt when it records none):
+  // the file must then exist, with at least that generation — an older
+  // sealed copy put back is a rollback. `accept`: the operator's
+  // --accept-revocations — the MAC and the generation are not checked (the
+  // file must still parse; a version 1 file of an earlier agent is taken
+  // over), a missing file is an empty set, and the result is saved again,
+  // sealed, with a generation past `recorded`.
+  Result<Loaded> load(std::optional<std::uint64_t> recorded, bool accept);
+  // Writes `r` sealed, with the next generation; returns it.
+  Result<std::uint64_t> save(const policy::Revocations& r);
+  std::uint64_t generation() const noexcept { return generation_; }
   const std::string& path() const noexcept { return path_; }
 
  private:
-  Result<policy::Revocations> parse(const std::string& text) const;
+  Result<policy::Revocations> parse(const std::string& text, std::uint64_t& generation) const;
   std::string dir_;
   std::string path_;
   const secure::MacKey& key_;
+  std::uint64_t generation_ = 0;  // of the file on disk
 };
 
 }  // namespace chitty::app

@@ -75,6 +75,10 @@ struct Event {
   std::optional<WallTime> last_at;     // aggregate: the last of them
   std::vector<std::string> refs;       // aggregate: some of the references they named (at most kAggregateRefs)
   std::string recovered_head;          // start: the chain head recovered from the spool, "SEQ:MAC" ("0:" when new)
+  // start, revoke: the generation of the revocations file in force after it
+  // (0: not said). A copy of the file older than the newest one recorded is
+  // a rollback (docs/operations.md).
+  std::uint64_t revocations_generation = 0;
 
   // Set by the recorder.
   std::string id;

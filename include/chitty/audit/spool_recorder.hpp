@@ -11,12 +11,14 @@
 // refusal of a (uid, code, action) is written in full and the rest are
 // counted into one `aggregate` event (with the first and last times and some
 // of the references named) written when the window ends. At most
-// `max_aggregates` such keys are counted at once; beyond them, and in the
-// reserve, refusals are only counted, per (code, action). So what callers
-// who are refused can make the recorder write is bounded — at most
-// 2 × max_aggregates + (codes × actions) events per window, whatever their
-// number and however fast they ask (docs/audit.md) — and cannot push the
-// spool into its reserve, let alone fill it, for everyone else.
+// `max_aggregates` such keys are counted at once; beyond them refusals are
+// only counted, per (code, action), and in the reserve per code, written
+// every sixth window. What a refused caller sent is cut to a bound (a
+// reference to 256 bytes, a reason to 512). So what callers who are refused
+// can make the recorder write is bounded — at most 2 × max_aggregates +
+// (codes × actions) events of a few KiB per window, whatever their number
+// and however fast they ask (docs/audit.md) — and cannot push the spool
+// into its reserve, let alone fill it, for everyone else.
 //
 // Spool pressure: the reserve (the last reserve_bytes before the cap) is for
 // allowed decisions and state events; refusals are only counted there.
@@ -29,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -75,6 +78,9 @@ class SpoolRecorder final : public Recorder {
   void close();
 
   Head head() const { return Head{last_seq_, prev_hex_}; }
+  // The newest revocations generation the spool's events record (start and
+  // revoke events), reading back from the newest; nullopt when none does.
+  static std::optional<std::uint64_t> recorded_revocations_generation(const Spool& spool);
   // Where the next event would land.
   Spool::Room room() const noexcept { return spool_.room(1024); }
   std::uint64_t aggregated() const noexcept { return aggregated_; }
@@ -117,6 +123,7 @@ class SpoolRecorder final : public Recorder {
   struct Pending {
     Event event;
     MonoTime opened;
+    bool coarse = false;  // the reserve's: per code only, no references, written less often
   };
   Result<void> count_refusal(const Event& e, Spool::Room room);
   Spool::Room watch_room();

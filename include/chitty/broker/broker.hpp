@@ -98,7 +98,9 @@ class Broker {
 
   // Catalog and policy, replaced on reload. Requests in flight keep what
   // they resolved.
-  void set_catalog(std::shared_ptr<const catalog::Catalog> c) { catalog_ = std::move(c); }
+  // A new catalog may name a revoked secret by another spelling: its types
+  // are checked against the revocations in force (resolve_pending).
+  void set_catalog(std::shared_ptr<const catalog::Catalog> c);
   void set_policy(std::shared_ptr<const policy::Policy> p) { policy_ = std::move(p); }
   const catalog::Catalog& catalog() const noexcept { return *catalog_; }
   const policy::Policy& policy() const noexcept { return *policy_; }
@@ -153,11 +155,19 @@ class Broker {
   // Called when revocations in force learnt more spellings (a primary
   // resolved one made while it was unavailable): the app persists them.
   void on_revocations_changed(std::function<void()> f) { revocations_listener_ = std::move(f); }
-  // Resolves the revocations not resolved yet (each at most every
-  // `kRetryResolution`), then runs `then` (may be null). Runs before a value
-  // from a primary is delivered while any is unresolved, and when the
-  // upstream comes back.
-  void resolve_pending(std::function<void()> then);
+  // Puts `rv` in force at once with the spellings known now (before the
+  // upstream is asked for the others by describe()): cached copies wiped,
+  // fetches in flight dropped. Not persisted: the caller persists what
+  // describe() completes.
+  void revoke_known(policy::Revocation rv);
+  // Describes again the revocations that are not complete — not resolved,
+  // or with catalog types not yet checked against them — each at most every
+  // `kRetryResolution` unless `force`, then runs `then` (may be null) once
+  // every attempt in flight (also ones started earlier) has completed. Runs
+  // before a value from a primary is kept or served while any revocation is
+  // unresolved (forced: the upstream has just answered), when the upstream
+  // comes back, and when the catalog changes.
+  void resolve_pending(std::function<void()> then, bool force = false);
 
   // Forgets a cached value (it is fetched again on next use).
   bool invalidate(const std::string& key) { return cache_.invalidate(key); }
@@ -213,6 +223,17 @@ class Broker {
   upstream::Provider* resolver() const;
   // Wipes what is cached for `rv` and answers the fetches in flight for it.
   void enforce(const policy::Revocation& rv);
+  // Whether describe() has more to learn for `rv` (unresolved, or a catalog
+  // type not checked against it).
+  bool incomplete(const policy::Revocation& rv) const;
+  // A ref or type revocation whose relation to catalog `entry` is not
+  // established: the entry's fallbacks are withheld (null when none).
+  const policy::Revocation* unchecked_for(const catalog::Entry* entry) const;
+  // Checks every catalog type not yet checked against `rv` (resolved):
+  // through the upstream where a resolution is not known; then `done(rv)`.
+  struct Describing;
+  void check_catalog(std::shared_ptr<Describing> d);
+  void release_waiters();
 
   // One fetch: the flight key, what is fetched, and why earlier sources
   // could not give it.
@@ -247,6 +268,8 @@ class Broker {
   MonoTime fallback_since_{};
   std::function<void(cache::Mode)> mode_listener_;
   std::function<void()> revocations_listener_;
+  std::size_t describing_ = 0;  // resolve_pending() attempts in flight
+  std::vector<std::function<void()>> resolve_waiters_;
   Duration fallback_total_{};
 };
 

@@ -32,6 +32,12 @@ struct Revocation {
   // or an environment or credential fallback for it, is refused even while
   // no upstream can say which spellings are one secret).
   std::vector<std::string> types;
+  // ref and type: the catalog types whose relation to the secret has been
+  // established through the upstream (those that name it are in `types`
+  // too). While a catalog type is not here, the environment and credential
+  // fallbacks for it are withheld: it may be this secret by another
+  // spelling.
+  std::vector<std::string> checked_types;
   // ref: the reference as given, as parts (never parsed again from text).
   std::optional<catalog::Reference> ref;
   std::string key;        // the resolved key (id_key) once an upstream resolved it; "" before
@@ -39,8 +45,13 @@ struct Revocation {
   std::string reason;
   WallTime at{};
   std::string by;  // who asked (uid, pid, exe), for the audit trail
-  // Not persisted: when the broker may next try to resolve it.
+  // Not persisted: when the broker may next try to resolve it, and whether
+  // an attempt is running.
   MonoTime retry_at{};
+  bool in_flight = false;
+
+  bool checked(const std::string& type) const;
+  bool add_checked(const std::string& type);
 
   // Whether `forms` holds `form` (a match_form text).
   bool known_as(std::string_view form) const;

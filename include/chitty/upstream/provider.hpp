@@ -90,13 +90,15 @@ class Provider {
   // request, and for revocations that must cover every spelling).
   virtual bool resolves() const noexcept { return false; }
   // Resolves `request.ref`; may ask the upstream. `done` runs later on the
-  // loop thread, with nothing when the reference cannot be resolved now
-  // (unknown, ambiguous, upstream unavailable). Only called when resolves()
-  // is true.
-  using ResolveDone = std::function<void(std::optional<Resolution>)>;
+  // loop thread, never inside resolve(), with the resolution or why there is
+  // none: `not_found` (it names nothing: unknown or ambiguous), `denied`
+  // (out of the agent's token scope), `unavailable` (cannot be told now) and
+  // the other FetchErrors. Only called when resolves() is true.
+  using Resolved = tl::expected<Resolution, FetchError>;
+  using ResolveDone = std::function<void(Resolved)>;
   virtual void resolve(const FetchRequest& request, ResolveDone done) {
     (void)request;
-    done(std::nullopt);
+    done(tl::unexpected(FetchError::unavailable));
   }
   // The canonical() forms this source knows to resolve to `key` (an
   // id_key()): the spellings clients have used for that secret.

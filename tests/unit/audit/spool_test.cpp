@@ -370,6 +370,33 @@ TEST_CASE("refusals are aggregated per caller, code and action: the first in ful
   CHECK(v.ok);
 }
 
+TEST_CASE("what a refused caller sends is bounded in the trail; an aggregate names only what all its refusals share",
+          "[audit][spool][aggregate]") {
+  Fixture f;
+  std::uint64_t before = f.spool->bytes();
+  for (int i = 0; i < 100; ++i) {
+    Event e = decision("svc", Decision::deny, "op://v/" + std::string(250, 'a' + static_cast<char>(i % 26)) + "/" +
+                                                   std::string(250, '%') + "/" + std::to_string(i));
+    e.reason = "may not read " + e.ref;
+    e.pid = 100 + i % 2;  // two processes of one uid
+    REQUIRE(f.recorder->record(e));
+  }
+  f.clock.advance(11s);
+  f.recorder->flush();
+  CHECK(f.spool->bytes() - before < 8 * 1024);  // one event in full and one aggregate
+  for (const auto& e : f.recorder->query({std::nullopt, std::nullopt, 10})) {
+    CHECK(e.ref.size() < 300);
+    CHECK(e.reason.size() < 560);
+    for (const auto& r : e.refs) CHECK(r.size() < 300);
+    if (e.kind == Kind::aggregate) {
+      CHECK(e.count == 99);
+      CHECK(e.uid == 1000);
+      CHECK(e.pid == -1);         // two processes: neither is named
+      CHECK(e.service == "svc");  // all of them this service
+    }
+  }
+}
+
 TEST_CASE("many refused callers: beyond max_aggregates they are counted per code and action only",
           "[audit][spool][aggregate]") {
   Fixture f;
@@ -426,20 +453,28 @@ TEST_CASE("spool pressure: the reserve is for allowed decisions and state events
   seq_before = f.spool->last_seq();
   REQUIRE(f.recorder->record(decision("svc", Decision::allow)));
   CHECK(f.spool->last_seq() == seq_before + 1);
-  // The window ends: the count is written (in the reserve: it is bounded).
+  // The window ends: the counts of before the reserve are written (2000
+  // callers less the first max_aggregates, written one by one); the
+  // reserve's own count, per code only, waits six windows.
   f.clock.advance(11s);
   f.recorder->flush();
-  // (with the callers counted without details before: 2000 less the first
-  // max_aggregates, which were written one by one)
   const std::uint64_t keys = chitty::audit::RecorderOptions{}.max_aggregates;
-  bool found = false;
-  for (const auto& e : f.recorder->query({std::nullopt, std::nullopt, 100})) {
-    if (e.kind == Kind::aggregate && e.uid < 0) {
-      found = true;
-      CHECK(e.count == 2000 - keys + 50);
+  auto aggregates = [&] {
+    std::vector<Event> out;
+    for (const auto& e : f.recorder->query({std::nullopt, std::nullopt, 100})) {
+      if (e.kind == Kind::aggregate && e.uid < 0) out.push_back(e);
     }
-  }
-  CHECK(found);
+    return out;
+  };
+  REQUIRE(aggregates().size() == 1);
+  CHECK(aggregates()[0].count == 2000 - keys);
+  CHECK(aggregates()[0].action == "retrieve");
+  f.clock.advance(50s);
+  f.recorder->flush();
+  REQUIRE(aggregates().size() == 2);
+  CHECK(aggregates()[1].count == 50);
+  CHECK(aggregates()[1].action == "*");
+  CHECK(aggregates()[1].refs.empty());  // no references: it costs little of the reserve
   // Fill the reserve with allowed decisions until nothing fits.
   while (f.recorder->record(decision("svc", Decision::allow))) {
   }

@@ -633,11 +633,52 @@ TEST_CASE("an unresolved revocation is resolved before a primary's value is kept
   // upstream is back: the revocation is resolved before the value is kept.
   auto by_ids = f.ask_ref(kIds.display());
   REQUIRE_FALSE(by_ids->has_value());
+  // Resolutions answer on a later turn, as the real provider's do: the value
+  // waits for the resolution the upstream's return started.
+  f.primary->resolve_later = true;
   f.primary->resolved[kIds.canonical()] = kIds.id_key();
   f.primary->answer("pw");
+  CHECK_FALSE(by_ids->has_value());  // held, neither served nor cached
+  CHECK(f.cache->stats().entries == 0);
+  REQUIRE(f.primary->resolves_held() > 0);
+  f.primary->complete_resolves();
   REQUIRE(by_ids->has_value());
   CHECK(code_of(**by_ids) == ErrorCode::revoked);
   CHECK(f.cache->stats().entries == 0);
+}
+
+TEST_CASE("while a revocation cannot be told apart from a catalog entry, that entry's fallbacks are withheld",
+          "[broker][revocation]") {
+  Fixture f;
+  f.primary->resolving = true;
+  // The catalog's openai_api_key (env OPENAI_API_KEY) is op://AI/OpenAI/api_key;
+  // the operator revokes the IDs form of some secret while Connect is down.
+  f.primary->up = false;
+  f.broker->update_mode();
+  f.broker->revoke(described(*f.broker, ref_revocation(kIds)));
+  auto r = f.ask_type("openai_api_key");
+  f.primary->fail(FetchError::unavailable);
+  REQUIRE(r->has_value());
+  CHECK(code_of(**r) == ErrorCode::upstream_unavailable);
+  CHECK_THAT((*r)->outcome.error().message, Catch::Contains("withheld"));
+  CHECK(f.env->fetches == 0);
+  // Connect resolves both: different secrets. The fallback is served again.
+  f.primary->same_secret(kIds, kNames, {});
+  f.primary->same_secret(chitty::catalog::Reference{"v2000000000000000000000000a", "openaiitem000000000000000a", std::nullopt, "api_key"},
+                         *chitty::catalog::parse_reference("op://AI/OpenAI/api_key"), {});
+  f.primary->up = true;
+  f.broker->update_mode();
+  REQUIRE(f.broker->revocations().list().size() == 1);
+  CHECK(f.broker->revocations().list()[0].checked("openai_api_key"));
+  CHECK(f.broker->revocations().list()[0].checked("db_password"));  // not found: names nothing
+  f.primary->up = false;
+  f.broker->update_mode();
+  auto again = f.ask_type("openai_api_key");
+  f.primary->fail(FetchError::unavailable);
+  REQUIRE(f.env->pending() == 1);
+  f.env->answer("sk-env");
+  REQUIRE(again->has_value());
+  CHECK((*again)->outcome);
 }
 
 TEST_CASE("clearing by another spelling lifts the revocation of the same secret", "[broker][revocation]") {
