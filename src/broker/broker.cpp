@@ -424,7 +424,7 @@ void Broker::check_catalog(std::shared_ptr<Describing> d) {
   }
   d->pending = ask.size();
   for (const auto& e : ask) {
-    p->resolve(upstream::FetchRequest{e, e->ref, false}, [this, d, e](upstream::Provider::Resolved res) {
+    p->resolve(upstream::FetchRequest{e, e->ref, false}, [d, e](upstream::Provider::Resolved res) {
       policy::Revocation& r = d->rv;
       if (res) {
         if (r.known_as(catalog::match_form(res->key))) {
