@@ -21,6 +21,7 @@
 #include "chitty/broker/broker.hpp"
 #include "chitty/cache/cache.hpp"
 #include "chitty/catalog/catalog.hpp"
+#include "chitty/config/schema.hpp"
 #include "chitty/loop/task_queue.hpp"
 #include "chitty/loop/timer.hpp"
 #include "chitty/policy/policy.hpp"
@@ -189,12 +190,6 @@ Result<Vault> open_vault(const config::CacheConfig& c) {
   auto sealer = secure::Sealer::create(**arena);
   if (!sealer) return tl::unexpected(sealer.error());
   return Vault{std::move(*arena), std::move(*sealer)};
-}
-
-std::string octal(std::uint32_t mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", mode);
-  return buf;
 }
 
 // The socket the agent serves on: one it created (and removes on a clean
@@ -508,6 +503,34 @@ class Agent {
     return {};
   }
 
+  // SIGHUP: the emergency token file is re-read — or, when the file's path
+  // changed, the new one opened; on failure the token in use stays.
+  void reload_emergency_token(const std::string& file) {
+    if (file == config_.emergency.token_file) {
+      if (!emergency_token_) return;
+      if (auto r = emergency_token_->reload(); !r) {
+        log::error("app", "the emergency token could not be re-read; keeping the one in use",
+                   {{"reason", r.error().message}});
+      }
+      return;
+    }
+    if (file.empty()) {
+      credentials_ctx_.emergency_token = nullptr;
+      emergency_token_.reset();
+      log::warn("app", "emergency revocation turned off (emergency.token_file is empty)");
+      return;
+    }
+    auto t = upstream::Token::from_file(*vault_.arena, *vault_.sealer, file);
+    if (!t) {
+      log::error("app", "the new emergency token file could not be read; keeping the token in use",
+                 {{"file", file}, {"reason", t.error().message}});
+      return;
+    }
+    emergency_token_ = std::move(*t);
+    credentials_ctx_.emergency_token = emergency_token_.get();
+    log::info("app", "emergency token read from a new file", {{"file", file}});
+  }
+
   Result<void> open_upstream() {
     const config::OnePasswordConfig& o = config_.onepassword;
     if (o.url.empty()) return {};
@@ -670,45 +693,21 @@ class Agent {
       return;
     }
     config::Config next = std::move(*loaded);
-    // Settings bound to the socket and state directory cannot change at run
-    // time: keep the running values and say so.
-    config::AgentConfig& a = next.agent;
-    const config::AgentConfig& cur = config_.agent;
-    std::vector<std::string> restart;
-    auto keep = [&](const char* key, auto& value, const auto& running, std::string shown_running, std::string shown_new) {
-      if (value == running) return;
+    // What changed, as the schema declares it: restart-only keys keep their
+    // running values (and are named); the rest applies now.
+    auto changed = config::changes(config::agent_schema(), &config_, &next);
+    auto restart = config::hold_restart_keys(config::agent_schema(), &config_, &next);
+    for (const auto& c : restart) {
       log::warn("app", "setting changed in the file but needs a restart; keeping the running value",
-                {{"key", key}, {"running", shown_running}, {"file", shown_new}});
-      restart.emplace_back(key);
-      value = running;
-    };
-    keep(kRestartKeys[0], a.socket, cur.socket, cur.socket, a.socket);
-    keep(kRestartKeys[1], a.socket_mode, cur.socket_mode, octal(cur.socket_mode), octal(a.socket_mode));
-    keep(kRestartKeys[2], a.socket_group, cur.socket_group, cur.socket_group, a.socket_group);
-    keep(kRestartKeys[3], a.socket_world_accessible, cur.socket_world_accessible,
-         cur.socket_world_accessible ? "true" : "false", a.socket_world_accessible ? "true" : "false");
-    keep(kRestartKeys[4], a.state_dir, cur.state_dir, cur.state_dir, a.state_dir);
-    config::CacheConfig& cc = next.cache;
-    const config::CacheConfig& cur_cache = config_.cache;
-    keep(kRestartKeys[5], cc.max_locked_bytes, cur_cache.max_locked_bytes, format_size(cur_cache.max_locked_bytes),
-         format_size(cc.max_locked_bytes));
-    keep(kRestartKeys[6], cc.transient_locked_bytes, cur_cache.transient_locked_bytes,
-         format_size(cur_cache.transient_locked_bytes), format_size(cc.transient_locked_bytes));
-    keep(kRestartKeys[7], cc.allow_unlocked_memory, cur_cache.allow_unlocked_memory,
-         cur_cache.allow_unlocked_memory ? "true" : "false", cc.allow_unlocked_memory ? "true" : "false");
-    config::OnePasswordConfig& op = next.onepassword;
-    const config::OnePasswordConfig& cur_op = config_.onepassword;
-    keep(kRestartKeys[8], op.url, cur_op.url, cur_op.url, op.url);
-    keep(kRestartKeys[9], op.backup_url, cur_op.backup_url, cur_op.backup_url, op.backup_url);
-    keep(kRestartKeys[10], op.token_file, cur_op.token_file, cur_op.token_file, op.token_file);
-    keep(kRestartKeys[11], op.token_env, cur_op.token_env, cur_op.token_env, op.token_env);
-    keep(kRestartKeys[12], op.backup_token_file, cur_op.backup_token_file, cur_op.backup_token_file,
-         op.backup_token_file);
-    keep(kRestartKeys[13], op.backup_token_env, cur_op.backup_token_env, cur_op.backup_token_env,
-         op.backup_token_env);
-    keep(kRestartKeys[14], op.ca_file, cur_op.ca_file, cur_op.ca_file, op.ca_file);
-    keep(kRestartKeys[15], op.allow_insecure_http, cur_op.allow_insecure_http,
-         cur_op.allow_insecure_http ? "true" : "false", op.allow_insecure_http ? "true" : "false");
+                {{"key", c.key}, {"running", c.running}, {"file", c.next}});
+    }
+    std::string applied;
+    for (const auto& c : changed) {
+      if (c.reload == config::Reload::live) applied += (applied.empty() ? "" : " ") + c.key;
+    }
+    const config::AgentConfig& a = next.agent;
+    const config::CacheConfig& cc = next.cache;
+    const config::OnePasswordConfig& op = next.onepassword;
     if (auto r = apply_sources(next, false); !r) {
       log::error("app", "configuration not reloaded; still running the previous one", {{"reason", r.error().message}});
       notifier_.ready(serving_status() + "; reload failed, running the previous configuration");
@@ -718,12 +717,7 @@ class Agent {
     health_.fallback_window = cc.fallback_window;
     credentials_ctx_.services_vault = op.services_vault;
     credentials_ctx_.integrations_vault = op.integrations_vault;
-    if (emergency_token_) {
-      if (auto r = emergency_token_->reload(); !r) {
-        log::error("app", "the emergency token could not be re-read; keeping the one in use",
-                   {{"reason", r.error().message}});
-      }
-    }
+    reload_emergency_token(next.emergency.token_file);
     if (connect_) {
       connect_->reconfigure(connect_options(op, false));
       connect_->reload_token();
@@ -736,22 +730,22 @@ class Agent {
     log::set_level(a.log_level);
     server_.reconfigure(server_options(a));
     config_ = std::move(next);
-    log::info("app", "configuration reloaded", {{"config", config_.source}, {"needs_restart", restart.size()}});
+    std::string held;
+    for (const auto& c : restart) held += (held.empty() ? "" : " ") + c.key;
+    log::info("app", "configuration reloaded",
+              {{"config", config_.source}, {"applied", applied.empty() ? std::string("nothing changed") : applied},
+               {"needs_restart", held.empty() ? std::string("none") : held}});
     {
       audit::Event ev;
       ev.kind = audit::Kind::reload;
       ev.action = "reload";
       ev.decision = audit::Decision::allow;
-      ev.reason = "configuration reloaded from " + config_.source +
-                  (restart.empty() ? std::string() : " (" + std::to_string(restart.size()) + " setting(s) need a restart)");
+      ev.reason = "configuration reloaded from " + config_.source + (applied.empty() ? "" : "; applied: " + applied) +
+                  (held.empty() ? std::string() : "; needs a restart: " + held);
       record_state(std::move(ev));
     }
     std::string status = serving_status() + "; configuration reloaded";
-    if (!restart.empty()) {
-      status += " (restart needed for";
-      for (const auto& k : restart) status += " " + k;
-      status += ")";
-    }
+    if (!held.empty()) status += " (restart needed for " + held + ")";
     notifier_.ready(status);
   }
 

@@ -9,6 +9,7 @@
 #include "chitty/catalog/reference.hpp"
 
 #include "chitty/base/units.hpp"
+#include "chitty/base/service_url.hpp"
 #include "chitty/config/schema.hpp"
 
 namespace chitty::config {
@@ -35,19 +36,19 @@ Schema make_schema() {
           {"socket", Kind::Path, "\"/run/chitty-agent/agent.sock\"", 0, kMaxSocketPath, {},
            "Path of the Unix socket. Created with socket_mode and socket_group before it accepts; a stale "
            "socket file is replaced only when nothing answers on it.",
-           member(&A::socket)},
+           restart_only(member(&A::socket))},
           {"socket_mode", Kind::FileMode, "\"0660\"", 0, 0777, {},
            "Permission bits of the socket file. Bits for others need socket_world_accessible = true.",
-           member(&A::socket_mode)},
+           restart_only(member(&A::socket_mode))},
           {"socket_group", Kind::String, "\"\"", 0, 64, {},
            "Group (name or numeric id) that owns the socket file; empty keeps the agent's own group.",
-           member(&A::socket_group)},
+           restart_only(member(&A::socket_group))},
           {"socket_world_accessible", Kind::Boolean, "false", 0, 0, {},
            "Allow a socket_mode that lets every local user connect (policy still decides what they get).",
-           member(&A::socket_world_accessible)},
+           restart_only(member(&A::socket_world_accessible))},
           {"state_dir", Kind::Path, "\"/var/lib/chitty-agent\"", 0, 4000, {},
            "Directory for durable state. Locked (flock) so two agents never share it; created 0700 if missing.",
-           member(&A::state_dir)},
+           restart_only(member(&A::state_dir))},
           {"log_level", Kind::Enum, "\"info\"", 0, 0, kLogLevels,
            "Least severe level that is logged: debug, info, warning, error.", member(&A::log_level)},
           {"max_connections", Kind::Integer, "1024", 1, 65536, {},
@@ -123,14 +124,14 @@ Schema make_schema() {
           {"max_locked_bytes", Kind::Size, "\"6MiB\"", 64 * kKiB, 1024 * kMiB, {},
            "Locked memory for sealed cached values; the least recently used are evicted (and wiped) to stay "
            "below it.",
-           member(&C::max_locked_bytes)},
+           restart_only(member(&C::max_locked_bytes))},
           {"transient_locked_bytes", Kind::Size, "\"1MiB\"", 64 * kKiB, 64 * kMiB, {},
            "Locked memory for plaintext in flight (values being served). The agent locks max_locked_bytes + "
            "transient_locked_bytes at start; RLIMIT_MEMLOCK must allow it.",
-           member(&C::transient_locked_bytes)},
+           restart_only(member(&C::transient_locked_bytes))},
           {"allow_unlocked_memory", Kind::Boolean, "false", 0, 0, {},
            "Start even when the memory cannot be locked (it may then be swapped). Off: refuse to start.",
-           member(&C::allow_unlocked_memory)},
+           restart_only(member(&C::allow_unlocked_memory))},
       },
       [](void* root) -> void* { return &static_cast<Config*>(root)->cache; },
   });
@@ -160,31 +161,31 @@ Schema make_schema() {
           {"url", Kind::String, "\"\"", 0, 2048, {},
            "Base URL of the Connect server (http://127.0.0.1:8080). Plain http only to a loopback address unless "
            "allow_insecure_http. Empty: no Connect upstream.",
-           member(&O::url)},
+           restart_only(member(&O::url))},
           {"token_file", Kind::String, "\"\"", 0, 4000, {},
            "File holding the Connect token (not readable by group or others; LoadCredential= is ideal). Re-read on "
            "SIGHUP and after a 401.",
-           member(&O::token_file)},
+           restart_only(member(&O::token_file))},
           {"token_env", Kind::String, "\"\"", 0, 128, {},
            "Environment variable holding the Connect token instead: taken once at start and scrubbed from the "
            "environment.",
-           member(&O::token_env)},
+           restart_only(member(&O::token_env))},
           {"backup_url", Kind::String, "\"\"", 0, 2048, {},
            "A second Connect server, tried when the first is unavailable and before the env/systemd-credential "
            "fallbacks. Empty: none.",
-           member(&O::backup_url)},
+           restart_only(member(&O::backup_url))},
           {"backup_token_file", Kind::String, "\"\"", 0, 4000, {},
-           "The backup server's token file; empty: the same token as the primary.", member(&O::backup_token_file)},
+           "The backup server's token file; empty: the same token as the primary.", restart_only(member(&O::backup_token_file))},
           {"backup_token_env", Kind::String, "\"\"", 0, 128, {},
            "The backup server's token as an environment variable (taken once, scrubbed).",
-           member(&O::backup_token_env)},
+           restart_only(member(&O::backup_token_env))},
           {"ca_file", Kind::String, "\"\"", 0, 4000, {},
            "CA bundle that signs the Connect servers' certificates (https); empty: the system's.",
-           member(&O::ca_file)},
+           restart_only(member(&O::ca_file))},
           {"allow_insecure_http", Kind::Boolean, "false", 0, 0, {},
            "Allow plain http to a host that is not loopback (the token and every secret cross the network "
            "unencrypted).",
-           member(&O::allow_insecure_http)},
+           restart_only(member(&O::allow_insecure_http))},
           {"timeout", Kind::Duration, "\"2s\"", 100, 60 * kSecond, {},
            "Time a request to Connect may take, connection included.", member(&O::timeout)},
           {"connect_timeout", Kind::Duration, "\"1s\"", 100, 60 * kSecond, {},
@@ -325,66 +326,66 @@ Schema make_schema() {
       {
           {"durable", Kind::Boolean, "true", 0, 0, {},
            "Keep events in the spool (false: in memory only, lost at restart — for benchmarks and development).",
-           member(&U::durable)},
+           restart_only(member(&U::durable))},
           {"chain_key_file", Kind::String, "\"\"", 0, 4000, {},
            "File with the chain key (at least 32 bytes; private; LoadCredential= is ideal). Empty: a key is "
            "generated into <state_dir>/audit-chain.key (beside the spool: weaker).",
-           member(&U::chain_key_file)},
+           restart_only(member(&U::chain_key_file))},
           {"sink", Kind::String, "\"\"", 0, 2048, {},
            "URL events are POSTed to in batches. Empty: no shipping; the spool is the record, and at its cap the agent "
            "fails closed.",
-           member(&U::sink)},
+           restart_only(member(&U::sink))},
           {"sink_format", Kind::Enum, "\"ndjson\"", 0, 0, kSinkFormats,
            "ndjson (one event per line: Vector, Fluent Bit, Logstash HTTP inputs) or journal-export "
            "(systemd-journal-remote's /upload).",
-           member(&U::sink_format)},
+           restart_only(member(&U::sink_format))},
           {"token_file", Kind::String, "\"\"", 0, 4000, {},
            "File with a bearer token for the sink (private). Empty: no Authorization header.",
-           member(&U::token_file)},
+           restart_only(member(&U::token_file))},
           {"allow_insecure_http", Kind::Boolean, "false", 0, 0, {},
-           "Allow plain http to a sink that is not on loopback.", member(&U::allow_insecure_http)},
+           "Allow plain http to a sink that is not on loopback.", restart_only(member(&U::allow_insecure_http))},
           {"ca_file", Kind::String, "\"\"", 0, 4000, {}, "CA bundle for an https sink; empty: the system's.",
-           member(&U::ca_file)},
+           restart_only(member(&U::ca_file))},
           {"max_spool_bytes", Kind::Size, "\"256MiB\"", kMiB, 64 * 1024 * kMiB, {},
            "The spool's cap. Past it every request is refused (audit_unavailable) until the sink takes the backlog.",
-           member(&U::max_spool_bytes)},
+           restart_only(member(&U::max_spool_bytes))},
           {"reserve_bytes", Kind::Size, "\"16MiB\"", 64 * kKiB, 1024 * kMiB, {},
            "The last part of the cap kept for allowed decisions and state events: once in it, refusals are only "
            "counted (aggregate events), so refused callers cannot fill it.",
-           member(&U::reserve_bytes)},
+           restart_only(member(&U::reserve_bytes))},
           {"segment_bytes", Kind::Size, "\"8MiB\"", 64 * kKiB, 1024 * kMiB, {},
-           "Size at which a spool segment is closed and a new one begun.", member(&U::segment_bytes)},
+           "Size at which a spool segment is closed and a new one begun.", restart_only(member(&U::segment_bytes))},
           {"fsync_interval", Kind::Duration, "\"200ms\"", 1, 10 * kSecond, {},
            "The longest an event waits in the page cache before fsync (the loss window on power failure; a "
            "crash of the process loses nothing).",
-           member(&U::fsync_interval)},
+           restart_only(member(&U::fsync_interval))},
           {"fsync_events", Kind::Integer, "256", 1, 1'000'000, {},
            "Events after which the spool is fsynced sooner (off the loop); 1: every event synced before its answer.",
-           member(&U::fsync_events)},
+           restart_only(member(&U::fsync_events))},
           {"batch_events", Kind::Integer, "500", 1, 100'000, {}, "Events per batch sent to the sink at most.",
-           member(&U::batch_events)},
+           restart_only(member(&U::batch_events))},
           {"batch_bytes", Kind::Size, "\"1MiB\"", 4 * kKiB, 64 * kMiB, {}, "Bytes per batch at most.",
-           member(&U::batch_bytes)},
+           restart_only(member(&U::batch_bytes))},
           {"ship_interval", Kind::Duration, "\"200ms\"", 0, 60 * kSecond, {},
-           "How long new events gather before a batch goes (0: at once).", member(&U::ship_interval)},
+           "How long new events gather before a batch goes (0: at once).", restart_only(member(&U::ship_interval))},
           {"sink_timeout", Kind::Duration, "\"5s\"", 100, 10 * kMinute, {}, "Time one batch may take.",
-           member(&U::sink_timeout)},
+           restart_only(member(&U::sink_timeout))},
           {"retry_backoff", Kind::Duration, "\"1s\"", 10, 10 * kMinute, {},
            "Wait before the first retry of a failed batch; doubled each failure in a row, jittered 50–150%.",
-           member(&U::retry_backoff)},
+           restart_only(member(&U::retry_backoff))},
           {"retry_max_backoff", Kind::Duration, "\"60s\"", 10, 60 * kMinute, {}, "Longest wait between retries.",
-           member(&U::retry_max_backoff)},
+           restart_only(member(&U::retry_max_backoff))},
           {"aggregate_window", Kind::Duration, "\"10s\"", kSecond, 10 * kMinute, {},
            "Refusals of one caller (uid), code and action within this window: the first is recorded in full, the "
            "rest counted into one aggregate event written when the window ends.",
-           member(&U::aggregate_window)},
+           restart_only(member(&U::aggregate_window))},
           {"aggregate_keys", Kind::Integer, "64", 1, 100'000, {},
            "Callers (uid, code, action) whose refusals are counted one by one at once; beyond them refusals are "
            "counted per code and action only. Bounds what refused callers can write: at most 2 x aggregate_keys "
            "+ (codes x actions) events per aggregate_window.",
-           member(&U::aggregate_keys)},
+           restart_only(member(&U::aggregate_keys))},
           {"journal_mirror", Kind::Boolean, "true", 0, 0, {},
-           "Under systemd, mirror every event to the journal with CHITTY_* fields.", member(&U::journal_mirror)},
+           "Under systemd, mirror every event to the journal with CHITTY_* fields.", restart_only(member(&U::journal_mirror))},
       },
       [](void* root) -> void* { return &static_cast<Config*>(root)->audit; },
   });
@@ -438,6 +439,42 @@ const Schema& agent_schema() {
   return schema;
 }
 
+std::string_view reload_name(Reload r) noexcept { return r == Reload::restart ? "restart" : "at once"; }
+
+Binding restart_only(Binding b) {
+  b.reload = Reload::restart;
+  return b;
+}
+
+std::vector<Change> changes(const Schema& schema, void* running, void* next) {
+  std::vector<Change> out;
+  for (const Table& t : schema.tables) {
+    if (t.is_array) continue;  // arrays (services, credentials) are replaced whole, and apply at once
+    const void* a = t.element(running);
+    const void* b = t.element(next);
+    for (const Key& k : t.keys) {
+      if (!k.bind.same || k.bind.same(a, b)) continue;
+      out.push_back({std::string(t.name) + "." + std::string(k.name), k.bind.show(a), k.bind.show(b), k.reload()});
+    }
+  }
+  return out;
+}
+
+std::vector<Change> hold_restart_keys(const Schema& schema, void* running, void* next) {
+  std::vector<Change> held;
+  for (const Table& t : schema.tables) {
+    if (t.is_array) continue;
+    const void* a = t.element(running);
+    void* b = t.element(next);
+    for (const Key& k : t.keys) {
+      if (k.reload() != Reload::restart || !k.bind.same || k.bind.same(a, b)) continue;
+      held.push_back({std::string(t.name) + "." + std::string(k.name), k.bind.show(a), k.bind.show(b), Reload::restart});
+      k.bind.copy(b, a);
+    }
+  }
+  return held;
+}
+
 std::vector<Problem> validate(const Config& c) {
   std::vector<Problem> out;
   const AgentConfig& a = c.agent;
@@ -476,30 +513,8 @@ std::vector<Problem> validate(const Config& c) {
   const OnePasswordConfig& op = c.onepassword;
   auto check_url = [&](const char* key, const std::string& url) {
     if (url.empty()) return;
-    std::string_view u(url);
-    bool http = u.starts_with("http://"), https = u.starts_with("https://");
-    if (!http && !https) {
-      out.push_back({std::string("upstream.onepassword.") + key, "\"" + url + "\" must start with http:// or https://"});
-      return;
-    }
-    std::string_view rest = u.substr(http ? 7 : 8);
-    std::string_view host = rest.substr(0, rest.find_first_of("/?#"));
-    if (host.find('@') != std::string_view::npos) {
-      out.push_back({std::string("upstream.onepassword.") + key,
-                     "the URL carries credentials; put the token in token_file or token_env"});
-      return;
-    }
-    if (host.starts_with('[')) {
-      host = host.substr(0, host.find(']') + 1);
-    } else {
-      host = host.substr(0, host.find(':'));
-    }
-    bool loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.");
-    if (http && !loopback && !op.allow_insecure_http) {
-      out.push_back({std::string("upstream.onepassword.") + key,
-                     "plain http to " + std::string(host) +
-                         " would send the token and every secret unencrypted; use https or a loopback address, or "
-                         "set allow_insecure_http = true"});
+    if (auto ok = check_service_url(url, op.allow_insecure_http, true, "the token and every secret"); !ok) {
+      out.push_back({std::string("upstream.onepassword.") + key, ok.error().message});
     }
   };
   check_url("url", op.url);
@@ -611,20 +626,8 @@ std::vector<Problem> validate(const Config& c) {
     out.push_back({"audit.retry_max_backoff", "retry_max_backoff is shorter than retry_backoff"});
   }
   if (!au.sink.empty()) {
-    std::string_view u(au.sink);
-    bool http = u.starts_with("http://"), https = u.starts_with("https://");
-    if (!http && !https) {
-      out.push_back({"audit.sink", "\"" + au.sink + "\" must start with http:// or https://"});
-    } else {
-      std::string_view rest = u.substr(http ? 7 : 8);
-      std::string_view host = rest.substr(0, rest.find_first_of("/?#"));
-      host = host.starts_with('[') ? host.substr(0, host.find(']') + 1) : host.substr(0, host.find(':'));
-      bool loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.");
-      if (http && !loopback && !au.allow_insecure_http) {
-        out.push_back({"audit.sink", "plain http to " + std::string(host) +
-                                         " would send the audit trail unencrypted; use https or loopback, or set "
-                                         "allow_insecure_http = true"});
-      }
+    if (auto ok = check_service_url(au.sink, au.allow_insecure_http, false, "the audit trail"); !ok) {
+      out.push_back({"audit.sink", ok.error().message});
     }
   }
   for (auto [key, path] : {std::pair{"chain_key_file", &au.chain_key_file}, {"token_file", &au.token_file},

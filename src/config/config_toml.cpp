@@ -205,7 +205,7 @@ void apply_table_defaults(const Table& t, void* target, std::vector<Diagnostic>&
       out.push_back({where, 0, 0, v.error()});
       continue;
     }
-    k.assign(target, *v);
+    k.bind.assign(target, *v);
   }
 }
 
@@ -315,7 +315,7 @@ class Walker {
         report.failed_keys.push_back(full);
         continue;
       }
-      k->assign(target, *v);
+      k->bind.assign(target, *v);
     }
   }
 

@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 
+#include "chitty/base/service_url.hpp"
 #include "chitty/base/text.hpp"
 #include "chitty/base/wipe.hpp"
 #include "chitty/log/log.hpp"
@@ -61,22 +62,6 @@ void init_curl_once() {
       std::abort();  // before any request: a broken installation, not a runtime condition
     }
   });
-}
-
-bool is_loopback_host(std::string_view host) {
-  if (iequals(host, "localhost")) return true;
-  if (host == "[::1]" || host == "::1") return true;
-  // 127.0.0.0/8, dotted quad.
-  if (!host.starts_with("127.")) return false;
-  int dots = 0;
-  for (char c : host) {
-    if (c == '.') {
-      ++dots;
-    } else if (c < '0' || c > '9') {
-      return false;
-    }
-  }
-  return dots == 3;
 }
 
 HttpError kind_of(CURLcode rc) {
@@ -241,6 +226,10 @@ void HttpClient::close() noexcept {
 }
 
 Result<void> HttpClient::check_url(std::string_view url, bool allow_insecure_http, bool base) {
+  auto checked = check_service_url(url, allow_insecure_http, base, "the token and every secret");
+  if (!checked) return tl::unexpected(checked.error());
+  // The rule was applied to the host as the agent reads the URL; libcurl
+  // must read the same one (the strict parser leaves no room, this proves it).
   init_curl_once();
   CURLU* u = curl_url();
   if (u == nullptr) return fail("out of memory");
@@ -249,30 +238,15 @@ Result<void> HttpClient::check_url(std::string_view url, bool allow_insecure_htt
     ~Free() { curl_url_cleanup(u); }
   } guard{u};
   std::string text(url);
-  if (curl_url_set(u, CURLUPART_URL, text.c_str(), 0) != CURLUE_OK) {
+  char* host = nullptr;
+  if (curl_url_set(u, CURLUPART_URL, text.c_str(), 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host == nullptr) {
     return fail("\"" + text + "\" is not a URL (write it as http://host:port or https://host)");
   }
-  auto part = [&](CURLUPart p) -> std::string {
-    char* v = nullptr;
-    if (curl_url_get(u, p, &v, 0) != CURLUE_OK || v == nullptr) return "";
-    std::string s(v);
-    curl_free(v);
-    return s;
-  };
-  std::string scheme = part(CURLUPART_SCHEME);
-  if (scheme != "http" && scheme != "https") return fail("only http and https URLs are allowed, not " + scheme);
-  if (!part(CURLUPART_USER).empty() || !part(CURLUPART_PASSWORD).empty()) {
-    return fail("the URL carries credentials; the token belongs in token_file or token_env");
-  }
-  if (base && (!part(CURLUPART_QUERY).empty() || !part(CURLUPART_FRAGMENT).empty())) {
-    return fail("the URL may not have a query or fragment");
-  }
-  std::string host = part(CURLUPART_HOST);
-  if (scheme == "http" && !allow_insecure_http && !is_loopback_host(host)) {
-    return fail("plain http to " + host +
-                " would send the token and every secret unencrypted; use https, a loopback address, or set "
-                "allow_insecure_http = true");
-  }
+  std::string curl_host(host);
+  curl_free(host);
+  if (checked->ipv6 && curl_host.size() >= 2 && curl_host.front() == '[') curl_host = curl_host.substr(1, curl_host.size() - 2);
+  if (!iequals(curl_host, checked->host)) return fail("\"" + text + "\" names its host ambiguously");
   return {};
 }
 

@@ -184,6 +184,35 @@ TEST_CASE("SIGHUP: socket and state directory changes need a restart and are rep
   CHECK(chitty::testing::get(agent.socket(), "/health")->status == 200);
 }
 
+TEST_CASE("SIGHUP: [audit] changes are named as needing a restart; a new emergency token file applies at once",
+          "[integration][systemd][reload]") {
+  NotifySocket n;
+  TempDir dir;
+  dir.write("old-token", "old-emergency-token-0123456789\n", 0600);
+  dir.write("new-token", "new-emergency-token-0123456789\n", 0600);
+  AgentSpec spec = notified(n);
+  spec.rest = "[emergency]\ntoken_file = \"" + (dir / "old-token") + "\"\n";
+  AgentProcess agent(dir, spec);
+  REQUIRE(n.until("READY=1"));
+  rewrite_config(dir, agent,
+                 "idle_timeout = \"5s\"\n[audit]\nfsync_events = 4\n[emergency]\ntoken_file = \"" + (dir / "new-token") +
+                     "\"\n");
+  kill(agent.pid(), SIGHUP);
+  auto ready = n.until("READY=1");
+  REQUIRE(ready);
+  CHECK(ready->find("restart needed for audit.fsync_events") != std::string::npos);
+  std::string log = agent.log();
+  CHECK(log.find("\"key\":\"audit.fsync_events\",\"running\":\"256\",\"file\":\"4\"") != std::string::npos);
+  CHECK(log.find("\"applied\":\"agent.idle_timeout emergency.token_file\"") != std::string::npos);
+  // The new token is the one checked now; the old one is wrong.
+  auto revoke = [&](const std::string& token) {
+    return chitty::testing::curl(agent.socket(), "/api/onepassword/emergency-revoke/clear",
+                                 {"-H", "X-Emergency-Token: " + token, "--data", R"({"all":true})"});
+  };
+  CHECK(revoke("new-emergency-token-0123456789").out.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(revoke("old-emergency-token-0123456789").out.rfind("HTTP/1.1 401", 0) == 0);
+}
+
 TEST_CASE("SIGHUP on the built-in defaults has nothing to re-read but still answers READY=1",
           "[integration][systemd][reload]") {
   NotifySocket n;

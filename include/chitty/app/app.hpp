@@ -29,25 +29,6 @@ struct RunOptions {
 // Loads the configuration as the agent does at start and on SIGHUP.
 config::LoadResult load_configuration(const RunOptions& options);
 
-// The configuration keys that cannot change while the agent runs: a reload
-// that changes them keeps the running values and says a restart is needed.
-inline constexpr const char* kRestartKeys[] = {"agent.socket",
-                                              "agent.socket_mode",
-                                              "agent.socket_group",
-                                              "agent.socket_world_accessible",
-                                              "agent.state_dir",
-                                              "cache.max_locked_bytes",
-                                              "cache.transient_locked_bytes",
-                                              "cache.allow_unlocked_memory",
-                                              "upstream.onepassword.url",
-                                              "upstream.onepassword.backup_url",
-                                              "upstream.onepassword.token_file",
-                                              "upstream.onepassword.token_env",
-                                              "upstream.onepassword.backup_token_file",
-                                              "upstream.onepassword.backup_token_env",
-                                              "upstream.onepassword.ca_file",
-                                              "upstream.onepassword.allow_insecure_http"};
-
 // `chitty-agent --verify-audit PATH --chain-key FILE [--head SEQ:MAC]`:
 // checks an audit spool directory or an exported NDJSON stream ("-" for
 // standard input) and prints the verdict or the first break. Returns 0 when

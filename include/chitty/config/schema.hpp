@@ -41,6 +41,29 @@ using Value = std::variant<std::string, std::int64_t, bool, std::chrono::nanosec
 // Duration -> nanoseconds, Size -> uint64_t, FileMode -> uint32_t,
 // StringList -> vector<string>.
 
+// How a changed value is taken on by a running agent (SIGHUP): at once, or
+// only at the next start (the reload keeps the running value and says so).
+enum class Reload { live, restart };
+std::string_view reload_name(Reload r) noexcept;  // "at once", "restart"
+
+// What a key is bound to in the target struct: how a checked value is
+// written into it, and — for a member bound with member() — how two targets
+// compare, copy and show it (what a reload needs). `reload` is the key's
+// reload behaviour: restart_only(member(...)) marks the keys that need a
+// restart.
+struct Binding {
+  Binding() = default;
+  Binding(std::function<void(void* target, const Value&)> setter)  // NOLINT: a setter alone
+      : assign(std::move(setter)) {}
+  std::function<void(void* target, const Value&)> assign;
+  std::function<bool(const void* a, const void* b)> same;      // equal in both targets
+  std::function<void(void* to, const void* from)> copy;        // to's member = from's
+  std::function<std::string(const void* target)> show;         // for the log
+  Reload reload = Reload::live;
+};
+// `b` with the reload behaviour "needs a restart".
+Binding restart_only(Binding b);
+
 struct Key {
   std::string_view name;
   Kind kind;
@@ -49,10 +72,12 @@ struct Key {
   std::int64_t max = 0;
   std::span<const std::string_view> choices = {};
   std::string_view doc;
-  std::function<void(void* target, const Value&)> assign;
+  Binding bind;
   // Must be present (in every element of an array table); such keys have no
   // default_toml.
   bool required = false;
+
+  Reload reload() const noexcept { return bind.reload; }
 };
 
 struct Table {
@@ -94,9 +119,23 @@ LoadReport load_into(const Schema& schema, void* root, std::string_view text, st
 // that does not satisfy its own key is a programming error and is reported.
 std::vector<Diagnostic> apply_defaults(const Schema& schema, void* root);
 
-// Setter helpers for schema declarations: bind a key to a struct member.
+// Binds a key to a struct member (setter, comparison, copy, display).
 template <typename Obj, typename Member>
-std::function<void(void*, const Value&)> member(Member Obj::*m);
+Binding member(Member Obj::*m);
+
+// A key of the running configuration that changed in a reloaded one.
+struct Change {
+  std::string key;      // dotted: "agent.socket"
+  std::string running;  // the value in force
+  std::string next;     // the value in the new file
+  Reload reload = Reload::live;
+};
+// The keys of the non-array tables of `schema` whose values differ between
+// `running` and `next` (roots of the schema's type), in schema order.
+std::vector<Change> changes(const Schema& schema, void* running, void* next);
+// For every restart-only key that differs, copies the running value into
+// `next` (so `next` can be applied as a whole) and returns those changes.
+std::vector<Change> hold_restart_keys(const Schema& schema, void* running, void* next);
 
 }  // namespace chitty::config
 

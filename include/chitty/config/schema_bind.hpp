@@ -53,9 +53,44 @@ void assign_member(M& m, const Value& v) {
 
 }  // namespace detail
 
+namespace detail {
+
+// The value of a member as the log shows it.
+template <typename M>
+std::string show_member(const M& m) {
+  if constexpr (is_optional<M>::value) {
+    return m ? show_member(*m) : std::string("(unset)");
+  } else if constexpr (std::is_same_v<M, std::string>) {
+    return "\"" + m + "\"";
+  } else if constexpr (std::is_same_v<M, bool>) {
+    return m ? "true" : "false";
+  } else if constexpr (std::is_same_v<M, std::vector<std::string>>) {
+    std::string out = "[";
+    for (const auto& s : m) out += (out.size() > 1 ? ", \"" : "\"") + s + "\"";
+    return out + "]";
+  } else if constexpr (std::is_same_v<M, log::Level>) {
+    return std::string(log::level_name(m));
+  } else if constexpr (std::is_same_v<M, std::chrono::milliseconds> || std::is_same_v<M, std::chrono::nanoseconds>) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(m).count()) + "ms";
+  } else if constexpr (std::is_integral_v<M>) {
+    return std::to_string(m);
+  } else {
+    static_assert(sizeof(M) == 0, "config::member: unsupported member type");
+  }
+}
+
+}  // namespace detail
+
 template <typename Obj, typename Member>
-std::function<void(void*, const Value&)> member(Member Obj::*field) {
-  return [field](void* target, const Value& v) { detail::assign_member(static_cast<Obj*>(target)->*field, v); };
+Binding member(Member Obj::*field) {
+  Binding b;
+  b.assign = [field](void* target, const Value& v) { detail::assign_member(static_cast<Obj*>(target)->*field, v); };
+  b.same = [field](const void* x, const void* y) {
+    return static_cast<const Obj*>(x)->*field == static_cast<const Obj*>(y)->*field;
+  };
+  b.copy = [field](void* to, const void* from) { static_cast<Obj*>(to)->*field = static_cast<const Obj*>(from)->*field; };
+  b.show = [field](const void* target) { return detail::show_member(static_cast<const Obj*>(target)->*field); };
+  return b;
 }
 
 }  // namespace chitty::config

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -160,7 +161,7 @@ TEST_CASE("the agent schema's tables have unique, documented keys", "[config][sc
       INFO(std::string(t.name) << "." << std::string(k.name));
       CHECK(names.insert(k.name).second);
       CHECK_FALSE(k.doc.empty());
-      CHECK(k.assign != nullptr);
+      CHECK(k.bind.assign != nullptr);
       CHECK((k.required ? k.default_toml.empty() : true));  // a required key has no default
     }
   }
@@ -794,6 +795,145 @@ max_response_bytes = "1MiB"
   }
   CHECK(load_string("[upstream.onepassword]\nurl = \"http://10.0.0.5:8080\"\ntoken_env = \"T\"\nallow_insecure_http = true\n",
                     kFile));
+}
+
+}  // namespace chitty::config
+
+namespace chitty::config {
+
+TEST_CASE("reload is declared: every key can be compared, copied and shown; restart keys are held", "[config][reload]") {
+  for (const auto& t : agent_schema().tables) {
+    for (const auto& k : t.keys) {
+      INFO(std::string(t.name) << "." << std::string(k.name));
+      CHECK(k.bind.same != nullptr);
+      CHECK(k.bind.copy != nullptr);
+      CHECK(k.bind.show != nullptr);
+    }
+  }
+  LoadResult running = load_string("[agent]\nsocket = \"/run/a.sock\"\nidle_timeout = \"30s\"\n[audit]\nfsync_events = 8\n", "running.toml");
+  LoadResult next = load_string(
+      "[agent]\nsocket = \"/run/b.sock\"\nidle_timeout = \"5s\"\nlog_level = \"debug\"\n[audit]\nfsync_events = 4\n"
+      "[emergency]\ntoken_file = \"/etc/t\"\n",
+      "next.toml");
+  REQUIRE(running);
+  REQUIRE(next);
+  auto all = changes(agent_schema(), &*running, &*next);
+  std::vector<std::string> keys;
+  for (const auto& c : all) keys.push_back(c.key + (c.reload == Reload::restart ? " (restart)" : ""));
+  CHECK(keys == std::vector<std::string>{"agent.socket (restart)", "agent.log_level", "agent.idle_timeout",
+                                         "audit.fsync_events (restart)", "emergency.token_file"});
+  auto held = hold_restart_keys(agent_schema(), &*running, &*next);
+  REQUIRE(held.size() == 2);
+  CHECK(held[0].key == "agent.socket");
+  CHECK(held[0].running == "\"/run/a.sock\"");
+  CHECK(held[0].next == "\"/run/b.sock\"");
+  CHECK(held[1].key == "audit.fsync_events");
+  CHECK(held[1].running == "8");
+  // The running values are kept; the rest is the file's.
+  CHECK(next->agent.socket == "/run/a.sock");
+  CHECK(next->audit.fsync_events == 8);
+  CHECK(next->agent.idle_timeout == std::chrono::seconds(5));
+  CHECK(next->emergency.token_file == "/etc/t");
+  CHECK(changes(agent_schema(), &*running, &*next).size() == 3);  // only what applies at once is left
+  CHECK(hold_restart_keys(agent_schema(), &*running, &*next).empty());
+}
+
+TEST_CASE("docs/config.md's reload column is the schema's", "[config][docs][reload]") {
+  const char* root = std::getenv("CHITTY_SOURCE_ROOT");
+  REQUIRE(root != nullptr);
+  std::ifstream in(std::filesystem::path(root) / "docs" / "config.md");
+  REQUIRE(in.good());
+  // The rows of each section "## `[table]`": | `key` | ... | reload |
+  std::map<std::string, std::string> documented;  // "table.key" -> last cell
+  std::string section;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("#", 0) == 0) {
+      auto open = line.find("`[");
+      section = open != std::string::npos && line.find("`[[") == std::string::npos
+                    ? line.substr(open + 2, line.find("]`") - open - 2)
+                    : "";
+      continue;
+    }
+    if (section.empty() || line.rfind("| `", 0) != 0) continue;
+    std::string key = line.substr(3, line.find('`', 3) - 3);
+    auto last = line.rfind('|', line.size() - 2);
+    std::string cell = line.substr(last + 1, line.size() - last - 2);
+    while (!cell.empty() && cell.front() == ' ') cell.erase(0, 1);
+    while (!cell.empty() && cell.back() == ' ') cell.pop_back();
+    documented[section + "." + key] = cell;
+  }
+  for (const auto& t : agent_schema().tables) {
+    if (t.is_array) continue;  // replaced whole on reload: they apply at once
+    for (const auto& k : t.keys) {
+      std::string name = std::string(t.name) + "." + std::string(k.name);
+      INFO(name);
+      REQUIRE(documented.count(name) == 1);
+      CHECK(documented[name] == std::string(reload_name(k.reload())));
+    }
+  }
+}
+
+}  // namespace chitty::config
+
+// The one URL rule (chitty/base/service_url.hpp), shared by --check-config
+// and the HTTP client: a table of what is accepted and what is refused.
+#include "chitty/base/service_url.hpp"
+
+namespace chitty::config {
+
+TEST_CASE("service URLs: one rule, loopback by address, never by prefix", "[config][url]") {
+  struct Case {
+    const char* url;
+    bool ok;  // with allow_insecure_http = false
+  };
+  const Case cases[] = {
+      {"https://connect.example.com", true},
+      {"https://connect.example.com:8443/", true},
+      {"http://127.0.0.1:8080", true},
+      {"http://127.1.2.3", true},
+      {"http://LOCALHOST:8080", true},  // a name is case-insensitive
+      {"http://localhost.:8080", true},
+      {"HTTP://localhost", true},
+      {"http://[::1]:8080", true},
+      {"http://[::ffff:127.0.0.1]", true},
+      {"http://127.example.com", false},  // a name that starts with 127: not an address
+      {"http://127.0.0.1.evil.com", false},
+      {"http://128.0.0.1", false},
+      {"http://10.0.0.1", false},
+      {"http://[::2]", false},
+      {"http://0x7f000001", false},  // not a dotted quad
+      {"http://user:pw@127.0.0.1", false},
+      {"http://127.0.0.1@evil.com", false},
+      {"http://evil.com#@127.0.0.1", false},
+      {"http://127.0.0.1%2f@evil", false},
+      {"http://127.0.0.1\\@evil.com", false},
+      {"ftp://127.0.0.1", false},
+      {"127.0.0.1:8080", false},
+      {"http://", false},
+      {"http://127.0.0.1:0", false},
+      {"http://127.0.0.1:99999", false},
+      {"http://127.0.0.1:", false},
+      {"http://[::1", false},
+      {"https://connect.example.com/?x=1", false},  // a base URL has no query
+  };
+  for (const auto& c : cases) {
+    INFO(c.url);
+    auto r = check_service_url(c.url, false, true, "the token");
+    CHECK(static_cast<bool>(r) == c.ok);
+    if (!r) CHECK_FALSE(r.error().message.empty());
+  }
+  // allow_insecure_http lifts only the loopback rule, never the others.
+  CHECK(check_service_url("http://10.0.0.1", true, true, "x"));
+  CHECK_FALSE(check_service_url("http://u@10.0.0.1", true, true, "x"));
+  // --check-config applies the same rule: what the client accepts, the check accepts.
+  for (const auto& c : cases) {
+    if (std::string_view(c.url).find('?') != std::string_view::npos) continue;
+    INFO(c.url);
+    LoadResult r =
+        load_string(std::string("[upstream.onepassword]\nurl = \"") + c.url + "\"\ntoken_env = \"OP_TOKEN\"\n", "u.toml");
+    if (!r && c.ok) FAIL_CHECK(r.error().front().to_string());
+    CHECK(static_cast<bool>(r) == c.ok);
+  }
 }
 
 }  // namespace chitty::config

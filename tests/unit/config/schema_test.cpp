@@ -486,24 +486,24 @@ TEST_CASE("apply_defaults keeps going after a bad default", "[schema][defaults]"
 
 TEST_CASE("member() converts values into the member's type", "[schema]") {
   OnePassword op;
-  member (&OnePassword::timeout)(&op, Value(std::chrono::nanoseconds(1'500'000'000)));
+  member(&OnePassword::timeout).assign(&op, Value(std::chrono::nanoseconds(1'500'000'000)));
   CHECK(op.timeout == 1500ms);
-  member (&OnePassword::jitter)(&op, Value(std::chrono::nanoseconds(7)));
+  member(&OnePassword::jitter).assign(&op, Value(std::chrono::nanoseconds(7)));
   CHECK(op.jitter == 7ns);
-  member (&OnePassword::mode)(&op, Value(std::uint32_t{0640}));
+  member(&OnePassword::mode).assign(&op, Value(std::uint32_t{0640}));
   CHECK(op.mode == 0640);
-  member (&OnePassword::max_response)(&op, Value(std::uint64_t{1} << 40));
+  member(&OnePassword::max_response).assign(&op, Value(std::uint64_t{1} << 40));
   CHECK(op.max_response == std::uint64_t{1} << 40);
-  member (&OnePassword::retries)(&op, Value(std::int64_t{-3}));
+  member(&OnePassword::retries).assign(&op, Value(std::int64_t{-3}));
   CHECK(op.retries == -3);
-  member (&OnePassword::level)(&op, Value(std::string("debug")));
+  member(&OnePassword::level).assign(&op, Value(std::string("debug")));
   CHECK(op.level == log::Level::debug);
-  member (&OnePassword::vaults)(&op, Value(std::vector<std::string>{"x", "y"}));
+  member(&OnePassword::vaults).assign(&op, Value(std::vector<std::string>{"x", "y"}));
   CHECK(op.vaults == std::vector<std::string>{"x", "y"});
-  member (&OnePassword::enabled)(&op, Value(true));
+  member(&OnePassword::enabled).assign(&op, Value(true));
   CHECK(op.enabled);
   General g;
-  member (&General::workers)(&g, Value(std::int64_t{12}));
+  member(&General::workers).assign(&g, Value(std::int64_t{12}));
   CHECK(g.workers == 12);
 }
 
