@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "chitty/app/app.hpp"
+#include "chitty/audit/trail.hpp"
 #include "chitty/config/config.hpp"
 #include "chitty_version.h"
 
@@ -52,7 +53,7 @@ int main(int argc, char** argv) {
       std::cerr << "--verify-audit needs --chain-key FILE (audit.chain_key_file)\n";
       return 2;
     }
-    return chitty::app::verify_audit(*verify_path, *chain_key, head);
+    return chitty::audit::verify_command(*verify_path, *chain_key, head);
   }
   if (check_path) {
     auto loaded = chitty::config::load_file(*check_path);

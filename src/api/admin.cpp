@@ -184,8 +184,8 @@ void register_admin_routes(server::Router& router, CredentialsContext& ctx) {
              [&ctx](server::Call call) { insights_route(ctx, std::move(call)); });
 }
 
-void register_metrics_route(server::Router& router, CredentialsContext& ctx, Metrics::Sources sources) {
-  router.add(http::Method::get, "/metrics", [&ctx, sources](server::Call call) {
+void register_metrics_route(server::Router& router, CredentialsContext& ctx, const Observed& sources) {
+  router.add(http::Method::get, "/metrics", [&ctx, &sources](server::Call call) {
     Route route = route_of(ctx, "/metrics");
     http::Response r = http::Response::text(200, ctx.metrics != nullptr ? ctx.metrics->render(sources) : "");
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -13,11 +13,7 @@
 #include "chitty/api/credentials.hpp"
 #include "chitty/api/health.hpp"
 #include "chitty/audit/audit.hpp"
-#include "chitty/audit/shipper.hpp"
-#include "chitty/audit/spool.hpp"
-#include "chitty/audit/spool_recorder.hpp"
-#include "chitty/audit/verify.hpp"
-#include "chitty/secure/mac_key.hpp"
+#include "chitty/audit/trail.hpp"
 #include "chitty/broker/broker.hpp"
 #include "chitty/cache/cache.hpp"
 #include "chitty/catalog/catalog.hpp"
@@ -29,9 +25,8 @@
 #include "chitty/secure/hardening.hpp"
 #include "chitty/secure/sealer.hpp"
 #include "chitty/base/random.hpp"
-#include "chitty/upstream/connect_provider.hpp"
+#include "chitty/upstream/connect_upstream.hpp"
 #include "chitty/upstream/credential_provider.hpp"
-#include "chitty/upstream/http_client.hpp"
 #include "chitty/upstream/token.hpp"
 #include "chitty/upstream/env_provider.hpp"
 #include "chitty/app/revocation_store.hpp"
@@ -74,104 +69,11 @@ void prepare_process() {
   }
 }
 
-server::ServerOptions server_options(const config::AgentConfig& a) {
-  server::ServerOptions o;
-  o.limits.max_header_bytes = a.max_header_bytes;
-  o.limits.max_headers = a.max_headers;
-  o.limits.max_uri_bytes = a.max_uri_bytes;
-  o.limits.max_body_bytes = a.max_body_bytes;
-  o.limits.max_requests_per_connection = a.max_requests_per_connection;
-  o.limits.max_pipelined_requests = a.max_pipelined_requests;
-  o.limits.max_secret_responses = a.max_secret_responses_per_connection;
-  o.limits.idle_timeout = a.idle_timeout;
-  o.limits.header_timeout = a.header_timeout;
-  o.limits.body_timeout = a.body_timeout;
-  o.limits.write_timeout = a.write_timeout;
-  o.max_connections = a.max_connections;
-  o.max_connections_per_uid = a.max_connections_per_uid;
-  o.reserved_service_connections = a.reserved_service_connections;
-  o.identity = identity::options_from_environment();
-  return o;
-}
 
-cache::Options cache_options(const config::CacheConfig& c) {
-  cache::Options o;
-  o.ttl = c.ttl;
-  o.fallback_window = c.fallback_window;
-  o.max_entries = c.max_entries;
-  o.max_locked_bytes = c.max_locked_bytes;
-  for (const auto& cat : c.categories) o.category_ttl.emplace_back(cat.name, cat.ttl);
-  return o;
-}
-
-upstream::ConnectOptions connect_options(const config::OnePasswordConfig& o, bool backup) {
-  upstream::ConnectOptions c;
-  c.name = backup ? "backup" : "primary";
-  c.url = backup ? o.backup_url : o.url;
-  c.timeout = o.timeout;
-  c.connect_timeout = o.connect_timeout;
-  c.max_response_bytes = o.max_response_bytes;
-  c.probe_interval = o.probe_interval;
-  c.health_interval = o.health_interval;
-  c.resolution_ttl = o.resolution_ttl;
-  c.negative_ttl = o.negative_ttl;
-  c.rate_limit_backoff = o.rate_limit_backoff;
-  c.breaker.failure_threshold = o.failure_threshold;
-  c.breaker.backoff = o.breaker_backoff;
-  c.breaker.max_backoff = o.breaker_max_backoff;
-  return c;
-}
 
 double jitter() { return static_cast<double>(random_u64() >> 11) * 0x1.0p-53; }
 
-// The catalog and policy of a configuration. Validation has already accepted
-// both, so a failure here is a bug; it is reported, not ignored.
-Result<std::shared_ptr<const catalog::Catalog>> build_catalog(const config::Config& c) {
-  std::vector<catalog::EntrySpec> specs;
-  for (const auto& k : c.credentials) {
-    specs.push_back({k.type, k.ref, c.fallback.env ? k.env : "",
-                     c.fallback.systemd_credentials ? k.systemd_credential : "", k.category, k.target});
-  }
-  auto built = catalog::Catalog::build(specs);
-  if (!built) return tl::unexpected(built.error());
-  return std::make_shared<const catalog::Catalog>(std::move(*built));
-}
 
-Result<std::shared_ptr<const policy::Policy>> build_policy(const config::Config& c) {
-  std::vector<policy::ServiceSpec> specs;
-  for (const auto& svc : c.services) {
-    policy::ServiceSpec spec;
-    spec.name = svc.name;
-    spec.uid = svc.uid;
-    spec.gid = svc.gid;
-    spec.unit = svc.unit;
-    spec.container = svc.container;
-    spec.exe = svc.exe;
-    spec.is_default = svc.is_default;
-    spec.allow = svc.allow;
-    spec.purposes = svc.purposes;
-    auto rate = parse_rate(svc.rate_limit);
-    if (!rate) return fail("service \"" + svc.name + "\": " + rate.error().message);
-    spec.rate_limit = *rate;
-    spec.admin = svc.admin;
-    specs.push_back(std::move(spec));
-  }
-  auto unknown = parse_rate(c.agent.unknown_caller_rate_limit);
-  if (!unknown) return fail("agent.unknown_caller_rate_limit: " + unknown.error().message);
-  auto built = policy::Policy::build(specs, *unknown);
-  if (!built) return tl::unexpected(built.error());
-  return std::make_shared<const policy::Policy>(std::move(*built));
-}
-
-// Every environment variable the configuration's catalog names, whether or
-// not environment fallbacks are on.
-std::vector<std::string> env_names(const config::Config& c) {
-  std::vector<std::string> names;
-  for (const auto& k : c.credentials) {
-    if (!k.env.empty()) names.push_back(k.env);
-  }
-  return names;
-}
 
 // Locked memory and the sealing key: made before anything else exists, so
 // the agent refuses to start (rather than run unprotected) when it cannot
@@ -210,34 +112,34 @@ class Agent {
       : loop_(loop), options_(options), config_(config), listener_(std::move(listener)), clock_(clock), notifier_(notifier),
         vault_(vault),
         tasks_(loop),
-        cache_(*vault.arena, *vault.sealer, clock, cache_options(config.cache)),
+        cache_(*vault.arena, *vault.sealer, clock, cache::options_from(config.cache)),
         env_(*vault.arena, *vault.sealer, tasks_),
         credentials_(*vault.arena, tasks_, upstream::CredentialProvider::directory_from_environment()),
         broker_(cache_, broker::Sources{{}, {&credentials_, &env_}}, clock),
         sweep_(loop, [this] { sweep(); }),
-        server_(loop, clock, server_options(config.agent), router_),
+        server_(loop, clock, server::options_from(config.agent), router_),
         watchdog_(loop, notifier),
         sigterm_(loop, SIGTERM, [this](int s) { stop(s); }),
         sigint_(loop, SIGINT, [this](int s) { stop(s); }),
         sighup_(loop, SIGHUP, [this](int) { reload(); }) {
-    health_.clock = &clock_;
-    health_.started = clock_.now();
-    health_.started_wall = clock_.wall_now();
-    health_.server = &server_;
+    observed_.clock = &clock_;
+    observed_.started = clock_.now();
+    observed_.started_wall = clock_.wall_now();
+    observed_.server = &server_;
+    observed_.cache = &cache_;
+    observed_.arena = vault_.arena.get();
+    observed_.sealer = vault_.sealer.get();
+    observed_.broker = &broker_;
+    observed_.fallback_window = config.cache.fallback_window;
     // Callers matching a [[service]] (not the catch-all default rule) may
     // take the reserved connection slots; the policy is read at each accept.
     server_.set_service_matcher([this](const identity::Identity& caller) {
       const policy::Service* s = broker_.policy().service_for(caller);
       return s != nullptr && !s->is_default;
     });
-    health_.cache = &cache_;
-    health_.arena = vault_.arena.get();
-    health_.sealer = vault_.sealer.get();
-    health_.broker = &broker_;
-    health_.fallback_window = config.cache.fallback_window;
-    api::register_health_routes(router_, health_);
+    api::register_health_routes(router_, observed_);
+    api::register_metrics_route(router_, credentials_ctx_, observed_);
     credentials_ctx_.broker = &broker_;
-    credentials_ctx_.audit = &memory_audit_;  // until open_audit() puts the durable one in
     credentials_ctx_.arena = vault_.arena.get();
     credentials_ctx_.metrics = &metrics_;
     credentials_ctx_.clock = &clock_;
@@ -255,20 +157,10 @@ class Agent {
   // The catalog, policy and environment import of the configuration, and
   // the Connect upstream with its token(s).
   Result<void> load_sources() {
-    if (auto r = open_audit(); !r) return r;
+    if (auto r = open_trail(); !r) return r;
     if (auto r = open_upstream(); !r) return r;
     if (auto r = open_emergency(); !r) return r;
     if (auto r = open_revocations(); !r) return r;
-    api::Metrics::Sources sources;
-    sources.server = &server_;
-    sources.cache = &cache_;
-    sources.arena = vault_.arena.get();
-    sources.broker = &broker_;
-    for (auto* c : connect_providers()) sources.connect.push_back(c);
-    sources.spool = spool_.get();
-    sources.shipper = shipper_.get();
-    sources.recorder = spool_recorder_.get();
-    api::register_metrics_route(router_, credentials_ctx_, sources);
     return apply_sources(config_, true);
   }
 
@@ -279,7 +171,7 @@ class Agent {
     auto r = server_.start(fd);
     if (!r && listener_.file) listener_.file->remove();
     if (r) {
-      for (auto* c : connect_providers()) c->start();
+      if (connect_) connect_->start();
     }
     return r;
   }
@@ -287,8 +179,10 @@ class Agent {
   std::string serving_status() const {
     std::string s = "serving on " + listener_.path + (listener_.activated ? " (socket-activated)" : "");
     if (!connect_) return s;
-    s += "; upstream " + std::string(upstream::connect_health_name(connect_->status().health));
-    if (backup_) s += ", backup " + std::string(upstream::connect_health_name(backup_->status().health));
+    s += "; upstream " + std::string(upstream::connect_health_name(connect_->primary().status().health));
+    if (connect_->backup() != nullptr) {
+      s += ", backup " + std::string(upstream::connect_health_name(connect_->backup()->status().health));
+    }
     if (broker_.mode() == cache::Mode::fallback) s += " (fallback mode: cached values up to " +
                                                        format_duration(config_.cache.fallback_window) + ")";
     return s;
@@ -299,47 +193,38 @@ class Agent {
   bool stopped_cleanly() const noexcept { return stopped_; }
 
  private:
-  std::vector<upstream::ConnectProvider*> connect_providers() const {
-    std::vector<upstream::ConnectProvider*> v;
-    if (connect_) v.push_back(connect_.get());
-    if (backup_) v.push_back(backup_.get());
-    return v;
-  }
-
-  static Result<std::unique_ptr<upstream::Token>> open_token(Vault& vault, const std::string& file,
-                                                             const std::string& env) {
-    if (!file.empty()) return upstream::Token::from_file(*vault.arena, *vault.sealer, file);
-    return upstream::Token::from_env(*vault.arena, *vault.sealer, env);
-  }
-
-  // The chain key: it MACs the audit chain and the revocations file, so it
-  // is opened whether or not the audit trail is durable.
-  Result<void> open_chain_key() {
-    const config::AuditConfig& a = config_.audit;
-    std::string key_file = a.chain_key_file;
-    if (key_file.empty()) {
-      key_file = config_.agent.state_dir + "/audit-chain.key";
-      struct stat st {};
-      if (::stat(key_file.c_str(), &st) != 0) {
-        if (auto g = secure::MacKey::generate_file(key_file); !g) return fail("audit: " + g.error().message);
-        log::warn("audit", "generated an audit chain key in the state directory; give it as a credential instead "
-                           "(audit.chain_key_file) so that it does not sit beside the spool",
-                  {{"file", key_file}});
-      }
-    }
-    auto key = secure::MacKey::from_file(*vault_.arena, key_file);
-    if (!key) return fail("audit: " + key.error().message);
-    chain_key_ = std::move(*key);
+  // The audit trail, opened from its section: everything decided goes
+  // through it from here on.
+  Result<void> open_trail() {
+    auto trail = audit::Trail::open({loop_, tasks_, *vault_.arena, *vault_.sealer, clock_, &jitter}, config_.audit,
+                                    config_.agent.state_dir);
+    if (!trail) return tl::unexpected(trail.error());
+    trail_ = std::move(*trail);
+    trail_->on_mode([this] { return std::string(cache::mode_name(broker_.mode())); });
+    credentials_ctx_.audit = &trail_->recorder();
+    observed_.spool = trail_->spool();
+    observed_.shipper = trail_->shipper();
+    observed_.recorder = trail_->spool_recorder();
+    broker_.on_mode_change([this](cache::Mode m) {
+      audit::Event e;
+      e.kind = audit::Kind::mode;
+      e.action = "mode";
+      e.decision = audit::Decision::none;
+      e.mode = std::string(cache::mode_name(m));
+      e.reason = m == cache::Mode::fallback ? "upstream unavailable: cached values served up to the fallback window"
+                                            : "upstream available again";
+      trail_->state(std::move(e));
+    });
     return {};
   }
 
   // The emergency revocations in force (sealed under the chain key).
   Result<void> open_revocations() {
-    revocation_store_ = std::make_unique<RevocationStore>(config_.agent.state_dir, *chain_key_);
+    revocation_store_ = std::make_unique<RevocationStore>(config_.agent.state_dir, trail_->chain_key());
     // The audit trail records the file's generation at every start and
     // revocation: a missing file, or an older copy, is refused then.
     std::optional<std::uint64_t> recorded;
-    if (spool_) recorded = audit::SpoolRecorder::recorded_revocations_generation(*spool_);
+    if (trail_->spool()) recorded = audit::SpoolRecorder::recorded_revocations_generation(*trail_->spool());
     auto loaded = revocation_store_->load(recorded, options_.accept_revocations);
     if (!loaded) return tl::unexpected(loaded.error());
     if (!loaded->existed && !options_.accept_revocations) {
@@ -348,7 +233,7 @@ class Agent {
       if (auto ok = revocation_store_->save(loaded->revocations); !ok) return tl::unexpected(ok.error());
     }
     if (loaded->accepted) {
-      record_alert("the operator accepted " + revocation_store_->path() + " as it is (--accept-revocations): " +
+      trail_->alert("the operator accepted " + revocation_store_->path() + " as it is (--accept-revocations): " +
                    std::to_string(loaded->revocations.list().size()) + " emergency revocation(s) in force, " +
                    (loaded->existed ? "its MAC was not checked and it is sealed again" : "it was missing: none"));
     }
@@ -370,114 +255,9 @@ class Agent {
       e.decision = audit::Decision::none;
       e.reason = "emergency revocations learnt more spellings from the upstream";
       e.revocations_generation = *ok;
-      record_state(std::move(e));
+      trail_->state(std::move(e));
     });
     return {};
-  }
-
-  // The audit trail: the spool (recovered), the recorder on it, and the
-  // shipper to the sink.
-  Result<void> open_audit() {
-    if (auto r = open_chain_key(); !r) return r;
-    const config::AuditConfig& a = config_.audit;
-    if (!a.durable) {
-      log::warn("audit", "audit events are kept in memory only (audit.durable = false): they are lost at restart");
-      recorder_ = &memory_audit_;
-      return {};
-    }
-    audit::SpoolOptions so;
-    so.dir = config_.agent.state_dir + "/audit";
-    so.max_bytes = a.max_spool_bytes;
-    so.reserve_bytes = a.reserve_bytes;
-    so.segment_bytes = a.segment_bytes;
-    audit::Recovery recovery;
-    auto spool = audit::Spool::open(so, recovery);
-    if (!spool) return fail("audit: " + spool.error().message);
-    spool_ = std::move(*spool);
-    log::info("audit", "audit spool open",
-              {{"dir", so.dir}, {"last_seq", recovery.last_seq}, {"acknowledged", recovery.acknowledged},
-               {"segments", recovery.segments}, {"bytes", recovery.bytes}});
-    audit::RecorderOptions ro;
-    ro.fsync_events = a.fsync_events;
-    ro.fsync_interval = a.fsync_interval;
-    ro.aggregate_window = a.aggregate_window;
-    ro.max_aggregates = a.aggregate_keys;
-    ro.journal_mirror = a.journal_mirror && log::stderr_is_journal();
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    ro.host = host;
-    spool_recorder_ = std::make_unique<audit::SpoolRecorder>(loop_, *spool_, *chain_key_, clock_, recovery, ro);
-    recorder_ = spool_recorder_.get();
-    credentials_ctx_.audit = recorder_;
-    if (recovery.torn_bytes > 0) {
-      record_alert("recovered the audit spool: a torn last event of " + std::to_string(recovery.torn_bytes) +
-                   " bytes (written when the agent or the machine stopped, its answer never sent) was moved to " +
-                   recovery.torn_file);
-    }
-    if (recovery.damaged_lines > 0) {
-      record_alert("the audit spool ends with " + std::to_string(recovery.damaged_lines) +
-                   " line(s) that are not events; the chain continues from the last event (verify reports the break)");
-    }
-    if (!a.sink.empty()) {
-      if (auto ok = upstream::HttpClient::check_url(a.sink, a.allow_insecure_http, false); !ok) {
-        return fail("audit.sink: " + ok.error().message);
-      }
-      if (!a.token_file.empty()) {
-        auto t = upstream::Token::from_file(*vault_.arena, *vault_.sealer, a.token_file);
-        if (!t) return fail("audit.token_file: " + t.error().message);
-        sink_token_ = std::move(*t);
-      }
-      upstream::HttpClientOptions ho;
-      ho.ca_file = a.ca_file;
-      ho.allow_insecure_http = a.allow_insecure_http;
-      ho.max_host_connections = 2;
-      sink_http_ = std::make_unique<upstream::HttpClient>(loop_, tasks_, *vault_.arena, clock_, ho);
-      audit::ShipperOptions sh;
-      sh.url = a.sink;
-      sh.format = a.sink_format == "journal-export" ? audit::SinkFormat::journal_export : audit::SinkFormat::ndjson;
-      sh.token = sink_token_.get();
-      sh.batch_events = a.batch_events;
-      sh.batch_bytes = a.batch_bytes;
-      sh.interval = a.ship_interval;
-      sh.timeout = a.sink_timeout;
-      sh.backoff = a.retry_backoff;
-      sh.max_backoff = a.retry_max_backoff;
-      shipper_ = std::make_unique<audit::Shipper>(loop_, *sink_http_, *spool_, clock_, sh, &jitter);
-      spool_recorder_->on_appended([this] { shipper_->kick(); });
-    }
-    health_.spool = spool_.get();
-    health_.shipper = shipper_.get();
-    health_.recorder = spool_recorder_.get();
-    broker_.on_mode_change([this](cache::Mode m) {
-      audit::Event e;
-      e.kind = audit::Kind::mode;
-      e.action = "mode";
-      e.decision = audit::Decision::none;
-      e.mode = std::string(cache::mode_name(m));
-      e.reason = m == cache::Mode::fallback ? "upstream unavailable: cached values served up to the fallback window"
-                                            : "upstream available again";
-      record_state(e);
-    });
-    return {};
-  }
-
-  // A state change (start, stop, reload, mode): recorded; a failure is
-  // logged (there is no request to refuse).
-  void record_state(audit::Event e) {
-    e.at = clock_.wall_now();
-    if (e.mode.empty()) e.mode = std::string(cache::mode_name(broker_.mode()));
-    if (auto r = recorder_->record(e); !r) {
-      log::error("audit", "state change not recorded", {{"action", e.action}, {"reason", r.error().message}});
-    }
-  }
-  void record_alert(std::string message) {
-    log::error("audit", "ALERT: " + message);
-    audit::Event e;
-    e.kind = audit::Kind::alert;
-    e.action = "audit-spool";
-    e.decision = audit::Decision::none;
-    e.reason = std::move(message);
-    record_state(std::move(e));
   }
 
  public:
@@ -488,8 +268,8 @@ class Agent {
     e.decision = audit::Decision::none;
     e.reason = detail;
     if (revocation_store_) e.revocations_generation = revocation_store_->generation();
-    record_state(std::move(e));
-    if (shipper_) shipper_->start();
+    trail_->state(std::move(e));
+    trail_->start();
   }
 
  private:
@@ -532,42 +312,18 @@ class Agent {
   }
 
   Result<void> open_upstream() {
-    const config::OnePasswordConfig& o = config_.onepassword;
-    if (o.url.empty()) return {};
-    upstream::HttpClientOptions ho;
-    ho.ca_file = o.ca_file;
-    ho.allow_insecure_http = o.allow_insecure_http;
-    for (const auto& url : {o.url, o.backup_url}) {
-      if (url.empty()) continue;
-      if (auto ok = upstream::HttpClient::check_url(url, o.allow_insecure_http); !ok) {
-        return fail("upstream.onepassword: " + ok.error().message);
-      }
+    auto u = upstream::ConnectUpstream::open({loop_, tasks_, *vault_.arena, *vault_.sealer, clock_, &jitter},
+                                             config_.onepassword);
+    if (!u) return tl::unexpected(u.error());
+    connect_ = std::move(*u);
+    if (!connect_) return {};
+    connect_->on_change([this] { upstream_changed(); });
+    std::vector<upstream::Provider*> primaries;
+    for (auto* c : connect_->servers()) {
+      observed_.connect.push_back(c);
+      primaries.push_back(c);
     }
-    auto token = open_token(vault_, o.token_file, o.token_env);
-    if (!token) return fail("upstream.onepassword: " + token.error().message);
-    token_ = std::move(*token);
-    http_ = std::make_unique<upstream::HttpClient>(loop_, tasks_, *vault_.arena, clock_, ho);
-    connect_ = std::make_unique<upstream::ConnectProvider>(loop_, tasks_, *http_, *vault_.arena, clock_, *token_,
-                                                           connect_options(o, false), &jitter);
-    if (!o.backup_url.empty()) {
-      upstream::Token* backup_token = token_.get();
-      if (!o.backup_token_file.empty() || !o.backup_token_env.empty()) {
-        auto t = open_token(vault_, o.backup_token_file, o.backup_token_env);
-        if (!t) return fail("upstream.onepassword (backup): " + t.error().message);
-        backup_token_ = std::move(*t);
-        backup_token = backup_token_.get();
-      }
-      backup_ = std::make_unique<upstream::ConnectProvider>(loop_, tasks_, *http_, *vault_.arena, clock_,
-                                                            *backup_token, connect_options(o, true), &jitter);
-    }
-    for (auto* c : connect_providers()) {
-      c->on_change([this] { upstream_changed(); });
-      health_.connect.push_back(c);
-    }
-    auto primaries = connect_providers();
-    broker_.set_primaries(std::vector<upstream::Provider*>(primaries.begin(), primaries.end()));
-    log::info("upstream", "1Password Connect upstream configured",
-              {{"url", o.url}, {"backup_url", o.backup_url}, {"token", token_->describe()}});
+    broker_.set_primaries(std::move(primaries));
     return {};
   }
 
@@ -583,14 +339,14 @@ class Agent {
   }
 
   Result<void> apply_sources(const config::Config& c, bool first) {
-    auto cat = build_catalog(c);
+    auto cat = config::catalog_from(c);
     if (!cat) return tl::unexpected(cat.error());
-    auto pol = build_policy(c);
+    auto pol = policy::policy_from(c);
     if (!pol) return tl::unexpected(pol.error());
     if (!c.fallback.env) {
       // Not served, but scrubbed all the same: /proc/PID/environ must not
       // keep secrets the catalog names.
-      auto scrubbed = env_.scrub(env_names(c));
+      auto scrubbed = env_.scrub(config::catalog_env_names(c));
       if (!scrubbed.empty()) {
         std::string names;
         for (const auto& name : scrubbed) names += (names.empty() ? "" : " ") + name;
@@ -599,7 +355,7 @@ class Agent {
                   {{"count", scrubbed.size()}, {"env", names}});
       }
     }
-    auto report = env_.import(c.fallback.env ? env_names(c) : std::vector<std::string>{});
+    auto report = env_.import(c.fallback.env ? config::catalog_env_names(c) : std::vector<std::string>{});
     if (!report.missing.empty()) {
       std::string names;
       for (const auto& name : report.missing) names += (names.empty() ? "" : " ") + name;
@@ -649,12 +405,9 @@ class Agent {
       e.action = "stop";
       e.decision = audit::Decision::none;
       e.reason = signum == SIGTERM ? "SIGTERM" : "SIGINT";
-      record_state(std::move(e));
-      if (spool_recorder_) spool_recorder_->close();
-      if (shipper_) shipper_->close();
-      if (sink_http_) sink_http_->close();
-      for (auto* c : connect_providers()) c->close();
-      if (http_) http_->close();
+      trail_->state(std::move(e));
+      trail_->close();
+      if (connect_) connect_->close();
       tasks_.close();
       sweep_.close();
       sigterm_.close();
@@ -687,7 +440,7 @@ class Agent {
       ev.decision = audit::Decision::deny;
       ev.code = "invalid_configuration";
       ev.reason = loaded.error().front().to_string();
-      record_state(std::move(ev));
+      trail_->state(std::move(ev));
       notifier_.ready(serving_status() + "; reload failed (" + std::to_string(n) + " problem" + (n == 1 ? "" : "s") +
                       "), running the previous configuration");
       return;
@@ -713,22 +466,15 @@ class Agent {
       notifier_.ready(serving_status() + "; reload failed, running the previous configuration");
       return;
     }
-    cache_.set_options(cache_options(cc));
-    health_.fallback_window = cc.fallback_window;
+    cache_.set_options(cache::options_from(cc));
+    observed_.fallback_window = cc.fallback_window;
     credentials_ctx_.services_vault = op.services_vault;
     credentials_ctx_.integrations_vault = op.integrations_vault;
     reload_emergency_token(next.emergency.token_file);
-    if (connect_) {
-      connect_->reconfigure(connect_options(op, false));
-      connect_->reload_token();
-    }
-    if (backup_) {
-      backup_->reconfigure(connect_options(op, true));
-      if (backup_token_) backup_->reload_token();
-    }
+    if (connect_) connect_->reconfigure(op);
 
     log::set_level(a.log_level);
-    server_.reconfigure(server_options(a));
+    server_.reconfigure(server::options_from(a));
     config_ = std::move(next);
     std::string held;
     for (const auto& c : restart) held += (held.empty() ? "" : " ") + c.key;
@@ -742,7 +488,7 @@ class Agent {
       ev.decision = audit::Decision::allow;
       ev.reason = "configuration reloaded from " + config_.source + (applied.empty() ? "" : "; applied: " + applied) +
                   (held.empty() ? std::string() : "; needs a restart: " + held);
-      record_state(std::move(ev));
+      trail_->state(std::move(ev));
     }
     std::string status = serving_status() + "; configuration reloaded";
     if (!held.empty()) status += " (restart needed for " + held + ")";
@@ -760,26 +506,13 @@ class Agent {
   cache::Cache cache_;
   upstream::EnvProvider env_;
   upstream::CredentialProvider credentials_;
-  std::unique_ptr<upstream::HttpClient> http_;
-  std::unique_ptr<upstream::Token> token_;
-  std::unique_ptr<upstream::Token> backup_token_;
-  std::unique_ptr<upstream::ConnectProvider> connect_;
-  std::unique_ptr<upstream::ConnectProvider> backup_;
+  std::unique_ptr<upstream::ConnectUpstream> connect_;
   std::string last_status_;
-  audit::MemoryRecorder memory_audit_;
-  audit::Recorder* recorder_ = &memory_audit_;
-  // In destruction order reversed: the recorder (which kicks the shipper)
-  // goes first, the spool and its key last.
-  std::unique_ptr<secure::MacKey> chain_key_;
-  std::unique_ptr<audit::Spool> spool_;
-  std::unique_ptr<upstream::Token> sink_token_;
-  std::unique_ptr<upstream::HttpClient> sink_http_;
-  std::unique_ptr<audit::Shipper> shipper_;
-  std::unique_ptr<audit::SpoolRecorder> spool_recorder_;
+  std::unique_ptr<audit::Trail> trail_;
   broker::Broker broker_;
   loop::Timer sweep_;
   server::Router router_;
-  api::HealthContext health_;
+  api::Observed observed_;
   api::CredentialsContext credentials_ctx_;
   api::Metrics metrics_;
   std::unique_ptr<upstream::Token> emergency_token_;
@@ -818,50 +551,6 @@ config::LoadResult load_configuration(const RunOptions& options) {
   for (auto& p : config::validate(c)) diags.push_back({"command line", 0, 0, p.key + ": " + p.message});
   if (!diags.empty()) return tl::unexpected(std::move(diags));
   return loaded;
-}
-
-int verify_audit(const std::string& path, const std::string& key_file, const std::optional<std::string>& head_text) {
-  std::optional<audit::Head> head;
-  if (head_text) {
-    head = audit::parse_head(*head_text);
-    if (!head) {
-      std::fprintf(stderr, "--head must be SEQ:MAC (the \"audit chain head\" the agent logs), not %s\n",
-                   head_text->c_str());
-      return 2;
-    }
-  }
-  secure::ArenaOptions ao;
-  ao.capacity = 64 * 1024;
-  ao.allow_unlocked = true;  // a short-lived tool; the key is wiped when it exits
-  auto arena = secure::Arena::create(ao);
-  if (!arena) {
-    std::fprintf(stderr, "%s\n", arena.error().message.c_str());
-    return 2;
-  }
-  auto key = secure::MacKey::from_file(**arena, key_file);
-  if (!key) {
-    std::fprintf(stderr, "%s\n", key.error().message.c_str());
-    return 2;
-  }
-  audit::VerifyReport r = audit::verify_path(path, **key, head);
-  if (r.ok) {
-    std::printf("ok: %llu events, seq %llu to %llu, intact; head %llu:%s%s\n",
-                static_cast<unsigned long long>(r.events), static_cast<unsigned long long>(r.first_seq),
-                static_cast<unsigned long long>(r.last_seq), static_cast<unsigned long long>(r.last_seq),
-                r.last_mac.c_str(),
-                r.duplicates > 0 ? (" (" + std::to_string(r.duplicates) + " duplicate deliveries skipped)").c_str() : "");
-    return 0;
-  }
-  std::printf("BROKEN: %s%s%s\n", r.problem.c_str(),
-              r.break_line > 0 ? (" (" + (r.break_file.empty() ? std::string("line ") : r.break_file + ", line ") +
-                                  std::to_string(r.break_line) + ")")
-                                     .c_str()
-                               : "",
-              r.events > 0 ? ("; intact before it: " + std::to_string(r.events) + " events up to seq " +
-                              std::to_string(r.last_seq))
-                                 .c_str()
-                           : "");
-  return 1;
 }
 
 void report_startup_failure(const std::string& reason) {

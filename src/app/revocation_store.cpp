@@ -1,13 +1,9 @@
 #include "chitty/app/revocation_store.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 
+#include "chitty/base/file.hpp"
 #include "chitty/base/time_format.hpp"
 #include "chitty/json/reader.hpp"
 #include "chitty/json/writer.hpp"
@@ -22,16 +18,7 @@ constexpr std::string_view kDomain = "chitty-agent revocations v2\n";
 constexpr std::string_view kMacMember = ",\"mac\":\"";
 constexpr int kVersion = 2;
 
-Result<void> write_all(int fd, const std::string& s) {
-  std::size_t done = 0;
-  while (done < s.size()) {
-    ssize_t n = ::write(fd, s.data() + done, s.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(std::strerror(errno));
-    done += static_cast<std::size_t>(n);
-  }
-  return {};
-}
+constexpr std::size_t kMaxFile = std::size_t{16} * 1024 * 1024;
 
 secure::MacKey::Mac seal(const secure::MacKey& key, std::string_view text) {
   std::string data(kDomain);
@@ -93,24 +80,10 @@ Result<std::uint64_t> RevocationStore::save(const policy::Revocations& r) {
   text += kMacMember;
   text += hex;
   text += "\"}\n";
-  std::string tmp = path_ + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return fail("cannot write " + tmp + ": " + std::strerror(errno));
-  auto written = write_all(fd, text);
-  bool synced = written && ::fsync(fd) == 0;
-  int sync_errno = errno;
-  ::close(fd);
-  if (!written) return fail("cannot write " + tmp + ": " + written.error().message);
-  if (!synced) return fail("cannot fsync " + tmp + ": " + std::strerror(sync_errno));
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) return fail("cannot rename to " + path_ + ": " + std::strerror(errno));
-  generation_ = generation;  // on disk now, whatever the directory's fsync says
-  int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    int rc = ::fsync(dfd);
-    int e = errno;
-    ::close(dfd);
-    if (rc != 0) return fail("cannot fsync " + dir_ + ": " + std::strerror(e));
-  }
+  bool replaced = false;
+  auto written = write_file_atomically(path_, text, &replaced);
+  if (replaced) generation_ = generation;  // on disk now, whatever the directory's fsync says
+  if (!written) return tl::unexpected(written.error());
   return generation;
 }
 
@@ -128,9 +101,10 @@ Result<RevocationStore::Loaded> RevocationStore::load(std::optional<std::uint64_
   const std::string way_out =
       "; if the revocations it holds are the ones you mean, run chitty-agent once with --accept-revocations "
       "(docs/operations.md)";
-  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
-    if (errno != ENOENT) return fail("cannot read " + path_ + ": " + std::strerror(errno));
+  auto file = read_file(path_, FileRules{.max_bytes = kMaxFile});
+  if (!file) {
+    const FileFailure& f = file.error();
+    if (f.kind != FileFailure::Kind::open || f.error != ENOENT) return fail("cannot read " + path_ + ": " + f.reason());
     if (recorded && !accept) {
       return fail(path_ + " is missing, but the audit trail records revocations generation " +
                   std::to_string(*recorded) +
@@ -143,24 +117,7 @@ Result<RevocationStore::Loaded> RevocationStore::load(std::optional<std::uint64_
     return out;
   }
   out.existed = true;
-  std::string text;
-  char buf[8192];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      ::close(fd);
-      return fail("cannot read " + path_ + ": " + std::strerror(e));
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > 16 * 1024 * 1024) {
-      ::close(fd);
-      return fail(path_ + " is larger than 16 MiB");
-    }
-  }
-  ::close(fd);
+  std::string& text = *file;
   auto damaged = [&](const std::string& why) {
     return fail(path_ + " is damaged (" + why + "); the revocations it holds cannot be honoured" + way_out +
                 ", or restore it from a backup");

@@ -9,6 +9,9 @@
 #include <cstring>
 #include <utility>
 
+#include "chitty/base/fd.hpp"
+#include "chitty/base/text.hpp"
+
 namespace chitty::app {
 namespace {
 
@@ -43,21 +46,21 @@ Result<StateDir> StateDir::open(const std::string& path) {
                 ", not to the agent's uid " + std::to_string(geteuid()));
   }
   if ((st.st_mode & 0022) != 0) {
-    return fail("state directory " + path + " is writable by group or others; chmod 0700 it");
+    return fail("state directory " + path + " is writable by group or others (mode " + format_mode(st.st_mode) +
+                "); chmod 0700 it");
   }
   std::string lock_path = path + "/agent.lock";
-  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return fail("cannot open " + lock_path + ": " + errno_text(errno));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) return fail("cannot open " + lock_path + ": " + errno_text(errno));
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     int e = errno;
     std::string holder;
     char buf[32] = {};
-    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    ssize_t n = pread(fd.get(), buf, sizeof buf - 1, 0);
     if (n > 0) {
       holder = std::string(buf, static_cast<std::size_t>(n));
       while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
     }
-    ::close(fd);
     if (e == EWOULDBLOCK) {
       return fail("state directory " + path + " is in use by another chitty-agent" +
                   (holder.empty() ? std::string() : " (pid " + holder + ")"));
@@ -65,12 +68,10 @@ Result<StateDir> StateDir::open(const std::string& path) {
     return fail("cannot lock " + lock_path + ": " + errno_text(e));
   }
   std::string pid = std::to_string(getpid()) + "\n";
-  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-    int e = errno;
-    ::close(fd);
-    return fail("cannot write " + lock_path + ": " + errno_text(e));
+  if (ftruncate(fd.get(), 0) != 0 || pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    return fail("cannot write " + lock_path + ": " + errno_text(errno));
   }
-  return StateDir(path, fd);
+  return StateDir(path, fd.release());
 }
 
 StateDir::StateDir(StateDir&& o) noexcept : path_(std::move(o.path_)), lock_fd_(std::exchange(o.lock_fd_, -1)) {}

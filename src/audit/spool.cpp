@@ -12,6 +12,9 @@
 #include <cstring>
 #include <ctime>
 
+#include "chitty/base/fd.hpp"
+#include "chitty/base/file.hpp"
+
 namespace chitty::audit {
 namespace {
 
@@ -34,24 +37,16 @@ bool parse_segment_name(const char* name, std::uint64_t& first) {
   return true;
 }
 
-Result<std::string> read_whole(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return fail("cannot read " + path + ": " + errno_text());
-  std::string out;
-  char buf[65536];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      std::string e = errno_text();
-      ::close(fd);
-      return fail("cannot read " + path + ": " + e);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return out;
+// Segments hold at most segment_bytes (1 GiB at most) and one more line: a
+// file past this cap is no segment of ours.
+constexpr std::size_t kMaxSegmentFile = std::size_t{2} << 30;
+// "shipped" holds one decimal number and a newline.
+constexpr std::size_t kMaxShippedFile = 4096;
+
+Result<std::string> read_whole(const std::string& path, std::size_t max_bytes = kMaxSegmentFile) {
+  auto text = read_file(path, FileRules{.max_bytes = max_bytes});
+  if (!text) return fail("cannot read " + path + ": " + text.error().reason());
+  return std::move(*text);
 }
 
 // The complete lines of `t` (each ended by '\n', which is not included).
@@ -63,16 +58,6 @@ std::vector<std::string_view> complete_lines(std::string_view t) {
     start = nl + 1;
   }
   return out;
-}
-
-Result<void> fsync_dir(const std::string& dir) {
-  int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d < 0) return fail("cannot open " + dir + ": " + errno_text());
-  int rc = ::fsync(d);
-  std::string e = rc != 0 ? errno_text() : "";
-  ::close(d);
-  if (rc != 0) return fail("cannot fsync " + dir + ": " + e);
-  return {};
 }
 
 }  // namespace
@@ -129,11 +114,10 @@ Result<void> Spool::recover_segment(Segment& s, bool newest, Recovery& r) {
     char stamp[32];
     std::snprintf(stamp, sizeof stamp, "%lld", static_cast<long long>(std::time(nullptr)));
     std::string side = s.path + ".torn-" + stamp;
-    int fd = ::open(side.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return fail("cannot keep the torn tail of " + s.path + ": " + errno_text());
-    bool ok = ::write(fd, torn.data(), torn.size()) == static_cast<ssize_t>(torn.size()) && ::fsync(fd) == 0;
-    ::close(fd);
-    if (!ok) return fail("cannot keep the torn tail of " + s.path + ": " + errno_text());
+    UniqueFd fd(::open(side.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd || !write_all(fd.get(), torn) || ::fsync(fd.get()) != 0) {
+      return fail("cannot keep the torn tail of " + s.path + ": " + errno_text());
+    }
     if (::truncate(s.path.c_str(), static_cast<off_t>(keep)) != 0) {
       return fail("cannot cut the torn tail of " + s.path + ": " + errno_text());
     }
@@ -168,7 +152,7 @@ Result<std::unique_ptr<Spool>> Spool::open(const SpoolOptions& options, Recovery
     return fail("cannot create the audit spool " + options.dir + ": " + errno_text());
   }
   // The acknowledged position.
-  if (auto shipped = read_whole(options.dir + "/shipped")) {
+  if (auto shipped = read_whole(options.dir + "/shipped", kMaxShippedFile)) {
     std::uint64_t v = 0;
     for (char c : *shipped) {
       if (c >= '0' && c <= '9') v = v * 10 + static_cast<std::uint64_t>(c - '0');
@@ -226,10 +210,10 @@ Spool::Room Spool::room(std::size_t bytes) const noexcept {
 
 Result<void> Spool::start_segment(std::uint64_t first_seq) {
   std::string path = options_.dir + "/" + segment_name(first_seq);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return fail("cannot create " + path + ": " + errno_text());
-  if (auto ok = fsync_dir(options_.dir); !ok) {
-    ::close(fd);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) return fail("cannot create " + path + ": " + errno_text());
+  if (auto ok = fsync_directory(options_.dir); !ok) {
+    fd.reset();
     ::unlink(path.c_str());
     return ok;
   }
@@ -237,7 +221,7 @@ Result<void> Spool::start_segment(std::uint64_t first_seq) {
     if (dirty_) ::fdatasync(fd_);
     ::close(fd_);
   }
-  fd_ = fd;
+  fd_ = fd.release();
   dirty_ = false;
   segments_.push_back(Segment{path, first_seq, 0, 0});
   return {};
@@ -311,14 +295,14 @@ Result<Spool::Batch> Spool::read_after(std::uint64_t after, std::size_t max_line
   std::size_t bytes = 0;
   for (; si < segments_.size(); ++si, offset = 0) {
     const Segment& seg = segments_[si];
-    int fd = ::open(seg.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return fail("cannot read " + seg.path + ": " + errno_text());
+    UniqueFd fd(::open(seg.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) return fail("cannot read " + seg.path + ": " + errno_text());
     std::string buf;
     char chunk[65536];
     std::uint64_t pos = offset;
     bool stop = false;
     while (!stop) {
-      ssize_t n = ::pread(fd, chunk, sizeof chunk, static_cast<off_t>(pos));
+      ssize_t n = ::pread(fd.get(), chunk, sizeof chunk, static_cast<off_t>(pos));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       buf.append(chunk, static_cast<std::size_t>(n));
@@ -345,25 +329,13 @@ Result<Spool::Batch> Spool::read_after(std::uint64_t after, std::size_t max_line
       }
       buf.erase(0, start);
     }
-    ::close(fd);
     if (stop || b.lines.size() >= max_lines) break;
   }
   return b;
 }
 
 Result<void> Spool::write_shipped(std::uint64_t seq) {
-  std::string tmp = options_.dir + "/shipped.tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return fail("cannot write " + tmp + ": " + errno_text());
-  std::string text = std::to_string(seq) + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fdatasync(fd) == 0;
-  std::string e = ok ? "" : errno_text();
-  ::close(fd);
-  if (!ok) return fail("cannot write " + tmp + ": " + e);
-  if (::rename(tmp.c_str(), (options_.dir + "/shipped").c_str()) != 0) {
-    return fail("cannot rename " + tmp + ": " + errno_text());
-  }
-  return fsync_dir(options_.dir);
+  return write_file_atomically(options_.dir + "/shipped", std::to_string(seq) + "\n");
 }
 
 Result<void> Spool::acknowledge(std::uint64_t seq) {

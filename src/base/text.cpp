@@ -132,6 +132,12 @@ void append_decimal(std::string& out, std::uint64_t v) {
   while (n > 0) out += buf[--n];
 }
 
+std::string format_mode(std::uint32_t mode) {
+  std::string out = "0000";
+  for (std::size_t i = 4; i-- > 0; mode >>= 3) out[i] = static_cast<char>('0' + (mode & 7));
+  return out;
+}
+
 bool parse_u64(std::string_view s, std::uint64_t& out) noexcept {
   if (s.empty() || s.size() > 20) return false;
   std::uint64_t v = 0;

@@ -4,6 +4,16 @@
 
 namespace chitty::cache {
 
+Options options_from(const config::CacheConfig& c) {
+  Options o;
+  o.ttl = c.ttl;
+  o.fallback_window = c.fallback_window;
+  o.max_entries = c.max_entries;
+  o.max_locked_bytes = c.max_locked_bytes;
+  for (const auto& cat : c.categories) o.category_ttl.emplace_back(cat.name, cat.ttl);
+  return o;
+}
+
 std::string_view mode_name(Mode m) noexcept { return m == Mode::normal ? "normal" : "fallback"; }
 std::string_view freshness_name(Freshness f) noexcept { return f == Freshness::fresh ? "fresh" : "stale"; }
 

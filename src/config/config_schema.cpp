@@ -10,6 +10,7 @@
 
 #include "chitty/base/units.hpp"
 #include "chitty/base/service_url.hpp"
+#include "chitty/base/text.hpp"
 #include "chitty/config/schema.hpp"
 
 namespace chitty::config {
@@ -423,15 +424,6 @@ bool valid_env_name(std::string_view s) {
   return true;
 }
 
-std::string octal(std::uint32_t mode) {
-  std::string out = "0000";
-  for (int i = 3; i >= 0; --i) {
-    out[static_cast<std::size_t>(i)] = static_cast<char>('0' + (mode & 7));
-    mode >>= 3;
-  }
-  return out;
-}
-
 }  // namespace
 
 const Schema& agent_schema() {
@@ -479,12 +471,12 @@ std::vector<Problem> validate(const Config& c) {
   std::vector<Problem> out;
   const AgentConfig& a = c.agent;
   if ((a.socket_mode & 0007) != 0 && !a.socket_world_accessible) {
-    out.push_back({"agent.socket_mode", "socket_mode " + octal(a.socket_mode) +
+    out.push_back({"agent.socket_mode", "socket_mode " + format_mode(a.socket_mode) +
                                             " lets every local user connect; use 0660 (owner and group), or "
                                             "set agent.socket_world_accessible = true if that is intended"});
   }
   if ((a.socket_mode & 0222) == 0) {
-    out.push_back({"agent.socket_mode", "socket_mode " + octal(a.socket_mode) +
+    out.push_back({"agent.socket_mode", "socket_mode " + format_mode(a.socket_mode) +
                                             " grants nobody write permission, so no client could connect"});
   }
   if (a.max_connections_per_uid > a.max_connections) {
@@ -694,6 +686,25 @@ std::string Diagnostic::to_string() const {
   }
   out += ": " + message;
   return out;
+}
+
+Result<std::shared_ptr<const catalog::Catalog>> catalog_from(const Config& c) {
+  std::vector<catalog::EntrySpec> specs;
+  for (const auto& k : c.credentials) {
+    specs.push_back({k.type, k.ref, c.fallback.env ? k.env : "",
+                     c.fallback.systemd_credentials ? k.systemd_credential : "", k.category, k.target});
+  }
+  auto built = catalog::Catalog::build(specs);
+  if (!built) return tl::unexpected(built.error());
+  return std::make_shared<const catalog::Catalog>(std::move(*built));
+}
+
+std::vector<std::string> catalog_env_names(const Config& c) {
+  std::vector<std::string> names;
+  for (const auto& k : c.credentials) {
+    if (!k.env.empty()) names.push_back(k.env);
+  }
+  return names;
 }
 
 }  // namespace chitty::config

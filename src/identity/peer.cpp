@@ -13,6 +13,7 @@
 #include <ctime>
 #include <utility>
 
+#include "chitty/base/file.hpp"
 #include "chitty/identity/cgroup.hpp"
 #include "proc.hpp"
 
@@ -25,26 +26,12 @@ namespace {
 
 std::string errno_text(int e) { return std::strerror(e); }
 
-// Reads a small /proc file; nullopt with errno set on failure.
-std::optional<std::string> read_small(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return std::nullopt;
-  std::string out;
-  char buf[4096];
-  while (out.size() < 64 * 1024) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      errno = e;
-      return std::nullopt;
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return out;
+// /proc/PID/{stat,status,cgroup} and fdinfo are a few KiB at most (fstat
+// says 0: the cap is on what is read).
+constexpr std::size_t kMaxProcFile = std::size_t{64} * 1024;
+
+tl::expected<std::string, FileFailure> read_small(const std::string& path) {
+  return read_file(path, FileRules{.max_bytes = kMaxProcFile});
 }
 
 int pidfd_open_syscall(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
@@ -205,10 +192,11 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
 
   auto stat = read_small(dir + "/stat");
   if (!stat) {
-    int e = errno;
-    forget_process(id, e == ENOENT ? "cannot see /proc/" + std::to_string(creds.pid) +
-                                         " (the process exited, or /proc is mounted with hidepid / ProtectProc=)"
-                                   : "cannot read " + dir + "/stat: " + errno_text(e));
+    const FileFailure& f = stat.error();
+    forget_process(id, f.kind == FileFailure::Kind::open && f.error == ENOENT
+                           ? "cannot see /proc/" + std::to_string(creds.pid) +
+                                 " (the process exited, or /proc is mounted with hidepid / ProtectProc=)"
+                           : "cannot read " + dir + "/stat: " + f.reason());
     return peer;
   }
   auto start = stat_start_time(*stat);
@@ -226,7 +214,6 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
   peer.start_time_ = *start;
 
   auto status = read_small(dir + "/status");
-  int status_errno = errno;
   // Without SO_PEERPIDFD, the process found by pid must also have the
   // credentials the kernel recorded at connect(): a reused pid usually
   // belongs to someone else. (A reuse by the same uid between connect and
@@ -234,7 +221,7 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
   if (id.pidfd_source != PidfdSource::so_peerpidfd) {
     if (!status) {
       forget_process(id, "cannot read " + dir + "/status to check the process is the one that connected: " +
-                             errno_text(status_errno));
+                             status.error().reason());
       return peer;
     }
     auto euid = status_effective_id(*status, "Uid:");
@@ -258,14 +245,15 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
       id.nested_pid_namespace = Fact<bool>::unknown("no NSpid line in " + dir + "/status");
     }
   } else {
-    std::string why = "cannot read " + dir + "/status: " + errno_text(status_errno);
+    std::string why = "cannot read " + dir + "/status: " + status.error().reason();
     id.namespace_pid = Fact<pid_t>::unknown(why);
     id.nested_pid_namespace = Fact<bool>::unknown(why);
   }
 
   id.exe = peer.read_exe(dir);
 
-  if (auto cg = read_small(dir + "/cgroup")) {
+  auto cg = read_small(dir + "/cgroup");
+  if (cg) {
     if (auto info = parse_proc_cgroup(*cg)) {
       id.cgroup = Fact<std::string>::known(info->path);
       if (info->path.rfind("/..", 0) == 0) {
@@ -303,7 +291,7 @@ Peer Peer::identify(int fd, const Credentials& creds, const Options& options) {
       id.container_runtime = Fact<std::string>::unknown(why);
     }
   } else {
-    std::string why = "cannot read " + dir + "/cgroup: " + errno_text(errno);
+    std::string why = "cannot read " + dir + "/cgroup: " + cg.error().reason();
     id.cgroup = Fact<std::string>::unknown(why);
     id.unit = Fact<std::string>::unknown(why);
     id.user_unit = Fact<std::string>::unknown(why);

@@ -110,4 +110,30 @@ bool Policy::purpose_allowed(const Service& service, std::string_view purpose) {
   return std::find(service.purposes.begin(), service.purposes.end(), purpose) != service.purposes.end();
 }
 
+Result<std::shared_ptr<const Policy>> policy_from(const config::Config& c) {
+  std::vector<ServiceSpec> specs;
+  for (const auto& svc : c.services) {
+    ServiceSpec spec;
+    spec.name = svc.name;
+    spec.uid = svc.uid;
+    spec.gid = svc.gid;
+    spec.unit = svc.unit;
+    spec.container = svc.container;
+    spec.exe = svc.exe;
+    spec.is_default = svc.is_default;
+    spec.allow = svc.allow;
+    spec.purposes = svc.purposes;
+    auto rate = parse_rate(svc.rate_limit);
+    if (!rate) return fail("service \"" + svc.name + "\": " + rate.error().message);
+    spec.rate_limit = *rate;
+    spec.admin = svc.admin;
+    specs.push_back(std::move(spec));
+  }
+  auto unknown = parse_rate(c.agent.unknown_caller_rate_limit);
+  if (!unknown) return fail("agent.unknown_caller_rate_limit: " + unknown.error().message);
+  auto built = Policy::build(specs, *unknown);
+  if (!built) return tl::unexpected(built.error());
+  return std::make_shared<const Policy>(std::move(*built));
+}
+
 }  // namespace chitty::policy

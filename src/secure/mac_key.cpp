@@ -1,14 +1,15 @@
 #include "chitty/secure/mac_key.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include <sodium.h>
+
+#include "chitty/base/fd.hpp"
+#include "chitty/secure/secret_file.hpp"
 
 namespace chitty::secure {
 
@@ -28,34 +29,19 @@ Result<std::unique_ptr<MacKey>> MacKey::from_bytes(Arena& arena, std::string_vie
 }
 
 Result<std::unique_ptr<MacKey>> MacKey::from_file(Arena& arena, const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return fail("chain key file " + path + ": " + std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return fail("chain key file " + path + " is not a regular file");
-  if ((st.st_mode & 0077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return fail("chain key file " + path + " is readable or writable by group or others (mode " + mode +
-                "); chmod 0600 it (or give it with LoadCredential=)");
+  const std::string shown = "chain key file " + path;
+  auto buf = read_secret_file(arena, path, FileRules{.max_bytes = 4096, .min_bytes = 32, .owner_only = true});
+  if (!buf) {
+    const FileFailure& f = buf.error();
+    if (f.kind == FileFailure::Kind::too_small || f.kind == FileFailure::Kind::too_large) {
+      return fail(shown + " must hold 32 to 4096 bytes");
+    }
+    return fail(secret_file_message(f, shown));
   }
-  if (st.st_size < 32 || st.st_size > 4096) return fail("chain key file " + path + " must hold 32 to 4096 bytes");
-  SecureBuffer buf = SecureBuffer::allocate(arena, static_cast<std::size_t>(st.st_size) + 1);
-  if (!buf) return fail("no locked memory for the chain key");
-  std::size_t got = 0;
-  while (got < buf.capacity()) {
-    ssize_t n = ::read(fd, buf.data() + got, buf.capacity() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail("chain key file " + path + ": " + std::strerror(errno));
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  while (got > 0 && (buf.data()[got - 1] == '\n' || buf.data()[got - 1] == '\r')) --got;
-  buf.resize(got);
-  return from_bytes(arena, {buf.data(), buf.size()});
+  std::size_t n = buf->size();
+  while (n > 0 && (buf->data()[n - 1] == '\n' || buf->data()[n - 1] == '\r')) --n;
+  buf->resize(n);
+  return from_bytes(arena, {buf->data(), buf->size()});
 }
 
 Result<void> MacKey::generate_file(const std::string& path) {
@@ -65,13 +51,12 @@ Result<void> MacKey::generate_file(const std::string& path) {
   char hex[65];
   sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
   sodium_memzero(raw, sizeof raw);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return fail("cannot create " + path + ": " + std::strerror(errno));
   hex[64] = '\n';
-  bool ok = ::write(fd, hex, sizeof hex) == static_cast<ssize_t>(sizeof hex) && ::fsync(fd) == 0;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  bool ok = fd && write_all(fd.get(), {hex, sizeof hex}) && ::fsync(fd.get()) == 0;
   int e = errno;
-  ::close(fd);
   sodium_memzero(hex, sizeof hex);
+  if (!fd) return fail("cannot create " + path + ": " + std::strerror(e));
   if (!ok) return fail("cannot write " + path + ": " + std::strerror(e));
   return {};
 }

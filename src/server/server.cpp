@@ -14,6 +14,26 @@
 
 namespace chitty::server {
 
+ServerOptions options_from(const config::AgentConfig& a) {
+  ServerOptions o;
+  o.limits.max_header_bytes = a.max_header_bytes;
+  o.limits.max_headers = a.max_headers;
+  o.limits.max_uri_bytes = a.max_uri_bytes;
+  o.limits.max_body_bytes = a.max_body_bytes;
+  o.limits.max_requests_per_connection = a.max_requests_per_connection;
+  o.limits.max_pipelined_requests = a.max_pipelined_requests;
+  o.limits.max_secret_responses = a.max_secret_responses_per_connection;
+  o.limits.idle_timeout = a.idle_timeout;
+  o.limits.header_timeout = a.header_timeout;
+  o.limits.body_timeout = a.body_timeout;
+  o.limits.write_timeout = a.write_timeout;
+  o.max_connections = a.max_connections;
+  o.max_connections_per_uid = a.max_connections_per_uid;
+  o.reserved_service_connections = a.reserved_service_connections;
+  o.identity = identity::options_from_environment();
+  return o;
+}
+
 Server::Server(loop::Loop& loop, const Clock& clock, ServerOptions options, const Router& router)
     : loop_(loop), clock_(clock), options_(options), router_(router), session_ctx_(options_.limits, clock_),
       grace_timer_(loop, [this] {

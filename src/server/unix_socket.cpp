@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "chitty/base/fd.hpp"
 #include "chitty/base/random.hpp"
 #include "chitty/base/text.hpp"
 
@@ -65,8 +66,8 @@ Result<void> check_directory(const std::string& dir) {
                 ", which could replace the socket; use a directory owned by root or by the agent's user");
   }
   if ((st.st_mode & 0022) != 0 && (st.st_mode & S_ISVTX) == 0) {
-    return fail("socket directory " + dir +
-                " is writable by group or others (and not sticky), who could replace the socket; chmod go-w it");
+    return fail("socket directory " + dir + " is writable by group or others (mode " + format_mode(st.st_mode) +
+                ", not sticky), who could replace the socket; chmod go-w it");
   }
   return {};
 }
@@ -98,14 +99,14 @@ PathState probe_socket_path(const std::string& path, std::string* detail) {
     if (detail) *detail = "path too long";
     return PathState::unknown;
   }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) {
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) {
     if (detail) *detail = errno_text(errno);
     return PathState::unknown;
   }
-  int rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int rc = connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   int err = rc == 0 ? 0 : errno;
-  close(fd);
+  fd.reset();
   // A listener with a full backlog answers EAGAIN: it is alive, only busy.
   if (rc == 0 || err == EAGAIN || err == EINPROGRESS) return PathState::live_socket;
   if (err == ECONNREFUSED) return PathState::stale_socket;
@@ -129,11 +130,11 @@ Result<SocketFile> create_listening_socket(const SocketSpec& spec) {
   // Agents starting at the same time serialise here, so the probe below and
   // the rename cannot interleave with another agent's.
   std::string lock_path = path + ".lock";
-  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (lock_fd < 0) return fail("cannot open " + lock_path + ": " + errno_text(errno));
-  if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+  // Declared before the socket: on every way out the lock is released last.
+  UniqueFd lock_fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!lock_fd) return fail("cannot open " + lock_path + ": " + errno_text(errno));
+  if (flock(lock_fd.get(), LOCK_EX | LOCK_NB) != 0) {
     int e = errno;
-    close(lock_fd);
     if (e == EWOULDBLOCK) {
       return fail("another chitty-agent is already serving on " + path + " (it holds " + lock_path +
                   "); refusing to displace it");
@@ -143,26 +144,22 @@ Result<SocketFile> create_listening_socket(const SocketSpec& spec) {
 
   std::string detail;
   PathState state = probe_socket_path(path, &detail);
-  auto refuse = [&](const std::string& message) {
-    close(lock_fd);
-    return fail(message);
-  };
   switch (state) {
     case PathState::absent:
     case PathState::stale_socket:  // replaced atomically by the rename below
       break;
     case PathState::live_socket:
-      return refuse("another process is already serving on " + path + "; refusing to displace it");
+      return fail("another process is already serving on " + path + "; refusing to displace it");
     case PathState::not_a_socket:
-      return refuse(path + " exists and is not a socket; refusing to replace it");
+      return fail(path + " exists and is not a socket; refusing to replace it");
     case PathState::unknown:
-      return refuse("cannot check " + path + ": " + detail);
+      return fail("cannot check " + path + ": " + detail);
   }
 
   std::optional<gid_t> gid;
   if (!spec.group.empty()) {
     auto g = resolve_group(spec.group);
-    if (!g) return refuse(g.error().message);
+    if (!g) return fail(g.error().message);
     gid = *g;
   }
 
@@ -173,24 +170,24 @@ Result<SocketFile> create_listening_socket(const SocketSpec& spec) {
   std::string tmp = dir == "/" ? std::string(suffix) : dir + suffix;
   sockaddr_un tmp_addr{};
   if (!fill_address(tmp, tmp_addr)) {
-    return refuse("the socket's directory path is too long to create the socket safely (a temporary name in it needs " +
-                  std::to_string(tmp.size()) + " bytes, Unix sockets allow " +
-                  std::to_string(sizeof tmp_addr.sun_path - 1) + "): " + dir);
+    return fail("the socket's directory path is too long to create the socket safely (a temporary name in it needs " +
+                std::to_string(tmp.size()) + " bytes, Unix sockets allow " +
+                std::to_string(sizeof tmp_addr.sun_path - 1) + "): " + dir);
   }
 
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return refuse("socket(): " + errno_text(errno));
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return fail("socket(): " + errno_text(errno));
   bool bound = false;
   auto cleanup = [&](const std::string& message) {
-    close(fd);
+    fd.reset();
     if (bound) unlink(tmp.c_str());
-    return refuse(message);
+    return fail(message);
   };
 
   // Owner-only from the moment the inode exists; umask is process-wide, but
   // this runs at start-up before any other thread exists.
   mode_t old_umask = umask(0177);
-  int rc = bind(fd, reinterpret_cast<sockaddr*>(&tmp_addr), sizeof tmp_addr);
+  int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&tmp_addr), sizeof tmp_addr);
   int bind_errno = errno;
   umask(old_umask);
   if (rc != 0) return cleanup("cannot bind a socket in " + dir + ": " + errno_text(bind_errno));
@@ -208,9 +205,9 @@ Result<SocketFile> create_listening_socket(const SocketSpec& spec) {
                                : ""));
   }
   if (chmod(tmp.c_str(), static_cast<mode_t>(spec.mode)) != 0) {
-    return cleanup("cannot set the socket's mode: " + errno_text(errno));
+    return cleanup("cannot set the socket's mode to " + format_mode(spec.mode) + ": " + errno_text(errno));
   }
-  if (listen(fd, spec.backlog) != 0) return cleanup("listen(): " + errno_text(errno));
+  if (listen(fd.get(), spec.backlog) != 0) return cleanup("listen(): " + errno_text(errno));
   // Into place: over the stale socket we found, or onto an absent path only if
   // it is still absent.
   rc = state == PathState::absent ? renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE)
@@ -221,12 +218,8 @@ Result<SocketFile> create_listening_socket(const SocketSpec& spec) {
     return cleanup("cannot move the socket into place at " + path + ": " + errno_text(e));
   }
   struct stat st {};
-  if (lstat(path.c_str(), &st) != 0) {
-    int e = errno;
-    close(fd);
-    return refuse("socket vanished from " + path + ": " + errno_text(e));
-  }
-  return SocketFile(fd, lock_fd, path, st.st_dev, st.st_ino);
+  if (lstat(path.c_str(), &st) != 0) return fail("socket vanished from " + path + ": " + errno_text(errno));
+  return SocketFile(fd.release(), lock_fd.release(), path, st.st_dev, st.st_ino);
 }
 
 SocketFile::~SocketFile() {

@@ -1,26 +1,16 @@
 #include "chitty/upstream/credential_provider.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 
+#include "chitty/base/file.hpp"
+#include "chitty/secure/secret_file.hpp"
 #include "complete_later.hpp"
 
 namespace chitty::upstream {
 namespace {
 
 FetchFailure failure(FetchError kind, std::string message) { return FetchFailure{kind, std::move(message)}; }
-
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 }  // namespace
 
@@ -43,41 +33,30 @@ FetchResult CredentialProvider::read(const std::string& name) const {
   if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
     return tl::unexpected(failure(FetchError::not_found, shown + ": not a credential name"));
   }
-  std::string path = *directory_ + "/" + name;
-  Fd f;
-  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  if (f.fd < 0) {
-    int e = errno;
-    FetchError kind = (e == ENOENT || e == ENOTDIR) ? FetchError::not_found : FetchError::unavailable;
-    return tl::unexpected(failure(kind, shown + ": " + std::strerror(e)));
+  // One byte below the arena's largest block: the value's block holds the
+  // file's size + 1, so a file that grew is noticed, not cut.
+  auto out = secure::read_secret_file(arena_, *directory_ + "/" + name,
+                                      FileRules{.max_bytes = secure::Arena::kMaxBlock - 1});
+  if (!out) {
+    const FileFailure& f = out.error();
+    switch (f.kind) {
+      case FileFailure::Kind::no_room:
+        return tl::unexpected(failure(FetchError::no_memory, "no locked memory for the value right now"));
+      case FileFailure::Kind::too_large:
+        return tl::unexpected(failure(FetchError::unavailable,
+                                      shown + ": larger than the " + std::to_string(secure::Arena::kMaxBlock / 1024) +
+                                          " KiB a value may have"));
+      case FileFailure::Kind::open:
+        if (f.error == ENOENT || f.error == ENOTDIR) {
+          return tl::unexpected(failure(FetchError::not_found, shown + ": " + f.reason()));
+        }
+        break;
+      default: break;
+    }
+    return tl::unexpected(failure(FetchError::unavailable, shown + ": " + f.reason()));
   }
-  struct stat st {};
-  if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    return tl::unexpected(failure(FetchError::unavailable, shown + ": not a regular file"));
-  }
-  if (st.st_size < 0 || static_cast<std::size_t>(st.st_size) >= secure::Arena::kMaxBlock) {
-    return tl::unexpected(failure(FetchError::unavailable,
-                                  shown + ": larger than the " + std::to_string(secure::Arena::kMaxBlock / 1024) +
-                                      " KiB a value may have"));
-  }
-  // One byte more than the file claims: a file that grew is noticed, not cut.
-  std::size_t want = static_cast<std::size_t>(st.st_size) + 1;
-  secure::SecureBuffer out = secure::SecureBuffer::allocate(arena_, want);
-  if (!out) return tl::unexpected(failure(FetchError::no_memory, "no locked memory for the value right now"));
-  std::size_t got = 0;
-  while (got < out.capacity()) {
-    ssize_t n = ::read(f.fd, out.data() + got, out.capacity() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return tl::unexpected(failure(FetchError::unavailable, shown + ": " + std::strerror(errno)));
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  if (got == out.capacity()) {
-    return tl::unexpected(failure(FetchError::unavailable, shown + ": changed while it was read"));
-  }
-  if (got > 0 && out.data()[got - 1] == '\n') --got;
-  out.resize(got);
-  return out;
+  if (out->size() > 0 && out->data()[out->size() - 1] == '\n') out->resize(out->size() - 1);
+  return std::move(*out);
 }
 
 void CredentialProvider::fetch(const FetchRequest& request, FetchDone done) {

@@ -1,13 +1,7 @@
 #include "chitty/upstream/token.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-
+#include "chitty/base/file.hpp"
+#include "chitty/secure/secret_file.hpp"
 #include "environment.hpp"
 
 namespace chitty::upstream {
@@ -15,12 +9,6 @@ namespace {
 
 constexpr std::string_view kAssociated = "upstream-token";
 constexpr std::size_t kMaxToken = 16 * 1024;
-
-std::string mode_text(mode_t m) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
-  return buf;
-}
 
 }  // namespace
 
@@ -34,42 +22,16 @@ bool valid_token(std::string_view t) noexcept {
 
 Result<secure::SecureBuffer> Token::read_file() const {
   const std::string shown = "token file " + path_;
-  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  if (fd < 0) return fail(shown + ": " + std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return fail(shown + ": " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) return fail(shown + " is not a regular file");
-  if ((st.st_mode & 0077) != 0) {
-    return fail(shown + " is readable or writable by group or others (mode " + mode_text(st.st_mode) +
-                "); chmod 0600 it (or give it with LoadCredential=)");
-  }
-  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-    return fail(shown + " belongs to uid " + std::to_string(st.st_uid) + ", not to the agent's uid " +
-                std::to_string(::geteuid()) + " or root");
-  }
-  if (st.st_size <= 0) return fail(shown + " is empty");
-  if (static_cast<std::size_t>(st.st_size) > kMaxToken) return fail(shown + " is larger than 16 KiB");
-  secure::SecureBuffer buf = secure::SecureBuffer::allocate(arena_, static_cast<std::size_t>(st.st_size) + 1);
-  if (!buf) return fail("no locked memory to read " + shown);
-  std::size_t got = 0;
-  while (got < buf.capacity()) {
-    ssize_t n = ::read(fd, buf.data() + got, buf.capacity() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(shown + ": " + std::strerror(errno));
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  if (got == buf.capacity()) return fail(shown + " changed while it was read");
-  while (got > 0 && (buf.data()[got - 1] == '\n' || buf.data()[got - 1] == '\r')) --got;
-  buf.resize(got);
-  if (!valid_token({buf.data(), buf.size()})) {
+  auto buf = secure::read_secret_file(
+      arena_, path_, FileRules{.max_bytes = kMaxToken, .min_bytes = 1, .owner_only = true, .owned_by_agent = true});
+  if (!buf) return fail(secure::secret_file_message(buf.error(), shown));
+  std::size_t got = buf->size();
+  while (got > 0 && (buf->data()[got - 1] == '\n' || buf->data()[got - 1] == '\r')) --got;
+  buf->resize(got);
+  if (!valid_token({buf->data(), buf->size()})) {
     return fail(shown + " does not hold a token (empty, or spaces or control characters in it)");
   }
-  return buf;
+  return std::move(*buf);
 }
 
 Result<std::unique_ptr<Token>> Token::from_file(secure::Arena& arena, secure::Sealer& sealer, std::string path) {

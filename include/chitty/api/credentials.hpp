@@ -79,6 +79,8 @@ void register_credential_routes(server::Router& router, CredentialsContext& ctx)
 void register_emergency_routes(server::Router& router, CredentialsContext& ctx);
 void register_admin_routes(server::Router& router, CredentialsContext& ctx);
 // GET /metrics.
-void register_metrics_route(server::Router& router, CredentialsContext& ctx, Metrics::Sources sources);
+// GET /metrics: `observed` must outlive the router (parts opened later are
+// read as they are filled in).
+void register_metrics_route(server::Router& router, CredentialsContext& ctx, const Observed& observed);
 
 }  // namespace chitty::api

@@ -8,37 +8,15 @@
 #include <string>
 #include <vector>
 
-#include "chitty/base/clock.hpp"
-#include "chitty/broker/broker.hpp"
-#include "chitty/cache/cache.hpp"
-#include "chitty/secure/arena.hpp"
-#include "chitty/secure/sealer.hpp"
+#include "chitty/api/observed.hpp"
 #include "chitty/identity/identity.hpp"
 #include "chitty/json/writer.hpp"
 #include "chitty/server/server.hpp"
-#include "chitty/audit/shipper.hpp"
-#include "chitty/audit/spool.hpp"
-#include "chitty/audit/spool_recorder.hpp"
-#include "chitty/upstream/connect_provider.hpp"
 
 namespace chitty::api {
 
-struct HealthContext {
-  const Clock* clock = nullptr;
-  MonoTime started{};
-  WallTime started_wall{};
-  const server::Server* server = nullptr;  // connection figures; may be null
-  const cache::Cache* cache = nullptr;     // cache figures and mode; may be null
-  const secure::Arena* arena = nullptr;    // locked memory; may be null
-  const secure::Sealer* sealer = nullptr;
-  const broker::Broker* broker = nullptr;
-  std::vector<const upstream::ConnectProvider*> connect;  // primary, then backup; empty without Connect
-  Duration fallback_window{};
-  const audit::Spool* spool = nullptr;           // the audit spool; null when audit is in memory
-  const audit::Shipper* shipper = nullptr;       // null without a sink
-  const audit::SpoolRecorder* recorder = nullptr;
-  std::string started_at;                  // formatted once by register_health_routes
-};
+// /health reads what the agent observes (observed.hpp).
+using HealthContext = Observed;
 
 // The /health body for the current moment; `caller` is the identity of the
 // client asking, shown under "caller" so an operator sees what the agent sees.

@@ -8,6 +8,8 @@
 // Thread: loop thread only.
 #pragma once
 
+#include "chitty/api/observed.hpp"
+
 #include <array>
 #include <cstdint>
 #include <map>
@@ -56,16 +58,9 @@ class Metrics {
   // An emergency revocation made or cleared ("revoke", "clear").
   void revocation(std::string_view action);
 
-  struct Sources {
-    const server::Server* server = nullptr;
-    const cache::Cache* cache = nullptr;
-    const secure::Arena* arena = nullptr;
-    const broker::Broker* broker = nullptr;
-    std::vector<const upstream::ConnectProvider*> connect;
-    const audit::Spool* spool = nullptr;
-    const audit::Shipper* shipper = nullptr;
-    const audit::SpoolRecorder* recorder = nullptr;
-  };
+  // What the gauges read: the agent's parts (observed.hpp).
+  using Sources = Observed;
+
   std::string render(const Sources& s) const;
 
  private:

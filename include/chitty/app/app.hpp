@@ -29,12 +29,6 @@ struct RunOptions {
 // Loads the configuration as the agent does at start and on SIGHUP.
 config::LoadResult load_configuration(const RunOptions& options);
 
-// `chitty-agent --verify-audit PATH --chain-key FILE [--head SEQ:MAC]`:
-// checks an audit spool directory or an exported NDJSON stream ("-" for
-// standard input) and prints the verdict or the first break. Returns 0 when
-// the chain is intact, 1 when it is broken, 2 on a usage problem.
-int verify_audit(const std::string& path, const std::string& key_file, const std::optional<std::string>& head);
-
 // Tells the service manager (STOPPING=1 and STATUS=) that the agent gives up
 // before run() could start, e.g. on an invalid configuration.
 void report_startup_failure(const std::string& reason);

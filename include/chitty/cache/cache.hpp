@@ -22,6 +22,7 @@
 
 #include "chitty/base/clock.hpp"
 #include "chitty/base/result.hpp"
+#include "chitty/config/config.hpp"
 #include "chitty/secure/arena.hpp"
 #include "chitty/secure/sealer.hpp"
 #include "chitty/secure/secure_buffer.hpp"
@@ -41,6 +42,9 @@ struct Options {
   std::size_t max_locked_bytes = 6 * 1024 * 1024;
   std::vector<std::pair<std::string, Duration>> category_ttl;  // overrides ttl
 };
+
+// The options `[cache]` describes.
+Options options_from(const config::CacheConfig& c);
 
 // Where a value came from (not secret).
 struct Meta {

@@ -4,12 +4,16 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <tl/expected.hpp>
+
+#include "chitty/base/result.hpp"
+#include "chitty/catalog/catalog.hpp"
 
 #include "chitty/log/log.hpp"
 
@@ -209,5 +213,13 @@ std::vector<Problem> validate(const Config& c);
 // A commented TOML document listing every key with its default, type, bounds
 // and meaning: `chitty-agent --print-default-config`.
 std::string default_config_toml();
+
+// The credential catalog a configuration describes: its [[credential]]
+// sections, with the fallback sources `[fallback]` allows. The validation
+// has accepted it already, so an error here is a bug; it is reported.
+Result<std::shared_ptr<const catalog::Catalog>> catalog_from(const Config& c);
+// Every environment variable the [[credential]] sections name, whether or
+// not environment fallbacks are on (they are scrubbed either way).
+std::vector<std::string> catalog_env_names(const Config& c);
 
 }  // namespace chitty::config

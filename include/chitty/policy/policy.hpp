@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,7 @@
 #include "chitty/base/units.hpp"
 #include "chitty/catalog/catalog.hpp"
 #include "chitty/catalog/reference.hpp"
+#include "chitty/config/config.hpp"
 #include "chitty/identity/identity.hpp"
 
 namespace chitty::policy {
@@ -88,5 +90,10 @@ class Policy {
   std::vector<Service> services_;
   Rate unknown_callers_{30, std::chrono::hours(1)};
 };
+
+// The policy a configuration describes: its [[service]] sections and the
+// unknown callers' rate. The configuration's validation has accepted it
+// already, so an error here is a bug; it is reported, not ignored.
+Result<std::shared_ptr<const Policy>> policy_from(const config::Config& c);
 
 }  // namespace chitty::policy

@@ -20,6 +20,7 @@
 
 #include "chitty/base/clock.hpp"
 #include "chitty/base/result.hpp"
+#include "chitty/config/config.hpp"
 #include "chitty/http/limits.hpp"
 #include "chitty/http/router.hpp"
 #include "chitty/log/log.hpp"
@@ -63,6 +64,10 @@ struct ServerStats {
   std::uint64_t protocol_errors = 0;    // requests refused by the session
   std::uint64_t timeouts = 0;           // header/body/write timeouts
 };
+
+// The options `[agent]` describes (with the identity options the
+// environment sets for tests).
+ServerOptions options_from(const config::AgentConfig& agent);
 
 class Server {
  public:

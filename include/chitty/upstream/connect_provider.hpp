@@ -21,6 +21,11 @@
 // the value asked for is copied out (into another SecureBuffer), and the
 // answer is wiped.
 //
+// Inside (src/upstream): the requests and what they teach are here; which
+// section and field of an item a reference names is the pure
+// item_matcher.hpp; availability (breaker, probes, 429 backoff, status) is
+// connect_health.hpp, a ConnectHealth this provider owns.
+//
 // Thread: loop thread only.
 #pragma once
 
@@ -30,12 +35,11 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "chitty/base/clock.hpp"
+#include "chitty/base/expiring_map.hpp"
 #include "chitty/loop/task_queue.hpp"
-#include "chitty/loop/timer.hpp"
 #include "chitty/secure/arena.hpp"
 #include "chitty/upstream/breaker.hpp"
 #include "chitty/upstream/http_client.hpp"
@@ -77,6 +81,8 @@ struct ConnectStatus {
 };
 std::string_view connect_health_name(ConnectStatus::Health h) noexcept;
 
+class ConnectHealth;  // src/upstream/connect_health.hpp
+
 class ConnectProvider final : public Provider {
  public:
   // `random` returns numbers in [0, 1) (jitter).
@@ -106,7 +112,7 @@ class ConnectProvider final : public Provider {
   // not run). Idempotent.
   void close() noexcept;
   // Called whenever status().health or the breaker state changes.
-  void on_change(std::function<void()> listener) { listener_ = std::move(listener); }
+  void on_change(std::function<void()> listener);
   // A reload: new timeouts, intervals and breaker settings (not the URL).
   void reconfigure(const ConnectOptions& options);
   // Re-reads the token file (SIGHUP); logs the outcome.
@@ -114,7 +120,7 @@ class ConnectProvider final : public Provider {
   // Forgets every name → ID resolution and negative entry.
   void forget_resolutions();
 
-  const ConnectStatus& status() const noexcept { return status_; }
+  const ConnectStatus& status() const noexcept;
   const ConnectOptions& options() const noexcept { return options_; }
 
  private:
@@ -122,25 +128,18 @@ class ConnectProvider final : public Provider {
   using JobPtr = std::shared_ptr<Job>;
   enum class Step { vault, item, vault_name, full };
 
+  JobPtr new_job(const catalog::Reference& ref, std::string name_key);  // registered in jobs_
   void run(const JobPtr& job);
   void request(const JobPtr& job, Step step, std::string url);
   void on_answer(const JobPtr& job, Step step, std::string url, HttpResult r);
+  void on_status(const JobPtr& job, Step step, std::string url, HttpResponse& r);
+  void malformed(const JobPtr& job, const std::string& why);  // an answer that is not what Connect sends
   void on_vaults(const JobPtr& job, HttpResponse& r);
   void on_items(const JobPtr& job, HttpResponse& r);
   void on_item(const JobPtr& job, HttpResponse& r);
   void finish(const JobPtr& job, FetchResult r);
   void fail(const JobPtr& job, FetchError kind, std::string message);
-
-  void probe();
-  void on_probe(bool health_probe, HttpResult r);
-  void schedule_probe();
-  void availability_failure(const std::string& why);
-  // `authenticated`: the answer was to a request carrying the token (a /v1
-  // call), so it also says the token is accepted.
-  void availability_success(Duration latency, const std::string& version, bool authenticated);
-  void set_health(ConnectStatus::Health h);
-  void changed();
-  std::string where() const;  // "Connect (primary, http://…)"
+  void remember_not_found(const JobPtr& job);  // for negative_ttl
 
   loop::TaskQueue& tasks_;
   HttpClient& http_;
@@ -148,46 +147,25 @@ class ConnectProvider final : public Provider {
   const Clock& clock_;
   Token& token_;
   ConnectOptions options_;
-  std::function<double()> random_;
-  Breaker breaker_;
-  loop::Timer probe_timer_;
-  std::function<void()> listener_;
-  ConnectStatus status_;
-  bool last_outcome_ok_ = true;
+  std::unique_ptr<ConnectHealth> health_;  // breaker, probes, 429 backoff, status
   bool closed_ = false;
-  bool probe_in_flight_ = false;
-  std::uint64_t probe_job_ = 0;
-  MonoTime next_health_probe_{};
-  MonoTime rate_limited_until_{};
-  unsigned rate_limits_in_a_row_ = 0;
 
-  struct Resolved {
-    std::string id;
-    MonoTime at;
-  };
-  std::unordered_map<std::string, Resolved> vault_ids_;  // folded vault name -> id
-  std::unordered_map<std::string, Resolved> item_ids_;   // vault id + '\n' + folded title -> id
-  // canonical reference -> resolved key (heterogeneous lookup by string_view).
-  // It expires like the other resolutions: a renamed item stops answering
-  // to its old name once resolution_ttl has passed (while the server is
-  // unavailable it is kept: the cache's fallback window bounds it then).
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
-  struct Keyed {
-    std::string key;
-    MonoTime at;
-  };
-  std::unordered_map<std::string, Keyed, Hash, std::equal_to<>> keys_;
-  std::unordered_map<std::string, std::string> vault_names_;  // vault id -> name
-  struct Remembered {
-    Resolution resolution;
-    MonoTime at;
-  };
-  std::unordered_map<std::string, Remembered> resolutions_;  // canonical reference -> its forms
-  std::unordered_map<std::string, MonoTime> negative_;   // canonical reference -> until
-  std::map<std::uint64_t, JobPtr> jobs_;                 // in flight, by number
+  // What was learnt from Connect, each map bounded (the oldest entry makes
+  // room) and expiring: the name → ID lookups and the forms of a reference
+  // after resolution_ttl, "not found" after negative_ttl.
+  template <class V>
+  using Remembered = ExpiringMap<std::string, V>;
+  struct NotFound {};
+  Remembered<std::string> vault_ids_;    // folded vault name -> id
+  Remembered<std::string> item_ids_;     // vault id + '\n' + folded title -> id
+  // canonical reference -> resolved key. A renamed item stops answering to
+  // its old name once resolution_ttl has passed — except while the server
+  // is unavailable (resolved_key()): the cache's fallback window bounds it then.
+  Remembered<std::string> keys_;
+  Remembered<std::string> vault_names_;  // vault id -> name (never expires)
+  Remembered<Resolution> resolutions_;   // canonical reference -> its forms
+  Remembered<NotFound> negative_;        // canonical reference; each keeps the negative_ttl it was put with
+  std::map<std::uint64_t, JobPtr> jobs_;  // in flight, by number
   std::uint64_t next_job_ = 1;
 };
 

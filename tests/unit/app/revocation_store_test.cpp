@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -203,4 +204,31 @@ TEST_CASE("a damaged revocations file is an error, not an empty list", "[app][re
     REQUIRE_FALSE(r);
     CHECK_THAT(r.error().message, Catch::Contains("damaged"));
   }
+}
+
+TEST_CASE("a revocations file that is no regular file is refused with its name; a save leaves no temporary",
+          "[app][revocations]") {
+  TempDir dir;
+  Keys k;
+  RevocationStore store(dir.path(), *k.key);
+  REQUIRE(store.save(sample()));
+  CHECK(::access((store.path() + ".tmp").c_str(), F_OK) != 0);
+  const std::string sealed = read_file(store.path());
+
+  // A symlink to a sealed copy is not followed: it is not the agent's file.
+  REQUIRE(::rename(store.path().c_str(), (dir / "elsewhere.json").c_str()) == 0);
+  REQUIRE(::symlink((dir / "elsewhere.json").c_str(), store.path().c_str()) == 0);
+  auto link = store.load(std::nullopt, false);
+  REQUIRE_FALSE(link);
+  CHECK_THAT(link.error().message, Catch::Contains("cannot read " + store.path()));
+  REQUIRE(::unlink(store.path().c_str()) == 0);
+
+  REQUIRE(::mkdir(store.path().c_str(), 0700) == 0);
+  auto directory = store.load(std::nullopt, true);
+  REQUIRE_FALSE(directory);
+  CHECK(directory.error().message == "cannot read " + store.path() + ": not a regular file");
+  REQUIRE(::rmdir(store.path().c_str()) == 0);
+
+  dir.write("revocations.json", sealed);
+  CHECK(store.load(std::nullopt, false));  // the same bytes, in place: read as before
 }

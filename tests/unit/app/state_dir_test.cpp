@@ -45,6 +45,7 @@ TEST_CASE("a state directory others can write to is refused", "[app][state]") {
   auto s = StateDir::open(path);
   REQUIRE_FALSE(s.has_value());
   CHECK(s.error().message.find("writable by group or others") != std::string::npos);
+  CHECK(s.error().message.find("(mode 0777)") != std::string::npos);
 }
 
 TEST_CASE("a state path that is a file is refused", "[app][state]") {

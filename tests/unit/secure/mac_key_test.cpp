@@ -1,6 +1,7 @@
 // The audit chain's key: HMAC-SHA-256 against RFC 4231's vectors (the keyed
 // state is precomputed once, so a MAC must not depend on the ones before),
-// and the key file's rules.
+// and the key file's rules; read_secret_file, the reader of every secret
+// file (the key's among them).
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 
 #include "chitty/secure/arena.hpp"
 #include "chitty/secure/mac_key.hpp"
+#include "chitty/secure/secret_file.hpp"
 #include "temp_dir.hpp"
 
 using chitty::secure::MacKey;
@@ -75,7 +77,13 @@ TEST_CASE("a chain key needs 32 bytes, and a file only the agent can read", "[se
   CHECK((*key)->mac("x") == (*same)->mac("x"));
 
   write_file(path, "short\n", 0600);
-  CHECK_FALSE(MacKey::from_file(arena(), path));
+  auto short_key = MacKey::from_file(arena(), path);
+  REQUIRE_FALSE(short_key);
+  CHECK(short_key.error().message == "chain key file " + path + " must hold 32 to 4096 bytes");
+
+  auto missing = MacKey::from_file(arena(), dir / "missing.key");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message == "chain key file " + (dir / "missing.key") + ": No such file or directory");
 }
 
 TEST_CASE("a generated key file is new, private and 32 random bytes in hex", "[secure][mac]") {
@@ -98,4 +106,50 @@ TEST_CASE("a generated key file is new, private and 32 random bytes in hex", "[s
   std::ifstream in2(other);
   std::string text2((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>());
   CHECK(text2 != text);
+}
+
+TEST_CASE("a secret file goes straight into locked memory, exactly its bytes", "[secure][secret_file]") {
+  chitty::secure::ArenaOptions o;
+  o.capacity = 1 << 20;
+  auto fresh = chitty::secure::Arena::create(o);
+  REQUIRE(fresh);
+  chitty::secure::Arena& a = **fresh;
+  TempDir dir;
+  std::string bytes(60000, '\0');  // beyond any one read buffer; every byte value, \0 included
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 % 256);
+  write_file(dir / "value", bytes, 0600);
+  const chitty::FileRules rules{.max_bytes = chitty::secure::Arena::kMaxBlock - 1, .owner_only = true};
+  {
+    auto got = chitty::secure::read_secret_file(a, dir / "value", rules);
+    REQUIRE(got);
+    CHECK(got->size() == bytes.size());
+    CHECK(std::string_view(got->data(), got->size()) == bytes);
+    CHECK(a.contains(got->data()));
+    CHECK(a.used() > 0);
+  }
+  CHECK(a.used() == 0);  // released (and wiped) with the buffer
+
+  write_file(dir / "empty", "", 0600);
+  {
+    auto empty = chitty::secure::read_secret_file(a, dir / "empty", rules);
+    REQUIRE(empty);
+    CHECK(empty->size() == 0);
+  }
+
+  // The file's size + 1 must fit one block: a file of kMaxBlock bytes has no room.
+  write_file(dir / "huge", std::string(chitty::secure::Arena::kMaxBlock, 'x'), 0600);
+  auto huge = chitty::secure::read_secret_file(
+      a, dir / "huge", chitty::FileRules{.max_bytes = chitty::secure::Arena::kMaxBlock});
+  REQUIRE_FALSE(huge);
+  CHECK(huge.error().kind == chitty::FileFailure::Kind::no_room);
+  CHECK(chitty::secure::secret_file_message(huge.error(), "token file T") == "no locked memory to read token file T");
+  CHECK(a.used() == 0);
+
+  write_file(dir / "shared", "s3cret", 0644);
+  auto shared = chitty::secure::read_secret_file(a, dir / "shared", rules);
+  REQUIRE_FALSE(shared);
+  CHECK(chitty::secure::secret_file_message(shared.error(), "token file T") ==
+        "token file T is readable or writable by group or others (mode 0644); chmod 0600 it (or give it with "
+        "LoadCredential=)");
+  CHECK(a.used() == 0);
 }
