@@ -82,7 +82,7 @@ std::string insights_body(const std::vector<audit::Event>& events, const std::st
                           const std::string& request_id);
 
 void audit_route(CredentialsContext& ctx, server::Call call) {
-  Route route = route_of(ctx, "/api/credentials/audit");
+  Route route = route_of(ctx, call);
   audit::Event ev = ctx.broker->refused_event(call.caller(), call.request_id(), "audit-read");
   if (!admin_or_refuse(ctx, call, route, ev)) return;
   auto q = read_audit_query(call.request().query());
@@ -93,7 +93,7 @@ void audit_route(CredentialsContext& ctx, server::Call call) {
 }
 
 void insights_route(CredentialsContext& ctx, server::Call call) {
-  Route route = route_of(ctx, "/api/onepassword/insights/{service}");
+  Route route = route_of(ctx, call);
   audit::Event ev = ctx.broker->refused_event(call.caller(), call.request_id(), "insights");
   if (!admin_or_refuse(ctx, call, route, ev)) return;
   std::string service(call.param("service"));
@@ -186,7 +186,7 @@ void register_admin_routes(server::Router& router, CredentialsContext& ctx) {
 
 void register_metrics_route(server::Router& router, CredentialsContext& ctx, const Observed& sources) {
   router.add(http::Method::get, "/metrics", [&ctx, &sources](server::Call call) {
-    Route route = route_of(ctx, "/metrics");
+    Route route = route_of(ctx, call);
     http::Response r = http::Response::text(200, ctx.metrics != nullptr ? ctx.metrics->render(sources) : "");
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     if (ctx.metrics != nullptr && ctx.clock != nullptr) {

@@ -12,10 +12,11 @@ namespace chitty::api {
 // What a route handler carries along to answer: its route pattern (a metric
 // label) and when it started.
 struct Route {
-  std::string_view pattern;
+  std::string_view pattern;  // the router's (call.route()): valid while the router lives
   MonoTime started{};
 };
-Route route_of(const CredentialsContext& ctx, std::string_view pattern);
+// The route `call` came in on, starting now.
+Route route_of(const CredentialsContext& ctx, const server::Call& call);
 
 // Records `event` and sends `response` — or, if the event cannot be
 // recorded, refuses with 503 audit_unavailable. Counts the answer.

@@ -19,8 +19,8 @@ using http::ErrorCode;
 // ---------------------------------------------------------------------------
 // Answering (shared with emergency.cpp and admin.cpp through answer.hpp)
 
-Route route_of(const CredentialsContext& ctx, std::string_view pattern) {
-  return Route{pattern, ctx.clock != nullptr ? ctx.clock->now() : MonoTime{}};
+Route route_of(const CredentialsContext& ctx, const server::Call& call) {
+  return Route{call.route(), ctx.clock != nullptr ? ctx.clock->now() : MonoTime{}};
 }
 
 namespace {
@@ -323,7 +323,7 @@ void finish_batch(CredentialsContext& ctx, const std::shared_ptr<BatchState>& st
 }
 
 void batch(CredentialsContext& ctx, server::Call call) {
-  Route route = route_of(ctx, "/api/onepassword/batch-retrieve");
+  Route route = route_of(ctx, call);
   call.will_hold_secret();
   identity::Identity caller = call.caller();
   auto parsed = read_batch(call.request().body());
@@ -361,9 +361,9 @@ void batch(CredentialsContext& ctx, server::Call call) {
 // ---------------------------------------------------------------------------
 // service-token, integration-key
 
-void by_target(CredentialsContext& ctx, server::Call call, std::string_view pattern, std::string_view category,
-               const std::string& vault, std::string_view field) {
-  Route route = route_of(ctx, pattern);
+void by_target(CredentialsContext& ctx, server::Call call, std::string_view category, const std::string& vault,
+               std::string_view field) {
+  Route route = route_of(ctx, call);
   std::string target(call.param(category == "service" ? "target" : "integration"));
   auto options = read_get_options(call.request().query());
   Parsed<broker::Ask> ask = [&]() -> Parsed<broker::Ask> {
@@ -392,7 +392,7 @@ void by_target(CredentialsContext& ctx, server::Call call, std::string_view patt
 // validate
 
 void validate(CredentialsContext& ctx, server::Call call) {
-  Route route = route_of(ctx, "/api/credentials/validate");
+  Route route = route_of(ctx, call);
   identity::Identity caller = call.caller();
   auto ask = read_validate(call.request().body());
   if (!ask) {
@@ -447,41 +447,39 @@ void validate(CredentialsContext& ctx, server::Call call) {
 
 void register_credential_routes(server::Router& router, CredentialsContext& ctx) {
   // Every route is admitted first (callers without a service share a bucket).
-  auto gated = [&ctx](std::string_view pattern, std::string_view action, auto handler) {
-    return [&ctx, pattern, action, handler](server::Call call) {
-      if (!admit(ctx, call, route_of(ctx, pattern), action)) return;
+  auto gated = [&ctx](std::string_view action, auto handler) {
+    return [&ctx, action, handler](server::Call call) {
+      if (!admit(ctx, call, route_of(ctx, call), action)) return;
       handler(std::move(call));
     };
   };
-  router.add(http::Method::post, "/api/onepassword/retrieve",
-             gated("/api/onepassword/retrieve", "retrieve", [&ctx](server::Call call) {
+  router.add(http::Method::post, "/api/onepassword/retrieve", gated("retrieve", [&ctx](server::Call call) {
                auto ask = read_retrieve(call.request().body());
-               serve(ctx, std::move(call), route_of(ctx, "/api/onepassword/retrieve"), std::move(ask), &json_value);
+               Route route = route_of(ctx, call);
+               serve(ctx, std::move(call), route, std::move(ask), &json_value);
              }));
-  router.add(http::Method::get, "/v1/secret", gated("/v1/secret", "retrieve", [&ctx](server::Call call) {
+  router.add(http::Method::get, "/v1/secret", gated("retrieve", [&ctx](server::Call call) {
                auto ask = read_secret_query(call.request().query());
-               serve(ctx, std::move(call), route_of(ctx, "/v1/secret"), std::move(ask), &raw_value);
+               Route route = route_of(ctx, call);
+               serve(ctx, std::move(call), route, std::move(ask), &raw_value);
              }));
-  router.add(http::Method::post, "/api/credentials/provision",
-             gated("/api/credentials/provision", "provision", [&ctx](server::Call call) {
+  router.add(http::Method::post, "/api/credentials/provision", gated("provision", [&ctx](server::Call call) {
                auto ask = read_provision(call.request().body());
-               serve(ctx, std::move(call), route_of(ctx, "/api/credentials/provision"), std::move(ask), &json_value);
+               Route route = route_of(ctx, call);
+               serve(ctx, std::move(call), route, std::move(ask), &json_value);
              }));
   router.add(http::Method::post, "/api/onepassword/batch-retrieve",
-             gated("/api/onepassword/batch-retrieve", "batch-retrieve",
-                   [&ctx](server::Call call) { batch(ctx, std::move(call)); }));
+             gated("batch-retrieve", [&ctx](server::Call call) { batch(ctx, std::move(call)); }));
   router.add(http::Method::get, "/api/onepassword/service-token/{target}",
-             gated("/api/onepassword/service-token/{target}", "service-token", [&ctx](server::Call call) {
-               by_target(ctx, std::move(call), "/api/onepassword/service-token/{target}", "service",
-                         ctx.services_vault, "service_token");
+             gated("service-token", [&ctx](server::Call call) {
+               by_target(ctx, std::move(call), "service", ctx.services_vault, "service_token");
              }));
   router.add(http::Method::get, "/api/onepassword/integration-key/{integration}",
-             gated("/api/onepassword/integration-key/{integration}", "integration-key", [&ctx](server::Call call) {
-               by_target(ctx, std::move(call), "/api/onepassword/integration-key/{integration}", "integration",
-                         ctx.integrations_vault, "api_key");
+             gated("integration-key", [&ctx](server::Call call) {
+               by_target(ctx, std::move(call), "integration", ctx.integrations_vault, "api_key");
              }));
   router.add(http::Method::post, "/api/credentials/validate",
-             gated("/api/credentials/validate", "validate", [&ctx](server::Call call) { validate(ctx, std::move(call)); }));
+             gated("validate", [&ctx](server::Call call) { validate(ctx, std::move(call)); }));
 }
 
 }  // namespace chitty::api

@@ -258,7 +258,7 @@ void carry_out_clear(CredentialsContext& ctx, server::Call& call, const Route& r
 }
 
 void handle(CredentialsContext& ctx, FailureLog& failures, server::Call call, bool clear) {
-  Route route = route_of(ctx, clear ? "/api/onepassword/emergency-revoke/clear" : "/api/onepassword/emergency-revoke");
+  Route route = route_of(ctx, call);
   identity::Identity caller = call.caller();
   audit::Event ev = ctx.broker->refused_event(caller, call.request_id(), clear ? "revoke-clear" : "revoke");
   ev.kind = audit::Kind::revoke;
@@ -324,7 +324,7 @@ void handle(CredentialsContext& ctx, FailureLog& failures, server::Call call, bo
 // for an operator whose uid another process spent. No emergency token is
 // needed or checked; the admin's own rate limit applies.
 void unlock(CredentialsContext& ctx, FailureLog& failures, server::Call call) {
-  Route route = route_of(ctx, "/api/onepassword/emergency-revoke/unlock");
+  Route route = route_of(ctx, call);
   identity::Identity caller = call.caller();
   audit::Event ev = ctx.broker->refused_event(caller, call.request_id(), "revoke-unlock");
   ev.kind = audit::Kind::revoke;

@@ -1,114 +1,48 @@
 #include "chitty/app/app.hpp"
 
-#include <signal.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <csignal>
-#include <cstdio>
 #include <memory>
 #include <vector>
 
 #include "chitty/api/credentials.hpp"
 #include "chitty/api/health.hpp"
-#include "chitty/audit/audit.hpp"
-#include "chitty/audit/trail.hpp"
-#include "chitty/broker/broker.hpp"
-#include "chitty/cache/cache.hpp"
-#include "chitty/catalog/catalog.hpp"
-#include "chitty/config/schema.hpp"
-#include "chitty/loop/task_queue.hpp"
-#include "chitty/loop/timer.hpp"
-#include "chitty/policy/policy.hpp"
-#include "chitty/secure/arena.hpp"
-#include "chitty/secure/hardening.hpp"
-#include "chitty/secure/sealer.hpp"
-#include "chitty/base/random.hpp"
-#include "chitty/upstream/connect_upstream.hpp"
-#include "chitty/upstream/credential_provider.hpp"
-#include "chitty/upstream/token.hpp"
-#include "chitty/upstream/env_provider.hpp"
 #include "chitty/app/revocation_store.hpp"
 #include "chitty/app/state_dir.hpp"
+#include "chitty/audit/trail.hpp"
+#include "chitty/base/random.hpp"
 #include "chitty/base/units.hpp"
-#include "chitty/identity/peer.hpp"
-#include "chitty/lifecycle/activation.hpp"
+#include "chitty/broker/broker.hpp"
+#include "chitty/cache/cache.hpp"
+#include "chitty/config/schema.hpp"
+#include "chitty/lifecycle/listener.hpp"
 #include "chitty/lifecycle/notify.hpp"
+#include "chitty/lifecycle/process.hpp"
 #include "chitty/lifecycle/watchdog.hpp"
 #include "chitty/log/journal.hpp"
 #include "chitty/log/log.hpp"
 #include "chitty/loop/loop.hpp"
 #include "chitty/loop/signal.hpp"
+#include "chitty/loop/task_queue.hpp"
+#include "chitty/loop/timer.hpp"
+#include "chitty/policy/policy.hpp"
+#include "chitty/secure/hardening.hpp"
+#include "chitty/secure/vault.hpp"
 #include "chitty/server/server.hpp"
-#include "chitty/server/unix_socket.hpp"
+#include "chitty/upstream/connect_upstream.hpp"
+#include "chitty/upstream/credential_provider.hpp"
+#include "chitty/upstream/env_provider.hpp"
+#include "chitty/upstream/token.hpp"
 #include "chitty_version.h"
 
 namespace chitty::app {
 namespace {
 
-// Stop and reload signals stay blocked from start until the loop watches them,
-// so one that arrives while the agent starts is handled, not fatal.
-constexpr int kHandledSignals[] = {SIGTERM, SIGINT, SIGHUP};
-
-void block_handled_signals(bool block) {
-  sigset_t set;
-  sigemptyset(&set);
-  for (int s : kHandledSignals) sigaddset(&set, s);
-  sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
-}
-
-void prepare_process() {
-  // Writes to a socket whose peer left must fail with EPIPE, not kill us.
-  std::signal(SIGPIPE, SIG_IGN);
-  // Every connection is a descriptor: use the whole hard limit.
-  rlimit nofile{};
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &nofile);
-  }
-}
-
-
-
-double jitter() { return static_cast<double>(random_u64() >> 11) * 0x1.0p-53; }
-
-
-
-// Locked memory and the sealing key: made before anything else exists, so
-// the agent refuses to start (rather than run unprotected) when it cannot
-// lock the memory.
-struct Vault {
-  std::unique_ptr<secure::Arena> arena;
-  std::unique_ptr<secure::Sealer> sealer;
-};
-
-Result<Vault> open_vault(const config::CacheConfig& c) {
-  secure::ArenaOptions o;
-  o.capacity = c.max_locked_bytes + c.transient_locked_bytes;
-  o.allow_unlocked = c.allow_unlocked_memory;
-  auto arena = secure::Arena::create(o);
-  if (!arena) return tl::unexpected(arena.error());
-  auto sealer = secure::Sealer::create(**arena);
-  if (!sealer) return tl::unexpected(sealer.error());
-  return Vault{std::move(*arena), std::move(*sealer)};
-}
-
-// The socket the agent serves on: one it created (and removes on a clean
-// stop) or one systemd passed (never unlinked: systemd owns it).
-struct Listener {
-  std::optional<server::SocketFile> file;
-  int fd = -1;
-  std::string path;
-  bool activated = false;
-};
-
 // Everything that lives on the loop, so that it can be torn down (and its
 // handles closed) before the loop itself is closed.
 class Agent {
  public:
-  Agent(loop::Loop& loop, const RunOptions& options, const config::Config& config, Listener listener,
-        const Clock& clock, lifecycle::Notifier& notifier, Vault& vault)
+  Agent(loop::Loop& loop, const RunOptions& options, const config::Config& config, lifecycle::Listener listener,
+        const Clock& clock, lifecycle::Notifier& notifier, secure::Vault& vault)
       : loop_(loop), options_(options), config_(config), listener_(std::move(listener)), clock_(clock), notifier_(notifier),
         vault_(vault),
         tasks_(loop),
@@ -159,17 +93,20 @@ class Agent {
   Result<void> load_sources() {
     if (auto r = open_trail(); !r) return r;
     if (auto r = open_upstream(); !r) return r;
-    if (auto r = open_emergency(); !r) return r;
-    if (auto r = open_revocations(); !r) return r;
-    return apply_sources(config_, true);
+    if (auto r = emergency_.open(config_.emergency.token_file); !r) return r;
+    credentials_ctx_.emergency_token = emergency_.get();
+    auto store = open_revocations(config_.agent.state_dir, *trail_, broker_, options_.accept_revocations);
+    if (!store) return tl::unexpected(store.error());
+    revocation_store_ = std::move(*store);
+    return apply(config_, true);
   }
 
   Result<void> start() {
-    int fd = listener_.file ? listener_.file->release_fd() : listener_.fd;
+    int fd = listener_.take_fd();
     sweep_.start(std::chrono::minutes(1), std::chrono::minutes(1));
     sweep_.unref();
     auto r = server_.start(fd);
-    if (!r && listener_.file) listener_.file->remove();
+    if (!r) listener_.remove();
     if (r) {
       if (connect_) connect_->start();
     }
@@ -196,7 +133,7 @@ class Agent {
   // The audit trail, opened from its section: everything decided goes
   // through it from here on.
   Result<void> open_trail() {
-    auto trail = audit::Trail::open({loop_, tasks_, *vault_.arena, *vault_.sealer, clock_, &jitter}, config_.audit,
+    auto trail = audit::Trail::open({loop_, tasks_, *vault_.arena, *vault_.sealer, clock_, &random_unit}, config_.audit,
                                     config_.agent.state_dir);
     if (!trail) return tl::unexpected(trail.error());
     trail_ = std::move(*trail);
@@ -206,56 +143,9 @@ class Agent {
     observed_.shipper = trail_->shipper();
     observed_.recorder = trail_->spool_recorder();
     broker_.on_mode_change([this](cache::Mode m) {
-      audit::Event e;
-      e.kind = audit::Kind::mode;
-      e.action = "mode";
-      e.decision = audit::Decision::none;
-      e.mode = std::string(cache::mode_name(m));
-      e.reason = m == cache::Mode::fallback ? "upstream unavailable: cached values served up to the fallback window"
-                                            : "upstream available again";
-      trail_->state(std::move(e));
-    });
-    return {};
-  }
-
-  // The emergency revocations in force (sealed under the chain key).
-  Result<void> open_revocations() {
-    revocation_store_ = std::make_unique<RevocationStore>(config_.agent.state_dir, trail_->chain_key());
-    // The audit trail records the file's generation at every start and
-    // revocation: a missing file, or an older copy, is refused then.
-    std::optional<std::uint64_t> recorded;
-    if (trail_->spool()) recorded = audit::SpoolRecorder::recorded_revocations_generation(*trail_->spool());
-    auto loaded = revocation_store_->load(recorded, options_.accept_revocations);
-    if (!loaded) return tl::unexpected(loaded.error());
-    if (!loaded->existed && !options_.accept_revocations) {
-      // Written now (and recorded by the start event), so that from here on
-      // its absence means it was removed.
-      if (auto ok = revocation_store_->save(loaded->revocations); !ok) return tl::unexpected(ok.error());
-    }
-    if (loaded->accepted) {
-      trail_->alert("the operator accepted " + revocation_store_->path() + " as it is (--accept-revocations): " +
-                   std::to_string(loaded->revocations.list().size()) + " emergency revocation(s) in force, " +
-                   (loaded->existed ? "its MAC was not checked and it is sealed again" : "it was missing: none"));
-    }
-    if (!loaded->revocations.empty()) {
-      log::warn("app", "emergency revocations in force from before the restart",
-                {{"count", loaded->revocations.list().size()}, {"file", revocation_store_->path()}});
-    }
-    broker_.set_revocations(std::move(loaded->revocations));
-    broker_.on_revocations_changed([this] {
-      auto ok = revocation_store_->save(broker_.revocations());
-      if (!ok) {
-        log::error("app", "revocations learnt more spellings but could not be saved; they are in force until a restart",
-                   {{"reason", ok.error().message}});
-        return;
-      }
-      audit::Event e;
-      e.kind = audit::Kind::revoke;
-      e.action = "revoke-resolved";
-      e.decision = audit::Decision::none;
-      e.reason = "emergency revocations learnt more spellings from the upstream";
-      e.revocations_generation = *ok;
-      trail_->state(std::move(e));
+      trail_->state(audit::Kind::mode, "mode",
+                    m == cache::Mode::fallback ? "upstream unavailable: cached values served up to the fallback window"
+                                               : "upstream available again");
     });
     return {};
   }
@@ -273,46 +163,8 @@ class Agent {
   }
 
  private:
-  Result<void> open_emergency() {
-    const std::string& file = config_.emergency.token_file;
-    if (file.empty()) return {};
-    auto t = upstream::Token::from_file(*vault_.arena, *vault_.sealer, file);
-    if (!t) return fail("emergency.token_file: " + t.error().message);
-    emergency_token_ = std::move(*t);
-    credentials_ctx_.emergency_token = emergency_token_.get();
-    return {};
-  }
-
-  // SIGHUP: the emergency token file is re-read — or, when the file's path
-  // changed, the new one opened; on failure the token in use stays.
-  void reload_emergency_token(const std::string& file) {
-    if (file == config_.emergency.token_file) {
-      if (!emergency_token_) return;
-      if (auto r = emergency_token_->reload(); !r) {
-        log::error("app", "the emergency token could not be re-read; keeping the one in use",
-                   {{"reason", r.error().message}});
-      }
-      return;
-    }
-    if (file.empty()) {
-      credentials_ctx_.emergency_token = nullptr;
-      emergency_token_.reset();
-      log::warn("app", "emergency revocation turned off (emergency.token_file is empty)");
-      return;
-    }
-    auto t = upstream::Token::from_file(*vault_.arena, *vault_.sealer, file);
-    if (!t) {
-      log::error("app", "the new emergency token file could not be read; keeping the token in use",
-                 {{"file", file}, {"reason", t.error().message}});
-      return;
-    }
-    emergency_token_ = std::move(*t);
-    credentials_ctx_.emergency_token = emergency_token_.get();
-    log::info("app", "emergency token read from a new file", {{"file", file}});
-  }
-
   Result<void> open_upstream() {
-    auto u = upstream::ConnectUpstream::open({loop_, tasks_, *vault_.arena, *vault_.sealer, clock_, &jitter},
+    auto u = upstream::ConnectUpstream::open({loop_, tasks_, *vault_.arena, *vault_.sealer, clock_, &random_unit},
                                              config_.onepassword);
     if (!u) return tl::unexpected(u.error());
     connect_ = std::move(*u);
@@ -338,41 +190,32 @@ class Agent {
     }
   }
 
-  Result<void> apply_sources(const config::Config& c, bool first) {
+  // Everything of `c` that applies at once, at start and on every reload:
+  // catalog, policy, environment fallbacks, cache, Connect's timeouts, the
+  // emergency token, limits and log level. Nothing is applied if the catalog
+  // or policy cannot be built.
+  Result<void> apply(const config::Config& c, bool first) {
     auto cat = config::catalog_from(c);
     if (!cat) return tl::unexpected(cat.error());
     auto pol = policy::policy_from(c);
     if (!pol) return tl::unexpected(pol.error());
-    if (!c.fallback.env) {
-      // Not served, but scrubbed all the same: /proc/PID/environ must not
-      // keep secrets the catalog names.
-      auto scrubbed = env_.scrub(config::catalog_env_names(c));
-      if (!scrubbed.empty()) {
-        std::string names;
-        for (const auto& name : scrubbed) names += (names.empty() ? "" : " ") + name;
-        log::info("upstream", "environment variables named in the catalog scrubbed from the environment, not "
-                              "imported ([fallback] env = false)",
-                  {{"count", scrubbed.size()}, {"env", names}});
-      }
-    }
-    auto report = env_.import(c.fallback.env ? config::catalog_env_names(c) : std::vector<std::string>{});
-    if (!report.missing.empty()) {
-      std::string names;
-      for (const auto& name : report.missing) names += (names.empty() ? "" : " ") + name;
-      log::info("upstream", "environment variables named in the catalog are not set; they cannot be sources",
-                {{"count", report.missing.size()}, {"env", names}});
-    }
-    if (!report.imported.empty()) {
-      log::info("upstream", "environment values imported into locked memory and scrubbed from the environment",
-                {{"count", report.imported.size()}});
-    }
-    if (!first && (c.credentials != config_.credentials || c.fallback != config_.fallback)) {
-      // Values cached under the old catalog may have come from sources it no
-      // longer names: fetch afresh.
-      cache_.clear();
-    }
+    env_.take(config::catalog_env_names(c), c.fallback.env);
+    // Values cached under the old catalog may have come from sources it no
+    // longer names: fetch afresh.
+    if (!first && (c.credentials != config_.credentials || c.fallback != config_.fallback)) cache_.clear();
     broker_.set_catalog(std::move(*cat));
     broker_.set_policy(std::move(*pol));
+    cache_.set_options(cache::options_from(c.cache));
+    observed_.fallback_window = c.cache.fallback_window;
+    credentials_ctx_.services_vault = c.onepassword.services_vault;
+    credentials_ctx_.integrations_vault = c.onepassword.integrations_vault;
+    if (!first) {
+      emergency_.reload(c.emergency.token_file);
+      if (connect_) connect_->reconfigure(c.onepassword);
+    }
+    credentials_ctx_.emergency_token = emergency_.get();
+    log::set_level(c.agent.log_level);
+    server_.reconfigure(server::options_from(c.agent));
     return {};
   }
 
@@ -384,39 +227,39 @@ class Agent {
   void stop(int signum) {
     if (stopping_) {
       log::warn("app", "second stop signal; closing connections now", {{"signal", signum}});
-      server_.shutdown(std::chrono::milliseconds(0), nullptr);
-      return;
+      return server_.shutdown(std::chrono::milliseconds(0), nullptr);
     }
     stopping_ = true;
+    announce_stop(signum);
+    // New clients get "no such socket" instead of a connection that hangs (a
+    // socket systemd passed stays: it belongs to the .socket unit).
+    listener_.remove();
+    server_.shutdown(config_.agent.shutdown_timeout, [this, signum] { close_all(signum); });
+  }
+
+  void announce_stop(int signum) {
     std::size_t open = server_.stats().connections;
-    log::info("app", "stopping", {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"},
-                                  {"connections", open},
+    log::info("app", "stopping", {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"}, {"connections", open},
                                   {"grace", format_duration(config_.agent.shutdown_timeout)}});
     notifier_.stopping("stopping: draining " + std::to_string(open) + " connection" + (open == 1 ? "" : "s"));
     // shutdown_timeout may exceed the unit's TimeoutStopSec: ask for the drain.
     notifier_.extend_timeout(std::chrono::duration_cast<std::chrono::microseconds>(config_.agent.shutdown_timeout) +
                              std::chrono::seconds(5));
-    // New clients get "no such socket" instead of a connection that hangs. A
-    // socket systemd passed stays: it belongs to the .socket unit.
-    if (listener_.file) listener_.file->remove();
-    server_.shutdown(config_.agent.shutdown_timeout, [this, signum] {
-      audit::Event e;
-      e.kind = audit::Kind::stop;
-      e.action = "stop";
-      e.decision = audit::Decision::none;
-      e.reason = signum == SIGTERM ? "SIGTERM" : "SIGINT";
-      trail_->state(std::move(e));
-      trail_->close();
-      if (connect_) connect_->close();
-      tasks_.close();
-      sweep_.close();
-      sigterm_.close();
-      sigint_.close();
-      sighup_.close();
-      watchdog_.close();
-      stopped_ = true;
-    });
   }
+
+  // Once the connections are drained: the stop recorded, every part that
+  // holds a loop handle closed, so that the loop can end.
+  void close_all(int signum) {
+    trail_->state(audit::Kind::stop, "stop", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    trail_->close();
+    if (connect_) connect_->close();
+    tasks_.close();
+    sweep_.close();
+    for (loop::Signal* s : {&sigterm_, &sigint_, &sighup_}) s->close();
+    watchdog_.close();
+    stopped_ = true;
+  }
+
 
   void reload() {
     if (stopping_) return;
@@ -434,74 +277,39 @@ class Agent {
       }
       std::size_t n = loaded.error().size();
       log::error("app", "configuration not reloaded; still running the previous one", {{"problems", n}});
-      audit::Event ev;
-      ev.kind = audit::Kind::reload;
-      ev.action = "reload";
-      ev.decision = audit::Decision::deny;
-      ev.code = "invalid_configuration";
-      ev.reason = loaded.error().front().to_string();
-      trail_->state(std::move(ev));
+      trail_->state(audit::Kind::reload, "reload", loaded.error().front().to_string(), audit::Decision::deny,
+                    "invalid_configuration");
       notifier_.ready(serving_status() + "; reload failed (" + std::to_string(n) + " problem" + (n == 1 ? "" : "s") +
                       "), running the previous configuration");
       return;
     }
     config::Config next = std::move(*loaded);
-    // What changed, as the schema declares it: restart-only keys keep their
-    // running values (and are named); the rest applies now.
-    auto changed = config::changes(config::agent_schema(), &config_, &next);
-    auto restart = config::hold_restart_keys(config::agent_schema(), &config_, &next);
-    for (const auto& c : restart) {
-      log::warn("app", "setting changed in the file but needs a restart; keeping the running value",
-                {{"key", c.key}, {"running", c.running}, {"file", c.next}});
-    }
-    std::string applied;
-    for (const auto& c : changed) {
-      if (c.reload == config::Reload::live) applied += (applied.empty() ? "" : " ") + c.key;
-    }
-    const config::AgentConfig& a = next.agent;
-    const config::CacheConfig& cc = next.cache;
-    const config::OnePasswordConfig& op = next.onepassword;
-    if (auto r = apply_sources(next, false); !r) {
+    auto plan = config::plan_reload(config_, next);
+    if (auto r = apply(next, false); !r) {
       log::error("app", "configuration not reloaded; still running the previous one", {{"reason", r.error().message}});
       notifier_.ready(serving_status() + "; reload failed, running the previous configuration");
       return;
     }
-    cache_.set_options(cache::options_from(cc));
-    observed_.fallback_window = cc.fallback_window;
-    credentials_ctx_.services_vault = op.services_vault;
-    credentials_ctx_.integrations_vault = op.integrations_vault;
-    reload_emergency_token(next.emergency.token_file);
-    if (connect_) connect_->reconfigure(op);
-
-    log::set_level(a.log_level);
-    server_.reconfigure(server::options_from(a));
     config_ = std::move(next);
-    std::string held;
-    for (const auto& c : restart) held += (held.empty() ? "" : " ") + c.key;
+    std::string applied = config::ReloadPlan::keys(plan.applied), held = config::ReloadPlan::keys(plan.held);
     log::info("app", "configuration reloaded",
               {{"config", config_.source}, {"applied", applied.empty() ? std::string("nothing changed") : applied},
                {"needs_restart", held.empty() ? std::string("none") : held}});
-    {
-      audit::Event ev;
-      ev.kind = audit::Kind::reload;
-      ev.action = "reload";
-      ev.decision = audit::Decision::allow;
-      ev.reason = "configuration reloaded from " + config_.source + (applied.empty() ? "" : "; applied: " + applied) +
-                  (held.empty() ? std::string() : "; needs a restart: " + held);
-      trail_->state(std::move(ev));
-    }
-    std::string status = serving_status() + "; configuration reloaded";
-    if (!held.empty()) status += " (restart needed for " + held + ")";
-    notifier_.ready(status);
+    trail_->state(audit::Kind::reload, "reload",
+                  "configuration reloaded from " + config_.source + (applied.empty() ? "" : "; applied: " + applied) +
+                      (held.empty() ? std::string() : "; needs a restart: " + held),
+                  audit::Decision::allow);
+    notifier_.ready(serving_status() + "; configuration reloaded" +
+                    (held.empty() ? std::string() : " (restart needed for " + held + ")"));
   }
 
   loop::Loop& loop_;
   const RunOptions& options_;
   config::Config config_;
-  Listener listener_;
+  lifecycle::Listener listener_;
   const Clock& clock_;
   lifecycle::Notifier& notifier_;
-  Vault& vault_;
+  secure::Vault& vault_;
   loop::TaskQueue tasks_;
   cache::Cache cache_;
   upstream::EnvProvider env_;
@@ -515,7 +323,7 @@ class Agent {
   api::Observed observed_;
   api::CredentialsContext credentials_ctx_;
   api::Metrics metrics_;
-  std::unique_ptr<upstream::Token> emergency_token_;
+  upstream::TokenSlot emergency_{*vault_.arena, *vault_.sealer, "emergency.token_file"};
   std::unique_ptr<RevocationStore> revocation_store_;
   server::Server server_;
   lifecycle::Watchdog watchdog_;
@@ -560,10 +368,10 @@ void report_startup_failure(const std::string& reason) {
 
 int run(const RunOptions& options, const config::Config& config, MonoTime process_start) {
   const config::AgentConfig& a = config.agent;
-  block_handled_signals(true);
+  lifecycle::block_handled_signals(true);
   if (log::stderr_is_journal()) log::set_sink(std::make_unique<log::JournalSink>());
   log::set_level(a.log_level);
-  prepare_process();
+  lifecycle::prepare_process();
 
   lifecycle::Notifier notifier;
   StopNotice stop_notice{notifier};
@@ -576,7 +384,8 @@ int run(const RunOptions& options, const config::Config& config, MonoTime proces
 
   // Before any secret exists: no core dumps, no ptrace, locked memory.
   if (auto h = secure::harden_process(); !h) return refuse(h.error().message);
-  auto vault = open_vault(config.cache);
+  auto vault = secure::Vault::open(config.cache.max_locked_bytes + config.cache.transient_locked_bytes,
+                                   config.cache.allow_unlocked_memory);
   if (!vault) return refuse(vault.error().message);
   if (vault->arena->backing() == secure::Backing::unlocked) {
     log::warn("secure", "secrets are in memory that is NOT locked and may be swapped (cache.allow_unlocked_memory)");
@@ -585,31 +394,16 @@ int run(const RunOptions& options, const config::Config& config, MonoTime proces
   auto state = StateDir::open(a.state_dir);
   if (!state) return refuse(state.error().message);
 
-  Listener listener;
-  auto activated = lifecycle::activated_socket();
-  if (!activated) return refuse(activated.error().message);
-  if (*activated) {
-    listener.fd = (*activated)->fd;
-    listener.path = (*activated)->path;
-    listener.activated = true;
-    if (listener.path != a.socket) {
-      log::info("app", "socket-activated: serving on the socket systemd passed, not agent.socket",
-                {{"socket", listener.path}, {"agent.socket", a.socket}});
-    }
-  } else {
-    auto socket = server::create_listening_socket(server::SocketSpec{a.socket, a.socket_mode, a.socket_group});
-    if (!socket) return refuse(socket.error().message);
-    listener.path = socket->path();
-    listener.file = std::move(*socket);
-  }
+  auto listener = lifecycle::listen(a);
+  if (!listener) return refuse(listener.error().message);
 
   SystemClock clock;
   loop::Loop loop;
   bool clean = false;
   {
-    Agent agent(loop, options, config, std::move(listener), clock, notifier, *vault);
+    Agent agent(loop, options, config, std::move(*listener), clock, notifier, *vault);
     if (auto r = agent.load_sources(); !r) return refuse(r.error().message);
-    block_handled_signals(false);  // the loop watches them now; pending ones arrive there
+    lifecycle::block_handled_signals(false);  // the loop watches them now; pending ones arrive there
     if (auto r = agent.start(); !r) return refuse(r.error().message);
     auto startup = std::chrono::duration_cast<std::chrono::microseconds>(clock.now() - process_start);
     notifier.ready(agent.serving_status());

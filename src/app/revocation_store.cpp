@@ -7,6 +7,7 @@
 #include "chitty/base/time_format.hpp"
 #include "chitty/json/reader.hpp"
 #include "chitty/json/writer.hpp"
+#include "chitty/log/log.hpp"
 
 namespace chitty::app {
 namespace {
@@ -250,6 +251,48 @@ Result<policy::Revocations> RevocationStore::parse(const std::string& text, std:
     out.add(std::move(r));
   }
   return out;
+}
+
+Result<std::unique_ptr<RevocationStore>> open_revocations(const std::string& state_dir, audit::Trail& trail,
+                                                          broker::Broker& broker, bool accept) {
+  auto store = std::make_unique<RevocationStore>(state_dir, trail.chain_key());
+  // The audit trail records the file's generation at every start and
+  // revocation: a missing file, or an older copy, is refused then.
+  std::optional<std::uint64_t> recorded;
+  if (trail.spool() != nullptr) recorded = audit::SpoolRecorder::recorded_revocations_generation(*trail.spool());
+  auto loaded = store->load(recorded, accept);
+  if (!loaded) return tl::unexpected(loaded.error());
+  if (!loaded->existed && !accept) {
+    // Written now (and recorded by the start event), so that from here on
+    // its absence means it was removed.
+    if (auto ok = store->save(loaded->revocations); !ok) return tl::unexpected(ok.error());
+  }
+  if (loaded->accepted) {
+    trail.alert("the operator accepted " + store->path() + " as it is (--accept-revocations): " +
+                std::to_string(loaded->revocations.list().size()) + " emergency revocation(s) in force, " +
+                (loaded->existed ? "its MAC was not checked and it is sealed again" : "it was missing: none"));
+  }
+  if (!loaded->revocations.empty()) {
+    log::warn("app", "emergency revocations in force from before the restart",
+              {{"count", loaded->revocations.list().size()}, {"file", store->path()}});
+  }
+  broker.set_revocations(std::move(loaded->revocations));
+  broker.on_revocations_changed([&trail, &broker, s = store.get()] {
+    auto ok = s->save(broker.revocations());
+    if (!ok) {
+      log::error("app", "revocations learnt more spellings but could not be saved; they are in force until a restart",
+                 {{"reason", ok.error().message}});
+      return;
+    }
+    audit::Event e;
+    e.kind = audit::Kind::revoke;
+    e.action = "revoke-resolved";
+    e.decision = audit::Decision::none;
+    e.reason = "emergency revocations learnt more spellings from the upstream";
+    e.revocations_generation = *ok;
+    trail.state(std::move(e));
+  });
+  return store;
 }
 
 }  // namespace chitty::app

@@ -71,13 +71,7 @@ Result<StateDir> StateDir::open(const std::string& path) {
   if (ftruncate(fd.get(), 0) != 0 || pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
     return fail("cannot write " + lock_path + ": " + errno_text(errno));
   }
-  return StateDir(path, fd.release());
-}
-
-StateDir::StateDir(StateDir&& o) noexcept : path_(std::move(o.path_)), lock_fd_(std::exchange(o.lock_fd_, -1)) {}
-
-StateDir::~StateDir() {
-  if (lock_fd_ >= 0) ::close(lock_fd_);  // closing releases the flock
+  return StateDir(path, std::move(fd));
 }
 
 }  // namespace chitty::app

@@ -94,10 +94,7 @@ std::string_view line_mac(std::string_view line) noexcept {
 }
 
 Spool::~Spool() {
-  if (fd_ >= 0) {
-    if (dirty_) ::fdatasync(fd_);
-    ::close(fd_);
-  }
+  if (fd_ && dirty_) ::fdatasync(fd_.get());
 }
 
 Result<void> Spool::recover_segment(Segment& s, bool newest, Recovery& r) {
@@ -192,8 +189,8 @@ Result<std::unique_ptr<Spool>> Spool::open(const SpoolOptions& options, Recovery
   s->last_seq_ = r.last_seq;
   if (s->acknowledged_ > s->last_seq_) s->acknowledged_ = s->last_seq_;
   if (!s->segments_.empty()) {
-    s->fd_ = ::open(s->segments_.back().path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-    if (s->fd_ < 0) return fail("cannot open " + s->segments_.back().path + ": " + errno_text());
+    s->fd_.reset(::open(s->segments_.back().path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW));
+    if (!s->fd_) return fail("cannot open " + s->segments_.back().path + ": " + errno_text());
   }
   r.acknowledged = s->acknowledged_;
   r.segments = s->segments_.size();
@@ -217,18 +214,15 @@ Result<void> Spool::start_segment(std::uint64_t first_seq) {
     ::unlink(path.c_str());
     return ok;
   }
-  if (fd_ >= 0) {
-    if (dirty_) ::fdatasync(fd_);
-    ::close(fd_);
-  }
-  fd_ = fd.release();
+  if (fd_ && dirty_) ::fdatasync(fd_.get());
+  fd_ = std::move(fd);
   dirty_ = false;
   segments_.push_back(Segment{path, first_seq, 0, 0});
   return {};
 }
 
 Result<void> Spool::append(std::uint64_t seq, std::string_view line) {
-  if (fd_ < 0 || segments_.back().bytes >= options_.segment_bytes) {
+  if (!fd_ || segments_.back().bytes >= options_.segment_bytes) {
     if (auto ok = start_segment(seq); !ok) return ok;
   }
   Segment& active = segments_.back();
@@ -242,15 +236,15 @@ Result<void> Spool::append(std::uint64_t seq, std::string_view line) {
     ssize_t n;
     if (done < line.size()) {
       iovec part[2] = {{const_cast<char*>(line.data()) + done, line.size() - done}, iov[1]};
-      n = ::writev(fd_, part, 2);
+      n = ::writev(fd_.get(), part, 2);
     } else {
-      n = ::write(fd_, "\n", 1);
+      n = ::write(fd_.get(), "\n", 1);
     }
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       std::string e = n < 0 ? errno_text() : "no progress";
       // Never leave half an event behind: cut back to where this one began.
-      if (done > 0 && ::ftruncate(fd_, static_cast<off_t>(active.bytes)) != 0) {
+      if (done > 0 && ::ftruncate(fd_.get(), static_cast<off_t>(active.bytes)) != 0) {
         return fail("cannot write the audit spool (" + e + ") nor cut the partial event back: " + errno_text());
       }
       return fail("cannot write the audit spool " + active.path + ": " + e);
@@ -266,15 +260,15 @@ Result<void> Spool::append(std::uint64_t seq, std::string_view line) {
 }
 
 Result<void> Spool::sync() {
-  if (!dirty_ || fd_ < 0) return {};
-  if (::fdatasync(fd_) != 0) return fail("cannot fsync the audit spool: " + errno_text());
+  if (!dirty_ || !fd_) return {};
+  if (::fdatasync(fd_.get()) != 0) return fail("cannot fsync the audit spool: " + errno_text());
   dirty_ = false;
   return {};
 }
 
 Result<int> Spool::take_sync_fd() {
-  if (!dirty_ || fd_ < 0) return -1;
-  int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+  if (!dirty_ || !fd_) return -1;
+  int fd = ::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return fail("cannot duplicate the audit spool's descriptor: " + errno_text());
   dirty_ = false;
   return fd;

@@ -118,11 +118,12 @@ void Trail::state(Event e) {
   }
 }
 
-void Trail::state(Kind kind, std::string action, std::string reason) {
+void Trail::state(Kind kind, std::string action, std::string reason, Decision decision, std::string code) {
   Event e;
   e.kind = kind;
   e.action = std::move(action);
-  e.decision = Decision::none;
+  e.decision = decision;
+  e.code = std::move(code);
   e.reason = std::move(reason);
   state(std::move(e));
 }

@@ -30,6 +30,19 @@ namespace {
 
 Refusal refusal(http::ErrorCode code, std::string message) { return Refusal{code, std::move(message), std::nullopt}; }
 
+// What a client is told when a source answers with `e`.
+http::ErrorCode refusal_code(upstream::FetchError e) noexcept {
+  switch (e) {
+    case upstream::FetchError::not_found: return http::ErrorCode::not_found;
+    case upstream::FetchError::denied: return http::ErrorCode::forbidden;
+    case upstream::FetchError::no_memory: return http::ErrorCode::server_busy;
+    case upstream::FetchError::unauthorized:
+    case upstream::FetchError::rejected:
+    case upstream::FetchError::unavailable: return http::ErrorCode::upstream_unavailable;
+  }
+  return http::ErrorCode::upstream_unavailable;
+}
+
 void fill_caller(audit::Event& e, const identity::Identity& caller) {
   if (caller.uid.is_known()) e.uid = caller.uid.value();
   if (caller.pid.is_known()) e.pid = caller.pid.value();
@@ -265,16 +278,7 @@ void Broker::after_policy(const RequestPtr& r) {
   }
   if (!r->ask.refresh) {
     auto served = cache_.get(r->key);
-    if (served) {
-      Outcome o;
-      o.source = served->source;
-      o.cache = served->freshness == cache::Freshness::fresh ? CacheState::hit : CacheState::stale;
-      o.fetched_at = served->fetched_at;
-      o.expires_at = served->expires_at;
-      o.age = served->age;
-      o.value = std::make_shared<const secure::SecureBuffer>(std::move(served->value));
-      return deliver(r, o);
-    }
+    if (served) return deliver(r, from_cache(std::move(*served)));
     if (served.error() == cache::Miss::no_memory) {
       return refuse(r, http::ErrorCode::server_busy, "no locked memory to serve the value right now; retry shortly");
     }
@@ -611,6 +615,17 @@ Duration Broker::ttl_for(const catalog::Entry* entry) const {
   return cache_.ttl_for(entry != nullptr ? entry->category : std::string());
 }
 
+Broker::Outcome Broker::from_cache(cache::Served served) {
+  Outcome o;
+  o.source = std::move(served.source);
+  o.cache = served.freshness == cache::Freshness::fresh ? CacheState::hit : CacheState::stale;
+  o.fetched_at = served.fetched_at;
+  o.expires_at = served.expires_at;
+  o.age = served.age;
+  o.value = std::make_shared<const secure::SecureBuffer>(std::move(served.value));
+  return o;
+}
+
 Broker::Outcome Broker::stored(const std::string& key, const catalog::Entry* entry, secure::SecureBuffer value,
                                std::string_view source, bool cache_it) {
   Outcome o;
@@ -676,42 +691,21 @@ void Broker::on_primary(std::shared_ptr<Fetch> f, std::size_t index, upstream::F
     return;
   }
   const upstream::FetchFailure& failure = r.error();
-  Outcome o;
-  auto forget = [&] {
+  if (failure.kind == upstream::FetchError::unavailable) {
+    // Only an outage lets the next server, then the fallbacks, stand in.
+    f->reasons.push_back(failure.message);
+    return try_primary(std::move(f), index + 1);
+  }
+  if (failure.kind == upstream::FetchError::not_found || failure.kind == upstream::FetchError::denied) {
+    // The secret is gone, or out of reach: no cached copy may outlive it.
     cache_.invalidate(f->key);
     if (auto k = p->resolved_key(f->request.ref.canonical())) cache_.invalidate(*k);
-  };
-  switch (failure.kind) {
-    case upstream::FetchError::not_found:
-      // The secret is gone: no fallback, and no cached copy may outlive it.
-      forget();
-      o.refusal = refusal(http::ErrorCode::not_found, failure.message);
-      complete(f, o);
-      return;
-    case upstream::FetchError::denied:
-      forget();
-      o.refusal = refusal(http::ErrorCode::forbidden, failure.message);
-      complete(f, o);
-      return;
-    case upstream::FetchError::unauthorized:
-      // The agent's own token was refused: an alert, not an outage — and no
-      // other source may stand in for a secret the upstream will not vouch for.
-      o.refusal = refusal(http::ErrorCode::upstream_unavailable, failure.message);
-      complete(f, o);
-      return;
-    case upstream::FetchError::rejected:
-      o.refusal = refusal(http::ErrorCode::upstream_unavailable, failure.message);
-      complete(f, o);
-      return;
-    case upstream::FetchError::no_memory:
-      o.refusal = refusal(http::ErrorCode::server_busy, failure.message);
-      complete(f, o);
-      return;
-    case upstream::FetchError::unavailable:
-      break;
   }
-  f->reasons.push_back(failure.message);
-  try_primary(std::move(f), index + 1);
+  // Every other answer is final: a 401 is an alert, not an outage — no other
+  // source may stand in for a secret the upstream will not vouch for.
+  Outcome o;
+  o.refusal = refusal(refusal_code(failure.kind), failure.message);
+  complete(f, o);
 }
 
 void Broker::primary_value(const std::shared_ptr<Fetch>& f, std::size_t index, secure::SecureBuffer value) {
@@ -734,17 +728,7 @@ void Broker::after_primaries(std::shared_ptr<Fetch> f) {
   }
   // Every upstream is unavailable: a cached value within its window bridges.
   auto stale = cache_.get_stale(f->key);
-  if (stale) {
-    Outcome o;
-    o.source = stale->source;
-    o.cache = stale->freshness == cache::Freshness::fresh ? CacheState::hit : CacheState::stale;
-    o.fetched_at = stale->fetched_at;
-    o.expires_at = stale->expires_at;
-    o.age = stale->age;
-    o.value = std::make_shared<const secure::SecureBuffer>(std::move(stale->value));
-    complete(f, o);
-    return;
-  }
+  if (stale) return complete(f, from_cache(std::move(*stale)));
   std::string upstream_reasons;
   for (const auto& r : f->reasons) upstream_reasons += (upstream_reasons.empty() ? "" : "; ") + r;
   f->reasons = {"the upstream is unavailable (" + upstream_reasons + ") and no cached value is within the " +
@@ -783,9 +767,8 @@ void Broker::try_fallbacks(std::shared_ptr<Fetch> f, std::size_t next) {
       }
       if (r.error().kind == upstream::FetchError::no_memory) {
         Outcome o;
-        o.refusal = refusal(http::ErrorCode::server_busy, r.error().message);
-        complete(f, o);
-        return;
+        o.refusal = refusal(refusal_code(r.error().kind), r.error().message);
+        return complete(f, o);
       }
       f->reasons.push_back(r.error().message);
       try_fallbacks(std::move(f), next + 1);

@@ -12,6 +12,7 @@
 #include "chitty/base/service_url.hpp"
 #include "chitty/base/text.hpp"
 #include "chitty/config/schema.hpp"
+#include "chitty/log/log.hpp"
 
 namespace chitty::config {
 namespace {
@@ -465,6 +466,26 @@ std::vector<Change> hold_restart_keys(const Schema& schema, void* running, void*
     }
   }
   return held;
+}
+
+std::string ReloadPlan::keys(const std::vector<Change>& changes) {
+  std::string out;
+  for (const auto& c : changes) out += (out.empty() ? "" : " ") + c.key;
+  return out;
+}
+
+ReloadPlan plan_reload(const Config& running, Config& next) {
+  ReloadPlan plan;
+  auto& from = const_cast<Config&>(running);  // read only: the schema's accessors take void*
+  for (auto& c : changes(agent_schema(), &from, &next)) {
+    if (c.reload == Reload::live) plan.applied.push_back(std::move(c));
+  }
+  plan.held = hold_restart_keys(agent_schema(), &from, &next);
+  for (const auto& c : plan.held) {
+    log::warn("app", "setting changed in the file but needs a restart; keeping the running value",
+              {{"key", c.key}, {"running", c.running}, {"file", c.next}});
+  }
+  return plan;
 }
 
 std::vector<Problem> validate(const Config& c) {

@@ -17,7 +17,7 @@ std::optional<std::string_view> find_param(const PathParams& params, std::string
 
 std::size_t RouteTable::add(Method method, std::string_view pattern) {
   if (pattern.empty() || pattern.front() != '/') std::abort();
-  Route r{method, {}, 0};
+  Route r{method, {}, 0, std::string(pattern)};
   std::string_view rest = pattern.substr(1);
   while (true) {
     auto slash = rest.find('/');
@@ -71,7 +71,7 @@ RouteTable::Lookup RouteTable::lookup(Method method, std::string_view raw_path) 
     }
   }
   if (best != nullptr) {
-    Found f{best_index, {}};
+    Found f{best_index, {}, best->pattern};
     for (std::size_t i = 0; i < segments.size(); ++i) {
       if (best->segments[i].param) f.params.push_back({best->segments[i].text, std::move(segments[i])});
     }

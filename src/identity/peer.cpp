@@ -339,7 +339,15 @@ Fact<std::string> Peer::read_exe(const std::string& dir) {
   return Fact<std::string>::known(std::move(path));
 }
 
+Peer Peer::fixed(Identity id) {
+  Peer peer;
+  peer.identity_ = std::move(id);
+  peer.fixed_ = true;
+  return peer;
+}
+
 bool Peer::alive() const {
+  if (fixed_) return identity_.pid.is_known();  // as given
   if (!identity_.pid.is_known()) return false;
   if (pidfd_ >= 0) return !pidfd_exited(pidfd_);
   // No pidfd (pidfd_open unavailable): the same pid with the same start time.
@@ -351,7 +359,7 @@ bool Peer::alive() const {
 
 Identity Peer::current() const {
   Identity id = identity_;
-  if (!id.pid.is_known()) return id;
+  if (fixed_ || !id.pid.is_known()) return id;
   if (!alive()) {
     forget_process(id, kExited);
     return id;
@@ -375,7 +383,7 @@ Peer::~Peer() {
 Peer::Peer(Peer&& o) noexcept
     : identity_(std::move(o.identity_)), pidfd_(std::exchange(o.pidfd_, -1)),
       proc_dir_(std::exchange(o.proc_dir_, -1)), start_time_(o.start_time_),
-      exe_dev_(o.exe_dev_), exe_ino_(o.exe_ino_), proc_(std::move(o.proc_)) {}
+      exe_dev_(o.exe_dev_), exe_ino_(o.exe_ino_), proc_(std::move(o.proc_)), fixed_(o.fixed_) {}
 
 Peer& Peer::operator=(Peer&& o) noexcept {
   if (this != &o) {
@@ -388,6 +396,7 @@ Peer& Peer::operator=(Peer&& o) noexcept {
     exe_dev_ = o.exe_dev_;
     exe_ino_ = o.exe_ino_;
     proc_ = std::move(o.proc_);
+    fixed_ = o.fixed_;
   }
   return *this;
 }

@@ -46,7 +46,7 @@ Connection::Connection(Server& server, loop::Handle<uv_pipe_t> pipe, identity::P
   pipe_.get()->data = this;
 }
 
-Connection::~Connection() { link_->connection = nullptr; }
+Connection::~Connection() { link_->responder = nullptr; }
 
 void Connection::start() {
   const identity::Identity& who = peer_->at_accept();
@@ -368,7 +368,7 @@ void Connection::drain() {
 void Connection::close(std::string_view reason) {
   if (closing_) return;
   closing_ = true;
-  link_->connection = nullptr;
+  link_->responder = nullptr;
   timer_.stop();
   log::debug("server", "connection closed", {{"conn", id_}, {"reason", reason}});
   if (server_ != nullptr) server_->closing(*this);

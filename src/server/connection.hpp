@@ -2,8 +2,9 @@
 //
 // Lifetime: owned by the Server; destroyed only from the close callback of its
 // pipe handle (deferred delete), so every libuv callback that can still arrive
-// for it (cancelled writes, the close itself) finds it alive. Calls that
-// outlive it see CallLink::connection == nullptr.
+// for it (cancelled writes, the close itself) finds it alive. It is the
+// Responder its calls answer through; calls that outlive it see
+// CallLink::responder == nullptr.
 #pragma once
 
 #include <uv.h>
@@ -23,7 +24,7 @@ namespace chitty::server {
 
 class Server;
 
-class Connection final : public http::Session::Handler {
+class Connection final : public http::Session::Handler, public Responder {
  public:
   // `service`: the caller matched a configured service at accept.
   Connection(Server& server, loop::Handle<uv_pipe_t> pipe, identity::Peer peer, std::uint64_t id, bool service);
@@ -40,8 +41,9 @@ class Connection final : public http::Session::Handler {
   // close callback free the connection itself.
   void orphan();
 
-  void respond(std::uint64_t seq, http::Response response);
-  void expect_sensitive(std::uint64_t seq);
+  // Responder: answers go into the session (nothing once closing).
+  void respond(std::uint64_t seq, http::Response response) override;
+  void expect_sensitive(std::uint64_t seq) override;
 
   // Whether the connection may be closed to make room for a newcomer: no
   // request in progress (not even part of one), nothing unwritten, not

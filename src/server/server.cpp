@@ -264,7 +264,7 @@ void Server::dispatch(Connection& c, std::uint64_t seq, http::Request&& request,
   if (auto* found = std::get_if<Router::Found>(&routed)) {
     log::debug("server", "request", {{"conn", c.id()}, {"request_id", request_id},
                                      {"method", request.method_name()}, {"path", request.path()}});
-    Call call(c.link(), seq, std::move(request), c.peer(), request_id, std::move(found->params));
+    Call call(c.link(), seq, std::move(request), c.peer(), request_id, std::move(found->params), found->pattern);
     try {
       (*found->handler)(std::move(call));
     } catch (const std::exception& e) {

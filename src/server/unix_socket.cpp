@@ -219,33 +219,8 @@ Result<SocketFile> create_listening_socket(const SocketSpec& spec) {
   }
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return fail("socket vanished from " + path + ": " + errno_text(errno));
-  return SocketFile(fd.release(), lock_fd.release(), path, st.st_dev, st.st_ino);
+  return SocketFile(std::move(fd), std::move(lock_fd), path, st.st_dev, st.st_ino);
 }
-
-SocketFile::~SocketFile() {
-  if (fd_ >= 0) close(fd_);
-  if (lock_fd_ >= 0) close(lock_fd_);
-}
-
-SocketFile::SocketFile(SocketFile&& o) noexcept
-    : fd_(std::exchange(o.fd_, -1)), lock_fd_(std::exchange(o.lock_fd_, -1)), path_(std::move(o.path_)),
-      dev_(o.dev_), ino_(o.ino_), removed_(std::exchange(o.removed_, true)) {}
-
-SocketFile& SocketFile::operator=(SocketFile&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) close(fd_);
-    if (lock_fd_ >= 0) close(lock_fd_);
-    fd_ = std::exchange(o.fd_, -1);
-    lock_fd_ = std::exchange(o.lock_fd_, -1);
-    path_ = std::move(o.path_);
-    dev_ = o.dev_;
-    ino_ = o.ino_;
-    removed_ = std::exchange(o.removed_, true);
-  }
-  return *this;
-}
-
-int SocketFile::release_fd() noexcept { return std::exchange(fd_, -1); }
 
 void SocketFile::remove() noexcept {
   if (removed_ || path_.empty()) return;

@@ -55,6 +55,39 @@ std::vector<std::string> EnvProvider::scrub(const std::vector<std::string>& name
   return scrubbed;
 }
 
+namespace {
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : " ") + n;
+  return out;
+}
+
+}  // namespace
+
+void EnvProvider::take(const std::vector<std::string>& names, bool serve) {
+  if (!serve) {
+    // Not served, but scrubbed all the same: /proc/PID/environ must not keep
+    // secrets the catalog names.
+    auto scrubbed = scrub(names);
+    if (!scrubbed.empty()) {
+      log::info("upstream", "environment variables named in the catalog scrubbed from the environment, not imported "
+                            "([fallback] env = false)",
+                {{"count", scrubbed.size()}, {"env", joined(scrubbed)}});
+    }
+    return;
+  }
+  auto report = import(names);
+  if (!report.missing.empty()) {
+    log::info("upstream", "environment variables named in the catalog are not set; they cannot be sources",
+              {{"count", report.missing.size()}, {"env", joined(report.missing)}});
+  }
+  if (!report.imported.empty()) {
+    log::info("upstream", "environment values imported into locked memory and scrubbed from the environment",
+              {{"count", report.imported.size()}});
+  }
+}
+
 FetchResult EnvProvider::open(const std::string& name) const {
   auto it = values_.find(name);
   if (it == values_.end()) {

@@ -1,5 +1,6 @@
 #include "chitty/upstream/token.hpp"
 
+#include "chitty/log/log.hpp"
 #include "chitty/base/file.hpp"
 #include "chitty/secure/secret_file.hpp"
 #include "environment.hpp"
@@ -87,6 +88,41 @@ secure::SecureBuffer Token::bearer() const noexcept {
 
 std::string Token::describe() const {
   return path_.empty() ? "environment variable " + env_name_ : "file " + path_;
+}
+
+Result<void> TokenSlot::open(const std::string& path) {
+  path_ = path;
+  if (path.empty()) return {};
+  auto t = Token::from_file(arena_, sealer_, path);
+  if (!t) return fail(key_ + ": " + t.error().message);
+  token_ = std::move(*t);
+  return {};
+}
+
+void TokenSlot::reload(const std::string& path) {
+  if (path == path_) {
+    if (!token_) return;
+    if (auto r = token_->reload(); !r) {
+      log::error("upstream", "a token could not be re-read; keeping the one in use",
+                 {{"key", key_}, {"reason", r.error().message}});
+    }
+    return;
+  }
+  if (path.empty()) {
+    token_.reset();
+    path_.clear();
+    log::warn("upstream", "a token is turned off (its file is no longer configured)", {{"key", key_}});
+    return;
+  }
+  auto t = Token::from_file(arena_, sealer_, path);
+  if (!t) {
+    log::error("upstream", "the new token file could not be read; keeping the token in use",
+               {{"key", key_}, {"file", path}, {"reason", t.error().message}});
+    return;
+  }
+  token_ = std::move(*t);
+  path_ = path;
+  log::info("upstream", "token read from a new file", {{"key", key_}, {"file", path}});
 }
 
 }  // namespace chitty::upstream

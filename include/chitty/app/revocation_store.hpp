@@ -15,9 +15,12 @@
 
 #include <cstdint>
 #include <optional>
+#include <memory>
 #include <string>
 
+#include "chitty/audit/trail.hpp"
 #include "chitty/base/result.hpp"
+#include "chitty/broker/broker.hpp"
 #include "chitty/policy/revocations.hpp"
 #include "chitty/secure/mac_key.hpp"
 
@@ -56,5 +59,13 @@ class RevocationStore {
   const secure::MacKey& key_;
   std::uint64_t generation_ = 0;  // of the file on disk
 };
+
+// Opens the store in `state_dir`, loads the revocations in force (against
+// the generation the audit trail records), puts them into `broker`, and from
+// then on saves what the broker learns (each save recorded in the trail as
+// a revoke-resolved event). `accept`: --accept-revocations (an alert says
+// so). Errors: why the agent must not start.
+Result<std::unique_ptr<RevocationStore>> open_revocations(const std::string& state_dir, audit::Trail& trail,
+                                                          broker::Broker& broker, bool accept);
 
 }  // namespace chitty::app

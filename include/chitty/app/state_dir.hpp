@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "chitty/base/fd.hpp"
 #include "chitty/base/result.hpp"
 
 namespace chitty::app {
@@ -15,18 +16,18 @@ class StateDir {
   // (recording our pid in it). Fails if another process holds the lock.
   static Result<StateDir> open(const std::string& path);
 
-  StateDir(StateDir&& o) noexcept;
+  StateDir(StateDir&& o) noexcept = default;
   StateDir& operator=(StateDir&&) = delete;
   StateDir(const StateDir&) = delete;
   StateDir& operator=(const StateDir&) = delete;
-  ~StateDir();  // releases the lock
+  ~StateDir() = default;  // closing the lock's descriptor releases the lock
 
   const std::string& path() const noexcept { return path_; }
 
  private:
-  StateDir(std::string path, int lock_fd) : path_(std::move(path)), lock_fd_(lock_fd) {}
+  StateDir(std::string path, UniqueFd lock) : path_(std::move(path)), lock_(std::move(lock)) {}
   std::string path_;
-  int lock_fd_ = -1;
+  UniqueFd lock_;
 };
 
 }  // namespace chitty::app

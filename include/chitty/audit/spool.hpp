@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chitty/base/fd.hpp"
 #include "chitty/base/result.hpp"
 
 namespace chitty::audit {
@@ -80,7 +81,7 @@ class Spool {
   // appended since the last sync. The spool counts as synced from here on;
   // a failed sync calls mark_dirty().
   Result<int> take_sync_fd();
-  void mark_dirty() noexcept { dirty_ = fd_ >= 0; }
+  void mark_dirty() noexcept { dirty_ = static_cast<bool>(fd_); }
   bool dirty() const noexcept { return dirty_; }
 
   // Reading for the shipper: complete lines after `after_seq`, at most
@@ -126,7 +127,7 @@ class Spool {
 
   SpoolOptions options_;
   std::vector<Segment> segments_;  // oldest first; the last is the active one
-  int fd_ = -1;                    // the active segment, O_APPEND
+  UniqueFd fd_;                    // the active segment, O_APPEND
   std::uint64_t last_seq_ = 0;
   std::uint64_t acknowledged_ = 0;
   std::uint64_t bytes_ = 0;

@@ -65,8 +65,10 @@ class Trail {
   void state(Event e);
   // An alert: logged as an error and recorded.
   void alert(std::string message);
-  // A state event of `kind` and `action` with `reason`.
-  void state(Kind kind, std::string action, std::string reason);
+  // A state event of `kind` and `action` with `reason` (a reload refused is
+  // `deny` with its code).
+  void state(Kind kind, std::string action, std::string reason, Decision decision = Decision::none,
+             std::string code = "");
 
   // Starts shipping (after the start event).
   void start();

@@ -250,6 +250,8 @@ class Broker {
   void after_primaries(std::shared_ptr<Fetch> f);
   void try_fallbacks(std::shared_ptr<Fetch> f, std::size_t next);
   void complete(const std::shared_ptr<Fetch>& f, const Outcome& o);
+  // A value the cache served, as the outcome of a request or a flight.
+  static Outcome from_cache(cache::Served served);
   Outcome stored(const std::string& key, const catalog::Entry* entry, secure::SecureBuffer value,
                  std::string_view source, bool cache_it);
   Duration ttl_for(const catalog::Entry* entry) const;

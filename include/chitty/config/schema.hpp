@@ -137,6 +137,16 @@ std::vector<Change> changes(const Schema& schema, void* running, void* next);
 // `next` (so `next` can be applied as a whole) and returns those changes.
 std::vector<Change> hold_restart_keys(const Schema& schema, void* running, void* next);
 
+// A reload of the agent's configuration, planned: what applies at once and
+// what needs a restart (its running value kept in `next`, and logged).
+struct ReloadPlan {
+  std::vector<Change> applied;
+  std::vector<Change> held;
+  // "agent.idle_timeout emergency.token_file" ("" for none).
+  static std::string keys(const std::vector<Change>& changes);
+};
+ReloadPlan plan_reload(const Config& running, Config& next);
+
 }  // namespace chitty::config
 
 #include "chitty/config/schema_bind.hpp"

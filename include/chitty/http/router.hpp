@@ -4,6 +4,10 @@
 // binds its percent-decoded value. When several patterns match a path, the
 // one with more literal segments wins. Routes are added before the first
 // lookup; the table is read-only afterwards.
+//
+// A match names the pattern it matched (Found::pattern): handlers label
+// their metrics with it, so each route's pattern is written once, where it
+// is added.
 #pragma once
 
 #include <cstddef>
@@ -38,6 +42,7 @@ class RouteTable {
   struct Found {
     std::size_t index;
     PathParams params;
+    std::string_view pattern;  // as added; valid while the table lives
   };
   struct NotFound {};
   struct NotAllowed {
@@ -59,8 +64,9 @@ class RouteTable {
     Method method;
     std::vector<Segment> segments;
     std::size_t literals;
+    std::string pattern;
   };
-  std::deque<Route> routes_;  // deque: parameter names stay put
+  std::deque<Route> routes_;  // deque: parameter names and patterns stay put
 };
 
 template <typename Handler>
@@ -75,12 +81,13 @@ class Router {
   struct Found {
     const Handler* handler;
     PathParams params;
+    std::string_view pattern;  // the matched route's pattern; valid while the router lives
   };
   using Lookup = std::variant<Found, RouteTable::NotFound, RouteTable::NotAllowed, RouteTable::BadPath>;
 
   Lookup route(Method method, std::string_view raw_path) const {
     RouteTable::Lookup r = table_.lookup(method, raw_path);
-    if (auto* f = std::get_if<RouteTable::Found>(&r)) return Found{&handlers_[f->index], std::move(f->params)};
+    if (auto* f = std::get_if<RouteTable::Found>(&r)) return Found{&handlers_[f->index], std::move(f->params), f->pattern};
     if (auto* n = std::get_if<RouteTable::NotAllowed>(&r)) return std::move(*n);
     if (auto* b = std::get_if<RouteTable::BadPath>(&r)) return std::move(*b);
     return RouteTable::NotFound{};

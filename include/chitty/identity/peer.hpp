@@ -40,6 +40,13 @@ class Peer {
   // whose SO_PEERCRED is `creds`. Never fails: what cannot be established is
   // recorded as unknown, with the reason.
   static Peer identify(int fd, const Credentials& creds, const Options& options);
+  // A caller whose identity is given, not established: no socket, no pidfd;
+  // current() returns `id` unchanged, and alive() says whether its pid is
+  // known. It exists for tests and in-process callers (the API loopback,
+  // tests/fakes/api_loopback.hpp). Nothing in production may use it for a
+  // caller on a socket: it would bypass the pidfd re-check that withdraws
+  // the facts of a process that has exited.
+  static Peer fixed(Identity id);
 
   ~Peer();
   Peer(Peer&& o) noexcept;
@@ -67,6 +74,7 @@ class Peer {
   dev_t exe_dev_ = 0;             // the executable's inode at accept
   ino_t exe_ino_ = 0;
   std::string proc_ = "/proc";
+  bool fixed_ = false;  // Peer::fixed(): current() is identity_
 };
 
 // What a failed getsockopt(SO_PEERPIDFD) means: only a kernel without it

@@ -15,7 +15,9 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
+#include "chitty/base/fd.hpp"
 #include "chitty/base/result.hpp"
 
 namespace chitty::server {
@@ -31,17 +33,19 @@ struct SocketSpec {
 class SocketFile {
  public:
   SocketFile() = default;
-  SocketFile(int fd, int lock_fd, std::string path, dev_t dev, ino_t ino)
-      : fd_(fd), lock_fd_(lock_fd), path_(std::move(path)), dev_(dev), ino_(ino) {}
-  ~SocketFile();
-  SocketFile(SocketFile&& o) noexcept;
-  SocketFile& operator=(SocketFile&& o) noexcept;
+  SocketFile(UniqueFd fd, UniqueFd lock, std::string path, dev_t dev, ino_t ino)
+      : fd_(std::move(fd)), lock_(std::move(lock)), path_(std::move(path)), dev_(dev), ino_(ino) {}
+  ~SocketFile() = default;
+  SocketFile(SocketFile&& o) noexcept
+      : fd_(std::move(o.fd_)), lock_(std::move(o.lock_)), path_(std::move(o.path_)), dev_(o.dev_), ino_(o.ino_),
+        removed_(std::exchange(o.removed_, true)) {}
+  SocketFile& operator=(SocketFile&& o) noexcept = delete;
   SocketFile(const SocketFile&) = delete;
   SocketFile& operator=(const SocketFile&) = delete;
 
   // The listening descriptor; release_fd() hands it over (to the event loop).
-  int fd() const noexcept { return fd_; }
-  int release_fd() noexcept;
+  int fd() const noexcept { return fd_.get(); }
+  int release_fd() noexcept { return fd_.release(); }
   const std::string& path() const noexcept { return path_; }
 
   // Unlinks the path if it is still the socket this process created (a
@@ -49,8 +53,8 @@ class SocketFile {
   void remove() noexcept;
 
  private:
-  int fd_ = -1;
-  int lock_fd_ = -1;  // flock on "<path>.lock", released when this dies
+  UniqueFd fd_;
+  UniqueFd lock_;  // flock on "<path>.lock", released when this dies
   std::string path_;
   dev_t dev_ = 0;
   ino_t ino_ = 0;

@@ -43,6 +43,9 @@ class EnvProvider final : public Provider {
   // ([fallback] env = false). A secret the agent will not serve must not
   // linger in /proc/PID/environ either. Returns the names that were set.
   std::vector<std::string> scrub(const std::vector<std::string>& names);
+  // The catalog's variables: imported when `serve` (environment fallbacks
+  // on), else scrubbed; what happened is logged (names, never values).
+  void take(const std::vector<std::string>& names, bool serve);
 
   std::string_view source() const noexcept override { return "env"; }
   bool holds(const catalog::Entry* entry) const noexcept override { return entry != nullptr && !entry->env.empty(); }

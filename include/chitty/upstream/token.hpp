@@ -54,6 +54,29 @@ class Token {
   secure::SealedValue value_;
 };
 
+// A token read from the file a configuration key names, which a reload may
+// point elsewhere (the emergency token): the same path is re-read, a new
+// one opened, an empty one turns the token off. On a failed reload the
+// token in use stays, and the log says why. `key` names it in messages.
+class TokenSlot {
+ public:
+  TokenSlot(secure::Arena& arena, secure::Sealer& sealer, std::string key)
+      : arena_(arena), sealer_(sealer), key_(std::move(key)) {}
+  // At start: an unreadable file is an error (the agent does not start).
+  Result<void> open(const std::string& path);
+  // SIGHUP.
+  void reload(const std::string& path);
+  // Null when no file is configured.
+  const Token* get() const noexcept { return token_.get(); }
+
+ private:
+  secure::Arena& arena_;
+  secure::Sealer& sealer_;
+  std::string key_;
+  std::string path_;
+  std::unique_ptr<Token> token_;
+};
+
 // A token is printable ASCII without spaces (a JWT is): anything else could
 // split the Authorization header.
 bool valid_token(std::string_view t) noexcept;
