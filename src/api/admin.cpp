@@ -15,11 +15,11 @@ namespace chitty::api {
 
 bool admin_or_refuse(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event& ev) {
   identity::Identity caller = call.caller();
-  if (auto limited = ctx.broker->take_token(caller)) {
-    refuse(ctx, call, route, ev, std::move(*limited));
+  if (auto limited = ctx.gate->take(caller)) {
+    refuse(ctx, call, route, ev, http::ErrorCode::rate_limited, std::move(limited->message), limited->retry_after);
     return false;
   }
-  const policy::Service* s = ctx.broker->service_of(caller);
+  const policy::Service* s = ctx.rules->service_of(caller);
   if (s == nullptr || !s->admin) {
     refuse(ctx, call, route, ev, http::ErrorCode::forbidden,
            s == nullptr ? "admin routes need a [[service]] with admin = true; no service matches this caller"
@@ -97,7 +97,7 @@ void insights_route(CredentialsContext& ctx, server::Call call) {
   audit::Event ev = ctx.broker->refused_event(call.caller(), call.request_id(), "insights");
   if (!admin_or_refuse(ctx, call, route, ev)) return;
   std::string service(call.param("service"));
-  if (ctx.broker->policy().service_named(service) == nullptr) {
+  if (ctx.rules->policy().service_named(service) == nullptr) {
     return refuse(ctx, call, route, std::move(ev), ErrorCode::not_found, "no [[service]] is named \"" + service + "\"");
   }
   std::string id = call.request_id();

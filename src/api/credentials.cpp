@@ -51,10 +51,10 @@ void answer(CredentialsContext& ctx, server::Call& call, const Route& route, aud
 
 bool admit(CredentialsContext& ctx, server::Call& call, const Route& route, std::string_view action) {
   const identity::Identity& caller = call.caller();
-  if (ctx.broker->service_of(caller) != nullptr) return true;
-  if (auto limited = ctx.broker->take_token(caller)) {
+  if (ctx.rules->service_of(caller) != nullptr) return true;
+  if (auto limited = ctx.gate->take(caller)) {
     refuse(ctx, call, route, ctx.broker->refused_event(caller, call.request_id(), std::string(action)),
-           std::move(*limited));
+           ErrorCode::rate_limited, std::move(limited->message), limited->retry_after);
     return false;
   }
   return true;
@@ -165,7 +165,7 @@ http::Response raw_value(CredentialsContext& ctx, const broker::Granted& g, cons
   auto bytes = g.value->bytes();
   secure::SecureBuffer body = secure::SecureBuffer::allocate(*ctx.arena, bytes.empty() ? 1 : bytes.size());
   if (!body) return r;
-  body.append({bytes.data(), bytes.size()});
+  if (!body.append({bytes.data(), bytes.size()})) return r;
   r.content_type = json::encoding_for(bytes) == json::Encoding::text ? "text/plain; charset=utf-8"
                                                                       : "application/octet-stream";
   r.body = std::make_unique<SecretPayload>(std::move(body));
@@ -376,7 +376,7 @@ void by_target(CredentialsContext& ctx, server::Call call, std::string_view cate
       return tl::unexpected(BadRequest{"invalid " + std::string(category) + " name \"" + target.substr(0, 64) +
                                        "\": 1 to 256 bytes, no '/'"});
     }
-    if (auto e = ctx.broker->catalog().by_target(category, target)) {
+    if (auto e = ctx.rules->catalog().by_target(category, target)) {
       a.credential_type = e->type;
       return a;
     }

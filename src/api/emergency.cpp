@@ -138,7 +138,7 @@ TokenCheck check_token(const CredentialsContext& ctx, const server::Call& call) 
 
 // The revocation a request describes; a 404 for a type or service that does
 // not exist. What the secret is known by is filled in by Broker::describe().
-tl::expected<policy::Revocation, BadRequest> revocation_of(const CredentialsContext& ctx, const RevokeRequest& req,
+[[nodiscard]] tl::expected<policy::Revocation, BadRequest> revocation_of(const CredentialsContext& ctx, const RevokeRequest& req,
                                                             const identity::Identity& caller, WallTime now) {
   policy::Revocation r;
   r.kind = req.kind;
@@ -151,13 +151,13 @@ tl::expected<policy::Revocation, BadRequest> revocation_of(const CredentialsCont
       r.target = req.ref->display();
       break;
     case policy::Revocation::Kind::type:
-      if (!ctx.broker->catalog().by_type(req.target)) {
+      if (!ctx.rules->catalog().by_type(req.target)) {
         return tl::unexpected(BadRequest{"unknown credential type \"" + req.target + "\"", ErrorCode::not_found});
       }
       r.target = req.target;
       break;
     case policy::Revocation::Kind::service:
-      if (ctx.broker->policy().service_named(req.target) == nullptr) {
+      if (ctx.rules->policy().service_named(req.target) == nullptr) {
         return tl::unexpected(BadRequest{"no [[service]] is named \"" + req.target + "\"", ErrorCode::not_found});
       }
       r.target = req.target;

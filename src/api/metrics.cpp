@@ -135,9 +135,11 @@ std::string Metrics::render(const Sources& s) const {
     sample(out, "chitty_revocations_total", "action=\"" + label(action) + "\"", static_cast<double>(n));
   }
 
-  if (s.broker != nullptr) {
+  if (s.gate != nullptr) {
     head(out, "chitty_rate_limited_total", "counter", "Requests refused because their service's bucket was empty.");
-    sample(out, "chitty_rate_limited_total", "", static_cast<double>(s.broker->rate_limited_count()));
+    sample(out, "chitty_rate_limited_total", "", static_cast<double>(s.gate->limited()));
+  }
+  if (s.broker != nullptr) {
     head(out, "chitty_revocations_active", "gauge", "Emergency revocations in force.");
     sample(out, "chitty_revocations_active", "", static_cast<double>(s.broker->revocations().list().size()));
     head(out, "chitty_fallback_mode", "gauge", "1 while the agent serves in fallback mode (upstream unavailable).");

@@ -49,7 +49,8 @@ class Agent {
         cache_(*vault.arena, *vault.sealer, clock, cache::options_from(config.cache)),
         env_(*vault.arena, *vault.sealer, tasks_),
         credentials_(*vault.arena, tasks_, upstream::CredentialProvider::directory_from_environment()),
-        broker_(cache_, broker::Sources{{}, {&credentials_, &env_}}, clock),
+        gate_(rules_, clock),
+        broker_(cache_, broker::Sources{{}, {&credentials_, &env_}}, rules_, gate_, clock),
         sweep_(loop, [this] { sweep(); }),
         server_(loop, clock, server::options_from(config.agent), router_),
         watchdog_(loop, notifier),
@@ -64,16 +65,19 @@ class Agent {
     observed_.arena = vault_.arena.get();
     observed_.sealer = vault_.sealer.get();
     observed_.broker = &broker_;
+    observed_.gate = &gate_;
     observed_.fallback_window = config.cache.fallback_window;
     // Callers matching a [[service]] (not the catch-all default rule) may
     // take the reserved connection slots; the policy is read at each accept.
     server_.set_service_matcher([this](const identity::Identity& caller) {
-      const policy::Service* s = broker_.policy().service_for(caller);
+      const policy::Service* s = rules_.service_of(caller);
       return s != nullptr && !s->is_default;
     });
     api::register_health_routes(router_, observed_);
     api::register_metrics_route(router_, credentials_ctx_, observed_);
     credentials_ctx_.broker = &broker_;
+    credentials_ctx_.rules = &rules_;
+    credentials_ctx_.gate = &gate_;
     credentials_ctx_.arena = vault_.arena.get();
     credentials_ctx_.metrics = &metrics_;
     credentials_ctx_.clock = &clock_;
@@ -90,7 +94,7 @@ class Agent {
 
   // The catalog, policy and environment import of the configuration, and
   // the Connect upstream with its token(s).
-  Result<void> load_sources() {
+  [[nodiscard]] Result<void> load_sources() {
     if (auto r = open_trail(); !r) return r;
     if (auto r = open_upstream(); !r) return r;
     if (auto r = emergency_.open(config_.emergency.token_file); !r) return r;
@@ -101,7 +105,7 @@ class Agent {
     return apply(config_, true);
   }
 
-  Result<void> start() {
+  [[nodiscard]] Result<void> start() {
     int fd = listener_.take_fd();
     sweep_.start(std::chrono::minutes(1), std::chrono::minutes(1));
     sweep_.unref();
@@ -132,7 +136,7 @@ class Agent {
  private:
   // The audit trail, opened from its section: everything decided goes
   // through it from here on.
-  Result<void> open_trail() {
+  [[nodiscard]] Result<void> open_trail() {
     auto trail = audit::Trail::open({loop_, tasks_, *vault_.arena, *vault_.sealer, clock_, &random_unit}, config_.audit,
                                     config_.agent.state_dir);
     if (!trail) return tl::unexpected(trail.error());
@@ -163,7 +167,7 @@ class Agent {
   }
 
  private:
-  Result<void> open_upstream() {
+  [[nodiscard]] Result<void> open_upstream() {
     auto u = upstream::ConnectUpstream::open({loop_, tasks_, *vault_.arena, *vault_.sealer, clock_, &random_unit},
                                              config_.onepassword);
     if (!u) return tl::unexpected(u.error());
@@ -194,7 +198,7 @@ class Agent {
   // catalog, policy, environment fallbacks, cache, Connect's timeouts, the
   // emergency token, limits and log level. Nothing is applied if the catalog
   // or policy cannot be built.
-  Result<void> apply(const config::Config& c, bool first) {
+  [[nodiscard]] Result<void> apply(const config::Config& c, bool first) {
     auto cat = config::catalog_from(c);
     if (!cat) return tl::unexpected(cat.error());
     auto pol = policy::policy_from(c);
@@ -203,8 +207,8 @@ class Agent {
     // Values cached under the old catalog may have come from sources it no
     // longer names: fetch afresh.
     if (!first && (c.credentials != config_.credentials || c.fallback != config_.fallback)) cache_.clear();
-    broker_.set_catalog(std::move(*cat));
-    broker_.set_policy(std::move(*pol));
+    rules_.set_policy(std::move(*pol));
+    rules_.set_catalog(std::move(*cat));
     cache_.set_options(cache::options_from(c.cache));
     observed_.fallback_window = c.cache.fallback_window;
     credentials_ctx_.services_vault = c.onepassword.services_vault;
@@ -317,6 +321,8 @@ class Agent {
   std::unique_ptr<upstream::ConnectUpstream> connect_;
   std::string last_status_;
   std::unique_ptr<audit::Trail> trail_;
+  policy::Rules rules_;
+  policy::Gate gate_;
   broker::Broker broker_;
   loop::Timer sweep_;
   server::Router router_;

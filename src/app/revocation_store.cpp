@@ -253,7 +253,7 @@ Result<policy::Revocations> RevocationStore::parse(const std::string& text, std:
   return out;
 }
 
-Result<std::unique_ptr<RevocationStore>> open_revocations(const std::string& state_dir, audit::Trail& trail,
+[[nodiscard]] Result<std::unique_ptr<RevocationStore>> open_revocations(const std::string& state_dir, audit::Trail& trail,
                                                           broker::Broker& broker, bool accept) {
   auto store = std::make_unique<RevocationStore>(state_dir, trail.chain_key());
   // The audit trail records the file's generation at every start and

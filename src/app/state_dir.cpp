@@ -17,7 +17,7 @@ namespace {
 
 std::string errno_text(int e) { return std::strerror(e); }
 
-Result<void> ensure_directory(const std::string& path) {
+[[nodiscard]] Result<void> ensure_directory(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) {
     if (errno != ENOENT) return fail("cannot inspect state directory " + path + ": " + errno_text(errno));

@@ -1,6 +1,7 @@
 #include "chitty/audit/audit.hpp"
 
 #include <algorithm>
+#include <span>
 
 #include "chitty/base/time_format.hpp"
 #include "chitty/json/reader.hpp"
@@ -60,12 +61,27 @@ std::vector<Event> MemoryRecorder::recent(std::size_t limit) const {
 
 namespace {
 
-void optional_string(json::Writer& w, std::string_view key, const std::string& v) {
-  w.key(key);
-  if (v.empty()) {
-    w.null();
-  } else {
-    w.string(v);
+// The event's text fields, in the order of the line; an empty one is null.
+struct TextField {
+  std::string_view key;
+  std::string Event::*member;
+};
+constexpr TextField kWho[] = {{"request_id", &Event::request_id}, {"service", &Event::service}};
+constexpr TextField kIdentity[] = {{"exe", &Event::exe}, {"unit", &Event::unit}, {"container", &Event::container}};
+constexpr TextField kWhat[] = {{"ref", &Event::ref},     {"credential_type", &Event::credential_type},
+                               {"code", &Event::code},   {"reason", &Event::reason},
+                               {"cache", &Event::cache}, {"source", &Event::source},
+                               {"mode", &Event::mode}};
+
+void text_fields(json::Writer& w, const Event& e, std::span<const TextField> fields) {
+  for (const TextField& f : fields) {
+    const std::string& v = e.*f.member;
+    w.key(f.key);
+    if (v.empty()) {
+      w.null();
+    } else {
+      w.string(v);
+    }
   }
 }
 
@@ -80,24 +96,15 @@ void write_event_fields(json::Writer& w, const Event& e) {
   w.key("kind").string(kind_name(e.kind));
   w.key("action").string(e.action);
   w.key("decision").string(decision_name(e.decision));
-  optional_string(w, "request_id", e.request_id);
-  optional_string(w, "service", e.service);
+  text_fields(w, e, kWho);
   w.key("identity").begin_object();
   w.key("uid");
   if (e.uid >= 0) w.integer(e.uid); else w.null();
   w.key("pid");
   if (e.pid >= 0) w.integer(e.pid); else w.null();
-  optional_string(w, "exe", e.exe);
-  optional_string(w, "unit", e.unit);
-  optional_string(w, "container", e.container);
+  text_fields(w, e, kIdentity);
   w.end_object();
-  optional_string(w, "ref", e.ref);
-  optional_string(w, "credential_type", e.credential_type);
-  optional_string(w, "code", e.code);
-  optional_string(w, "reason", e.reason);
-  optional_string(w, "cache", e.cache);
-  optional_string(w, "source", e.source);
-  optional_string(w, "mode", e.mode);
+  text_fields(w, e, kWhat);
   w.key("latency_us").integer(e.latency_us);
   if (e.kind == Kind::start && !e.recovered_head.empty()) w.key("recovered_head").string(e.recovered_head);
   if ((e.kind == Kind::start || e.kind == Kind::revoke) && e.revocations_generation > 0) {

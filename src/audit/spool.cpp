@@ -43,7 +43,7 @@ constexpr std::size_t kMaxSegmentFile = std::size_t{2} << 30;
 // "shipped" holds one decimal number and a newline.
 constexpr std::size_t kMaxShippedFile = 4096;
 
-Result<std::string> read_whole(const std::string& path, std::size_t max_bytes = kMaxSegmentFile) {
+[[nodiscard]] Result<std::string> read_whole(const std::string& path, std::size_t max_bytes = kMaxSegmentFile) {
   auto text = read_file(path, FileRules{.max_bytes = max_bytes});
   if (!text) return fail("cannot read " + path + ": " + text.error().reason());
   return std::move(*text);

@@ -88,7 +88,7 @@ std::string FileFailure::message(std::string_view what) const {
   return out + ": " + reason();
 }
 
-tl::expected<std::size_t, FileFailure> read_file(const std::string& path, const FileRules& rules, ReadSink& sink) {
+[[nodiscard]] tl::expected<std::size_t, FileFailure> read_file(const std::string& path, const FileRules& rules, ReadSink& sink) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (!fd) return failed(Kind::open, errno);
   struct stat st {};
@@ -147,7 +147,7 @@ tl::expected<std::size_t, FileFailure> read_file(const std::string& path, const 
   return got;
 }
 
-tl::expected<std::string, FileFailure> read_file(const std::string& path, const FileRules& rules) {
+[[nodiscard]] tl::expected<std::string, FileFailure> read_file(const std::string& path, const FileRules& rules) {
   std::string out;
   StringSink sink(out);
   auto got = read_file(path, rules, sink);
@@ -156,7 +156,7 @@ tl::expected<std::string, FileFailure> read_file(const std::string& path, const 
   return out;
 }
 
-Result<void> write_file_atomically(const std::string& path, std::string_view bytes, bool* replaced) {
+[[nodiscard]] Result<void> write_file_atomically(const std::string& path, std::string_view bytes, bool* replaced) {
   if (replaced != nullptr) *replaced = false;
   const std::string tmp = path + ".tmp";
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
@@ -171,7 +171,7 @@ Result<void> write_file_atomically(const std::string& path, std::string_view byt
   return fsync_directory(parent_of(path));
 }
 
-Result<void> fsync_directory(const std::string& dir) {
+[[nodiscard]] Result<void> fsync_directory(const std::string& dir) {
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return fail("cannot open " + dir + ": " + std::strerror(errno));
   if (::fsync(fd.get()) != 0) return fail("cannot fsync " + dir + ": " + std::strerror(errno));

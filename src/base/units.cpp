@@ -50,7 +50,7 @@ std::string quoted(std::string_view s) {
 
 }  // namespace
 
-Result<std::chrono::nanoseconds> parse_duration(std::string_view text) {
+[[nodiscard]] Result<std::chrono::nanoseconds> parse_duration(std::string_view text) {
   if (text.empty()) return fail("empty duration; write a number with a unit, like \"5m\" or \"300ms\"");
   constexpr std::uint64_t kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
   std::uint64_t total = 0;
@@ -89,7 +89,7 @@ Result<std::chrono::nanoseconds> parse_duration(std::string_view text) {
   return std::chrono::nanoseconds(static_cast<std::int64_t>(total));
 }
 
-Result<std::uint64_t> parse_size(std::string_view text) {
+[[nodiscard]] Result<std::uint64_t> parse_size(std::string_view text) {
   if (text.empty()) return fail("empty size; write a number with a unit, like \"8MiB\"");
   std::size_t i = 0;
   while (i < text.size() && is_digit(text[i])) ++i;
@@ -139,7 +139,7 @@ std::string format_size(std::uint64_t bytes) {
   return out;
 }
 
-Result<Rate> parse_rate(std::string_view text) {
+[[nodiscard]] Result<Rate> parse_rate(std::string_view text) {
   std::size_t slash = text.find('/');
   if (slash == std::string_view::npos) {
     return fail("\"" + std::string(text) + "\" is not a rate; write it as COUNT/PERIOD, e.g. \"100/h\"");

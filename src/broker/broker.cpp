@@ -69,9 +69,14 @@ struct Broker::Request {
   bool resolve_tried = false;
 };
 
-Broker::Broker(cache::Cache& cache, Sources sources, const Clock& clock)
-    : cache_(cache), sources_(std::move(sources)), clock_(clock),
-      catalog_(std::make_shared<catalog::Catalog>()), policy_(std::make_shared<policy::Policy>()) {}
+Broker::Broker(cache::Cache& cache, Sources sources, policy::Rules& rules, policy::Gate& gate, const Clock& clock)
+    : cache_(cache), sources_(std::move(sources)), clock_(clock), rules_(rules), gate_(gate) {
+  rules_.on_catalog_change([this] {
+    if (revocations_.any_secret()) resolve_pending(nullptr, true);
+  });
+}
+
+Broker::~Broker() { rules_.on_catalog_change(nullptr); }
 
 audit::Event Broker::refused_event(const identity::Identity& caller, const std::string& request_id,
                                    std::string action) const {
@@ -80,33 +85,9 @@ audit::Event Broker::refused_event(const identity::Identity& caller, const std::
   e.request_id = request_id;
   e.action = std::move(action);
   fill_caller(e, caller);
-  if (const policy::Service* s = policy_->service_for(caller)) e.service = s->name;
+  if (const policy::Service* s = rules_.service_of(caller)) e.service = s->name;
   e.mode = cache::mode_name(cache_.mode());
   return e;
-}
-
-std::optional<Refusal> Broker::take_token(const identity::Identity& caller) {
-  const policy::Service* service = policy_->service_for(caller);
-  const std::string key = service != nullptr ? service->name : std::string();
-  const Rate& limit = service != nullptr ? service->rate_limit : policy_->unknown_callers();
-  auto v = limiter_.take(key, limit, clock_.now());
-  if (v.allowed) return std::nullopt;
-  ++rate_limited_;
-  std::string who = service != nullptr ? "service \"" + service->name + "\"" : "callers without a [[service]]";
-  return Refusal{http::ErrorCode::rate_limited,
-                 "rate limit of " + format_rate(limit) + " for " + who + " reached; retry in " +
-                     format_duration(std::chrono::ceil<std::chrono::seconds>(v.retry_after)),
-                 v.retry_after};
-}
-
-std::optional<Refusal> Broker::take_token(const std::string& key, const Rate& limit, const std::string& what) {
-  auto v = limiter_.take(key, limit, clock_.now());
-  if (v.allowed) return std::nullopt;
-  ++rate_limited_;
-  return Refusal{http::ErrorCode::rate_limited,
-                 "rate limit of " + format_rate(limit) + " for " + what + " reached; retry in " +
-                     format_duration(std::chrono::ceil<std::chrono::seconds>(v.retry_after)),
-                 v.retry_after};
 }
 
 void Broker::refuse(const RequestPtr& r, http::ErrorCode code, std::string message,
@@ -157,7 +138,7 @@ void Broker::retrieve(identity::Identity caller, Ask ask, const std::string& req
   r->request_id = request_id;
   r->done = std::move(done);
   r->started = clock_.now();
-  r->policy = policy_;
+  r->policy = rules_.policy_ptr();
   audit::Event& e = r->answer.event;
   e.at = clock_.wall_now();
   e.request_id = request_id;
@@ -181,9 +162,9 @@ void Broker::decide(const RequestPtr& r) {
   if (r->ask.ref) {
     r->ref = std::move(*r->ask.ref);
     canonical = r->ref.canonical();
-    r->entry = catalog_->by_key(canonical);
+    r->entry = rules_.catalog().by_key(canonical);
   } else {
-    r->entry = catalog_->by_type(ask.credential_type);
+    r->entry = rules_.catalog().by_type(ask.credential_type);
     if (!r->entry) {
       return refuse(r, http::ErrorCode::not_found, "unknown credential type \"" + ask.credential_type + "\"");
     }
@@ -206,8 +187,8 @@ void Broker::decide(const RequestPtr& r) {
                       "\"");
   }
   if (ask.rate_limited) {
-    if (auto limited = take_token(r->caller)) {
-      return refuse(r, limited->code, std::move(limited->message), limited->retry_after);
+    if (auto limited = gate_.take(r->caller)) {
+      return refuse(r, http::ErrorCode::rate_limited, std::move(limited->message), limited->retry_after);
     }
   }
   if (!service->purposes.empty()) {
@@ -243,8 +224,8 @@ void Broker::decide(const RequestPtr& r) {
                      r->resolution = std::move(*resolved);
                      const upstream::Resolution& res = *r->resolution;
                      // The other form may be the catalog's: its type rules apply.
-                     if (!r->entry) r->entry = catalog_->by_key(res.names.canonical());
-                     if (!r->entry) r->entry = catalog_->by_key(res.ids.canonical());
+                     if (!r->entry) r->entry = rules_.catalog().by_key(res.names.canonical());
+                     if (!r->entry) r->entry = rules_.catalog().by_key(res.ids.canonical());
                      for (const catalog::Reference* s : {&res.ids, &res.names}) {
                        if (policy::Policy::allows(*r->service, r->entry.get(), *s)) {
                          r->key = key_for(r->ref);
@@ -339,7 +320,7 @@ void Broker::learn(policy::Revocation& rv, const catalog::Reference& ref, const 
   }
   // The catalog entries that name it: a request by type, or a fallback for
   // it, is blocked even when no upstream can tell the spellings apart.
-  for (const auto& e : catalog_->entries()) {
+  for (const auto& e : rules_.catalog().entries()) {
     if (rv.known_as(e->key) || rv.known_as(catalog::match_form(key_for(e->ref)))) {
       rv.add_type(e->type);
       rv.add_form(e->key);
@@ -364,7 +345,7 @@ void Broker::describe(policy::Revocation rv, std::function<void(policy::Revocati
   } else if (rv.kind == policy::Revocation::Kind::type) {
     rv.add_type(rv.target);
     rv.add_checked(rv.target);
-    if (auto e = catalog_->by_type(rv.target)) ref = e->ref;
+    if (auto e = rules_.catalog().by_type(rv.target)) ref = e->ref;
   }
   if (!ref) {
     // Nothing to resolve: a service, everything, or a type the catalog no
@@ -377,7 +358,7 @@ void Broker::describe(policy::Revocation rv, std::function<void(policy::Revocati
     // Without an upstream the canonical form is the only key there is, and
     // every catalog entry is compared by it (learn() has).
     rv.resolved = true;
-    for (const auto& e : catalog_->entries()) rv.add_checked(e->type);
+    for (const auto& e : rules_.catalog().entries()) rv.add_checked(e->type);
     return done(std::move(rv));
   }
   upstream::Provider* p = resolver();
@@ -405,7 +386,7 @@ void Broker::check_catalog(std::shared_ptr<Describing> d) {
   upstream::Provider* p = resolver();
   std::vector<std::shared_ptr<const catalog::Entry>> ask;
   if (rv.resolved) {
-    for (const auto& e : catalog_->entries()) {
+    for (const auto& e : rules_.catalog().entries()) {
       if (rv.checked(e->type)) continue;
       if (rv.known_as(e->key)) {
         rv.add_type(e->type);
@@ -452,7 +433,7 @@ bool Broker::incomplete(const policy::Revocation& rv) const {
   if (rv.kind != policy::Revocation::Kind::ref && rv.kind != policy::Revocation::Kind::type) return false;
   if (!rv.resolved) return true;
   if (sources_.primaries.empty()) return false;
-  for (const auto& e : catalog_->entries()) {
+  for (const auto& e : rules_.catalog().entries()) {
     if (!rv.checked(e->type)) return true;
   }
   return false;
@@ -467,17 +448,12 @@ const policy::Revocation* Broker::unchecked_for(const catalog::Entry* entry) con
   return nullptr;
 }
 
-void Broker::set_catalog(std::shared_ptr<const catalog::Catalog> c) {
-  catalog_ = std::move(c);
-  if (revocations_.any_secret()) resolve_pending(nullptr, true);
-}
-
 void Broker::revoke_known(policy::Revocation rv) {
   if (rv.kind == policy::Revocation::Kind::ref && rv.ref) {
     learn(rv, *rv.ref, nullptr);
   } else if (rv.kind == policy::Revocation::Kind::type) {
     rv.add_type(rv.target);
-    if (auto e = catalog_->by_type(rv.target)) learn(rv, e->ref, nullptr);
+    if (auto e = rules_.catalog().by_type(rv.target)) learn(rv, e->ref, nullptr);
   }
   revoke(rv);
 }
@@ -549,7 +525,7 @@ void Broker::enforce(const policy::Revocation& rv) {
       if (!rv.key.empty()) cache_.invalidate(rv.key);
       for (const auto& f : rv.forms) cache_.invalidate(f);
       for (const auto& t : rv.types) {
-        if (auto e = catalog_->by_type(t)) {
+        if (auto e = rules_.catalog().by_type(t)) {
           cache_.invalidate(e->key);
           cache_.invalidate(key_for(e->ref));
         }

@@ -101,7 +101,7 @@ tl::expected<Served, Miss> Cache::serve(const std::string& key, bool allow_stale
     ++misses_;
     return tl::unexpected(Miss::absent);
   }
-  value.resize(it->plaintext_size);
+  if (!value.resize(it->plaintext_size)) return tl::unexpected(Miss::no_memory);  // (allocated to fit)
   lru_.splice(lru_.begin(), lru_, it);  // most recently used
   if (freshness == Freshness::fresh) {
     ++hits_;

@@ -18,7 +18,7 @@ std::vector<std::string_view> split_parts(std::string_view s) {
   return parts;
 }
 
-Result<void> check_part(std::string_view part, std::size_t index, bool allow_wildcards) {
+[[nodiscard]] Result<void> check_part(std::string_view part, std::size_t index, bool allow_wildcards) {
   std::string where = "part " + std::to_string(index + 1);
   if (part.empty()) return fail(where + " is empty");
   if (part.size() > kMaxPartBytes) return fail(where + " is longer than " + std::to_string(kMaxPartBytes) + " bytes");
@@ -122,7 +122,7 @@ std::string Reference::id_key() const { return text_form(*this, Form::key); }
 
 std::string match_form(std::string_view key) { return fold_case(key); }
 
-Result<Reference> parse_reference(std::string_view text) {
+[[nodiscard]] Result<Reference> parse_reference(std::string_view text) {
   if (text.size() > kMaxReferenceBytes) {
     return fail("reference is longer than " + std::to_string(kMaxReferenceBytes) + " bytes");
   }

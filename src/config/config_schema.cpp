@@ -709,7 +709,7 @@ std::string Diagnostic::to_string() const {
   return out;
 }
 
-Result<std::shared_ptr<const catalog::Catalog>> catalog_from(const Config& c) {
+[[nodiscard]] Result<std::shared_ptr<const catalog::Catalog>> catalog_from(const Config& c) {
   std::vector<catalog::EntrySpec> specs;
   for (const auto& k : c.credentials) {
     specs.push_back({k.type, k.ref, c.fallback.env ? k.env : "",

@@ -75,7 +75,7 @@ std::string bounds_text(const Key& k) {
   }
 }
 
-tl::expected<Value, std::string> convert(const toml::node& n, const Key& k) {
+[[nodiscard]] tl::expected<Value, std::string> convert(const toml::node& n, const Key& k) {
   auto wrong_type = [&](std::string_view expected) {
     return tl::unexpected("expected " + std::string(expected) + ", got " + std::string(node_type_name(n)));
   };

@@ -12,7 +12,7 @@ int hex_value(char c) noexcept {
 
 }  // namespace
 
-Result<std::string> percent_decode(std::string_view s, bool plus_is_space) {
+[[nodiscard]] Result<std::string> percent_decode(std::string_view s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -35,7 +35,7 @@ Result<std::string> percent_decode(std::string_view s, bool plus_is_space) {
   return out;
 }
 
-Result<QueryParams> parse_query(std::string_view raw) {
+[[nodiscard]] Result<QueryParams> parse_query(std::string_view raw) {
   QueryParams out;
   while (!raw.empty()) {
     auto amp = raw.find('&');

@@ -30,7 +30,7 @@ std::string errno_text(int e) { return std::strerror(e); }
 // says 0: the cap is on what is read).
 constexpr std::size_t kMaxProcFile = std::size_t{64} * 1024;
 
-tl::expected<std::string, FileFailure> read_small(const std::string& path) {
+[[nodiscard]] tl::expected<std::string, FileFailure> read_small(const std::string& path) {
   return read_file(path, FileRules{.max_bytes = kMaxProcFile});
 }
 
@@ -66,7 +66,7 @@ std::string_view pidfd_source_name(PidfdSource s) noexcept {
   return "none";
 }
 
-Result<Credentials> peer_credentials(int fd) {
+[[nodiscard]] Result<Credentials> peer_credentials(int fd) {
   struct ucred cred {};
   socklen_t len = sizeof cred;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {

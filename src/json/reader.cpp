@@ -125,7 +125,7 @@ class Builder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Builder> 
 
 }  // namespace
 
-Result<Value> parse(std::string_view text) {
+[[nodiscard]] Result<Value> parse(std::string_view text) {
   Builder b;
   rapidjson::Reader reader;
   rapidjson::MemoryStream ms(text.data(), text.size());

@@ -17,7 +17,10 @@ constexpr std::string_view kHiddenMask = "********";
 std::string_view view(std::span<const char> s) noexcept { return {s.data(), s.size()}; }
 
 void count(void* ctx, const char*, std::size_t n) { *static_cast<std::size_t*>(ctx) += n; }
-void put(void* ctx, const char* b, std::size_t n) { static_cast<secure::SecureBuffer*>(ctx)->append({b, n}); }
+// Callers have made room for what json_escape() writes (escaped_size).
+void put(void* ctx, const char* b, std::size_t n) {
+  [[maybe_unused]] bool fits = static_cast<secure::SecureBuffer*>(ctx)->append({b, n});
+}
 
 std::size_t escaped_size(std::string_view s) noexcept {
   std::size_t n = 0;
@@ -79,7 +82,9 @@ bool append_encoded(secure::SecureBuffer& out, std::span<const char> value, Enco
   if (enc == Encoding::text) {
     json_escape(s, &put, &out);
   } else {
-    for (std::size_t i = 0, n = base64_size(s.size()); i < n; ++i) out.push_back(base64_at(s, i));
+    for (std::size_t i = 0, n = base64_size(s.size()); i < n; ++i) {
+      if (!out.push_back(base64_at(s, i))) return false;
+    }
   }
   return true;
 }
@@ -100,7 +105,7 @@ bool append_masked(secure::SecureBuffer& out, std::span<const char> value, Encod
   if (enc == Encoding::base64) return out.append(kHiddenMask);
   Shape sh = shape(s, enc);
   if (sh.chars < kMaskMinimum) return out.append(kHiddenMask);
-  out.append(kEllipsis);
+  if (!out.append(kEllipsis)) return false;
   json_escape(s.substr(sh.tail), &put, &out);
   return true;
 }

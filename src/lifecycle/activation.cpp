@@ -10,7 +10,7 @@
 
 namespace chitty::lifecycle {
 
-Result<std::optional<ActivatedSocket>> activated_socket() {
+[[nodiscard]] Result<std::optional<ActivatedSocket>> activated_socket() {
   int n = sd_listen_fds(1 /* unset LISTEN_* */);
   if (n < 0) return fail(std::string("sd_listen_fds: ") + std::strerror(-n));
   if (n == 0) return std::optional<ActivatedSocket>();

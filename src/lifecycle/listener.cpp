@@ -5,7 +5,7 @@
 
 namespace chitty::lifecycle {
 
-Result<Listener> listen(const config::AgentConfig& a) {
+[[nodiscard]] Result<Listener> listen(const config::AgentConfig& a) {
   Listener listener;
   auto activated = activated_socket();
   if (!activated) return tl::unexpected(activated.error());

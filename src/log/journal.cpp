@@ -23,31 +23,6 @@ int priority(Level l) {
   return 6;
 }
 
-void append_plain(std::string& out, const Value& v) {
-  std::visit(
-      [&](const auto& x) {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, std::string_view>) {
-          out += x;
-        } else if constexpr (std::is_same_v<T, bool>) {
-          out += x ? "true" : "false";
-        } else if constexpr (std::is_same_v<T, std::int64_t>) {
-          out += std::to_string(x);
-        } else if constexpr (std::is_same_v<T, std::uint64_t>) {
-          append_decimal(out, x);
-        } else if constexpr (std::is_same_v<T, double>) {
-          char buf[32];
-          int n = std::snprintf(buf, sizeof buf, "%.6g", x);
-          out.append(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
-        } else if constexpr (std::is_same_v<T, Redacted>) {
-          out += "[redacted ";
-          append_decimal(out, x.length);
-          out += " bytes]";
-        }
-      },
-      v.get());
-}
-
 }  // namespace
 
 std::string journal_field_name(std::string_view key) {
@@ -74,7 +49,7 @@ std::vector<std::string> journal_fields(const Record& r, std::string_view identi
   for (const auto& f : r.fields) {
     std::string line = journal_field_name(f.key);
     line += '=';
-    append_plain(line, f.value);
+    append_value(line, f.value, ValueForm::plain);
     out.push_back(std::move(line));
   }
   return out;

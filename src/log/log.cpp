@@ -19,11 +19,18 @@ std::mutex g_mutex;
 std::unique_ptr<Sink> g_sink;  // guarded by g_mutex; nullptr means JSON lines on stderr
 SystemClock g_clock;
 
-void append_value(std::string& out, const Value& v) {
+}  // namespace
+
+void append_value(std::string& out, const Value& v, ValueForm form) {
+  const bool json = form == ValueForm::json;
   std::visit(
       [&](const auto& x) {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, std::string_view>) {
+          if (!json) {
+            out += x;
+            return;
+          }
           out += '"';
           append_json_escaped(out, x);
           out += '"';
@@ -39,7 +46,7 @@ void append_value(std::string& out, const Value& v) {
         } else if constexpr (std::is_same_v<T, std::uint64_t>) {
           append_decimal(out, x);
         } else if constexpr (std::is_same_v<T, double>) {
-          if (!std::isfinite(x)) {
+          if (json && !std::isfinite(x)) {
             out += "null";
           } else {
             char buf[32];
@@ -47,13 +54,18 @@ void append_value(std::string& out, const Value& v) {
             out.append(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
           }
         } else if constexpr (std::is_same_v<T, Redacted>) {
-          out += "\"[redacted ";
+          const char* quote = json ? "\"" : "";
+          out += quote;
+          out += "[redacted ";
           append_decimal(out, x.length);
-          out += " bytes]\"";
+          out += " bytes]";
+          out += quote;
         }
       },
       v.get());
 }
+
+namespace {
 
 void write_all(int fd, const std::string& s) noexcept {
   const char* p = s.data();
@@ -139,7 +151,7 @@ std::string JsonLinesSink::format(const Record& r) {
     line += ",\"";
     append_json_escaped(line, f.key);
     line += "\":";
-    append_value(line, f.value);
+    append_value(line, f.value, ValueForm::json);
   }
   line += '}';
   return line;

@@ -110,7 +110,7 @@ bool Policy::purpose_allowed(const Service& service, std::string_view purpose) {
   return std::find(service.purposes.begin(), service.purposes.end(), purpose) != service.purposes.end();
 }
 
-Result<std::shared_ptr<const Policy>> policy_from(const config::Config& c) {
+[[nodiscard]] Result<std::shared_ptr<const Policy>> policy_from(const config::Config& c) {
   std::vector<ServiceSpec> specs;
   for (const auto& svc : c.services) {
     ServiceSpec spec;

@@ -11,7 +11,7 @@
 
 namespace chitty::secure {
 
-Result<void> harden_process() {
+[[nodiscard]] Result<void> harden_process() {
   if (sodium_init() < 0) return fail("libsodium cannot be initialised");
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
     return fail(std::string("cannot make the process non-dumpable: ") + std::strerror(errno));

@@ -22,7 +22,7 @@ Result<std::unique_ptr<MacKey>> MacKey::from_bytes(Arena& arena, std::string_vie
   // secret as the key, hence in locked memory.
   k->state_ = SecureBuffer::allocate(arena, sizeof(crypto_auth_hmacsha256_state), Lifetime::lasting);
   if (!k->state_) return fail("no locked memory for the chain key");
-  k->state_.resize(sizeof(crypto_auth_hmacsha256_state));
+  if (!k->state_.resize(sizeof(crypto_auth_hmacsha256_state))) return fail("no locked memory for the chain key");
   auto* st = reinterpret_cast<crypto_auth_hmacsha256_state*>(k->state_.data());
   crypto_auth_hmacsha256_init(st, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
   return k;
@@ -40,7 +40,7 @@ Result<std::unique_ptr<MacKey>> MacKey::from_file(Arena& arena, const std::strin
   }
   std::size_t n = buf->size();
   while (n > 0 && (buf->data()[n - 1] == '\n' || buf->data()[n - 1] == '\r')) --n;
-  buf->resize(n);
+  buf->truncate(n);
   return from_bytes(arena, {buf->data(), buf->size()});
 }
 

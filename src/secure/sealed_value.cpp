@@ -24,7 +24,7 @@ SecureBuffer SealedValue::open(std::size_t spare) const noexcept {
   if (!out) return out;
   std::span<const std::byte> sealed(block_.data, sealer_->sealed_size(size_));
   if (!sealer_->open(sealed, associated_, reinterpret_cast<std::byte*>(out.data()))) return {};
-  out.resize(size_);
+  if (!out.resize(size_)) return {};
   return out;
 }
 

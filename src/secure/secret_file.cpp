@@ -19,7 +19,7 @@ class SecureSink final : public ReadSink {
   }
 
   SecureBuffer take(std::size_t size) && {
-    buffer_.resize(size);
+    if (!buffer_.resize(size)) return {};  // (what was read: never more than the room)
     return std::move(buffer_);
   }
 
@@ -32,7 +32,7 @@ class SecureSink final : public ReadSink {
 
 }  // namespace
 
-tl::expected<SecureBuffer, FileFailure> read_secret_file(Arena& arena, const std::string& path,
+[[nodiscard]] tl::expected<SecureBuffer, FileFailure> read_secret_file(Arena& arena, const std::string& path,
                                                          const FileRules& rules, Lifetime lifetime) {
   SecureSink sink(arena, lifetime);
   auto got = read_file(path, rules, sink);

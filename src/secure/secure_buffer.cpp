@@ -20,6 +20,13 @@ bool SecureBuffer::resize(std::size_t n) noexcept {
   return true;
 }
 
+void SecureBuffer::truncate(std::size_t n) noexcept {
+  if (n < size_) {
+    sodium_memzero(block_.data + n, size_ - n);
+    size_ = n;
+  }
+}
+
 bool SecureBuffer::append(std::string_view s) noexcept {
   if (s.empty()) return true;  // (memcpy from a null pointer is undefined even for 0 bytes)
   if (s.size() > block_.size - size_) return false;

@@ -118,22 +118,13 @@ void Server::accept_one() {
   // may take: a caller matching no service never closes a service's
   // connection, even of its own uid. Only then is the caller identified; a
   // uid at its cap with nothing idle is refused without a /proc read.
-  Connection* own = nullptr;
-  if (at_uid_cap) {
-    for (Connection* c : reclaim_candidates()) {
-      if (c->uid() == creds->uid && c->confirm_idle()) {
-        own = c;
-        break;
-      }
-    }
-    if (own == nullptr) {
-      ++stats_.rejected_per_uid;
-      reject(std::move(pipe), http::ErrorCode::too_many_connections,
-             "too many connections from uid " + std::to_string(creds->uid) + " (" +
-                 std::to_string(options_.max_connections_per_uid) + "), none of them idle");
-      return;
-    }
-  }
+  auto refuse_uid = [&] {
+    ++stats_.rejected_per_uid;
+    reject(std::move(pipe), http::ErrorCode::too_many_connections,
+           "too many connections from uid " + std::to_string(creds->uid) + " (" +
+               std::to_string(options_.max_connections_per_uid) + "), none of them idle");
+  };
+  if (at_uid_cap && own_idle(creds->uid, std::nullopt) == nullptr) return refuse_uid();
   // Identified only past the caps that need no identity: those refusals
   // cost no /proc reads. Whether the caller may use the reserve needs it.
   identity::Peer peer = identity::Peer::identify(fd, *creds, options_.identity);
@@ -141,20 +132,8 @@ void Server::accept_one() {
   if (at_uid_cap) {
     // Candidates are sorted non-services first: a non-service caller takes
     // the first idle one only if it is not a service's.
-    own = nullptr;
-    for (Connection* c : reclaim_candidates()) {
-      if (c->uid() != creds->uid || !c->confirm_idle()) continue;
-      if (!service && c->service()) break;
-      own = c;
-      break;
-    }
-    if (own == nullptr) {
-      ++stats_.rejected_per_uid;
-      reject(std::move(pipe), http::ErrorCode::too_many_connections,
-             "too many connections from uid " + std::to_string(creds->uid) + " (" +
-                 std::to_string(options_.max_connections_per_uid) + "), none of them idle");
-      return;
-    }
+    Connection* own = own_idle(creds->uid, service);
+    if (own == nullptr) return refuse_uid();
     ++stats_.reclaimed_idle;
     own->close("idle, closed to make room for the same uid");
     // (A slot of this uid is free now, and so is one of all: the global
@@ -208,6 +187,15 @@ void Server::accept_one() {
 std::uint32_t Server::reserved_slots() const noexcept {
   if (!is_service_) return 0;
   return std::min(options_.reserved_service_connections, options_.max_connections / 2);
+}
+
+Connection* Server::own_idle(uid_t uid, std::optional<bool> caller_is_service) const {
+  for (Connection* c : reclaim_candidates()) {
+    if (c->uid() != uid || !c->confirm_idle()) continue;
+    if (caller_is_service == false && c->service()) return nullptr;  // (services sort last)
+    return c;
+  }
+  return nullptr;
 }
 
 std::vector<Connection*> Server::reclaim_candidates() const {

@@ -40,7 +40,7 @@ bool fill_address(const std::string& path, sockaddr_un& addr) {
 }
 
 // mkdir -p with `mode` for the directories it creates.
-Result<void> make_directories(const std::string& dir, mode_t mode) {
+[[nodiscard]] Result<void> make_directories(const std::string& dir, mode_t mode) {
   struct stat st {};
   if (stat(dir.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) return fail(dir + " exists and is not a directory");
@@ -58,7 +58,7 @@ Result<void> make_directories(const std::string& dir, mode_t mode) {
 // the agent may be able to replace it: the directory must not be writable by
 // group or others unless it is sticky (like /tmp), and must belong to root or
 // to the agent's user.
-Result<void> check_directory(const std::string& dir) {
+[[nodiscard]] Result<void> check_directory(const std::string& dir) {
   struct stat st {};
   if (stat(dir.c_str(), &st) != 0) return fail("cannot inspect " + dir + ": " + errno_text(errno));
   if (st.st_uid != 0 && st.st_uid != geteuid()) {
@@ -72,7 +72,7 @@ Result<void> check_directory(const std::string& dir) {
   return {};
 }
 
-Result<gid_t> resolve_group(const std::string& group) {
+[[nodiscard]] Result<gid_t> resolve_group(const std::string& group) {
   std::uint64_t numeric = 0;
   if (parse_u64(group, numeric)) return static_cast<gid_t>(numeric);
   std::vector<char> buf(16384);
@@ -115,7 +115,7 @@ PathState probe_socket_path(const std::string& path, std::string* detail) {
   return PathState::unknown;
 }
 
-Result<SocketFile> create_listening_socket(const SocketSpec& spec) {
+[[nodiscard]] Result<SocketFile> create_listening_socket(const SocketSpec& spec) {
   const std::string& path = spec.path;
   sockaddr_un addr{};
   if (path.empty() || path.front() != '/') return fail("socket path must be absolute: " + path);

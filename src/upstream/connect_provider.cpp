@@ -21,14 +21,14 @@ using json::Node;
 // Entries per remembered map; a new one beyond it pushes out the oldest.
 constexpr std::size_t kMaxRemembered = 20000;
 
-Result<InPlace> parse_body(HttpResponse& r) {
+[[nodiscard]] Result<InPlace> parse_body(HttpResponse& r) {
   if (!r.body) return fail("an empty answer");
   return InPlace::parse(r.body);
 }
 
 // The answer's JSON if it is a `type`; otherwise why not, as an
 // availability failure ("malformed item list from Connect (not an array)").
-tl::expected<InPlace, std::string> parse_answer(HttpResponse& r, Node::Type type, std::string_view what) {
+[[nodiscard]] tl::expected<InPlace, std::string> parse_answer(HttpResponse& r, Node::Type type, std::string_view what) {
   auto doc = parse_body(r);
   if (doc && doc->root().is(type)) return std::move(*doc);
   return tl::unexpected("malformed " + std::string(what) + " from Connect (" +
@@ -430,7 +430,7 @@ void ConnectProvider::on_item(const JobPtr& job, HttpResponse& r) {
   if (!value) return fail(job, FetchError::not_found, std::move(value.error().message));
   secure::SecureBuffer out = secure::SecureBuffer::allocate(arena_, std::max<std::size_t>(value->size(), 1));
   if (!out) return fail(job, FetchError::no_memory, "no locked memory for the value right now");
-  out.append(*value);
+  if (!out.append(*value)) return fail(job, FetchError::no_memory, "no locked memory for the value right now");
   negative_.erase(job->name_key);
   finish(job, std::move(out));
   // The answer (every field of the item) is wiped when `r` dies.

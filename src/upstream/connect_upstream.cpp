@@ -5,7 +5,7 @@
 namespace chitty::upstream {
 namespace {
 
-Result<std::unique_ptr<Token>> open_token(secure::Arena& arena, secure::Sealer& sealer, const std::string& file,
+[[nodiscard]] Result<std::unique_ptr<Token>> open_token(secure::Arena& arena, secure::Sealer& sealer, const std::string& file,
                                           const std::string& env) {
   if (!file.empty()) return Token::from_file(arena, sealer, file);
   return Token::from_env(arena, sealer, env);

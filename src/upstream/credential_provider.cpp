@@ -55,7 +55,7 @@ FetchResult CredentialProvider::read(const std::string& name) const {
     }
     return tl::unexpected(failure(FetchError::unavailable, shown + ": " + f.reason()));
   }
-  if (out->size() > 0 && out->data()[out->size() - 1] == '\n') out->resize(out->size() - 1);
+  if (out->size() > 0 && out->data()[out->size() - 1] == '\n') out->truncate(out->size() - 1);
   return std::move(*out);
 }
 

@@ -145,7 +145,7 @@ struct HttpClient::Transfer {
         no_memory = true;
         return false;
       }
-      bigger.append({body.data(), body.size()});
+      if (!bigger.append({body.data(), body.size()})) return false;  // (grown >= need > size)
       body = std::move(bigger);  // the old block is wiped on release
     }
     return body.append({p, n});
@@ -279,9 +279,11 @@ HttpClient::Id HttpClient::send(HttpRequest request, HttpDone done) {
       fail_later(std::move(t->done), HttpError::no_memory, "no locked memory for the request right now");
       return id;
     }
-    line.append(kName);
-    line.append({request.authorization->data(), request.authorization->size()});
-    line.push_back('\0');
+    if (!line.append(kName) || !line.append({request.authorization->data(), request.authorization->size()}) ||
+        !line.push_back('\0')) {
+      fail_later(std::move(t->done), HttpError::no_memory, "no locked memory for the request right now");
+      return id;
+    }
     t->headers = curl_slist_append(t->headers, line.data());
   }
   t->headers = curl_slist_append(t->headers, "Accept: application/json");

@@ -28,7 +28,7 @@ Result<secure::SecureBuffer> Token::read_file() const {
   if (!buf) return fail(secure::secret_file_message(buf.error(), shown));
   std::size_t got = buf->size();
   while (got > 0 && (buf->data()[got - 1] == '\n' || buf->data()[got - 1] == '\r')) --got;
-  buf->resize(got);
+  buf->truncate(got);
   if (!valid_token({buf->data(), buf->size()})) {
     return fail(shown + " does not hold a token (empty, or spaces or control characters in it)");
   }
@@ -81,8 +81,7 @@ secure::SecureBuffer Token::bearer() const noexcept {
   if (!plain) return plain;
   secure::SecureBuffer out = secure::SecureBuffer::allocate(arena_, kScheme.size() + plain.size());
   if (!out) return out;
-  out.append(kScheme);
-  out.append({plain.data(), plain.size()});
+  if (!out.append(kScheme) || !out.append({plain.data(), plain.size()})) return {};
   return out;
 }
 

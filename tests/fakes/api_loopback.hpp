@@ -173,14 +173,14 @@ class ApiLoopback {
     ::chitty::broker::Sources sources;
     sources.primaries.push_back(primary.get());
     sources.fallbacks.push_back(env.get());
-    broker = std::make_unique<::chitty::broker::Broker>(*cache, sources, clock);
+    broker = std::make_unique<::chitty::broker::Broker>(*cache, sources, rules, gate, clock);
 
     auto cat = catalog::Catalog::build({
         {"openai_api_key", "op://AI/OpenAI/api_key", "OPENAI_API_KEY", "", "ai", ""},
         {"db_password", "op://Infra/Postgres/password", "", "", "", ""},
     });
     if (!cat) throw std::runtime_error(cat.error().message);
-    broker->set_catalog(std::make_shared<const catalog::Catalog>(std::move(*cat)));
+    rules.set_catalog(std::make_shared<const catalog::Catalog>(std::move(*cat)));
     auto spec = [](std::string name, std::int64_t uid, std::vector<std::string> allow) {
       policy::ServiceSpec s;
       s.name = std::move(name);
@@ -198,7 +198,7 @@ class ApiLoopback {
          limited, ops},
         options.unknown_callers);
     if (!pol) throw std::runtime_error(pol.error().message);
-    broker->set_policy(std::make_shared<const policy::Policy>(std::move(*pol)));
+    rules.set_policy(std::make_shared<const policy::Policy>(std::move(*pol)));
 
     if (options.emergency_token) {
       // Taken (and scrubbed) from the environment at once.
@@ -209,6 +209,8 @@ class ApiLoopback {
     }
 
     ctx.broker = broker.get();
+    ctx.rules = &rules;
+    ctx.gate = &gate;
     ctx.audit = &audit;
     ctx.arena = arena.get();
     ctx.metrics = &metrics;
@@ -227,6 +229,7 @@ class ApiLoopback {
     observed.arena = arena.get();
     observed.sealer = sealer.get();
     observed.broker = broker.get();
+    observed.gate = &gate;
 
     api::register_health_routes(router, observed);
     api::register_metrics_route(router, ctx, observed);
@@ -294,6 +297,8 @@ class ApiLoopback {
  public:
   http::Limits limits;
   ManualClock clock;
+  policy::Rules rules;
+  policy::Gate gate{rules, clock};
   std::unique_ptr<secure::Arena> arena;
   std::unique_ptr<secure::Sealer> sealer;
   std::unique_ptr<::chitty::cache::Cache> cache;

@@ -3,6 +3,7 @@
 // thousand requests waiting on one fetch, or an upstream that is down.
 #pragma once
 
+#include <stdexcept>
 #include <deque>
 #include <functional>
 #include <map>
@@ -94,7 +95,7 @@ class FakeProvider final : public upstream::Provider {
   void answer(std::string_view value) {
     up = true;
     secure::SecureBuffer b = secure::SecureBuffer::allocate(arena_, value.empty() ? 1 : value.size());
-    b.append(value);
+    if (!b.append(value)) throw std::runtime_error("FakeProvider: no locked memory for the answer");
     complete(std::move(b));
   }
   // Like the Connect provider, it reports itself unavailable after an

@@ -29,6 +29,8 @@
 #include "chitty/base/result.hpp"
 #include "chitty/broker/broker.hpp"
 #include "chitty/http/response.hpp"
+#include "chitty/policy/gate.hpp"
+#include "chitty/policy/rules.hpp"
 #include "chitty/secure/arena.hpp"
 #include "chitty/secure/sealed_value.hpp"
 #include "chitty/secure/secure_buffer.hpp"
@@ -49,7 +51,9 @@ class SecretPayload final : public http::Payload {
 };
 
 struct CredentialsContext {
-  broker::Broker* broker = nullptr;
+  broker::Broker* broker = nullptr;  // retrievals and emergency revocations
+  const policy::Rules* rules = nullptr;  // the catalog and policy in force
+  policy::Gate* gate = nullptr;      // the rate limit of the routes that do not retrieve
   audit::Recorder* audit = nullptr;
   secure::Arena* arena = nullptr;  // for response bodies
   Metrics* metrics = nullptr;      // may be null

@@ -13,6 +13,7 @@
 #include "chitty/base/clock.hpp"
 #include "chitty/broker/broker.hpp"
 #include "chitty/cache/cache.hpp"
+#include "chitty/policy/gate.hpp"
 #include "chitty/secure/arena.hpp"
 #include "chitty/secure/sealer.hpp"
 #include "chitty/server/server.hpp"
@@ -30,6 +31,7 @@ struct Observed {
   const secure::Arena* arena = nullptr;    // locked memory
   const secure::Sealer* sealer = nullptr;
   const broker::Broker* broker = nullptr;
+  const policy::Gate* gate = nullptr;  // requests held back by rate limits
   std::vector<const upstream::ConnectProvider*> connect;  // primary, then backup; empty without Connect
   Duration fallback_window{};
   const audit::Spool* spool = nullptr;             // null when audit is in memory

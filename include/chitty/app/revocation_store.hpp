@@ -46,14 +46,14 @@ class RevocationStore {
   // file must still parse; a version 1 file of an earlier agent is taken
   // over), a missing file is an empty set, and the result is saved again,
   // sealed, with a generation past `recorded`.
-  Result<Loaded> load(std::optional<std::uint64_t> recorded, bool accept);
+  [[nodiscard]] Result<Loaded> load(std::optional<std::uint64_t> recorded, bool accept);
   // Writes `r` sealed, with the next generation; returns it.
-  Result<std::uint64_t> save(const policy::Revocations& r);
+  [[nodiscard]] Result<std::uint64_t> save(const policy::Revocations& r);
   std::uint64_t generation() const noexcept { return generation_; }
   const std::string& path() const noexcept { return path_; }
 
  private:
-  Result<policy::Revocations> parse(const std::string& text, std::uint64_t& generation) const;
+  [[nodiscard]] Result<policy::Revocations> parse(const std::string& text, std::uint64_t& generation) const;
   std::string dir_;
   std::string path_;
   const secure::MacKey& key_;
@@ -65,7 +65,7 @@ class RevocationStore {
 // then on saves what the broker learns (each save recorded in the trail as
 // a revoke-resolved event). `accept`: --accept-revocations (an alert says
 // so). Errors: why the agent must not start.
-Result<std::unique_ptr<RevocationStore>> open_revocations(const std::string& state_dir, audit::Trail& trail,
+[[nodiscard]] Result<std::unique_ptr<RevocationStore>> open_revocations(const std::string& state_dir, audit::Trail& trail,
                                                           broker::Broker& broker, bool accept);
 
 }  // namespace chitty::app

@@ -14,7 +14,7 @@ class StateDir {
   // Creates the directory (0700) if missing, refuses one that other users
   // could write to, and takes an exclusive flock on `<dir>/agent.lock`
   // (recording our pid in it). Fails if another process holds the lock.
-  static Result<StateDir> open(const std::string& path);
+  [[nodiscard]] static Result<StateDir> open(const std::string& path);
 
   StateDir(StateDir&& o) noexcept = default;
   StateDir& operator=(StateDir&&) = delete;

@@ -98,7 +98,7 @@ class Recorder {
   virtual ~Recorder() = default;
   // Records `event`; an error means it could not be, and the decision it
   // describes must not take effect.
-  virtual Result<void> record(const Event& event) = 0;
+  [[nodiscard]] virtual Result<void> record(const Event& event) = 0;
   // Recorded events matching `q`, oldest first (at most q.limit, the newest).
   virtual std::vector<Event> query(const Query& q) const = 0;
   // The same without holding up the loop, for reads that may cover a large
@@ -117,7 +117,7 @@ class Recorder {
 class MemoryRecorder final : public Recorder {
  public:
   explicit MemoryRecorder(std::size_t capacity = 4096) : capacity_(capacity) {}
-  Result<void> record(const Event& event) override;
+  [[nodiscard]] Result<void> record(const Event& event) override;
   std::vector<Event> query(const Query& q) const override;
   // Oldest first.
   std::vector<Event> recent(std::size_t limit) const;

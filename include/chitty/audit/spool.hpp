@@ -61,7 +61,7 @@ std::string_view line_mac(std::string_view line) noexcept;
 
 class Spool {
  public:
-  static Result<std::unique_ptr<Spool>> open(const SpoolOptions& options, Recovery& recovery);
+  [[nodiscard]] static Result<std::unique_ptr<Spool>> open(const SpoolOptions& options, Recovery& recovery);
   ~Spool();
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
@@ -73,14 +73,14 @@ class Spool {
   // Appends `line` (without its newline) as event `seq`; rotates to a new
   // segment first when the active one is full. An error leaves the spool as
   // it was (a partial write is cut back).
-  Result<void> append(std::uint64_t seq, std::string_view line);
+  [[nodiscard]] Result<void> append(std::uint64_t seq, std::string_view line);
   // fdatasync of what was appended since the last sync (no-op if nothing).
-  Result<void> sync();
+  [[nodiscard]] Result<void> sync();
   // For an fdatasync off the loop thread: a duplicate of the active
   // segment's descriptor (the caller closes it), or -1 when nothing was
   // appended since the last sync. The spool counts as synced from here on;
   // a failed sync calls mark_dirty().
-  Result<int> take_sync_fd();
+  [[nodiscard]] Result<int> take_sync_fd();
   void mark_dirty() noexcept { dirty_ = static_cast<bool>(fd_); }
   bool dirty() const noexcept { return dirty_; }
 
@@ -90,10 +90,10 @@ class Spool {
     std::vector<std::string> lines;
     std::uint64_t last_seq = 0;
   };
-  Result<Batch> read_after(std::uint64_t after_seq, std::size_t max_lines, std::size_t max_bytes);
+  [[nodiscard]] Result<Batch> read_after(std::uint64_t after_seq, std::size_t max_lines, std::size_t max_bytes);
   // The sink has every event up to `seq`: persist it, delete the segments
   // wholly covered (never the active one).
-  Result<void> acknowledge(std::uint64_t seq);
+  [[nodiscard]] Result<void> acknowledge(std::uint64_t seq);
 
   // Every line, newest first, until `visit` returns false (queries).
   void for_each_newest_first(const std::function<bool(std::string_view line)>& visit) const;
@@ -121,9 +121,9 @@ class Spool {
     std::uint64_t bytes = 0;
   };
   Spool() = default;
-  Result<void> start_segment(std::uint64_t first_seq);
-  Result<void> recover_segment(Segment& s, bool newest, Recovery& r);
-  Result<void> write_shipped(std::uint64_t seq);
+  [[nodiscard]] Result<void> start_segment(std::uint64_t first_seq);
+  [[nodiscard]] Result<void> recover_segment(Segment& s, bool newest, Recovery& r);
+  [[nodiscard]] Result<void> write_shipped(std::uint64_t seq);
 
   SpoolOptions options_;
   std::vector<Segment> segments_;  // oldest first; the last is the active one

@@ -62,7 +62,7 @@ class SpoolRecorder final : public Recorder {
   SpoolRecorder(const SpoolRecorder&) = delete;
   SpoolRecorder& operator=(const SpoolRecorder&) = delete;
 
-  Result<void> record(const Event& event) override;
+  [[nodiscard]] Result<void> record(const Event& event) override;
   std::vector<Event> query(const Query& q) const override;
   // Reads the spool's segments on libuv's thread pool (they are append-only:
   // a line being written is not complete, and is skipped) and renders there,
@@ -87,7 +87,7 @@ class SpoolRecorder final : public Recorder {
   std::uint64_t refused() const noexcept { return refused_; }
 
  private:
-  Result<void> write(Event& e);
+  [[nodiscard]] Result<void> write(Event& e);
   void alert(const std::string& message);
   void flush_aggregates(bool all);
   void mirror(const Event& e, std::string_view line);
@@ -125,7 +125,7 @@ class SpoolRecorder final : public Recorder {
     MonoTime opened;
     bool coarse = false;  // the reserve's: per code only, no references, written less often
   };
-  Result<void> count_refusal(const Event& e, Spool::Room room);
+  [[nodiscard]] Result<void> count_refusal(const Event& e, Spool::Room room);
   Spool::Room watch_room();
   std::map<AggregateKey, Pending> pending_;
   // At most 1000 events per 10 s mirrored to the journal (see mirror()).

@@ -44,7 +44,7 @@ class Trail {
   // (with a warning: it then sits beside the spool). A spool recovered with
   // a torn or damaged tail is reported by alert events. Errors name the file
   // and the reason; the agent does not start without its trail.
-  static Result<std::unique_ptr<Trail>> open(Deps deps, const config::AuditConfig& config, const std::string& state_dir);
+  [[nodiscard]] static Result<std::unique_ptr<Trail>> open(Deps deps, const config::AuditConfig& config, const std::string& state_dir);
   ~Trail();
   Trail(const Trail&) = delete;
   Trail& operator=(const Trail&) = delete;
@@ -78,9 +78,9 @@ class Trail {
 
  private:
   explicit Trail(Deps deps) : deps_(std::move(deps)) {}
-  Result<void> open_key(const config::AuditConfig& config, const std::string& state_dir);
-  Result<void> open_spool(const config::AuditConfig& config, const std::string& state_dir);
-  Result<void> open_sink(const config::AuditConfig& config);
+  [[nodiscard]] Result<void> open_key(const config::AuditConfig& config, const std::string& state_dir);
+  [[nodiscard]] Result<void> open_spool(const config::AuditConfig& config, const std::string& state_dir);
+  [[nodiscard]] Result<void> open_sink(const config::AuditConfig& config);
 
   Deps deps_;
   std::function<std::string()> mode_;

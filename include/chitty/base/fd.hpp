@@ -39,6 +39,6 @@ class UniqueFd {
 
 // Writes all of `bytes` to `fd`, retrying after EINTR and short writes. False
 // with errno set on failure (EIO if the descriptor took nothing).
-bool write_all(int fd, std::string_view bytes) noexcept;
+[[nodiscard]] bool write_all(int fd, std::string_view bytes) noexcept;
 
 }  // namespace chitty

@@ -91,9 +91,9 @@ class ReadSink {
 
 // Reads the whole file at `path` into `sink` under `rules`; the number of
 // bytes read (the sink's region may be longer). Retries after EINTR.
-tl::expected<std::size_t, FileFailure> read_file(const std::string& path, const FileRules& rules, ReadSink& sink);
+[[nodiscard]] tl::expected<std::size_t, FileFailure> read_file(const std::string& path, const FileRules& rules, ReadSink& sink);
 // The same into a string (for files that hold no secret).
-tl::expected<std::string, FileFailure> read_file(const std::string& path, const FileRules& rules);
+[[nodiscard]] tl::expected<std::string, FileFailure> read_file(const std::string& path, const FileRules& rules);
 
 // Replaces `path` with `bytes` so that a crash leaves either the old file or
 // the new one: written to `<path>.tmp` (mode 0600, O_NOFOLLOW), fsync'ed,
@@ -101,9 +101,9 @@ tl::expected<std::string, FileFailure> read_file(const std::string& path, const 
 // the step ("cannot write …", "cannot fsync …", "cannot rename …"). If
 // `replaced` is given it is set once the rename happened: the new content
 // is then in place even when the directory's fsync failed after it.
-Result<void> write_file_atomically(const std::string& path, std::string_view bytes, bool* replaced = nullptr);
+[[nodiscard]] Result<void> write_file_atomically(const std::string& path, std::string_view bytes, bool* replaced = nullptr);
 
 // fsync of a directory, so that names created in or renamed into it last.
-Result<void> fsync_directory(const std::string& dir);
+[[nodiscard]] Result<void> fsync_directory(const std::string& dir);
 
 }  // namespace chitty

@@ -38,7 +38,7 @@ inline char lower_ascii(char c) noexcept { return (c >= 'A' && c <= 'Z') ? stati
 }  // namespace detail
 
 // Parses `text` as the agent accepts a service URL; an error says why not.
-inline Result<ServiceUrl> parse_service_url(std::string_view text) {
+[[nodiscard]] inline Result<ServiceUrl> parse_service_url(std::string_view text) {
   auto quoted = [&] { return "\"" + std::string(text.substr(0, 200)) + "\""; };
   ServiceUrl u;
   std::size_t colon = text.find("://");
@@ -123,7 +123,7 @@ inline bool is_loopback_host(std::string_view host) {
 // The rule: `what` names the URL in messages ("the Connect server", "the
 // audit sink"). `base`: a base URL (no query or fragment). Plain http only
 // to a loopback host unless `allow_insecure_http`.
-inline Result<ServiceUrl> check_service_url(std::string_view url, bool allow_insecure_http, bool base,
+[[nodiscard]] inline Result<ServiceUrl> check_service_url(std::string_view url, bool allow_insecure_http, bool base,
                                             std::string_view what) {
   auto u = parse_service_url(url);
   if (!u) return u;

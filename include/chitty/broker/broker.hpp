@@ -29,8 +29,9 @@
 #include "chitty/http/errors.hpp"
 #include "chitty/identity/identity.hpp"
 #include "chitty/policy/policy.hpp"
-#include "chitty/policy/rate_limiter.hpp"
+#include "chitty/policy/gate.hpp"
 #include "chitty/policy/revocations.hpp"
+#include "chitty/policy/rules.hpp"
 #include "chitty/secure/secure_buffer.hpp"
 #include "chitty/upstream/provider.hpp"
 
@@ -92,19 +93,15 @@ struct Sources {
 
 class Broker {
  public:
-  Broker(cache::Cache& cache, Sources sources, const Clock& clock);
+  // The catalog and policy are read from `rules` (a new catalog may name a
+  // revoked secret by another spelling: its types are checked against the
+  // revocations in force, resolve_pending); retrievals take their tokens
+  // at `gate`. Both outlive the broker.
+  Broker(cache::Cache& cache, Sources sources, policy::Rules& rules, policy::Gate& gate, const Clock& clock);
+  ~Broker();
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // Catalog and policy, replaced on reload. Requests in flight keep what
-  // they resolved.
-  // A new catalog may name a revoked secret by another spelling: its types
-  // are checked against the revocations in force (resolve_pending).
-  void set_catalog(std::shared_ptr<const catalog::Catalog> c);
-  void set_policy(std::shared_ptr<const policy::Policy> p) { policy_ = std::move(p); }
-  const catalog::Catalog& catalog() const noexcept { return *catalog_; }
-  const policy::Policy& policy() const noexcept { return *policy_; }
-  std::shared_ptr<const policy::Policy> policy_ptr() const noexcept { return policy_; }
   // The upstream servers, in order (set once at start, before any request).
   void set_primaries(std::vector<upstream::Provider*> primaries) {
     sources_.primaries = std::move(primaries);
@@ -118,18 +115,6 @@ class Broker {
   // The audit event of a request refused before it reached the broker
   // (malformed body): who asked, what, and why not.
   audit::Event refused_event(const identity::Identity& caller, const std::string& request_id, std::string action) const;
-
-  // The service `caller` is (null when none matches).
-  const policy::Service* service_of(const identity::Identity& caller) const { return policy_->service_for(caller); }
-  // Takes one token from the bucket of `caller`'s service (or the shared
-  // bucket of callers without one); a refusal when it is empty. For routes
-  // that do not go through retrieve().
-  std::optional<Refusal> take_token(const identity::Identity& caller);
-  // Takes one token from the bucket `key` (`limit`); `what` names it in the
-  // refusal ("failed emergency-token attempts from uid 1000").
-  std::optional<Refusal> take_token(const std::string& key, const Rate& limit, const std::string& what);
-  // Tokens left in bucket `key` now.
-  double level(const std::string& key, const Rate& limit) const { return limiter_.level(key, limit, clock_.now()); }
 
   // Emergency revocation (docs/policy.md, "One secret, one key").
   //
@@ -188,7 +173,6 @@ class Broker {
   std::string key_for_canonical(std::string canonical) const;
   std::size_t fetches_in_flight() const noexcept { return flights_.flights(); }
   std::uint64_t fetches_started() const noexcept { return fetches_; }
-  std::uint64_t rate_limited_count() const noexcept { return rate_limited_; }
 
  private:
   // The result of one fetch, delivered to every request that waited on it.
@@ -259,14 +243,12 @@ class Broker {
   cache::Cache& cache_;
   Sources sources_;
   const Clock& clock_;
-  std::shared_ptr<const catalog::Catalog> catalog_;
-  std::shared_ptr<const policy::Policy> policy_;
-  policy::RateLimiter limiter_;
+  policy::Rules& rules_;
+  policy::Gate& gate_;
   policy::Revocations revocations_;
   Flight flights_;
   std::unordered_map<std::string, std::shared_ptr<Fetch>> fetching_;  // by flight key
   std::uint64_t fetches_ = 0;
-  std::uint64_t rate_limited_ = 0;
   MonoTime fallback_since_{};
   std::function<void(cache::Mode)> mode_listener_;
   std::function<void()> revocations_listener_;

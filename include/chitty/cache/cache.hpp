@@ -79,10 +79,10 @@ class Cache {
 
   // A value servable now: fresh in any mode; stale (TTL passed, within the
   // fallback window) only in fallback mode.
-  tl::expected<Served, Miss> get(const std::string& key);
+  [[nodiscard]] tl::expected<Served, Miss> get(const std::string& key);
   // A value within the fallback window whatever the mode: for when a fetch
   // just failed because the upstream is unavailable.
-  tl::expected<Served, Miss> get_stale(const std::string& key);
+  [[nodiscard]] tl::expected<Served, Miss> get_stale(const std::string& key);
 
   // Seals and stores `value` (replacing an older one), fetched now. Evicts the
   // least recently used entries to stay within the caps. When the arena
@@ -90,7 +90,7 @@ class Cache {
   // pieces), evicts only the entries whose memory makes room for this one,
   // and none if evicting cannot: an error then, the cache as it was (less
   // the older value of `key`).
-  Result<void> put(const std::string& key, std::span<const char> value, const Meta& meta);
+  [[nodiscard]] Result<void> put(const std::string& key, std::span<const char> value, const Meta& meta);
 
   // Forgets (and wipes) one entry; false if there was none.
   bool invalidate(const std::string& key);
@@ -129,7 +129,7 @@ class Cache {
   };
   using List = std::list<Entry>;
 
-  tl::expected<Served, Miss> serve(const std::string& key, bool allow_stale);
+  [[nodiscard]] tl::expected<Served, Miss> serve(const std::string& key, bool allow_stale);
   void drop(List::iterator it);
   bool evict_one();
   // Evicts the entries whose blocks, released, give the arena room for `n`

@@ -40,7 +40,7 @@ class Catalog {
   Catalog() = default;
   // Fails on an invalid reference or a type defined twice (the config's
   // validation has already said so with file:line; this is the last guard).
-  static Result<Catalog> build(const std::vector<EntrySpec>& specs);
+  [[nodiscard]] static Result<Catalog> build(const std::vector<EntrySpec>& specs);
 
   // Lookups return shared ownership: a request in flight keeps its entry
   // across a reload that replaces the catalog.

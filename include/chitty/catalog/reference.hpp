@@ -46,14 +46,14 @@ std::string match_form(std::string_view key);
 
 // Parses a reference. Errors name the problem precisely (empty part, "." or
 // "..", control character, '?' or '#', too long, wrong number of parts).
-Result<Reference> parse_reference(std::string_view text);
+[[nodiscard]] Result<Reference> parse_reference(std::string_view text);
 
 // A policy pattern over references: "op://Vault/**", "op://Vault/*/api_key".
 // `*` matches within one part, `**` (a whole part) any number of parts.
 // Matching folds ASCII case, like names.
 class Glob {
  public:
-  static Result<Glob> parse(std::string_view pattern);
+  [[nodiscard]] static Result<Glob> parse(std::string_view pattern);
   bool matches(const Reference& ref) const;
   const std::string& text() const noexcept { return text_; }
 

@@ -217,7 +217,7 @@ std::string default_config_toml();
 // The credential catalog a configuration describes: its [[credential]]
 // sections, with the fallback sources `[fallback]` allows. The validation
 // has accepted it already, so an error here is a bug; it is reported.
-Result<std::shared_ptr<const catalog::Catalog>> catalog_from(const Config& c);
+[[nodiscard]] Result<std::shared_ptr<const catalog::Catalog>> catalog_from(const Config& c);
 // Every environment variable the [[credential]] sections name, whether or
 // not environment fallbacks are on (they are scrubbed either way).
 std::vector<std::string> catalog_env_names(const Config& c);

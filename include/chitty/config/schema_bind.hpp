@@ -32,7 +32,7 @@ void assign_member(M& m, const Value& v) {
   } else if constexpr (std::is_same_v<M, std::vector<std::string>>) {
     m = std::get<std::vector<std::string>>(v);
   } else if constexpr (std::is_same_v<M, log::Level>) {
-    log::parse_level(std::get<std::string>(v), m);
+    [[maybe_unused]] bool known = log::parse_level(std::get<std::string>(v), m);  // (checked by the schema)
   } else if constexpr (std::is_same_v<M, std::chrono::milliseconds>) {
     m = std::chrono::duration_cast<std::chrono::milliseconds>(std::get<std::chrono::nanoseconds>(v));
   } else if constexpr (std::is_same_v<M, std::chrono::nanoseconds>) {

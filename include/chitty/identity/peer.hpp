@@ -20,7 +20,7 @@ struct Credentials {
   gid_t gid = static_cast<gid_t>(-1);
   pid_t pid = 0;
 };
-Result<Credentials> peer_credentials(int fd);
+[[nodiscard]] Result<Credentials> peer_credentials(int fd);
 
 struct Options {
   // Use SO_PEERPIDFD where the kernel has it. Off forces the pidfd_open

@@ -80,7 +80,7 @@ class InPlace {
   // capacity (for the terminating NUL the in-situ reader stops at); the
   // buffer's bytes are rewritten (unescaped) by the parse. Errors say what
   // and at which byte, never what the document holds.
-  static Result<InPlace> parse(secure::SecureBuffer& buffer, InPlaceLimits limits = {});
+  [[nodiscard]] static Result<InPlace> parse(secure::SecureBuffer& buffer, InPlaceLimits limits = {});
 
   Node root() const noexcept { return Node(this, 0); }
   std::size_t nodes() const noexcept { return nodes_.size(); }

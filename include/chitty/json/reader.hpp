@@ -42,6 +42,6 @@ std::string_view type_name(Value::Type t) noexcept;  // "string", "object"...
 inline constexpr unsigned kMaxDepth = 32;
 
 // Parses `text` (exactly one JSON value, optionally surrounded by whitespace).
-Result<Value> parse(std::string_view text);
+[[nodiscard]] Result<Value> parse(std::string_view text);
 
 }  // namespace chitty::json

@@ -16,6 +16,6 @@ struct ActivatedSocket {
 // nullopt when the agent was not socket-activated. An error when systemd
 // passed something other than exactly one listening AF_UNIX stream socket.
 // The LISTEN_* variables are removed from the environment once read.
-Result<std::optional<ActivatedSocket>> activated_socket();
+[[nodiscard]] Result<std::optional<ActivatedSocket>> activated_socket();
 
 }  // namespace chitty::lifecycle

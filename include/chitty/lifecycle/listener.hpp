@@ -29,6 +29,6 @@ struct Listener {
 
 // The socket for `agent`: systemd's if it passed one, else a new one.
 // Errors say why it cannot be had.
-Result<Listener> listen(const config::AgentConfig& agent);
+[[nodiscard]] Result<Listener> listen(const config::AgentConfig& agent);
 
 }  // namespace chitty::lifecycle

@@ -25,7 +25,7 @@ enum class Level { debug = 0, info = 1, warning = 2, error = 3 };
 
 std::string_view level_name(Level l) noexcept;
 // Accepts "debug", "info", "warning" (or "warn"), "error"; false otherwise.
-bool parse_level(std::string_view text, Level& out) noexcept;
+[[nodiscard]] bool parse_level(std::string_view text, Level& out) noexcept;
 
 // What the log may say about secret bytes: that they exist and how long they
 // are. Construct with redact(); there is no way back to the bytes.
@@ -64,6 +64,11 @@ class Value {
  private:
   Variant v_;
 };
+
+// How a sink writes a value: JSON (strings quoted and escaped, non-finite
+// numbers null) or plain text (the journal's fields).
+enum class ValueForm { json, plain };
+void append_value(std::string& out, const Value& v, ValueForm form);
 
 struct Field {
   std::string_view key;  // lower_snake_case; "request_id" is recognised by sinks

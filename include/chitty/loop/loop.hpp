@@ -25,7 +25,7 @@ class Loop {
   // Runs the loop until every closing handle has finished closing, then
   // uv_loop_close(). Fails (and names the handle types still open) if some
   // owner forgot to close a handle: that is a bug, asserted by tests.
-  Result<void> close();
+  [[nodiscard]] Result<void> close();
 
  private:
   uv_loop_t loop_{};

@@ -25,7 +25,8 @@ class TaskQueue {
   TaskQueue(const TaskQueue&) = delete;
   TaskQueue& operator=(const TaskQueue&) = delete;
 
-  // Queues `task`; false (and the task is dropped) once the queue is closed.
+  // Queues `task`; false (and the task is dropped) once the queue is closed
+  // — shutdown drops work by design, so callers may ignore it.
   bool post(Task task);
   // Stops running tasks and releases the handle (shutdown). Tasks still
   // queued are destroyed, on this thread, without running.

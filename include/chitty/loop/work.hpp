@@ -19,7 +19,7 @@ namespace chitty::loop {
 
 // The untyped core: `work` on the pool, then `after` on the loop. False
 // (nothing queued, neither runs) only if libuv refuses the request.
-bool queue_work(Loop& loop, std::function<void()> work, std::function<void()> after);
+[[nodiscard]] bool queue_work(Loop& loop, std::function<void()> work, std::function<void()> after);
 
 // `work()` on the pool, `done(result)` on the loop (T{} should the work not
 // have run). If the work cannot be

@@ -68,7 +68,7 @@ class Policy {
   Policy() = default;
   // Fails on a rule or selector that does not parse (the config's validation
   // has reported it with file:line already; this is the last guard).
-  static Result<Policy> build(const std::vector<ServiceSpec>& specs, Rate unknown_callers = {30, std::chrono::hours(1)});
+  [[nodiscard]] static Result<Policy> build(const std::vector<ServiceSpec>& specs, Rate unknown_callers = {30, std::chrono::hours(1)});
 
   // The first service whose every selector matches an established fact of
   // `caller`; null when none does.
@@ -94,6 +94,6 @@ class Policy {
 // The policy a configuration describes: its [[service]] sections and the
 // unknown callers' rate. The configuration's validation has accepted it
 // already, so an error here is a bug; it is reported, not ignored.
-Result<std::shared_ptr<const Policy>> policy_from(const config::Config& c);
+[[nodiscard]] Result<std::shared_ptr<const Policy>> policy_from(const config::Config& c);
 
 }  // namespace chitty::policy

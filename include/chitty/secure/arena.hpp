@@ -79,7 +79,7 @@ class Arena {
   // Maps and locks the region. Fails, saying what RLIMIT_MEMLOCK is, what is
   // needed and how to raise it, when the memory cannot be locked (unless
   // allow_unlocked).
-  static Result<std::unique_ptr<Arena>> create(const ArenaOptions& options);
+  [[nodiscard]] static Result<std::unique_ptr<Arena>> create(const ArenaOptions& options);
   ~Arena();  // wipes and unmaps
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
@@ -148,7 +148,7 @@ class Arena {
 
 // mlock(2)/munlock(2) through the system call itself (sanitizer runtimes
 // turn the libc wrappers into no-ops). False, with errno set, on failure.
-bool lock_pages(void* p, std::size_t n) noexcept;
+[[nodiscard]] bool lock_pages(void* p, std::size_t n) noexcept;
 void unlock_pages(void* p, std::size_t n) noexcept;
 
 // RLIMIT_MEMLOCK as text ("8 MiB", "unlimited") for messages.

@@ -8,7 +8,7 @@ namespace chitty::secure {
 // Initialises libsodium, makes the process non-dumpable (PR_SET_DUMPABLE 0:
 // no core dumps, no ptrace or /proc/PID/mem by same-uid processes) and sets
 // RLIMIT_CORE to 0. Call first thing, before any secret exists.
-Result<void> harden_process();
+[[nodiscard]] Result<void> harden_process();
 
 // Whether the process is non-dumpable now (for /health and tests).
 bool process_non_dumpable() noexcept;

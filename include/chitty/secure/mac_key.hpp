@@ -25,11 +25,11 @@ class MacKey {
   // The key is the file's content (trailing newlines dropped; at least 32
   // bytes). The file must be a regular file not readable or writable by
   // group or others.
-  static Result<std::unique_ptr<MacKey>> from_file(Arena& arena, const std::string& path);
+  [[nodiscard]] static Result<std::unique_ptr<MacKey>> from_file(Arena& arena, const std::string& path);
   // A key from bytes (tests, tools).
-  static Result<std::unique_ptr<MacKey>> from_bytes(Arena& arena, std::string_view bytes);
+  [[nodiscard]] static Result<std::unique_ptr<MacKey>> from_bytes(Arena& arena, std::string_view bytes);
   // Writes 32 random bytes, hex-encoded, to a new file (0600, O_EXCL).
-  static Result<void> generate_file(const std::string& path);
+  [[nodiscard]] static Result<void> generate_file(const std::string& path);
 
   // HMAC-SHA-256 of `data` under this key.
   Mac mac(std::string_view data) const noexcept;
@@ -41,6 +41,6 @@ class MacKey {
 
 // Lower-case hex of a MAC, and back (false on anything but 64 hex digits).
 std::string to_hex(const MacKey::Mac& m);
-bool from_hex(std::string_view hex, MacKey::Mac& out) noexcept;
+[[nodiscard]] bool from_hex(std::string_view hex, MacKey::Mac& out) noexcept;
 
 }  // namespace chitty::secure

@@ -28,7 +28,7 @@ std::string_view cipher_name(Cipher c) noexcept;
 class Sealer {
  public:
   // A fresh random key. `allow_aes` false forces XChaCha20-Poly1305 (tests).
-  static Result<std::unique_ptr<Sealer>> create(Arena& arena, bool allow_aes = true);
+  [[nodiscard]] static Result<std::unique_ptr<Sealer>> create(Arena& arena, bool allow_aes = true);
   ~Sealer();
   Sealer(const Sealer&) = delete;
   Sealer& operator=(const Sealer&) = delete;

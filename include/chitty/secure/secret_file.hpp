@@ -20,7 +20,7 @@ namespace chitty::secure {
 // The file's bytes, all of them (size() is what was read). Fails as
 // read_file() does; `no_room` when the arena has no block of the file's size
 // + 1 right now. Give `rules.max_bytes` below Arena::kMaxBlock.
-tl::expected<SecureBuffer, FileFailure> read_secret_file(Arena& arena, const std::string& path,
+[[nodiscard]] tl::expected<SecureBuffer, FileFailure> read_secret_file(Arena& arena, const std::string& path,
                                                          const FileRules& rules,
                                                          Lifetime lifetime = Lifetime::transient);
 

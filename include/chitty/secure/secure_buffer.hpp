@@ -45,11 +45,14 @@ class SecureBuffer {
   std::span<const char> bytes() const noexcept { return {data(), size_}; }
   std::span<const std::byte> raw() const noexcept { return {block_.data, size_}; }
 
-  // Sets the size (<= capacity), e.g. after writing into data().
-  bool resize(std::size_t n) noexcept;
+  // Sets the size (<= capacity), e.g. after writing into data(); false
+  // (and nothing changed) past the capacity.
+  [[nodiscard]] bool resize(std::size_t n) noexcept;
+  // Keeps the first `n` bytes (no-op when n >= size) and wipes the rest.
+  void truncate(std::size_t n) noexcept;
   // Appends; false (and nothing appended) if it does not fit.
-  bool append(std::string_view s) noexcept;
-  bool push_back(char c) noexcept;
+  [[nodiscard]] bool append(std::string_view s) noexcept;
+  [[nodiscard]] bool push_back(char c) noexcept;
 
   // Wipes and gives the memory back.
   void reset() noexcept;

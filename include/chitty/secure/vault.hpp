@@ -18,7 +18,7 @@ struct Vault {
 
   // An arena of `capacity` bytes (locked, unless `allow_unlocked` and
   // locking fails) and a sealer whose key lives in it.
-  static Result<Vault> open(std::size_t capacity, bool allow_unlocked);
+  [[nodiscard]] static Result<Vault> open(std::size_t capacity, bool allow_unlocked);
 };
 
 }  // namespace chitty::secure

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -79,7 +80,7 @@ class Server {
 
   // Starts accepting on `listen_fd` (a listening AF_UNIX stream socket; the
   // server takes ownership).
-  Result<void> start(int listen_fd);
+  [[nodiscard]] Result<void> start(int listen_fd);
 
   // Stops accepting at once, lets connections finish what they have begun,
   // and closes whatever is left after `grace`. `done` runs when the last
@@ -111,6 +112,9 @@ class Server {
   // Idle connections that may be closed for room, best victim first:
   // non-service before service, lingering before keep-alive, oldest first.
   std::vector<Connection*> reclaim_candidates() const;
+  // The first idle connection of `uid` its caller may recycle: any, or —
+  // once the caller is known not to be a service — only a non-service one.
+  Connection* own_idle(uid_t uid, std::optional<bool> caller_is_service) const;
   // A connection began to close: it no longer counts against the caps.
   void closing(const Connection& c);
   // Its pipe is closed: frees it.

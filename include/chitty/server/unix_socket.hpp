@@ -63,7 +63,7 @@ class SocketFile {
 
 // Creates, secures and listens on the socket described by `spec`. Errors say
 // what was found at the path and what to do about it.
-Result<SocketFile> create_listening_socket(const SocketSpec& spec);
+[[nodiscard]] Result<SocketFile> create_listening_socket(const SocketSpec& spec);
 
 // What is at `path`: nothing, a live listener, a stale socket, or something
 // else. Exposed for tests and for the operator-facing error messages.

@@ -39,7 +39,7 @@ class ConnectUpstream {
   // Builds what `o` describes; null when no `url` is set (no Connect
   // upstream). Errors name the key and the reason (a URL refused by the
   // rule, a token that cannot be read).
-  static Result<std::unique_ptr<ConnectUpstream>> open(Deps deps, const config::OnePasswordConfig& o);
+  [[nodiscard]] static Result<std::unique_ptr<ConnectUpstream>> open(Deps deps, const config::OnePasswordConfig& o);
   ~ConnectUpstream();
   ConnectUpstream(const ConnectUpstream&) = delete;
   ConnectUpstream& operator=(const ConnectUpstream&) = delete;

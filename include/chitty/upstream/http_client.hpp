@@ -100,7 +100,7 @@ class HttpClient {
   // Whether `url` may be used: http or https, no credentials in it, plain
   // http only to localhost / 127.0.0.0/8 / ::1 unless allowed; a `base` URL
   // (a server's, from the configuration) has no query or fragment either.
-  static Result<void> check_url(std::string_view url, bool allow_insecure_http, bool base = true);
+  [[nodiscard]] static Result<void> check_url(std::string_view url, bool allow_insecure_http, bool base = true);
 
   // Starts the request. `done` runs exactly once on the loop thread after send()
   // has returned — unless the request is cancelled or the client closed.

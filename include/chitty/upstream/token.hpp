@@ -22,13 +22,13 @@ namespace chitty::upstream {
 
 class Token {
  public:
-  static Result<std::unique_ptr<Token>> from_file(secure::Arena& arena, secure::Sealer& sealer, std::string path);
-  static Result<std::unique_ptr<Token>> from_env(secure::Arena& arena, secure::Sealer& sealer, std::string name);
+  [[nodiscard]] static Result<std::unique_ptr<Token>> from_file(secure::Arena& arena, secure::Sealer& sealer, std::string path);
+  [[nodiscard]] static Result<std::unique_ptr<Token>> from_env(secure::Arena& arena, secure::Sealer& sealer, std::string name);
 
   // Reads the file again. True if the token changed; false if unchanged or
   // not a file; an error (and the old token kept) if the file is now
   // unusable.
-  Result<bool> reload();
+  [[nodiscard]] Result<bool> reload();
 
   // "Bearer <token>" in locked memory; empty when there is no locked memory
   // right now.
@@ -45,7 +45,7 @@ class Token {
 
  private:
   Token(secure::Arena& arena, secure::Sealer& sealer) : arena_(arena), sealer_(sealer) {}
-  Result<secure::SecureBuffer> read_file() const;
+  [[nodiscard]] Result<secure::SecureBuffer> read_file() const;
 
   secure::Arena& arena_;
   secure::Sealer& sealer_;
@@ -63,7 +63,7 @@ class TokenSlot {
   TokenSlot(secure::Arena& arena, secure::Sealer& sealer, std::string key)
       : arena_(arena), sealer_(sealer), key_(std::move(key)) {}
   // At start: an unreadable file is an error (the agent does not start).
-  Result<void> open(const std::string& path);
+  [[nodiscard]] Result<void> open(const std::string& path);
   // SIGHUP.
   void reload(const std::string& path);
   // Null when no file is configured.

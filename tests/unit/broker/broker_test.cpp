@@ -35,6 +35,8 @@ chitty::identity::Identity caller_with_uid(uid_t uid) {
 
 struct Fixture {
   ManualClock clock;
+  chitty::policy::Rules rules;
+  chitty::policy::Gate gate{rules, clock};
   std::unique_ptr<chitty::secure::Arena> arena;
   std::unique_ptr<chitty::secure::Sealer> sealer;
   std::unique_ptr<chitty::cache::Cache> cache;
@@ -56,14 +58,14 @@ struct Fixture {
     chitty::broker::Sources sources;
     if (primary) sources.primaries.push_back(primary.get());
     sources.fallbacks.push_back(env.get());
-    broker = std::make_unique<Broker>(*cache, sources, clock);
+    broker = std::make_unique<Broker>(*cache, sources, rules, gate, clock);
 
     auto cat = chitty::catalog::Catalog::build({
         {"openai_api_key", "op://AI/OpenAI/api_key", "OPENAI_API_KEY", "", "ai", ""},
         {"db_password", "op://Infra/Postgres/password", "", "", "", ""},
     });
     REQUIRE(cat);
-    broker->set_catalog(std::make_shared<const chitty::catalog::Catalog>(std::move(*cat)));
+    rules.set_catalog(std::make_shared<const chitty::catalog::Catalog>(std::move(*cat)));
     auto spec = [](std::string name, std::int64_t uid, std::vector<std::string> allow) {
       chitty::policy::ServiceSpec s;
       s.name = std::move(name);
@@ -77,7 +79,7 @@ struct Fixture {
         spec("batch", 2000, {"type:db_password"}),
     });
     REQUIRE(pol);
-    broker->set_policy(std::make_shared<const chitty::policy::Policy>(std::move(*pol)));
+    rules.set_policy(std::make_shared<const chitty::policy::Policy>(std::move(*pol)));
   }
 
   // Starts a retrieval; the answer lands in the returned slot (now or when a
@@ -401,7 +403,7 @@ TEST_CASE("rate limits: per service, a shared bucket for callers without one, 42
                                             spec("other", 2000, {"op://Infra/**"}, {3, 1h})},
                                            chitty::Rate{2, 1h});
   REQUIRE(pol);
-  f.broker->set_policy(std::make_shared<const chitty::policy::Policy>(std::move(*pol)));
+  f.rules.set_policy(std::make_shared<const chitty::policy::Policy>(std::move(*pol)));
   f.ask_ref("op://Infra/Postgres/password");
   f.primary->answer("pw");
   CHECK((*f.ask_ref("op://Infra/Postgres/password"))->outcome);
@@ -411,20 +413,21 @@ TEST_CASE("rate limits: per service, a shared bucket for callers without one, 42
   CHECK(code_of(**fourth) == ErrorCode::rate_limited);
   REQUIRE((*fourth)->outcome.error().retry_after);
   CHECK(*(*fourth)->outcome.error().retry_after <= 20min);  // one token per 20 min
-  CHECK(f.broker->rate_limited_count() == 1);
+  CHECK(f.gate.limited() == 1);
   // Another service has its own bucket.
   auto other = caller_with_uid(2000);
   Ask a;
   a.ref = *chitty::catalog::parse_reference("op://Infra/Postgres/password");
   CHECK((*f.ask(a, &other))->outcome);
   // Strangers share one small bucket (charged by the API before it asks
-  // the broker: api::admit), which the broker's take_token() spends.
+  // the broker: api::admit), which the gate's take() spends.
   auto s1 = caller_with_uid(5001), s2 = caller_with_uid(5002);
-  CHECK_FALSE(f.broker->take_token(s1));
-  CHECK_FALSE(f.broker->take_token(s2));
-  auto limited = f.broker->take_token(s1);
+  CHECK_FALSE(f.gate.take(s1));
+  CHECK_FALSE(f.gate.take(s2));
+  auto limited = f.gate.take(s1);
   REQUIRE(limited);
-  CHECK(limited->code == ErrorCode::rate_limited);
+  CHECK(limited->retry_after > 0s);
+  CHECK(f.gate.limited() == 2);  // the service's refusal above, and this one
   CHECK_THAT(limited->message, Catch::Contains("callers without a [[service]]"));
   CHECK(code_of(**f.ask(a, &s1)) == ErrorCode::forbidden);  // the broker itself does not charge them again
   // Time refills the bucket (the value has expired meanwhile: a fetch).
@@ -443,7 +446,7 @@ TEST_CASE("purposes: required and checked where the service lists them", "[broke
   s.allow = {"op://Infra/**"};
   s.purposes = {"api-call"};
   s.rate_limit = {1000, 1h};
-  f.broker->set_policy(std::make_shared<const chitty::policy::Policy>(*chitty::policy::Policy::build({s})));
+  f.rules.set_policy(std::make_shared<const chitty::policy::Policy>(*chitty::policy::Policy::build({s})));
   Ask a;
   a.ref = *chitty::catalog::parse_reference("op://Infra/Postgres/password");
   auto none = f.ask(a);

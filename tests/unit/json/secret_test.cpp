@@ -33,11 +33,11 @@ Written write(chitty::secure::Arena& arena, const std::string& secret) {
   std::size_t n = 2 + chitty::json::encoded_size(span(secret), enc) + 3 + chitty::json::masked_size(span(secret), enc) + 2;
   auto b = chitty::secure::SecureBuffer::allocate(arena, n);
   REQUIRE(b);
-  b.append("[\"");
+  REQUIRE(b.append("[\""));
   REQUIRE(chitty::json::append_encoded(b, span(secret), enc));
-  b.append("\",\"");
+  REQUIRE(b.append("\",\""));
   REQUIRE(chitty::json::append_masked(b, span(secret), enc));
-  b.append("\"]");
+  REQUIRE(b.append("\"]"));
   CHECK(b.size() == n);  // the sizes computed first are exact
   auto doc = chitty::testing::read_json(std::string_view(b.data(), b.size()));
   REQUIRE(doc);
@@ -111,7 +111,7 @@ TEST_CASE("appends refuse what does not fit and leave the buffer as it was", "[j
   CHECK_FALSE(chitty::json::append_encoded(b, span(big), Encoding::text));
   CHECK(b.size() == 0);
   std::string mask_big(64, 'x');
-  b.append(std::string(30, 'y'));
+  REQUIRE(b.append(std::string(30, 'y')));
   CHECK_FALSE(chitty::json::append_masked(b, span(mask_big), Encoding::text));
   CHECK(b.size() == 30);
 }

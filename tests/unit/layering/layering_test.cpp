@@ -141,3 +141,45 @@ TEST_CASE("docs/architecture.md's module graph is the one the #include lines dra
     CHECK(actual[m] == drawn[m]);
   }
 }
+
+TEST_CASE("the thread door: work leaves the loop thread only through loop::run_in_pool and the spool's fdatasync",
+          "[layering][threads]") {
+  const fs::path root = source_root();
+  // A call that starts a thread, and the files allowed to make it (none: never).
+  struct Door {
+    std::regex call;
+    std::set<std::string> allowed;
+  };
+  const std::vector<Door> doors = {
+      {std::regex(R"(\bstd::(j?thread|async)\b)"), {}},
+      {std::regex(R"(\b(pthread_create|uv_thread_create)\s*\()"), {}},
+      {std::regex(R"(\buv_queue_work\s*\()"), {"src/loop/work.cpp"}},
+      // Asynchronous file-system requests run on libuv's pool ("uv_fs_t"
+      // and uv_fs_req_cleanup are their bookkeeping).
+      {std::regex(R"(\buv_fs_(?!req_cleanup\b|t\b)[a-z_]+\s*\()"), {"src/audit/spool_recorder.cpp"}},
+  };
+  std::size_t files = 0, allowed_seen = 0;
+  for (const fs::path& dir : {root / "src", root / "include", root / "agent"}) {
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+      auto ext = e.path().extension();
+      if (ext != ".cpp" && ext != ".hpp") continue;
+      ++files;
+      const std::string rel = fs::relative(e.path(), root).string();
+      std::istringstream in(read(e.path()));
+      int n = 0;
+      for (std::string line; std::getline(in, line);) {
+        ++n;
+        auto comment = line.find("//");
+        std::string code = comment == std::string::npos ? line : line.substr(0, comment);
+        for (const auto& d : doors) {
+          if (!std::regex_search(code, d.call)) continue;
+          INFO(rel << ":" << n << ": " << line);
+          CHECK(d.allowed.count(rel) == 1);
+          allowed_seen += d.allowed.count(rel);
+        }
+      }
+    }
+  }
+  CHECK(files > 100);
+  CHECK(allowed_seen == 2);  // the two doors exist where the document says
+}

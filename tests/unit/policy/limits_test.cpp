@@ -1,7 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include "chitty/policy/gate.hpp"
 #include "chitty/policy/rate_limiter.hpp"
 #include "chitty/policy/revocations.hpp"
+#include "chitty/policy/rules.hpp"
+#include "manual_clock.hpp"
 
 using namespace std::chrono_literals;
 using chitty::MonoTime;
@@ -9,6 +12,7 @@ using chitty::Rate;
 using chitty::policy::RateLimiter;
 using chitty::policy::Revocation;
 using chitty::policy::Revocations;
+using chitty::testing::ManualClock;
 
 TEST_CASE("a bucket of 100/h: the 101st request within the hour is refused, with when to retry",
           "[policy][rate]") {
@@ -97,4 +101,74 @@ TEST_CASE("revocations match by any spelling, type, service, or everything", "[p
   CHECK(r.empty());
   CHECK(chitty::policy::revocation_kind("service") == Revocation::Kind::service);
   CHECK_FALSE(chitty::policy::revocation_kind("bogus"));
+}
+
+namespace {
+
+chitty::identity::Identity caller_with_uid(uid_t uid) {
+  chitty::identity::Identity id;
+  id.raw_uid = uid;
+  id.uid = chitty::identity::Fact<uid_t>::known(uid);
+  return id;
+}
+
+std::shared_ptr<const chitty::policy::Policy> one_service(Rate limit, Rate strangers) {
+  chitty::policy::ServiceSpec s;
+  s.name = "app";
+  s.uid = 1000;
+  s.allow = {"op://Infra/**"};
+  s.rate_limit = limit;
+  auto p = chitty::policy::Policy::build({s}, strangers);
+  REQUIRE(p);
+  return std::make_shared<const chitty::policy::Policy>(std::move(*p));
+}
+
+}  // namespace
+
+TEST_CASE("the gate: a service's own bucket, one bucket for every stranger, the policy in force read at each request",
+          "[policy][rate][gate]") {
+  ManualClock clock;
+  chitty::policy::Rules rules;
+  chitty::policy::Gate gate(rules, clock);
+  rules.set_policy(one_service({2, 1h}, {1, 1h}));
+  auto app = caller_with_uid(1000), s1 = caller_with_uid(5001), s2 = caller_with_uid(5002);
+  CHECK_FALSE(gate.take(app));
+  CHECK_FALSE(gate.take(app));
+  auto held = gate.take(app);
+  REQUIRE(held);
+  CHECK_THAT(held->message, Catch::Contains("service \"app\"") && Catch::Contains("2/h") &&
+                                Catch::Contains("retry in 30m"));
+  CHECK(held->retry_after == 30min);
+  // Strangers share one bucket, apart from the service's.
+  CHECK_FALSE(gate.take(s1));
+  auto stranger = gate.take(s2);
+  REQUIRE(stranger);
+  CHECK_THAT(stranger->message, Catch::Contains("callers without a [[service]]"));
+  CHECK(gate.limited() == 2);
+  // A reload that raises the limit keeps the level and refills at the new rate.
+  rules.set_policy(one_service({60, 1h}, {1, 1h}));
+  CHECK(gate.take(app));  // still empty right now
+  clock.advance(1min);
+  CHECK_FALSE(gate.take(app));
+  CHECK(gate.limited() == 3);
+}
+
+TEST_CASE("rules: the catalog listener runs on every catalog change, and only then", "[policy][rules]") {
+  chitty::policy::Rules rules;
+  CHECK(rules.catalog().entries().empty());
+  CHECK(rules.service_of(caller_with_uid(1000)) == nullptr);
+  int changes = 0;
+  rules.on_catalog_change([&] { ++changes; });
+  auto cat = chitty::catalog::Catalog::build({{"db_password", "op://Infra/Postgres/password", "", "", "", ""}});
+  REQUIRE(cat);
+  rules.set_catalog(std::make_shared<const chitty::catalog::Catalog>(std::move(*cat)));
+  CHECK(changes == 1);
+  CHECK(rules.catalog().by_type("db_password"));
+  rules.set_policy(one_service({2, 1h}, {1, 1h}));
+  CHECK(changes == 1);
+  REQUIRE(rules.service_of(caller_with_uid(1000)) != nullptr);
+  CHECK(rules.service_of(caller_with_uid(1000))->name == "app");
+  rules.on_catalog_change(nullptr);
+  rules.set_catalog(std::make_shared<const chitty::catalog::Catalog>());
+  CHECK(changes == 1);
 }
