@@ -71,9 +71,7 @@ std::string audit_body(const std::vector<audit::Event>& events, const std::strin
   }
   w.end_array();
   w.key("count").uinteger(events.size());
-  w.key("metadata").begin_object();
-  w.key("request_id").string(request_id);
-  w.end_object();
+  http::write_metadata(w, request_id);
   w.end_object();
   return body;
 }
@@ -169,9 +167,7 @@ std::string insights_body(const std::vector<audit::Event>& events, const std::st
     w.null();
   }
   w.end_object();
-  w.key("metadata").begin_object();
-  w.key("request_id").string(request_id);
-  w.end_object();
+  http::write_metadata(w, request_id);
   w.end_object();
   return body;
 }

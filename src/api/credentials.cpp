@@ -105,10 +105,7 @@ CredentialParts credential_parts(const broker::Granted& g, std::string_view requ
   CredentialParts p;
   auto value = g.value->bytes();
   p.encoding = json::encoding_for(value);
-  std::string rest;
-  {
-    json::Writer w(rest);
-    w.begin_object();
+  std::string rest = json::object_text([&](json::Writer& w) {
     if (p.encoding == json::Encoding::base64) w.key("encoding").string("base64");
     w.key("ref").string(g.ref);
     w.key("source").string(g.source);
@@ -120,8 +117,7 @@ CredentialParts credential_parts(const broker::Granted& g, std::string_view requ
     w.key("mode").string(cache::mode_name(g.mode));
     w.key("request_id").string(request_id);
     w.end_object();
-    w.end_object();
-  }
+  });
   // rest = {"ref":…,…,"metadata":{…}}: the credential's members run up to
   // ,"metadata", which closes the credential object first.
   std::size_t meta = rest.find(",\"metadata\":");
@@ -220,17 +216,11 @@ struct BatchState {
 };
 
 std::string error_object(std::size_t index, ErrorCode code, std::string_view message) {
-  std::string out;
-  json::Writer w(out);
-  w.begin_object();
-  w.key("index").uinteger(index);
-  w.key("success").boolean(false);
-  w.key("error").begin_object();
-  w.key("code").string(http::error_code_name(code));
-  w.key("message").string(message);
-  w.end_object();
-  w.end_object();
-  return out;
+  return json::object_text([&](json::Writer& w) {
+    w.key("index").uinteger(index);
+    w.key("success").boolean(false);
+    http::write_error(w, code, message);
+  });
 }
 
 void finish_batch(CredentialsContext& ctx, const std::shared_ptr<BatchState>& st) {
@@ -421,21 +411,17 @@ void validate(CredentialsContext& ctx, server::Call call) {
       a.event.reason = a.outcome.error().message;
     }
     // The value (if one was fetched) is dropped here, unsent.
-    std::string body;
-    json::Writer w(body);
-    w.begin_object();
-    w.key("valid").boolean(status == "active");
-    w.key("status").string(status);
-    w.key("expires_at");
-    if (expires) {
-      w.string(format_rfc3339_ms(*expires));
-    } else {
-      w.null();
-    }
-    w.key("metadata").begin_object();
-    w.key("request_id").string(c.request_id());
-    w.end_object();
-    w.end_object();
+    std::string body = json::object_text([&](json::Writer& w) {
+      w.key("valid").boolean(status == "active");
+      w.key("status").string(status);
+      w.key("expires_at");
+      if (expires) {
+        w.string(format_rfc3339_ms(*expires));
+      } else {
+        w.null();
+      }
+      http::write_metadata(w, c.request_id());
+    });
     a.event.decision = audit::Decision::allow;
     a.event.code.clear();
     a.event.cache.clear();  // nothing was served

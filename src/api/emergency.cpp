@@ -202,22 +202,18 @@ void carry_out_revoke(CredentialsContext& ctx, server::Call& call, const Route& 
                   "the revocation is in force but could not be saved, so it would not survive a restart: " +
                       saved.error().message);
   }
-  std::string body;
-  json::Writer w(body);
-  w.begin_object();
-  w.key("success").boolean(true);
-  w.key("revocation");
   // What is in force: this one, merged with any for the same secret.
   const policy::Revocation* shown = &rv;
   for (const auto& x : ctx.broker->revocations().list()) {
     if (x.kind == rv.kind && (x.target == rv.target || (rv.ref && x.known_as(rv.ref->canonical())))) shown = &x;
   }
-  write_revocation(w, *shown);
-  w.key("revocations").uinteger(ctx.broker->revocations().list().size());
-  w.key("metadata").begin_object();
-  w.key("request_id").string(call.request_id());
-  w.end_object();
-  w.end_object();
+  std::string body = json::object_text([&](json::Writer& w) {
+    w.key("success").boolean(true);
+    w.key("revocation");
+    write_revocation(w, *shown);
+    w.key("revocations").uinteger(ctx.broker->revocations().list().size());
+    http::write_metadata(w, call.request_id());
+  });
   answer(ctx, call, route, std::move(ev), http::Response::json(200, std::move(body)));
 }
 
@@ -242,18 +238,14 @@ void carry_out_clear(CredentialsContext& ctx, server::Call& call, const Route& r
             {{"request_id", call.request_id()}, {"kind", policy::revocation_kind_name(rv.kind)},
              {"target", rv.target}, {"cleared", lifted}, {"by", rv.by}});
   ev.decision = audit::Decision::allow;
-  std::string body;
-  json::Writer w(body);
-  w.begin_object();
-  w.key("success").boolean(true);
-  w.key("cleared").uinteger(lifted);
-  w.key("revocations").begin_array();
-  for (const auto& r : ctx.broker->revocations().list()) write_revocation(w, r);
-  w.end_array();
-  w.key("metadata").begin_object();
-  w.key("request_id").string(call.request_id());
-  w.end_object();
-  w.end_object();
+  std::string body = json::object_text([&](json::Writer& w) {
+    w.key("success").boolean(true);
+    w.key("cleared").uinteger(lifted);
+    w.key("revocations").begin_array();
+    for (const auto& r : ctx.broker->revocations().list()) write_revocation(w, r);
+    w.end_array();
+    http::write_metadata(w, call.request_id());
+  });
   answer(ctx, call, route, std::move(ev), http::Response::json(200, std::move(body)));
 }
 
@@ -337,15 +329,11 @@ void unlock(CredentialsContext& ctx, FailureLog& failures, server::Call call) {
                                                           {"by", who(caller)}});
   ev.decision = audit::Decision::allow;
   ev.reason = "emergency-token lockouts cleared (" + std::to_string(cleared) + " processes and uids)";
-  std::string body;
-  json::Writer w(body);
-  w.begin_object();
-  w.key("success").boolean(true);
-  w.key("cleared").uinteger(cleared);
-  w.key("metadata").begin_object();
-  w.key("request_id").string(call.request_id());
-  w.end_object();
-  w.end_object();
+  std::string body = json::object_text([&](json::Writer& w) {
+    w.key("success").boolean(true);
+    w.key("cleared").uinteger(cleared);
+    http::write_metadata(w, call.request_id());
+  });
   answer(ctx, call, route, std::move(ev), http::Response::json(200, std::move(body)));
 }
 

@@ -60,6 +60,12 @@ void sample(std::string& out, std::string_view name, std::string_view labels, do
   out += '\n';
 }
 
+// A metric of one sample without labels.
+void single(std::string& out, std::string_view name, std::string_view type, std::string_view help, double value) {
+  head(out, name, type, help);
+  sample(out, name, "", value);
+}
+
 }  // namespace
 
 namespace {
@@ -136,18 +142,18 @@ std::string Metrics::render(const Sources& s) const {
   }
 
   if (s.gate != nullptr) {
-    head(out, "chitty_rate_limited_total", "counter", "Requests refused because their service's bucket was empty.");
-    sample(out, "chitty_rate_limited_total", "", static_cast<double>(s.gate->limited()));
+    single(out, "chitty_rate_limited_total", "counter", "Requests refused because their service's bucket was empty.",
+           static_cast<double>(s.gate->limited()));
   }
   if (s.broker != nullptr) {
-    head(out, "chitty_revocations_active", "gauge", "Emergency revocations in force.");
-    sample(out, "chitty_revocations_active", "", static_cast<double>(s.broker->revocations().list().size()));
-    head(out, "chitty_fallback_mode", "gauge", "1 while the agent serves in fallback mode (upstream unavailable).");
-    sample(out, "chitty_fallback_mode", "", s.broker->mode() == cache::Mode::fallback ? 1 : 0);
-    head(out, "chitty_fallback_seconds_total", "counter", "Seconds spent in fallback mode since start.");
-    sample(out, "chitty_fallback_seconds_total", "", std::chrono::duration<double>(s.broker->fallback_time()).count());
-    head(out, "chitty_upstream_fetches_total", "counter", "Fetches started (one per concurrent miss of a secret).");
-    sample(out, "chitty_upstream_fetches_total", "", static_cast<double>(s.broker->fetches_started()));
+    single(out, "chitty_revocations_active", "gauge", "Emergency revocations in force.",
+           static_cast<double>(s.broker->revocations().list().size()));
+    single(out, "chitty_fallback_mode", "gauge", "1 while the agent serves in fallback mode (upstream unavailable).",
+           s.broker->mode() == cache::Mode::fallback ? 1 : 0);
+    single(out, "chitty_fallback_seconds_total", "counter", "Seconds spent in fallback mode since start.",
+           std::chrono::duration<double>(s.broker->fallback_time()).count());
+    single(out, "chitty_upstream_fetches_total", "counter", "Fetches started (one per concurrent miss of a secret).",
+           static_cast<double>(s.broker->fetches_started()));
   }
   if (s.cache != nullptr) {
     cache::Cache::Stats c = s.cache->stats();
@@ -155,12 +161,12 @@ std::string Metrics::render(const Sources& s) const {
     sample(out, "chitty_cache_lookups_total", "result=\"hit\"", static_cast<double>(c.hits));
     sample(out, "chitty_cache_lookups_total", "result=\"stale\"", static_cast<double>(c.stale_hits));
     sample(out, "chitty_cache_lookups_total", "result=\"miss\"", static_cast<double>(c.misses));
-    head(out, "chitty_cache_evictions_total", "counter", "Cached values evicted to stay within the caps.");
-    sample(out, "chitty_cache_evictions_total", "", static_cast<double>(c.evictions));
-    head(out, "chitty_cache_entries", "gauge", "Values cached now.");
-    sample(out, "chitty_cache_entries", "", static_cast<double>(c.entries));
-    head(out, "chitty_cache_sealed_bytes", "gauge", "Locked bytes the sealed cache entries take.");
-    sample(out, "chitty_cache_sealed_bytes", "", static_cast<double>(c.locked_bytes));
+    single(out, "chitty_cache_evictions_total", "counter", "Cached values evicted to stay within the caps.",
+           static_cast<double>(c.evictions));
+    single(out, "chitty_cache_entries", "gauge", "Values cached now.",
+           static_cast<double>(c.entries));
+    single(out, "chitty_cache_sealed_bytes", "gauge", "Locked bytes the sealed cache entries take.",
+           static_cast<double>(c.locked_bytes));
   }
   if (s.arena != nullptr) {
     head(out, "chitty_locked_bytes", "gauge", "Locked memory of the secret arena, used and available.");
@@ -195,44 +201,42 @@ std::string Metrics::render(const Sources& s) const {
     }
   }
   if (s.spool != nullptr) {
-    head(out, "chitty_audit_events_total", "counter", "Audit events written to the spool (the last sequence number).");
-    sample(out, "chitty_audit_events_total", "", static_cast<double>(s.spool->last_seq()));
-    head(out, "chitty_audit_backlog_events", "gauge", "Audit events not yet acknowledged by the sink.");
-    sample(out, "chitty_audit_backlog_events", "", static_cast<double>(s.spool->backlog()));
+    single(out, "chitty_audit_events_total", "counter", "Audit events written to the spool (the last sequence number).",
+           static_cast<double>(s.spool->last_seq()));
+    single(out, "chitty_audit_backlog_events", "gauge", "Audit events not yet acknowledged by the sink.",
+           static_cast<double>(s.spool->backlog()));
     head(out, "chitty_audit_spool_bytes", "gauge", "Bytes in the audit spool, and its cap.");
     sample(out, "chitty_audit_spool_bytes", "state=\"used\"", static_cast<double>(s.spool->bytes()));
     sample(out, "chitty_audit_spool_bytes", "state=\"max\"", static_cast<double>(s.spool->options().max_bytes));
   }
   if (s.recorder != nullptr) {
-    head(out, "chitty_audit_refused_total", "counter", "Events the spool could not take (requests refused: audit_unavailable).");
-    sample(out, "chitty_audit_refused_total", "", static_cast<double>(s.recorder->refused()));
-    head(out, "chitty_audit_aggregated_total", "counter", "Identical refusals counted into aggregate events.");
-    sample(out, "chitty_audit_aggregated_total", "", static_cast<double>(s.recorder->aggregated()));
+    single(out, "chitty_audit_refused_total", "counter", "Events the spool could not take (requests refused: audit_unavailable).",
+           static_cast<double>(s.recorder->refused()));
+    single(out, "chitty_audit_aggregated_total", "counter", "Identical refusals counted into aggregate events.",
+           static_cast<double>(s.recorder->aggregated()));
   }
   if (s.shipper != nullptr) {
     const audit::ShipperStatus& st = s.shipper->status();
-    head(out, "chitty_audit_shipped_events_total", "counter", "Audit events the sink acknowledged.");
-    sample(out, "chitty_audit_shipped_events_total", "", static_cast<double>(st.events));
-    head(out, "chitty_audit_sink_errors_total", "counter", "Failed batches to the audit sink.");
-    sample(out, "chitty_audit_sink_errors_total", "", static_cast<double>(st.errors));
-    head(out, "chitty_audit_last_ship_success_timestamp_seconds", "gauge", "When the sink last took a batch (0: never).");
-    sample(out, "chitty_audit_last_ship_success_timestamp_seconds", "",
+    single(out, "chitty_audit_shipped_events_total", "counter", "Audit events the sink acknowledged.",
+           static_cast<double>(st.events));
+    single(out, "chitty_audit_sink_errors_total", "counter", "Failed batches to the audit sink.",
+           static_cast<double>(st.errors));
+    single(out, "chitty_audit_last_ship_success_timestamp_seconds", "gauge", "When the sink last took a batch (0: never).",
            st.last_success ? std::chrono::duration<double>(st.last_success->time_since_epoch()).count() : 0.0);
     auto oldest = s.shipper->oldest_unshipped();
-    head(out, "chitty_audit_oldest_unshipped_timestamp_seconds", "gauge", "When the oldest unshipped event was written (0: none).");
-    sample(out, "chitty_audit_oldest_unshipped_timestamp_seconds", "",
+    single(out, "chitty_audit_oldest_unshipped_timestamp_seconds", "gauge", "When the oldest unshipped event was written (0: none).",
            oldest ? std::chrono::duration<double>(oldest->time_since_epoch()).count() : 0.0);
   }
   if (s.server != nullptr) {
     const server::ServerStats& st = s.server->stats();
-    head(out, "chitty_connections", "gauge", "Client connections open now.");
-    sample(out, "chitty_connections", "", static_cast<double>(st.connections));
-    head(out, "chitty_connections_accepted_total", "counter", "Client connections accepted since start.");
-    sample(out, "chitty_connections_accepted_total", "", static_cast<double>(st.accepted));
-    head(out, "chitty_connections_refused_total", "counter", "Connections refused by the global or per-uid cap.");
-    sample(out, "chitty_connections_refused_total", "", static_cast<double>(st.rejected_busy + st.rejected_per_uid));
-    head(out, "chitty_protocol_errors_total", "counter", "Requests the HTTP layer refused (malformed, too large, timed out).");
-    sample(out, "chitty_protocol_errors_total", "", static_cast<double>(st.protocol_errors));
+    single(out, "chitty_connections", "gauge", "Client connections open now.",
+           static_cast<double>(st.connections));
+    single(out, "chitty_connections_accepted_total", "counter", "Client connections accepted since start.",
+           static_cast<double>(st.accepted));
+    single(out, "chitty_connections_refused_total", "counter", "Connections refused by the global or per-uid cap.",
+           static_cast<double>(st.rejected_busy + st.rejected_per_uid));
+    single(out, "chitty_protocol_errors_total", "counter", "Requests the HTTP layer refused (malformed, too large, timed out).",
+           static_cast<double>(st.protocol_errors));
   }
   return out;
 }

@@ -1,6 +1,8 @@
 #include "chitty/api/requests.hpp"
 
+#include <algorithm>
 #include <initializer_list>
+#include <map>
 
 #include "chitty/base/text.hpp"
 #include "chitty/base/time_format.hpp"
@@ -31,15 +33,18 @@ Parsed<Value> object_body(std::span<const char> body) {
   return std::move(*doc);
 }
 
+// "a, b, c", for messages.
+std::string listed(std::initializer_list<std::string_view> names) {
+  std::string list;
+  for (auto n : names) list += (list.empty() ? "" : ", ") + std::string(n);
+  return list;
+}
+
 Parsed<void> only_known(const Value& obj, std::initializer_list<std::string_view> known, std::string_view where) {
   for (const auto& [k, v] : obj.members) {
     bool ok = false;
     for (auto name : known) ok = ok || k == name;
-    if (!ok) {
-      std::string list;
-      for (auto name : known) list += (list.empty() ? "" : ", ") + std::string(name);
-      return bad("unknown field " + std::string(where) + quoted(k) + " (known: " + list + ")");
-    }
+    if (!ok) return bad("unknown field " + std::string(where) + quoted(k) + " (known: " + listed(known) + ")");
   }
   return {};
 }
@@ -128,6 +133,35 @@ Parsed<broker::Ask> read_credential(const Value& o, std::string_view where, bool
     ask.ref = std::move(*r);
   }
   return ask;
+}
+
+// A query's parameters by name: each one known, and given once.
+using Params = std::map<std::string, std::string, std::less<>>;
+Parsed<Params> query_params(std::string_view raw, std::initializer_list<std::string_view> known) {
+  auto params = http::parse_query(raw);
+  if (!params) return bad("malformed query: " + params.error().message);
+  Params out;
+  for (auto& [k, v] : *params) {
+    if (std::find(known.begin(), known.end(), k) == known.end()) {
+      return bad("unknown query parameter " + quoted(k) + " (known: " + listed(known) + ")");
+    }
+    if (!out.emplace(k, std::move(v)).second) return bad(quoted(k) + " is given twice");
+  }
+  return out;
+}
+
+// purpose= and refresh=, as /v1/secret and the GET routes take them.
+Parsed<GetOptions> get_options(const Params& p) {
+  GetOptions o;
+  if (auto it = p.find("purpose"); it != p.end()) {
+    if (it->second.size() > 256) return bad("\"purpose\" is longer than 256 bytes");
+    o.purpose = it->second;
+  }
+  if (auto it = p.find("refresh"); it != p.end()) {
+    if (it->second != "true" && it->second != "false") return bad("\"refresh\" must be true or false");
+    o.refresh = it->second == "true";
+  }
+  return o;
 }
 
 }  // namespace
@@ -239,58 +273,26 @@ Parsed<broker::Ask> read_validate(std::span<const char> body) {
 }
 
 Parsed<broker::Ask> read_secret_query(std::string_view raw) {
-  auto params = http::parse_query(raw);
-  if (!params) return bad("malformed query: " + params.error().message);
+  auto params = query_params(raw, {"ref", "refresh", "purpose"});
+  if (!params) return tl::unexpected(params.error());
+  auto options = get_options(*params);
+  if (!options) return tl::unexpected(options.error());
   broker::Ask ask;
   ask.action = "secret";
-  std::optional<std::string> ref;
-  bool seen_refresh = false, seen_purpose = false;
-  for (auto& [k, v] : *params) {
-    if (k == "ref") {
-      if (ref) return bad("\"ref\" is given twice");
-      ref = v;
-    } else if (k == "refresh") {
-      if (seen_refresh) return bad("\"refresh\" is given twice");
-      seen_refresh = true;
-      if (v != "true" && v != "false") return bad("\"refresh\" must be true or false");
-      ask.refresh = v == "true";
-    } else if (k == "purpose") {
-      if (seen_purpose) return bad("\"purpose\" is given twice");
-      seen_purpose = true;
-      if (v.size() > 256) return bad("\"purpose\" is longer than 256 bytes");
-      ask.purpose = v;
-    } else {
-      return bad("unknown query parameter " + quoted(k) + " (known: ref, refresh, purpose)");
-    }
-  }
-  if (!ref) return bad("the query needs ref=op://VAULT/ITEM[/SECTION]/FIELD");
-  auto r = reference(*ref);
+  ask.refresh = options->refresh;
+  ask.purpose = std::move(options->purpose);
+  auto ref = params->find("ref");
+  if (ref == params->end()) return bad("the query needs ref=op://VAULT/ITEM[/SECTION]/FIELD");
+  auto r = reference(ref->second);
   if (!r) return tl::unexpected(r.error());
   ask.ref = std::move(*r);
   return ask;
 }
 
 Parsed<GetOptions> read_get_options(std::string_view raw) {
-  auto params = http::parse_query(raw);
-  if (!params) return bad("malformed query: " + params.error().message);
-  GetOptions o;
-  bool seen_refresh = false, seen_purpose = false;
-  for (auto& [k, v] : *params) {
-    if (k == "purpose") {
-      if (seen_purpose) return bad("\"purpose\" is given twice");
-      seen_purpose = true;
-      if (v.size() > 256) return bad("\"purpose\" is longer than 256 bytes");
-      o.purpose = v;
-    } else if (k == "refresh") {
-      if (seen_refresh) return bad("\"refresh\" is given twice");
-      seen_refresh = true;
-      if (v != "true" && v != "false") return bad("\"refresh\" must be true or false");
-      o.refresh = v == "true";
-    } else {
-      return bad("unknown query parameter " + quoted(k) + " (known: purpose, refresh)");
-    }
-  }
-  return o;
+  auto params = query_params(raw, {"purpose", "refresh"});
+  if (!params) return tl::unexpected(params.error());
+  return get_options(*params);
 }
 
 Parsed<RevokeRequest> read_revoke(std::span<const char> body) {
@@ -342,29 +344,21 @@ Parsed<RevokeRequest> read_revoke(std::span<const char> body) {
 }
 
 Parsed<AuditQuery> read_audit_query(std::string_view raw) {
-  auto params = http::parse_query(raw);
-  if (!params) return bad("malformed query: " + params.error().message);
+  auto params = query_params(raw, {"service", "since", "limit"});
+  if (!params) return tl::unexpected(params.error());
   AuditQuery q;
-  bool seen_since = false, seen_limit = false;
-  for (auto& [k, v] : *params) {
-    if (k == "service") {
-      if (q.service) return bad("\"service\" is given twice");
-      if (v.empty() || v.size() > 128) return bad("\"service\" must be 1 to 128 bytes");
-      q.service = v;
-    } else if (k == "since") {
-      if (seen_since) return bad("\"since\" is given twice");
-      seen_since = true;
-      q.since = parse_rfc3339(v);
-      if (!q.since) return bad("\"since\" must be an RFC 3339 time, e.g. 2026-12-02T15:00:00Z");
-    } else if (k == "limit") {
-      if (seen_limit) return bad("\"limit\" is given twice");
-      seen_limit = true;
-      std::uint64_t n = 0;
-      if (!parse_u64(v, n) || n < 1 || n > 1000) return bad("\"limit\" must be a whole number from 1 to 1000");
-      q.limit = static_cast<std::size_t>(n);
-    } else {
-      return bad("unknown query parameter " + quoted(k) + " (known: service, since, limit)");
-    }
+  if (auto it = params->find("service"); it != params->end()) {
+    if (it->second.empty() || it->second.size() > 128) return bad("\"service\" must be 1 to 128 bytes");
+    q.service = it->second;
+  }
+  if (auto it = params->find("since"); it != params->end()) {
+    q.since = parse_rfc3339(it->second);
+    if (!q.since) return bad("\"since\" must be an RFC 3339 time, e.g. 2026-12-02T15:00:00Z");
+  }
+  if (auto it = params->find("limit"); it != params->end()) {
+    std::uint64_t n = 0;
+    if (!parse_u64(it->second, n) || n < 1 || n > 1000) return bad("\"limit\" must be a whole number from 1 to 1000");
+    q.limit = static_cast<std::size_t>(n);
   }
   return q;
 }

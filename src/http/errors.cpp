@@ -64,20 +64,27 @@ int error_status(ErrorCode c) noexcept {
   return 500;
 }
 
-Response error_response(ErrorCode code, std::string_view message, std::string_view request_id) {
-  std::string body;
-  body.reserve(128 + message.size());
-  json::Writer w(body);
-  w.begin_object();
-  w.key("success").boolean(false);
+void write_error(json::Writer& w, ErrorCode code, std::string_view message) {
   w.key("error").begin_object();
   w.key("code").string(error_code_name(code));
   w.key("message").string(message);
   w.end_object();
+}
+
+void write_metadata(json::Writer& w, std::string_view request_id) {
   w.key("metadata").begin_object();
   w.key("request_id").string(request_id);
   w.end_object();
-  w.end_object();
+}
+
+Response error_response(ErrorCode code, std::string_view message, std::string_view request_id) {
+  std::string body = json::object_text(
+      [&](json::Writer& w) {
+        w.key("success").boolean(false);
+        write_error(w, code, message);
+        write_metadata(w, request_id);
+      },
+      128 + message.size());
   return Response::json(error_status(code), std::move(body));
 }
 

@@ -4,20 +4,22 @@
 
 namespace chitty::http {
 
-Response Response::json(int status, std::string body) {
+namespace {
+
+Response with_body(int status, std::string_view type, std::string body) {
   Response r;
   r.status = status;
-  r.content_type = "application/json";
+  r.content_type = type;
   r.body = std::make_unique<StringPayload>(std::move(body));
   return r;
 }
 
+}  // namespace
+
+Response Response::json(int status, std::string body) { return with_body(status, "application/json", std::move(body)); }
+
 Response Response::text(int status, std::string body) {
-  Response r;
-  r.status = status;
-  r.content_type = "text/plain; charset=utf-8";
-  r.body = std::make_unique<StringPayload>(std::move(body));
-  return r;
+  return with_body(status, "text/plain; charset=utf-8", std::move(body));
 }
 
 std::string_view reason_phrase(int status) noexcept {
@@ -50,43 +52,37 @@ std::string_view reason_phrase(int status) noexcept {
   }
 }
 
+namespace {
+
+void header(std::string& out, std::string_view name, std::string_view value) {
+  out += name;
+  out += ": ";
+  out += value;
+  out += "\r\n";
+}
+
+}  // namespace
+
 void serialize_head(const Response& r, const HeadFields& f, std::string& out) {
   out += "HTTP/1.1 ";
   append_decimal(out, static_cast<std::uint64_t>(r.status));
   out += ' ';
   out += reason_phrase(r.status);
   out += "\r\n";
-  if (!r.content_type.empty()) {
-    out += "Content-Type: ";
-    out += r.content_type;
-    out += "\r\n";
-  }
+  if (!r.content_type.empty()) header(out, "Content-Type", r.content_type);
   out += "Content-Length: ";
   append_decimal(out, r.body_size());
   out += "\r\n";
-  if (!f.request_id.empty()) {
-    out += "X-Request-Id: ";
-    out += f.request_id;
-    out += "\r\n";
-  }
-  if (!f.date.empty()) {
-    out += "Date: ";
-    out += f.date;
-    out += "\r\n";
-  }
+  if (!f.request_id.empty()) header(out, "X-Request-Id", f.request_id);
+  if (!f.date.empty()) header(out, "Date", f.date);
   // Nothing this agent answers may be stored by an intermediary or a client
   // cache: credentials above all, but also errors that name references.
-  out += "Cache-Control: no-store\r\n";
-  for (const auto& [name, value] : r.headers) {
-    out += name;
-    out += ": ";
-    out += value;
-    out += "\r\n";
-  }
+  header(out, "Cache-Control", "no-store");
+  for (const auto& [name, value] : r.headers) header(out, name, value);
   if (f.close) {
-    out += "Connection: close\r\n";
+    header(out, "Connection", "close");
   } else if (f.keep_alive_1_0) {
-    out += "Connection: keep-alive\r\n";
+    header(out, "Connection", "keep-alive");
   }
   out += "\r\n";
 }

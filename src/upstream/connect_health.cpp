@@ -46,11 +46,7 @@ void ConnectHealth::close() noexcept {
 }
 
 void ConnectHealth::reconfigure(const ConnectOptions& o) {
-  std::string url = options_.url;
-  std::string name = options_.name;
-  options_ = o;
-  options_.url = std::move(url);
-  options_.name = std::move(name);
+  options_.reload_from(o);
   breaker_.set_options(o.breaker);
 }
 

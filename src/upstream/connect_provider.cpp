@@ -94,11 +94,7 @@ void ConnectProvider::close() noexcept {
 }
 
 void ConnectProvider::reconfigure(const ConnectOptions& o) {
-  std::string url = options_.url;
-  std::string name = options_.name;
-  options_ = o;
-  options_.url = std::move(url);
-  options_.name = std::move(name);
+  options_.reload_from(o);
   health_->reconfigure(o);
   // A new resolution_ttl judges the resolutions already made; a remembered
   // "not found" keeps the negative_ttl it was given.
@@ -285,8 +281,8 @@ void ConnectProvider::on_status(const JobPtr& job, Step step, std::string url, H
         vault_names_.put(job->vault_id, std::string(name.text()));
         return run(job);
       }
-      case Step::vault: return on_vaults(job, res);
-      case Step::item: return on_items(job, res);
+      case Step::vault:
+      case Step::item: return on_list(job, res, step);
       case Step::full: return on_item(job, res);
     }
     return;
@@ -363,45 +359,35 @@ void ConnectProvider::malformed(const JobPtr& job, const std::string& why) {
   fail(job, FetchError::unavailable, health_->where() + ": " + why);
 }
 
-void ConnectProvider::on_vaults(const JobPtr& job, HttpResponse& r) {
-  auto doc = parse_answer(r, Node::Type::array, "vault list");
+void ConnectProvider::on_list(const JobPtr& job, HttpResponse& r, Step step) {
+  const bool vaults = step == Step::vault;
+  auto doc = parse_answer(r, Node::Type::array, vaults ? "vault list" : "item list");
   if (!doc) return malformed(job, doc.error());
   health_->success(r.elapsed, r.connect_version, true);
-  std::vector<std::string> ids = ids_named(doc->root(), "name", job->ref.vault);
+  const std::string& vault = job->ref.vault;
+  const std::string& wanted = vaults ? vault : job->ref.item;
+  std::vector<std::string> ids = ids_named(doc->root(), vaults ? "name" : "title", wanted);
   if (ids.empty()) {
     remember_not_found(job);
     return fail(job, FetchError::not_found,
-                "no vault named " + quoted(job->ref.vault) + " is visible to the agent's token in " + health_->where());
+                vaults ? "no vault named " + quoted(vault) + " is visible to the agent's token in " + health_->where()
+                       : "no item titled " + quoted(wanted) + " in vault " + quoted(vault) + " (" + health_->where() + ")");
   }
   if (ids.size() > 1) {
+    std::string n = std::to_string(ids.size());
     return fail(job, FetchError::not_found,
-                std::to_string(ids.size()) + " vaults are named " + quoted(job->ref.vault) + " (" + list_ids(ids) +
-                    "); name the vault by its ID in the reference");
+                (vaults ? n + " vaults are named " + quoted(vault)
+                        : n + " items in vault " + quoted(vault) + " are titled " + quoted(wanted)) +
+                    " (" + list_ids(ids) + "); name the " + (vaults ? "vault" : "item") + " by its ID in the reference");
   }
-  vault_ids_.put(catalog::fold_case(job->ref.vault), ids.front());
-  vault_names_.put(ids.front(), job->ref.vault);
-  job->vault_id = ids.front();
-  run(job);
-}
-
-void ConnectProvider::on_items(const JobPtr& job, HttpResponse& r) {
-  auto doc = parse_answer(r, Node::Type::array, "item list");
-  if (!doc) return malformed(job, doc.error());
-  health_->success(r.elapsed, r.connect_version, true);
-  std::vector<std::string> ids = ids_named(doc->root(), "title", job->ref.item);
-  if (ids.empty()) {
-    remember_not_found(job);
-    return fail(job, FetchError::not_found,
-                "no item titled " + quoted(job->ref.item) + " in vault " + quoted(job->ref.vault) + " (" +
-                    health_->where() + ")");
+  if (vaults) {
+    vault_ids_.put(catalog::fold_case(vault), ids.front());
+    vault_names_.put(ids.front(), vault);
+    job->vault_id = ids.front();
+  } else {
+    item_ids_.put(item_key(job->vault_id, wanted), ids.front());
+    job->item_id = ids.front();
   }
-  if (ids.size() > 1) {
-    return fail(job, FetchError::not_found,
-                std::to_string(ids.size()) + " items in vault " + quoted(job->ref.vault) + " are titled " +
-                    quoted(job->ref.item) + " (" + list_ids(ids) + "); name the item by its ID in the reference");
-  }
-  item_ids_.put(item_key(job->vault_id, job->ref.item), ids.front());
-  job->item_id = ids.front();
   run(job);
 }
 

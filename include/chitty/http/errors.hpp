@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "chitty/http/response.hpp"
+#include "chitty/json/writer.hpp"
 
 namespace chitty::http {
 
@@ -40,6 +41,11 @@ enum class ErrorCode {
 
 std::string_view error_code_name(ErrorCode c) noexcept;
 int error_status(ErrorCode c) noexcept;
+
+// The members every API answer shares: "error": {"code", "message"} and
+// "metadata": {"request_id"}.
+void write_error(json::Writer& w, ErrorCode code, std::string_view message);
+void write_metadata(json::Writer& w, std::string_view request_id);
 
 // A complete error response with the SPEC's JSON body. `message` is shown to
 // the client: it must describe the problem without echoing secret material.

@@ -41,4 +41,16 @@ class Writer {
   std::unique_ptr<Impl> impl_;
 };
 
+// The text of one JSON object whose members `members(w)` writes.
+template <typename Members>
+std::string object_text(Members&& members, std::size_t reserve = 0) {
+  std::string out;
+  out.reserve(reserve);
+  Writer w(out);
+  w.begin_object();
+  members(w);
+  w.end_object();
+  return out;
+}
+
 }  // namespace chitty::json

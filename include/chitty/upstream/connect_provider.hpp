@@ -61,6 +61,15 @@ struct ConnectOptions {
   Duration rate_limit_backoff = std::chrono::seconds(1);
   Duration rate_limit_max_backoff = std::chrono::seconds(60);
   Breaker::Options breaker;
+
+  // Takes what a reload may change from `o`: everything but which server
+  // this is (name and url).
+  void reload_from(const ConnectOptions& o) {
+    std::string keep_name = std::move(name), keep_url = std::move(url);
+    *this = o;
+    name = std::move(keep_name);
+    url = std::move(keep_url);
+  }
 };
 
 // What /health and the STATUS line show of one Connect server.
@@ -134,8 +143,8 @@ class ConnectProvider final : public Provider {
   void on_answer(const JobPtr& job, Step step, std::string url, HttpResult r);
   void on_status(const JobPtr& job, Step step, std::string url, HttpResponse& r);
   void malformed(const JobPtr& job, const std::string& why);  // an answer that is not what Connect sends
-  void on_vaults(const JobPtr& job, HttpResponse& r);
-  void on_items(const JobPtr& job, HttpResponse& r);
+  // A vault or item list: the one ID the reference's name part names.
+  void on_list(const JobPtr& job, HttpResponse& r, Step step);
   void on_item(const JobPtr& job, HttpResponse& r);
   void finish(const JobPtr& job, FetchResult r);
   void fail(const JobPtr& job, FetchError kind, std::string message);
