@@ -30,20 +30,25 @@ void count(CredentialsContext& ctx, const Route& route, std::string_view decisio
   ctx.metrics->observe(route.pattern, decision, status, code, ctx.clock->now() - route.started);
 }
 
+// The audit trail did not take a decision's event: the request is refused
+// (503 audit_unavailable), and the failure logged at a bounded rate.
+void refuse_unaudited(CredentialsContext& ctx, server::Call& call, const Route& route, const Error& why,
+                      std::string_view message) {
+  static log::Throttle throttle(20, std::chrono::seconds(10));
+  if (throttle.allow(ctx.clock != nullptr ? ctx.clock->now() : MonoTime{})) {
+    log::error("api", "audit event not recorded: refusing the request",
+               {{"request_id", call.request_id()}, {"reason", why.message}, {"suppressed", throttle.suppressed()}});
+  }
+  count(ctx, route, "deny", 503, "audit_unavailable");
+  call.fail(ErrorCode::audit_unavailable, message);
+}
+
 }  // namespace
 
 void answer(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event,
             http::Response response) {
   if (auto r = ctx.audit->record(event); !r) {
-    static log::Throttle throttle(20, std::chrono::seconds(10));
-    if (throttle.allow(ctx.clock != nullptr ? ctx.clock->now() : MonoTime{})) {
-      log::error("api", "audit event not recorded: refusing the request",
-                 {{"request_id", call.request_id()}, {"reason", r.error().message},
-                  {"suppressed", throttle.suppressed()}});
-    }
-    count(ctx, route, "deny", 503, "audit_unavailable");
-    call.fail(ErrorCode::audit_unavailable, "the decision could not be audited, so it is not carried out");
-    return;
+    return refuse_unaudited(ctx, call, route, r.error(), "the decision could not be audited, so it is not carried out");
   }
   count(ctx, route, audit::decision_name(event.decision), response.status, event.code);
   call.respond(std::move(response));
@@ -278,14 +283,8 @@ void finish_batch(CredentialsContext& ctx, const std::shared_ptr<BatchState>& st
   }
   for (const auto& ev : events) {
     if (auto r = ctx.audit->record(ev); !r) {
-      static log::Throttle throttle(20, std::chrono::seconds(10));
-      if (throttle.allow(ctx.clock != nullptr ? ctx.clock->now() : MonoTime{})) {
-        log::error("api", "audit event not recorded: refusing the batch",
-                   {{"request_id", call.request_id()}, {"reason", r.error().message},
-                    {"suppressed", throttle.suppressed()}});
-      }
-      count(ctx, st->route, "deny", 503, "audit_unavailable");
-      return call.fail(ErrorCode::audit_unavailable, "the decisions could not be audited, so none is carried out");
+      return refuse_unaudited(ctx, call, st->route, r.error(),
+                              "the decisions could not be audited, so none is carried out");
     }
   }
   secure::SecureBuffer body = secure::SecureBuffer::allocate(*ctx.arena, total);

@@ -59,6 +59,17 @@ Parsed<std::optional<std::string>> string_member(const Value& obj, std::string_v
   return std::optional<std::string>(v->string);
 }
 
+// Several optional string members at once, each into its slot.
+Parsed<void> string_members(const Value& obj, std::string_view where,
+                            std::initializer_list<std::pair<std::string_view, std::optional<std::string>*>> slots) {
+  for (auto [name, slot] : slots) {
+    auto m = string_member(obj, name, where);
+    if (!m) return tl::unexpected(m.error());
+    *slot = std::move(*m);
+  }
+  return {};
+}
+
 Parsed<bool> bool_member(const Value& obj, std::string_view key, std::string_view where, bool fallback) {
   const Value* v = obj.find(key);
   if (v == nullptr) return fallback;
@@ -78,18 +89,17 @@ Parsed<catalog::Reference> reference(std::string_view text) {
 Parsed<void> read_context(const Value& ctx, broker::Ask& ask) {
   if (ctx.type != Value::Type::object) return bad("\"context\" must be an object, not " + std::string(json::type_name(ctx.type)));
   if (auto k = only_known(ctx, {"service", "purpose", "environment"}, "context."); !k) return tl::unexpected(k.error());
-  auto service = string_member(ctx, "service", "context.");
-  if (!service) return tl::unexpected(service.error());
-  auto purpose = string_member(ctx, "purpose", "context.");
-  if (!purpose) return tl::unexpected(purpose.error());
-  auto environment = string_member(ctx, "environment", "context.");
-  if (!environment) return tl::unexpected(environment.error());
-  for (const auto* v : {&*service, &*purpose, &*environment}) {
+  std::optional<std::string> service, purpose, environment;
+  if (auto m = string_members(ctx, "context.", {{"service", &service}, {"purpose", &purpose}, {"environment", &environment}});
+      !m) {
+    return tl::unexpected(m.error());
+  }
+  for (const auto* v : {&service, &purpose, &environment}) {
     if (*v && (*v)->size() > 256) return bad("context fields are at most 256 bytes");
   }
-  ask.claimed_service = *service;
-  ask.purpose = purpose->value_or("");
-  ask.environment = environment->value_or("");
+  ask.claimed_service = service;
+  ask.purpose = purpose.value_or("");
+  ask.environment = environment.value_or("");
   return {};
 }
 
@@ -99,11 +109,10 @@ Parsed<void> read_context(const Value& ctx, broker::Ask& ask) {
 Parsed<broker::Ask> read_credential(const Value& o, std::string_view where, bool allow_parts) {
   broker::Ask ask;
   std::optional<std::string> ref, type, vault, item, section, field;
-  for (auto [name, slot] : {std::pair{"ref", &ref}, {"credential_type", &type}, {"vault", &vault}, {"item", &item},
-                            {"section", &section}, {"field", &field}}) {
-    auto m = string_member(o, name, where);
-    if (!m) return tl::unexpected(m.error());
-    *slot = std::move(*m);
+  if (auto m = string_members(o, where, {{"ref", &ref}, {"credential_type", &type}, {"vault", &vault}, {"item", &item},
+                                          {"section", &section}, {"field", &field}});
+      !m) {
+    return tl::unexpected(m.error());
   }
   bool by_parts = vault || item || section || field;
   int forms = (ref ? 1 : 0) + (type ? 1 : 0) + (by_parts ? 1 : 0);
@@ -303,42 +312,39 @@ Parsed<RevokeRequest> read_revoke(std::span<const char> body) {
     return tl::unexpected(k.error());
   }
   RevokeRequest r;
-  auto ref = string_member(o, "ref", "");
-  if (!ref) return tl::unexpected(ref.error());
-  auto type = string_member(o, "credential_type", "");
-  if (!type) return tl::unexpected(type.error());
-  auto service = string_member(o, "service", "");
-  if (!service) return tl::unexpected(service.error());
-  auto reason = string_member(o, "reason", "");
-  if (!reason) return tl::unexpected(reason.error());
+  std::optional<std::string> ref, type, service, reason;
+  if (auto m = string_members(o, "", {{"ref", &ref}, {"credential_type", &type}, {"service", &service}, {"reason", &reason}});
+      !m) {
+    return tl::unexpected(m.error());
+  }
   bool all = false;
   if (const Value* a = o.find("all")) {
     if (a->type != Value::Type::boolean || !a->boolean) return bad("\"all\" must be true when given");
     all = true;
   }
-  int forms = (*ref ? 1 : 0) + (*type ? 1 : 0) + (*service ? 1 : 0) + (all ? 1 : 0);
+  int forms = (ref ? 1 : 0) + (type ? 1 : 0) + (service ? 1 : 0) + (all ? 1 : 0);
   if (forms != 1) {
     return bad(std::string(forms == 0 ? "say what to revoke" : "say what to revoke one way only") +
                ": \"ref\", \"credential_type\", \"service\", or \"all\": true");
   }
-  if (*ref) {
-    auto parsed = reference(**ref);
+  if (ref) {
+    auto parsed = reference(*ref);
     if (!parsed) return tl::unexpected(parsed.error());
     r.kind = policy::Revocation::Kind::ref;
     r.ref = std::move(*parsed);
-  } else if (*type) {
-    if ((*type)->empty() || (*type)->size() > 128) return bad("\"credential_type\" must be 1 to 128 bytes");
+  } else if (type) {
+    if (type->empty() || type->size() > 128) return bad("\"credential_type\" must be 1 to 128 bytes");
     r.kind = policy::Revocation::Kind::type;
-    r.target = **type;
-  } else if (*service) {
-    if ((*service)->empty() || (*service)->size() > 128) return bad("\"service\" must be 1 to 128 bytes");
+    r.target = *type;
+  } else if (service) {
+    if (service->empty() || service->size() > 128) return bad("\"service\" must be 1 to 128 bytes");
     r.kind = policy::Revocation::Kind::service;
-    r.target = **service;
+    r.target = *service;
   }
-  if (*reason) {
-    if ((*reason)->size() > 512) return bad("\"reason\" is longer than 512 bytes");
-    if (!is_valid_utf8(**reason)) return bad("\"reason\" is not valid UTF-8");
-    r.reason = **reason;
+  if (reason) {
+    if (reason->size() > 512) return bad("\"reason\" is longer than 512 bytes");
+    if (!is_valid_utf8(*reason)) return bad("\"reason\" is not valid UTF-8");
+    r.reason = *reason;
   }
   return r;
 }

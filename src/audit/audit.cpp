@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <span>
 
+#include "chitty/base/enum_names.hpp"
 #include "chitty/base/time_format.hpp"
 #include "chitty/json/reader.hpp"
 #include "chitty/json/writer.hpp"
@@ -10,29 +11,18 @@
 
 namespace chitty::audit {
 
-std::string_view kind_name(Kind k) noexcept {
-  switch (k) {
-    case Kind::decision: return "decision";
-    case Kind::revoke: return "revoke";
-    case Kind::mode: return "mode";
-    case Kind::reload: return "reload";
-    case Kind::start: return "start";
-    case Kind::stop: return "stop";
-    case Kind::aggregate: return "aggregate";
-    case Kind::alert: return "alert";
-  }
-  return "decision";
-}
+namespace {
 
-std::string_view decision_name(Decision d) noexcept {
-  switch (d) {
-    case Decision::allow: return "allow";
-    case Decision::deny: return "deny";
-    case Decision::error: return "error";
-    case Decision::none: return "none";
-  }
-  return "deny";
-}
+constexpr std::array<std::string_view, 8> kKindNames{"decision", "revoke", "mode",      "reload",
+                                                      "start",    "stop",   "aggregate", "alert"};
+constexpr std::array<std::string_view, 4> kDecisionNames{"allow", "deny", "error", "none"};
+static_assert(names_every(kKindNames, Kind::alert) && names_every(kDecisionNames, Decision::none));
+
+}  // namespace
+
+std::string_view kind_name(Kind k) noexcept { return name_of(kKindNames, k); }
+
+std::string_view decision_name(Decision d) noexcept { return name_of(kDecisionNames, d); }
 
 Result<void> MemoryRecorder::record(const Event& event) {
   if (capacity_ == 0) return fail("the audit recorder holds no events");

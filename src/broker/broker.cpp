@@ -1,3 +1,4 @@
+#include "chitty/base/enum_names.hpp"
 #include "chitty/broker/broker.hpp"
 
 #include <algorithm>
@@ -8,23 +9,17 @@
 
 namespace chitty::broker {
 
-std::string_view cache_state_name(CacheState s) noexcept {
-  switch (s) {
-    case CacheState::hit: return "hit";
-    case CacheState::stale: return "stale";
-    case CacheState::miss: return "miss";
-  }
-  return "miss";
-}
+namespace {
 
-std::string_view cache_header(CacheState s) noexcept {
-  switch (s) {
-    case CacheState::hit: return "HIT";
-    case CacheState::stale: return "STALE";
-    case CacheState::miss: return "MISS";
-  }
-  return "MISS";
-}
+constexpr std::array<std::string_view, 3> kCacheStateNames{"hit", "stale", "miss"};
+constexpr std::array<std::string_view, 3> kCacheHeaders{"HIT", "STALE", "MISS"};
+static_assert(names_every(kCacheStateNames, CacheState::miss) && names_every(kCacheHeaders, CacheState::miss));
+
+}  // namespace
+
+std::string_view cache_state_name(CacheState s) noexcept { return name_of(kCacheStateNames, s); }
+
+std::string_view cache_header(CacheState s) noexcept { return name_of(kCacheHeaders, s); }
 
 namespace {
 

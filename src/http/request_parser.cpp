@@ -28,71 +28,79 @@ std::string_view trim_ows(std::string_view s) noexcept {
 // HeadScanner
 
 HeadScanner::Verdict HeadScanner::scan(std::span<const char> data, std::size_t& consumed) {
-  consumed = 0;
   for (std::size_t i = 0; i < data.size(); ++i) {
-    auto c = static_cast<unsigned char>(data[i]);
+    if (state_ == State::done) {
+      consumed = i;
+      return Verdict::head_complete;
+    }
     if (++bytes_ > max_bytes_) {
       too_long_ = true;
       reason_ = "request head too large";
       return Verdict::reject;
     }
-    switch (state_) {
-      case State::start:  // before the request line; empty lines are tolerated (RFC 9112 §2.2)
-        if (c == '\r') state_ = State::preamble_cr;
-        else if (c == '\n') { reason_ = "bare LF in request head (lines must end with CRLF)"; return Verdict::reject; }
-        else if (c == ' ' || c == '\t') { reason_ = "request line starts with whitespace"; return Verdict::reject; }
-        else if (is_ctl(c)) { reason_ = "control character in request line"; return Verdict::reject; }
-        else state_ = State::request_line;
-        break;
-      case State::preamble_cr:
-        if (c != '\n') { reason_ = "bare CR in request head"; return Verdict::reject; }
-        if (++empty_lines_ > kMaxEmptyLines) { reason_ = "too many empty lines before the request line"; return Verdict::reject; }
-        state_ = State::start;
-        break;
-      case State::request_line:
-        if (c == '\r') state_ = State::request_line_cr;
-        else if (c == '\n') { reason_ = "bare LF in request line (lines must end with CRLF)"; return Verdict::reject; }
-        else if (is_ctl(c)) { reason_ = "control character in request line"; return Verdict::reject; }
-        break;
-      case State::request_line_cr:
-        if (c != '\n') { reason_ = "bare CR in request line"; return Verdict::reject; }
-        state_ = State::line_start;
-        break;
-      case State::line_start:
-        if (c == '\r') state_ = State::final_cr;
-        else if (c == '\n') { reason_ = "bare LF in request head (lines must end with CRLF)"; return Verdict::reject; }
-        else if (c == ' ' || c == '\t') { reason_ = "obsolete line folding (a header line starting with whitespace) is not accepted"; return Verdict::reject; }
-        else if (c == ':') { reason_ = "empty header name"; return Verdict::reject; }
-        else if (is_ctl(c)) { reason_ = "control character in header name"; return Verdict::reject; }
-        else state_ = State::name;
-        break;
-      case State::name:
-        if (c == ':') state_ = State::value;
-        else if (c == ' ' || c == '\t') { reason_ = "whitespace between header name and colon"; return Verdict::reject; }
-        else if (c == '\r' || c == '\n') { reason_ = "header line without a colon"; return Verdict::reject; }
-        else if (is_ctl(c)) { reason_ = "control character in header name"; return Verdict::reject; }
-        break;
-      case State::value:
-        if (c == '\r') state_ = State::value_cr;
-        else if (c == '\n') { reason_ = "bare LF in header value (lines must end with CRLF)"; return Verdict::reject; }
-        else if (is_ctl(c) && c != '\t') { reason_ = "control character in header value"; return Verdict::reject; }
-        break;
-      case State::value_cr:
-        if (c != '\n') { reason_ = "bare CR in header value"; return Verdict::reject; }
-        state_ = State::line_start;
-        break;
-      case State::final_cr:
-        if (c != '\n') { reason_ = "bare CR at the end of the request head"; return Verdict::reject; }
-        state_ = State::done;
-        consumed = i + 1;
-        return Verdict::head_complete;
-      case State::done:
-        consumed = i;
-        return Verdict::head_complete;
+    if (const char* why = step(static_cast<unsigned char>(data[i]))) {
+      reason_ = why;
+      return Verdict::reject;
+    }
+    if (state_ == State::done) {
+      consumed = i + 1;
+      return Verdict::head_complete;
     }
   }
   consumed = data.size();
   return Verdict::more;
+}
+
+const char* HeadScanner::go(State next) noexcept {
+  state_ = next;
+  return nullptr;
+}
+
+const char* HeadScanner::after_cr(unsigned char c, const char* bare_cr, State next) noexcept {
+  return c == '\n' ? go(next) : bare_cr;
+}
+
+const char* HeadScanner::step(unsigned char c) noexcept {
+  switch (state_) {
+    case State::start:  // before the request line; empty lines are tolerated (RFC 9112 §2.2)
+      if (c == '\r') return go(State::preamble_cr);
+      if (c == '\n') return "bare LF in request head (lines must end with CRLF)";
+      if (c == ' ' || c == '\t') return "request line starts with whitespace";
+      if (is_ctl(c)) return "control character in request line";
+      return go(State::request_line);
+    case State::preamble_cr:
+      if (c != '\n') return "bare CR in request head";
+      if (++empty_lines_ > kMaxEmptyLines) return "too many empty lines before the request line";
+      return go(State::start);
+    case State::request_line:
+      if (c == '\r') return go(State::request_line_cr);
+      if (c == '\n') return "bare LF in request line (lines must end with CRLF)";
+      if (is_ctl(c)) return "control character in request line";
+      return nullptr;
+    case State::request_line_cr: return after_cr(c, "bare CR in request line", State::line_start);
+    case State::line_start:
+      if (c == '\r') return go(State::final_cr);
+      if (c == '\n') return "bare LF in request head (lines must end with CRLF)";
+      if (c == ' ' || c == '\t') return "obsolete line folding (a header line starting with whitespace) is not accepted";
+      if (c == ':') return "empty header name";
+      if (is_ctl(c)) return "control character in header name";
+      return go(State::name);
+    case State::name:
+      if (c == ':') return go(State::value);
+      if (c == ' ' || c == '\t') return "whitespace between header name and colon";
+      if (c == '\r' || c == '\n') return "header line without a colon";
+      if (is_ctl(c)) return "control character in header name";
+      return nullptr;
+    case State::value:
+      if (c == '\r') return go(State::value_cr);
+      if (c == '\n') return "bare LF in header value (lines must end with CRLF)";
+      if (is_ctl(c) && c != '\t') return "control character in header value";
+      return nullptr;
+    case State::value_cr: return after_cr(c, "bare CR in header value", State::line_start);
+    case State::final_cr: return after_cr(c, "bare CR at the end of the request head", State::done);
+    case State::done: return nullptr;
+  }
+  return nullptr;
 }
 
 // ---------------------------------------------------------------------------
@@ -170,12 +178,15 @@ int RequestParser::url(const char* at, std::size_t n) {
   return 0;
 }
 
-int RequestParser::field(const char* at, std::size_t n) {
+int RequestParser::count_header_bytes(std::size_t n) {
   header_bytes_ += n;
-  if (header_bytes_ > limits_.max_header_bytes) {
-    return reject(ErrorCode::headers_too_large,
-                  "request header fields larger than " + std::to_string(limits_.max_header_bytes) + " bytes");
-  }
+  if (header_bytes_ <= limits_.max_header_bytes) return 0;
+  return reject(ErrorCode::headers_too_large,
+                "request header fields larger than " + std::to_string(limits_.max_header_bytes) + " bytes");
+}
+
+int RequestParser::field(const char* at, std::size_t n) {
+  if (int rc = count_header_bytes(n); rc != 0) return rc;
   if (!in_field_) {
     if (req_.headers_.size() >= limits_.max_headers) {
       return reject(ErrorCode::headers_too_large, "more than " + std::to_string(limits_.max_headers) + " header fields");
@@ -206,11 +217,7 @@ int RequestParser::field_complete() {
 }
 
 int RequestParser::value(const char* at, std::size_t n) {
-  header_bytes_ += n;
-  if (header_bytes_ > limits_.max_header_bytes) {
-    return reject(ErrorCode::headers_too_large,
-                  "request header fields larger than " + std::to_string(limits_.max_header_bytes) + " bytes");
-  }
+  if (int rc = count_header_bytes(n); rc != 0) return rc;
   auto& v = req_.headers_.back().second;
   if (!in_value_) {
     v.offset = static_cast<std::uint32_t>(req_.data_.size());

@@ -55,6 +55,12 @@ class HeadScanner {
   enum class State : std::uint8_t {
     start, preamble_cr, request_line, request_line_cr, line_start, name, value, value_cr, final_cr, done,
   };
+  // One byte of the head: nullptr, or why the head is refused.
+  const char* step(unsigned char c) noexcept;
+  const char* go(State next) noexcept;  // moves on; nullptr
+  // After a CR only an LF may come (then `next`); else `bare_cr`.
+  const char* after_cr(unsigned char c, const char* bare_cr, State next) noexcept;
+
   State state_ = State::start;
   std::uint64_t bytes_ = 0;
   std::uint64_t max_bytes_ = 64 * 1024;
@@ -107,6 +113,8 @@ class RequestParser {
 
   int begin();
   int url(const char* at, std::size_t n);
+  // Adds n bytes of header names or values; past max_header_bytes, rejects.
+  int count_header_bytes(std::size_t n);
   int field(const char* at, std::size_t n);
   int field_complete();
   int value(const char* at, std::size_t n);

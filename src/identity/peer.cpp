@@ -1,3 +1,4 @@
+#include "chitty/base/enum_names.hpp"
 #include "chitty/identity/peer.hpp"
 
 #include <fcntl.h>
@@ -57,14 +58,10 @@ const char* kExited = "the process that connected has exited; its pid may belong
 
 }  // namespace
 
-std::string_view pidfd_source_name(PidfdSource s) noexcept {
-  switch (s) {
-    case PidfdSource::so_peerpidfd: return "SO_PEERPIDFD";
-    case PidfdSource::pidfd_open: return "pidfd_open";
-    case PidfdSource::none: return "none";
-  }
-  return "none";
-}
+constexpr std::array<std::string_view, 3> kPidfdSourceNames{"SO_PEERPIDFD", "pidfd_open", "none"};
+static_assert(names_every(kPidfdSourceNames, PidfdSource::none));
+
+std::string_view pidfd_source_name(PidfdSource s) noexcept { return name_of(kPidfdSourceNames, s); }
 
 [[nodiscard]] Result<Credentials> peer_credentials(int fd) {
   struct ucred cred {};

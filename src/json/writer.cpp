@@ -50,33 +50,24 @@ struct Writer::Impl {
 Writer::Writer(std::string& out) : impl_(std::make_unique<Impl>(out)) {}
 Writer::~Writer() = default;
 
-Writer& Writer::begin_object() {
+Writer& Writer::open(char bracket, bool object) {
   impl_->value_prefix();
-  impl_->out += '{';
-  impl_->stack.push_back({true, 0});
+  impl_->out += bracket;
+  impl_->stack.push_back({object, 0});
   return *this;
 }
 
-Writer& Writer::end_object() {
-  impl_->out += '}';
+Writer& Writer::close(char bracket) {
+  impl_->out += bracket;
   impl_->stack.pop_back();
   impl_->finish_value();
   return *this;
 }
 
-Writer& Writer::begin_array() {
-  impl_->value_prefix();
-  impl_->out += '[';
-  impl_->stack.push_back({false, 0});
-  return *this;
-}
-
-Writer& Writer::end_array() {
-  impl_->out += ']';
-  impl_->stack.pop_back();
-  impl_->finish_value();
-  return *this;
-}
+Writer& Writer::begin_object() { return open('{', true); }
+Writer& Writer::end_object() { return close('}'); }
+Writer& Writer::begin_array() { return open('[', false); }
+Writer& Writer::end_array() { return close(']'); }
 
 Writer& Writer::key(std::string_view k) {
   Impl::Level& top = impl_->stack.back();

@@ -1,3 +1,4 @@
+#include "chitty/base/enum_names.hpp"
 #include "chitty/secure/arena.hpp"
 
 #include <fcntl.h>
@@ -57,14 +58,10 @@ std::string locked_now_text() {
 bool lock_pages(void* p, std::size_t n) noexcept { return syscall(SYS_mlock, p, n) == 0; }
 void unlock_pages(void* p, std::size_t n) noexcept { syscall(SYS_munlock, p, n); }
 
-std::string_view backing_name(Backing b) noexcept {
-  switch (b) {
-    case Backing::memfd_secret: return "memfd_secret";
-    case Backing::mlock: return "mlock";
-    case Backing::unlocked: return "unlocked";
-  }
-  return "unlocked";
-}
+constexpr std::array<std::string_view, 3> kBackingNames{"memfd_secret", "mlock", "unlocked"};
+static_assert(names_every(kBackingNames, Backing::unlocked));
+
+std::string_view backing_name(Backing b) noexcept { return name_of(kBackingNames, b); }
 
 std::string memlock_limit_text() {
   rlimit r{};

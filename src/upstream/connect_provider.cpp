@@ -194,35 +194,35 @@ void ConnectProvider::resolve(const FetchRequest& request, ResolveDone done) {
   run(job);
 }
 
+bool ConnectProvider::known_id(const JobPtr& job, Step step) {
+  const bool vault = step == Step::vault;
+  std::string& id = vault ? job->vault_id : job->item_id;
+  if (!id.empty()) return true;
+  const std::string& name = vault ? job->ref.vault : job->ref.item;
+  if (is_connect_id(name)) {
+    id = name;
+    return true;
+  }
+  if (const std::string* known =
+          vault ? vault_ids_.find(catalog::fold_case(name)) : item_ids_.find(item_key(job->vault_id, name))) {
+    id = *known;
+    (vault ? job->vault_cached : job->item_cached) = true;
+    return true;
+  }
+  if (!filterable(name)) {
+    fail(job, FetchError::not_found,
+         std::string(vault ? "a vault name" : "an item title") + " with a quote or backslash cannot be looked up; use its ID");
+    return false;
+  }
+  health_->resolving();
+  std::string url = options_.url + "/v1/vaults";
+  if (!vault) url += "/" + percent_encode(job->vault_id) + "/items";
+  request(job, step, url + title_filter(name));
+  return false;
+}
+
 void ConnectProvider::run(const JobPtr& job) {
-  const catalog::Reference& ref = job->ref;
-  if (job->vault_id.empty()) {
-    if (is_connect_id(ref.vault)) {
-      job->vault_id = ref.vault;
-    } else if (const std::string* id = vault_ids_.find(catalog::fold_case(ref.vault))) {
-      job->vault_id = *id;
-      job->vault_cached = true;
-    } else if (!filterable(ref.vault)) {
-      return fail(job, FetchError::not_found, "a vault name with a quote or backslash cannot be looked up; use its ID");
-    } else {
-      health_->resolving();
-      return request(job, Step::vault, options_.url + "/v1/vaults" + title_filter(ref.vault));
-    }
-  }
-  if (job->item_id.empty()) {
-    if (is_connect_id(ref.item)) {
-      job->item_id = ref.item;
-    } else if (const std::string* id = item_ids_.find(item_key(job->vault_id, ref.item))) {
-      job->item_id = *id;
-      job->item_cached = true;
-    } else if (!filterable(ref.item)) {
-      return fail(job, FetchError::not_found, "an item title with a quote or backslash cannot be looked up; use its ID");
-    } else {
-      health_->resolving();
-      return request(job, Step::item,
-                     options_.url + "/v1/vaults/" + percent_encode(job->vault_id) + "/items" + title_filter(ref.item));
-    }
-  }
+  if (!known_id(job, Step::vault) || !known_id(job, Step::item)) return;
   if (job->spelled && !vault_names_.find(job->vault_id)) {
     return request(job, Step::vault_name, options_.url + "/v1/vaults/" + percent_encode(job->vault_id));
   }

@@ -27,6 +27,7 @@ class Writer;
 
 namespace chitty::audit {
 
+// Names: kKindNames in audit.cpp, in this order.
 enum class Kind {
   decision,   // a request decided: allow, deny or error
   revoke,     // an emergency revocation made or cleared
@@ -42,6 +43,7 @@ std::string_view kind_name(Kind k) noexcept;
 // How many distinct references an aggregate event lists.
 inline constexpr std::size_t kAggregateRefs = 8;
 
+// Names: kDecisionNames in audit.cpp, in this order.
 enum class Decision {
   allow,  // served (or, for a state change, carried out)
   deny,   // refused by policy or because of the request (4xx)

@@ -52,7 +52,7 @@ struct Ask {
   bool rate_limited = true;  // takes a token from the service's bucket
 };
 
-enum class CacheState { hit, stale, miss };
+enum class CacheState { hit, stale, miss };  // names: broker.cpp, in this order
 std::string_view cache_state_name(CacheState s) noexcept;  // "hit"...
 std::string_view cache_header(CacheState s) noexcept;      // "HIT"...
 

@@ -44,7 +44,8 @@ class Fact {
   std::string reason_;
 };
 
-// How the process behind the connection is pinned against PID reuse.
+// How the process behind the connection is pinned against PID reuse. (Names:
+// peer.cpp, in this order.)
 enum class PidfdSource {
   so_peerpidfd,  // the kernel's pidfd of the connecting process (Linux >= 6.5)
   pidfd_open,    // pidfd_open(pid) at accept, checked against the process start time

@@ -37,6 +37,9 @@ class Writer {
   bool complete() const;
 
  private:
+  Writer& open(char bracket, bool object);
+  Writer& close(char bracket);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -34,6 +34,7 @@
 
 namespace chitty::secure {
 
+// Names: arena.cpp, in this order.
 enum class Backing {
   memfd_secret,  // memfd_secret(2): locked, out of the direct map, unreadable via /proc/PID/mem
   mlock,         // anonymous memory, mlock'd, MADV_DONTDUMP, guard pages

@@ -139,6 +139,10 @@ class ConnectProvider final : public Provider {
 
   JobPtr new_job(const catalog::Reference& ref, std::string name_key);  // registered in jobs_
   void run(const JobPtr& job);
+  // Fills the job's vault (Step::vault) or item (Step::item) ID: given as an
+  // ID, or a name resolved earlier. False when it asked Connect instead (the
+  // job goes on from the answer) or failed the job.
+  bool known_id(const JobPtr& job, Step step);
   void request(const JobPtr& job, Step step, std::string url);
   void on_answer(const JobPtr& job, Step step, std::string url, HttpResult r);
   void on_status(const JobPtr& job, Step step, std::string url, HttpResponse& r);

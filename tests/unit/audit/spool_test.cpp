@@ -567,3 +567,15 @@ TEST_CASE("line_seq and line_mac read only lines shaped as the recorder writes t
   upper[upper.size() - 3] = 'A';
   CHECK(line_mac(upper).empty());
 }
+
+TEST_CASE("every event kind and decision has the name the audit line and the docs use", "[audit]") {
+  using chitty::audit::Decision;
+  using chitty::audit::Kind;
+  const std::pair<Kind, std::string_view> kinds[] = {
+      {Kind::decision, "decision"}, {Kind::revoke, "revoke"}, {Kind::mode, "mode"},           {Kind::reload, "reload"},
+      {Kind::start, "start"},       {Kind::stop, "stop"},     {Kind::aggregate, "aggregate"}, {Kind::alert, "alert"}};
+  for (auto [k, name] : kinds) CHECK(chitty::audit::kind_name(k) == name);
+  const std::pair<Decision, std::string_view> decisions[] = {
+      {Decision::allow, "allow"}, {Decision::deny, "deny"}, {Decision::error, "error"}, {Decision::none, "none"}};
+  for (auto [d, name] : decisions) CHECK(chitty::audit::decision_name(d) == name);
+}

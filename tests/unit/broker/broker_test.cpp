@@ -695,3 +695,13 @@ TEST_CASE("clearing by another spelling lifts the revocation of the same secret"
   f.primary->answer("pw");
   CHECK((*again)->outcome);
 }
+
+TEST_CASE("cache states have the names of the audit line and the X-Cache header", "[broker]") {
+  using chitty::broker::CacheState;
+  CHECK(chitty::broker::cache_state_name(CacheState::hit) == "hit");
+  CHECK(chitty::broker::cache_state_name(CacheState::stale) == "stale");
+  CHECK(chitty::broker::cache_state_name(CacheState::miss) == "miss");
+  CHECK(chitty::broker::cache_header(CacheState::hit) == "HIT");
+  CHECK(chitty::broker::cache_header(CacheState::stale) == "STALE");
+  CHECK(chitty::broker::cache_header(CacheState::miss) == "MISS");
+}

@@ -332,3 +332,10 @@ TEST_CASE("options from the environment force the pidfd_open path", "[identity][
   unsetenv("CHITTY_TEST_NO_SO_PEERPIDFD");
   CHECK(chitty::identity::options_from_environment().use_so_peerpidfd);
 }
+
+TEST_CASE("pidfd sources have the names /health and the audit line use", "[identity]") {
+  using chitty::identity::PidfdSource;
+  CHECK(chitty::identity::pidfd_source_name(PidfdSource::so_peerpidfd) == "SO_PEERPIDFD");
+  CHECK(chitty::identity::pidfd_source_name(PidfdSource::pidfd_open) == "pidfd_open");
+  CHECK(chitty::identity::pidfd_source_name(PidfdSource::none) == "none");
+}

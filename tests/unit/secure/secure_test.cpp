@@ -500,3 +500,10 @@ TEST_CASE("hardening makes the process non-dumpable with no core limit", "[secur
   });
   CHECK(code == 0);
 }
+
+TEST_CASE("backings have the names /health reports", "[secure]") {
+  using chitty::secure::Backing;
+  CHECK(chitty::secure::backing_name(Backing::memfd_secret) == "memfd_secret");
+  CHECK(chitty::secure::backing_name(Backing::mlock) == "mlock");
+  CHECK(chitty::secure::backing_name(Backing::unlocked) == "unlocked");
+}
