@@ -76,8 +76,16 @@ std::string audit_body(const std::vector<audit::Event>& events, const std::strin
   return body;
 }
 
+// What prediction has learnt of a service, taken on the loop thread (the
+// body is written on the pool): due times as wall-clock times.
+struct Prediction {
+  predict::Insights insights;
+  MonoTime now{};
+  WallTime wall{};
+};
+
 std::string insights_body(const std::vector<audit::Event>& events, const std::string& service,
-                          const std::string& request_id);
+                          const std::string& request_id, const std::optional<Prediction>& prediction);
 
 void audit_route(CredentialsContext& ctx, server::Call call) {
   Route route = route_of(ctx, call);
@@ -99,14 +107,62 @@ void insights_route(CredentialsContext& ctx, server::Call call) {
     return refuse(ctx, call, route, std::move(ev), ErrorCode::not_found, "no [[service]] is named \"" + service + "\"");
   }
   std::string id = call.request_id();
+  std::optional<Prediction> prediction;
+  if (ctx.prediction != nullptr && ctx.clock != nullptr) {
+    prediction = Prediction{ctx.prediction->insights(service), ctx.clock->now(), ctx.clock->wall_now()};
+  }
   read_audit(ctx, std::move(call), route, std::move(ev), audit::Query{service, std::nullopt, 100000},
-             [service, id](const std::vector<audit::Event>& events) { return insights_body(events, service, id); });
+             [service, id, prediction](const std::vector<audit::Event>& events) {
+               return insights_body(events, service, id, prediction);
+             });
 }
 
 // The body of GET /api/onepassword/insights/{service} (pure: runs on the
 // thread pool).
+// "prediction": the start-up set, the strongest co-access pairs, the
+// periods learnt and what is expected next (docs/prediction.md).
+void write_prediction(json::Writer& w, const Prediction& p) {
+  const predict::Insights& in = p.insights;
+  auto wall = [&p](MonoTime t) { return format_rfc3339_ms(p.wall + (t - p.now)); };
+  w.key("prediction").begin_object();
+  w.key("startups_seen").uinteger(in.startups_seen);
+  w.key("startup_set").begin_array();
+  for (const auto& ref : in.startup_set) w.string(ref);
+  w.end_array();
+  w.key("co_access").begin_array();
+  for (const auto& pair : in.top_pairs) {
+    w.begin_object();
+    w.key("after").string(pair.from);
+    w.key("then").string(pair.to);
+    w.key("probability").number(pair.probability);
+    w.key("count").uinteger(pair.count);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("periods").begin_array();
+  for (const auto& period : in.periods) {
+    w.begin_object();
+    w.key("ref").string(period.ref);
+    w.key("period_seconds").number(std::chrono::duration<double>(period.period).count());
+    w.key("next_due").string(format_rfc3339_ms(period.next_due));
+    w.end_object();
+  }
+  w.end_array();
+  w.key("predicted_next").begin_array();
+  for (const auto& next : in.next) {
+    w.begin_object();
+    w.key("ref").string(next.ref);
+    w.key("kind").string(predict::kind_name(next.kind));
+    w.key("due").string(wall(next.due));
+    w.key("confidence").number(next.confidence);
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+}
+
 std::string insights_body(const std::vector<audit::Event>& events, const std::string& service,
-                          const std::string& request_id) {
+                          const std::string& request_id, const std::optional<Prediction>& prediction) {
   std::uint64_t allowed = 0, denied = 0, hits = 0, stale = 0, misses = 0;
   std::map<std::string, std::uint64_t> by_ref, by_code, by_action;
   std::optional<WallTime> first, last;
@@ -167,6 +223,7 @@ std::string insights_body(const std::vector<audit::Event>& events, const std::st
     w.null();
   }
   w.end_object();
+  if (prediction) write_prediction(w, *prediction);
   http::write_metadata(w, request_id);
   w.end_object();
   return body;

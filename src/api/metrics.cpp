@@ -199,6 +199,18 @@ std::string Metrics::render(const Sources& s) const {
              static_cast<double>(c->status().failures));
     }
   }
+  if (s.prefetcher != nullptr) {
+    head(out, Metric::prefetches_total);
+    for (auto kind : {predict::Kind::refresh, predict::Kind::startup, predict::Kind::coaccess, predict::Kind::periodic}) {
+      const predict::Prefetcher::Counts& c = s.prefetcher->counts(kind);
+      const std::string k = "kind=\"" + std::string(predict::kind_name(kind)) + "\",outcome=\"";
+      for (auto [outcome, n] : {std::pair{"issued", c.issued}, {"used", c.used}, {"wasted", c.wasted},
+                                {"failed", c.failed}, {"skipped", c.skipped}}) {
+        sample(out, Metric::prefetches_total, k + outcome + "\"", static_cast<double>(n));
+      }
+    }
+    single(out, Metric::upstream_reads_last_hour, static_cast<double>(s.prefetcher->upstream_reads_last_hour()));
+  }
   if (s.spool != nullptr) {
     single(out, Metric::audit_events_total, static_cast<double>(s.spool->last_seq()));
     single(out, Metric::audit_backlog_events, static_cast<double>(s.spool->backlog()));

@@ -13,10 +13,10 @@ namespace chitty::audit {
 
 namespace {
 
-constexpr std::array<std::string_view, 8> kKindNames{"decision", "revoke", "mode",      "reload",
-                                                      "start",    "stop",   "aggregate", "alert"};
+constexpr std::array<std::string_view, 9> kKindNames{"decision", "revoke",    "mode",  "reload",  "start",
+                                                      "stop",     "aggregate", "alert", "prefetch"};
 constexpr std::array<std::string_view, 4> kDecisionNames{"allow", "deny", "error", "none"};
-static_assert(names_every(kKindNames, Kind::alert) && names_every(kDecisionNames, Decision::none));
+static_assert(names_every(kKindNames, Kind::prefetch) && names_every(kDecisionNames, Decision::none));
 
 }  // namespace
 
@@ -100,7 +100,7 @@ void write_event_fields(json::Writer& w, const Event& e) {
   if ((e.kind == Kind::start || e.kind == Kind::revoke) && e.revocations_generation > 0) {
     w.key("revocations_generation").uinteger(e.revocations_generation);
   }
-  if (e.kind == Kind::aggregate) {
+  if (e.kind == Kind::aggregate || (e.kind == Kind::prefetch && e.count != 1)) {
     w.key("count").uinteger(e.count);
     w.key("first_at").string(format_rfc3339_ms(e.first_at.value_or(e.at)));
     w.key("last_at").string(format_rfc3339_ms(e.last_at.value_or(e.at)));
@@ -139,14 +139,13 @@ std::optional<Event> parse_event(std::string_view line) {
   if (auto t = parse_rfc3339(str("at"))) e.at = *t;
   e.host = str("host");
   std::string kind = str("kind");
-  for (Kind k : {Kind::decision, Kind::revoke, Kind::mode, Kind::reload, Kind::start, Kind::stop, Kind::aggregate,
-                 Kind::alert}) {
-    if (kind_name(k) == kind) e.kind = k;
+  for (std::size_t k = 0; k < kKindNames.size(); ++k) {
+    if (kKindNames[k] == kind) e.kind = static_cast<Kind>(k);
   }
   e.action = str("action");
   std::string decision = str("decision");
-  for (Decision d : {Decision::allow, Decision::deny, Decision::error, Decision::none}) {
-    if (decision_name(d) == decision) e.decision = d;
+  for (std::size_t d = 0; d < kDecisionNames.size(); ++d) {
+    if (kDecisionNames[d] == decision) e.decision = static_cast<Decision>(d);
   }
   e.request_id = str("request_id");
   e.service = str("service");

@@ -1,9 +1,9 @@
-#include "chitty/base/enum_names.hpp"
 #include "chitty/broker/broker.hpp"
 
 #include <algorithm>
 #include <utility>
 
+#include "chitty/base/enum_names.hpp"
 #include "chitty/base/units.hpp"
 #include "chitty/log/log.hpp"
 
@@ -16,6 +16,16 @@ constexpr std::array<std::string_view, 3> kCacheHeaders{"HIT", "STALE", "MISS"};
 static_assert(names_every(kCacheStateNames, CacheState::miss) && names_every(kCacheHeaders, CacheState::miss));
 
 }  // namespace
+
+namespace {
+
+constexpr std::array<std::string_view, 7> kAheadNames{"fetched", "fresh",  "in_flight",  "not_allowed",
+                                                      "revoked", "failed", "no_upstream"};
+static_assert(names_every(kAheadNames, Ahead::no_upstream));
+
+}  // namespace
+
+std::string_view ahead_name(Ahead a) noexcept { return name_of(kAheadNames, a); }
 
 std::string_view cache_state_name(CacheState s) noexcept { return name_of(kCacheStateNames, s); }
 
@@ -290,9 +300,47 @@ void Broker::deliver(const RequestPtr& r, const Outcome& o) {
     a.event.cache = cache_state_name(o.cache);
     a.event.source = o.source;
     a.outcome = Granted{o.value, r->ref.display(), o.source, o.cache, cache_.mode(), o.fetched_at, o.expires_at, o.age};
+    if (read_listener_ && r->service != nullptr) {
+      read_listener_(Read{r->service->name, r->ref.canonical(), a.event.ref,
+                          r->caller.pid.is_known() ? static_cast<std::int64_t>(r->caller.pid.value()) : 0, o.cache,
+                          o.fetched_at, o.expires_at});
+    }
   }
   Done done = std::move(r->done);
   done(std::move(a));
+}
+
+void Broker::fetch_ahead(std::string_view service, std::string_view ref, MonoTime needed_at,
+                         std::function<void(Ahead)> done) {
+  if (sources_.primaries.empty()) return done(Ahead::no_upstream);
+  auto policy = rules_.policy_ptr();
+  const policy::Service* svc = policy->service_named(service);
+  auto parsed = catalog::reference_from_key(ref);
+  if (svc == nullptr || !parsed) return done(Ahead::not_allowed);
+  const catalog::Reference& reference = *parsed;
+  auto entry = rules_.catalog().by_key(reference.canonical());
+  if (revocations_.blocking_service(svc->name) != nullptr || revocation_for(svc->name, entry.get(), reference) != nullptr) {
+    return done(Ahead::revoked);
+  }
+  // The rule that let the service read it: on this spelling, or on the
+  // resolved IDs the upstream gave for it.
+  std::string key = key_for(reference);
+  bool allowed = policy::Policy::allows(*svc, entry.get(), reference);
+  if (!allowed && key != reference.canonical()) {
+    auto ids = catalog::reference_from_key(key);
+    allowed = ids && policy::Policy::allows(*svc, entry.get(), *ids);
+  }
+  if (!allowed) return done(Ahead::not_allowed);
+  if (auto held = cache_.held(key); held && held->fresh_until() > needed_at) return done(Ahead::fresh);
+  if (fetching_.count(key) != 0) return done(Ahead::in_flight);
+  bool first = flights_.join(key, [done = std::move(done)](const Outcome& o) {
+    done(o.refusal || o.cache != CacheState::miss ? Ahead::failed : Ahead::fetched);
+  });
+  if (!first) return;
+  auto f = std::make_shared<Fetch>();
+  f->key = key;
+  f->request = upstream::FetchRequest{std::move(entry), reference, false};
+  start_fetch(std::move(f));
 }
 
 upstream::Provider* Broker::resolver() const {

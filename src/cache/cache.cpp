@@ -115,6 +115,12 @@ tl::expected<Served, Miss> Cache::serve(const std::string& key, bool allow_stale
 
 tl::expected<Served, Miss> Cache::get(const std::string& key) { return serve(key, mode_ == Mode::fallback); }
 
+std::optional<Cache::Held> Cache::held(const std::string& key) const {
+  auto found = index_.find(key);
+  if (found == index_.end()) return std::nullopt;
+  return Held{found->second->fetched_at, found->second->ttl};
+}
+
 tl::expected<Served, Miss> Cache::get_stale(const std::string& key) { return serve(key, true); }
 
 Result<void> Cache::put(const std::string& key, std::span<const char> value, const Meta& meta) {

@@ -143,6 +143,47 @@ std::string match_form(std::string_view key) { return fold_case(key); }
   return ref;
 }
 
+namespace {
+
+// A part of a key form back to its text: %2f is '/', %25 is '%'; any other
+// '%' cannot stand in a key.
+[[nodiscard]] Result<std::string> key_part(std::string_view part) {
+  std::string out;
+  for (std::size_t i = 0; i < part.size(); ++i) {
+    if (part[i] != '%') {
+      out += part[i];
+    } else if (part.substr(i, 3) == "%2f") {
+      out += '/';
+      i += 2;
+    } else if (part.substr(i, 3) == "%25") {
+      out += '%';
+      i += 2;
+    } else {
+      return fail("a '%' in a key must be %2f or %25");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+[[nodiscard]] Result<Reference> reference_from_key(std::string_view key) {
+  auto parsed = parse_reference(key);
+  if (!parsed) return parsed;
+  Reference ref;
+  for (auto [from, to] : {std::pair{&parsed->vault, &ref.vault}, {&parsed->item, &ref.item}, {&parsed->field, &ref.field}}) {
+    auto part = key_part(*from);
+    if (!part) return tl::unexpected(part.error());
+    *to = std::move(*part);
+  }
+  if (parsed->section) {
+    auto part = key_part(*parsed->section);
+    if (!part) return tl::unexpected(part.error());
+    ref.section = std::move(*part);
+  }
+  return ref;
+}
+
 Result<Glob> Glob::parse(std::string_view pattern) {
   if (pattern.size() > kMaxReferenceBytes) return fail("pattern is too long");
   if (pattern.substr(0, kScheme.size()) != kScheme) return fail("pattern must start with op://");

@@ -31,6 +31,7 @@
 #include "chitty/http/response.hpp"
 #include "chitty/policy/gate.hpp"
 #include "chitty/policy/rules.hpp"
+#include "chitty/predict/model.hpp"
 #include "chitty/secure/arena.hpp"
 #include "chitty/secure/sealed_value.hpp"
 #include "chitty/secure/secure_buffer.hpp"
@@ -71,6 +72,8 @@ struct CredentialsContext {
   // pool, one at a time: another asks again shortly (503), so that they
   // never take the pool from the spool's fsyncs.
   bool audit_scan_running = false;
+  // What insights/{service} shows of prediction; null when it is off.
+  const predict::Model* prediction = nullptr;
 };
 
 // The JSON body of a granted retrieve, in locked memory; an empty buffer if

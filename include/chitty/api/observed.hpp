@@ -14,6 +14,7 @@
 #include "chitty/broker/broker.hpp"
 #include "chitty/cache/cache.hpp"
 #include "chitty/policy/gate.hpp"
+#include "chitty/predict/prefetcher.hpp"
 #include "chitty/secure/arena.hpp"
 #include "chitty/secure/sealer.hpp"
 #include "chitty/server/server.hpp"
@@ -37,6 +38,7 @@ struct Observed {
   const audit::Spool* spool = nullptr;             // null when audit is in memory
   const audit::Shipper* shipper = nullptr;         // null without a sink
   const audit::SpoolRecorder* recorder = nullptr;  // null when audit is in memory
+  const predict::Prefetcher* prefetcher = nullptr;  // null when prediction is off
 };
 
 }  // namespace chitty::api

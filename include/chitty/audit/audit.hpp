@@ -37,6 +37,7 @@ enum class Kind {
   stop,       // the agent stopped
   aggregate,  // refusals counted into one event (per uid, code and action, per window)
   alert,      // something an operator must look at (the spool is nearly full, the token refused)
+  prefetch,   // a value fetched ahead of need (action: why); many in a minute are counted into one
 };
 std::string_view kind_name(Kind k) noexcept;
 
@@ -72,7 +73,7 @@ struct Event {
   std::string source;      // "env" | "systemd-credential" | "1password" | ""
   std::string mode;        // "normal" | "fallback"
   std::int64_t latency_us = 0;
-  std::uint64_t count = 1;             // aggregate: how many refusals it stands for (not written one by one)
+  std::uint64_t count = 1;             // aggregate (and prefetch): how many it stands for (not written one by one)
   std::optional<WallTime> first_at;    // aggregate: the first of them
   std::optional<WallTime> last_at;     // aggregate: the last of them
   std::vector<std::string> refs;       // aggregate: some of the references they named (at most kAggregateRefs)

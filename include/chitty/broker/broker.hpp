@@ -79,6 +79,29 @@ struct Answer {
 };
 using Done = std::function<void(Answer)>;
 
+// A value served to a caller: what prediction learns from (never the value).
+struct Read {
+  std::string service;    // the attested service
+  std::string ref;        // the request's reference, canonical(): how the service names it
+  std::string key;        // the cache key it was served under
+  std::int64_t pid = 0;   // the caller's pid (0: unknown)
+  CacheState cache = CacheState::miss;
+  WallTime fetched_at{};  // of the value served
+  WallTime expires_at{};
+};
+
+// What fetch_ahead() did.
+enum class Ahead {
+  fetched,      // fetched from a primary and cached
+  fresh,        // not needed: the cached value stays fresh long enough
+  in_flight,    // not needed: a fetch of it is running
+  not_allowed,  // the service may not read it (or no such service now)
+  revoked,      // under emergency revocation
+  failed,       // the upstream did not give it (the cached value, if any, is untouched)
+  no_upstream,  // nothing to fetch from (no primaries)
+};
+std::string_view ahead_name(Ahead a) noexcept;
+
 struct Sources {
   // The upstream proper (1Password Connect: the primary server, then the
   // backup), tried in order; empty when none is configured: the fallbacks
@@ -111,6 +134,18 @@ class Broker {
   // Answers `ask` for `caller`: `done` runs exactly once, now (cache hit,
   // refusal) or when a fetch completes.
   void retrieve(identity::Identity caller, Ask ask, const std::string& request_id, Done done);
+
+  // Called for every value served to a caller (prediction learns from it).
+  void on_read(std::function<void(const Read&)> f) { read_listener_ = std::move(f); }
+
+  // Fetches `ref` (a canonical() or id_key() form, as a Read names it) from
+  // the primaries ahead of a read by `service`, unless the cached value
+  // stays fresh past `needed_at`. Only what the service may read under
+  // policy now and what no revocation blocks; the value is cached, never
+  // served here, and no rate-limit token is taken. A caller asking
+  // meanwhile joins the fetch. `done` runs exactly once, now or later.
+  void fetch_ahead(std::string_view service, std::string_view ref, MonoTime needed_at,
+                   std::function<void(Ahead)> done);
 
   // The audit event of a request refused before it reached the broker
   // (malformed body): who asked, what, and why not.
@@ -252,6 +287,7 @@ class Broker {
   MonoTime fallback_since_{};
   std::function<void(cache::Mode)> mode_listener_;
   std::function<void()> revocations_listener_;
+  std::function<void(const Read&)> read_listener_;
   std::size_t describing_ = 0;  // resolve_pending() attempts in flight
   std::vector<std::function<void()>> resolve_waiters_;
   Duration fallback_total_{};

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -91,6 +92,16 @@ class Cache {
   // and none if evicting cannot: an error then, the cache as it was (less
   // the older value of `key`).
   [[nodiscard]] Result<void> put(const std::string& key, std::span<const char> value, const Meta& meta);
+
+  // When the value of `key` was fetched and how long it stays fresh, without
+  // counting a lookup or touching the LRU order (prediction asks whether a
+  // fetch ahead is needed); nullopt when none is held.
+  struct Held {
+    MonoTime fetched_at;
+    Duration ttl;
+    MonoTime fresh_until() const noexcept { return fetched_at + ttl; }
+  };
+  std::optional<Held> held(const std::string& key) const;
 
   // Forgets (and wipes) one entry; false if there was none.
   bool invalidate(const std::string& key);

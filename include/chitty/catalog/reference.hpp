@@ -48,6 +48,11 @@ std::string match_form(std::string_view key);
 // "..", control character, '?' or '#', too long, wrong number of parts).
 [[nodiscard]] Result<Reference> parse_reference(std::string_view text);
 
+// The reference a key form (canonical() or id_key()) names: the inverse of
+// id_key(), and of canonical() up to ASCII case (which every source ignores
+// in names). For what keeps keys rather than references (prediction).
+[[nodiscard]] Result<Reference> reference_from_key(std::string_view key);
+
 // A policy pattern over references: "op://Vault/**", "op://Vault/*/api_key".
 // `*` matches within one part, `**` (a whole part) any number of parts.
 // Matching folds ASCII case, like names.

@@ -161,6 +161,26 @@ struct EmergencyConfig {
   bool operator==(const EmergencyConfig&) const = default;
 };
 
+// [predict]: prediction and prefetching (docs/prediction.md). Defaults and
+// bounds in the schema.
+struct PredictConfig {
+  bool enabled = false;
+  std::int64_t refresh_at_percent = 0;
+  std::int64_t refresh_jitter_percent = 0;
+  milliseconds startup_window{0};
+  milliseconds coaccess_window{0};
+  std::int64_t coaccess_min_count = 0;
+  std::int64_t coaccess_min_percent = 0;
+  std::int64_t period_tolerance_percent = 0;
+  milliseconds periodic_lead{0};
+  std::int64_t max_prefetches_per_minute = 0;
+  std::int64_t max_prefetches_per_service_per_minute = 0;
+  std::int64_t upstream_reads_per_hour = 0;
+  milliseconds save_interval{0};
+  std::int64_t audit_events_per_minute = 0;
+  bool operator==(const PredictConfig&) const = default;
+};
+
 struct Config {
   AgentConfig agent;
   CacheConfig cache;
@@ -170,6 +190,7 @@ struct Config {
   std::vector<ServiceConfig> services;
   AuditConfig audit;
   EmergencyConfig emergency;
+  PredictConfig predict;
   std::string source;  // the file it came from, or "<built-in defaults>"
 };
 

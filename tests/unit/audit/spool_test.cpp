@@ -573,7 +573,8 @@ TEST_CASE("every event kind and decision has the name the audit line and the doc
   using chitty::audit::Kind;
   const std::pair<Kind, std::string_view> kinds[] = {
       {Kind::decision, "decision"}, {Kind::revoke, "revoke"}, {Kind::mode, "mode"},           {Kind::reload, "reload"},
-      {Kind::start, "start"},       {Kind::stop, "stop"},     {Kind::aggregate, "aggregate"}, {Kind::alert, "alert"}};
+      {Kind::start, "start"},       {Kind::stop, "stop"},     {Kind::aggregate, "aggregate"}, {Kind::alert, "alert"},
+      {Kind::prefetch, "prefetch"}};
   for (auto [k, name] : kinds) CHECK(chitty::audit::kind_name(k) == name);
   const std::pair<Decision, std::string_view> decisions[] = {
       {Decision::allow, "allow"}, {Decision::deny, "deny"}, {Decision::error, "error"}, {Decision::none, "none"}};

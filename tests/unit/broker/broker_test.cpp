@@ -8,8 +8,7 @@
 #include <vector>
 
 #include "chitty/broker/broker.hpp"
-#include "fake_provider.hpp"
-#include "manual_clock.hpp"
+#include "broker_fixture.hpp"
 
 using namespace std::chrono_literals;
 using chitty::broker::Answer;
@@ -22,92 +21,12 @@ using chitty::testing::FakeProvider;
 using chitty::testing::ManualClock;
 using chitty::upstream::FetchError;
 
+using chitty::testing::caller_with_uid;
+using chitty::testing::code_of;
+using chitty::testing::Fixture;
+using chitty::testing::value_of;
+
 namespace {
-
-chitty::identity::Identity caller_with_uid(uid_t uid) {
-  chitty::identity::Identity id;
-  id.raw_uid = uid;
-  id.uid = chitty::identity::Fact<uid_t>::known(uid);
-  id.pid = chitty::identity::Fact<pid_t>::known(4242);
-  id.exe = chitty::identity::Fact<std::string>::known("/usr/bin/app");
-  return id;
-}
-
-struct Fixture {
-  ManualClock clock;
-  chitty::policy::Rules rules;
-  chitty::policy::Gate gate{rules, clock};
-  std::unique_ptr<chitty::secure::Arena> arena;
-  std::unique_ptr<chitty::secure::Sealer> sealer;
-  std::unique_ptr<chitty::cache::Cache> cache;
-  std::unique_ptr<FakeProvider> primary;
-  std::unique_ptr<FakeProvider> env;
-  std::unique_ptr<Broker> broker;
-  chitty::identity::Identity app = caller_with_uid(1000);
-
-  // `with_primary`: an upstream in front of the fallback (the Connect
-  // provider's place); without it the fallback is the only source.
-  explicit Fixture(bool with_primary = true) {
-    chitty::secure::ArenaOptions ao;
-    ao.capacity = 4 << 20;
-    arena = std::move(*chitty::secure::Arena::create(ao));
-    sealer = std::move(*chitty::secure::Sealer::create(*arena));
-    cache = std::make_unique<chitty::cache::Cache>(*arena, *sealer, clock, chitty::cache::Options{});
-    if (with_primary) primary = std::make_unique<FakeProvider>(*arena, "1password");
-    env = std::make_unique<FakeProvider>(*arena, "env", false);
-    chitty::broker::Sources sources;
-    if (primary) sources.primaries.push_back(primary.get());
-    sources.fallbacks.push_back(env.get());
-    broker = std::make_unique<Broker>(*cache, sources, rules, gate, clock);
-
-    auto cat = chitty::catalog::Catalog::build({
-        {"openai_api_key", "op://AI/OpenAI/api_key", "OPENAI_API_KEY", "", "ai", ""},
-        {"db_password", "op://Infra/Postgres/password", "", "", "", ""},
-    });
-    REQUIRE(cat);
-    rules.set_catalog(std::make_shared<const chitty::catalog::Catalog>(std::move(*cat)));
-    auto spec = [](std::string name, std::int64_t uid, std::vector<std::string> allow) {
-      chitty::policy::ServiceSpec s;
-      s.name = std::move(name);
-      s.uid = uid;
-      s.allow = std::move(allow);
-      s.rate_limit = chitty::Rate{1000000, std::chrono::hours(1)};
-      return s;
-    };
-    auto pol = chitty::policy::Policy::build({
-        spec("app", 1000, {"type:openai_api_key", "op://Infra/**", "op://Shared/*/token", "op://v1d0000000000000000000000a/**"}),
-        spec("batch", 2000, {"type:db_password"}),
-    });
-    REQUIRE(pol);
-    rules.set_policy(std::make_shared<const chitty::policy::Policy>(std::move(*pol)));
-  }
-
-  // Starts a retrieval; the answer lands in the returned slot (now or when a
-  // fetch completes).
-  std::shared_ptr<std::optional<Answer>> ask(Ask a, const chitty::identity::Identity* who = nullptr) {
-    auto slot = std::make_shared<std::optional<Answer>>();
-    broker->retrieve(who ? *who : app, std::move(a), "req-1", [slot](Answer ans) { *slot = std::move(ans); });
-    return slot;
-  }
-  std::shared_ptr<std::optional<Answer>> ask_ref(const std::string& ref, bool refresh = false) {
-    Ask a;
-    a.ref = *chitty::catalog::parse_reference(ref);
-    a.refresh = refresh;
-    return ask(std::move(a));
-  }
-  std::shared_ptr<std::optional<Answer>> ask_type(const std::string& type) {
-    Ask a;
-    a.credential_type = type;
-    return ask(std::move(a));
-  }
-};
-
-std::string value_of(const Answer& a) {
-  auto b = a.outcome->value->bytes();
-  return {b.data(), b.size()};
-}
-
-ErrorCode code_of(const Answer& a) { return a.outcome.error().code; }
 
 // A revocation as the emergency route makes it: described by the broker.
 chitty::policy::Revocation described(Broker& b, chitty::policy::Revocation r) {

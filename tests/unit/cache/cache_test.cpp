@@ -316,3 +316,20 @@ TEST_CASE("single-flight: a waiter may start the next flight from its callback",
   CHECK(started_again);
   CHECK(flight.waiting("k") == 1);
 }
+
+TEST_CASE("held() says when a value was fetched and until when it is fresh, without counting a lookup",
+          "[cache][predict]") {
+  Fixture f;
+  CHECK_FALSE(f.cache->held("op://v/i/f"));
+  f.put("op://v/i/f", "s3cret");
+  const auto fetched = f.clock.now();
+  f.clock.advance(2min);
+  auto h = f.cache->held("op://v/i/f");
+  REQUIRE(h);
+  CHECK(h->fetched_at == fetched);
+  CHECK(h->fresh_until() == fetched + 5min);
+  auto st = f.cache->stats();
+  CHECK(st.hits + st.misses + st.stale_hits == 0);
+  f.cache->invalidate("op://v/i/f");
+  CHECK_FALSE(f.cache->held("op://v/i/f"));
+}

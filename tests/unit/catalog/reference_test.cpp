@@ -89,3 +89,22 @@ TEST_CASE("invalid globs are refused", "[catalog][glob]") {
   CHECK_FALSE(Glob::parse("op://vault//field").has_value());
   CHECK_FALSE(Glob::parse("op://a/b/c/d/e").has_value());
 }
+
+TEST_CASE("reference_from_key gives back the parts of id_key() and canonical()", "[catalog][reference]") {
+  using chitty::catalog::Reference;
+  const Reference refs[] = {
+      {"Prod/Infra", "DB 100%", std::string("Section/x"), "pass%2fword"},
+      {"abcdefghijklmnopqrstuvwxyz", "bcdefghijklmnopqrstuvwxyz", std::nullopt, "notesPlain"},
+  };
+  for (const auto& r : refs) {
+    auto back = chitty::catalog::reference_from_key(r.id_key());
+    REQUIRE(back);
+    CHECK(*back == r);
+    auto folded = chitty::catalog::reference_from_key(r.canonical());
+    REQUIRE(folded);
+    CHECK(folded->canonical() == r.canonical());
+  }
+  CHECK_FALSE(chitty::catalog::reference_from_key("op://v/i%2/f"));
+  CHECK_FALSE(chitty::catalog::reference_from_key("op://v/i%41/f"));
+  CHECK_FALSE(chitty::catalog::reference_from_key("op://v/f"));
+}

@@ -1,0 +1,765 @@
+#include "chitty/predict/model.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <list>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "chitty/base/enum_names.hpp"
+#include "chitty/base/text.hpp"
+
+namespace chitty::predict {
+
+namespace {
+
+constexpr std::array<std::string_view, 4> kKindNames{"refresh-ahead", "start-up", "co-access", "periodic"};
+static_assert(names_every(kKindNames, Kind::periodic));
+
+constexpr std::string_view kHeader = "chitty-predict 1";
+// The co-access window is scanned on every read: bound it even for a service
+// that reads hundreds of references within one window.
+constexpr std::size_t kRecentCap = 64;
+constexpr std::size_t kTopPairs = 10;
+constexpr std::size_t kNextMax = 10;
+// Millisecond values the model file may hold: any larger would overflow the
+// nanosecond Duration (year 2255 as a wall time).
+constexpr std::uint64_t kMaxMillis = 9'000'000'000'000ULL;
+
+using NamePtr = const std::string*;  // a key of a std::map node: stable until erased
+
+struct Successor {
+  std::string ref;
+  std::uint32_t count = 0;
+  std::uint32_t counted_in = 0;  // the predecessor's episode it was last counted in (once per episode)
+  MonoTime last{};               // when it was last counted: the tie-break for eviction
+};
+
+struct RefStats {
+  std::uint32_t episodes = 0;
+  MonoTime episode_start{};
+  MonoTime last_read{};
+  std::deque<Duration> intervals;  // between episode starts, oldest first
+  std::vector<Successor> successors;
+  Duration period{0};  // learnt from `intervals`; zero when none is
+  std::list<NamePtr>::iterator lru;
+};
+
+struct Run {
+  MonoTime start{};
+  std::vector<std::string> refs;  // in order of first read
+};
+
+struct Recent {
+  std::string ref;
+  MonoTime at;
+};
+
+struct ServiceState {
+  std::int64_t pid = 0;  // the last known pid; 0 until one is known
+  std::uint32_t startups = 0;
+  std::deque<Run> runs;  // oldest first; only the newest can still be open
+  std::map<std::string, RefStats, std::less<>> refs;
+  std::list<NamePtr> lru;                       // front: most recently read
+  std::deque<Recent> recent;                    // read within coaccess_window, oldest first
+  std::set<std::string, std::less<>> periodic;  // refs whose period is learnt
+  std::list<NamePtr>::iterator lru_pos;         // in Store::lru
+};
+
+struct Store {
+  std::map<std::string, ServiceState, std::less<>> services;
+  std::list<NamePtr> lru;  // front: most recently read
+};
+
+Duration scaled(Duration d, double factor) {
+  return Duration(static_cast<Duration::rep>(static_cast<double>(d.count()) * factor));
+}
+
+// How far past its due time a periodic read is still expected.
+Duration slack(const Options& o, Duration period) { return scaled(period, std::clamp(o.period_tolerance, 0.0, 1.0)); }
+
+Duration fit_period(const std::deque<Duration>& intervals, const Options& o) {
+  if (intervals.empty() || intervals.size() < o.period_min_intervals) return Duration(0);
+  std::vector<Duration> v(intervals.begin(), intervals.end());
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  const Duration m = n % 2 == 1 ? v[n / 2] : v[n / 2 - 1] + (v[n / 2] - v[n / 2 - 1]) / 2;
+  if (m <= Duration(0) || m < o.period_min || m > o.period_max) return Duration(0);
+  const double tolerance = o.period_tolerance * static_cast<double>(m.count());
+  for (Duration d : intervals) {
+    if (std::abs(static_cast<double>((d - m).count())) > tolerance) return Duration(0);
+  }
+  return m;
+}
+
+void update_period(ServiceState& svc, const std::string& name, RefStats& s, const Options& o) {
+  s.period = fit_period(s.intervals, o);
+  if (s.period > Duration(0)) {
+    svc.periodic.insert(name);
+  } else {
+    svc.periodic.erase(name);
+  }
+}
+
+void evict_ref(ServiceState& svc) {
+  const NamePtr victim = svc.lru.back();
+  svc.lru.pop_back();
+  std::erase_if(svc.recent, [&](const Recent& r) { return r.ref == *victim; });
+  svc.periodic.erase(*victim);
+  svc.refs.erase(svc.refs.find(*victim));
+}
+
+void evict_service(Store& st) {
+  const NamePtr victim = st.lru.back();
+  st.lru.pop_back();
+  st.services.erase(st.services.find(*victim));
+}
+
+// Least counted first; among equals the one counted longest ago.
+void evict_successor(RefStats& s) {
+  auto victim = std::min_element(s.successors.begin(), s.successors.end(), [](const Successor& a, const Successor& b) {
+    return a.count != b.count ? a.count < b.count : a.last < b.last;
+  });
+  s.successors.erase(victim);
+}
+
+// Runs that are over: the newest is still open while its window lasts,
+// unless `close_newest` (a new start-up is beginning, which ends it).
+std::size_t closed_runs(const ServiceState& svc, MonoTime now, const Options& o, bool close_newest) {
+  std::size_t n = svc.runs.size();
+  if (!close_newest && n > 0 && now - svc.runs.back().start < o.startup_window) --n;
+  return n;
+}
+
+// The start-up set with each reference's share, by share then name.
+std::vector<std::pair<std::string, double>> startup_shares(const ServiceState& svc, MonoTime now, const Options& o,
+                                                           bool close_newest) {
+  std::vector<std::pair<std::string, double>> out;
+  const std::size_t n = closed_runs(svc, now, o, close_newest);
+  if (n == 0) return out;
+  std::map<std::string_view, std::size_t> seen;
+  for (std::size_t i = 0; i < n; ++i) {
+    for (const std::string& r : svc.runs[i].refs) ++seen[r];
+  }
+  for (const auto& [ref, count] : seen) {
+    const double share = static_cast<double>(count) / static_cast<double>(n);
+    if (share >= o.startup_min_share) out.emplace_back(std::string(ref), share);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  return out;
+}
+
+// P(B within the window after an episode of A). An episode of A whose window
+// is still open and has not seen B yet is not evidence either way.
+double probability(const RefStats& a, const Successor& b, MonoTime now, const Options& o) {
+  std::uint32_t n = a.episodes;
+  if (n > 0 && now - a.last_read <= o.coaccess_window && b.counted_in != a.episodes) --n;
+  if (n == 0) return 0.0;
+  return std::min(1.0, static_cast<double>(b.count) / static_cast<double>(n));
+}
+
+bool predicted(const Successor& b, double p, const Options& o) {
+  return b.count >= o.coaccess_min_count && p >= o.coaccess_min_probability;
+}
+
+void count_successor(RefStats& a, std::string_view b, MonoTime now, const Options& o) {
+  for (Successor& s : a.successors) {
+    if (s.ref != b) continue;
+    if (s.counted_in != a.episodes) {
+      if (s.count < std::numeric_limits<std::uint32_t>::max()) ++s.count;
+      s.counted_in = a.episodes;
+      s.last = now;
+    }
+    return;
+  }
+  if (o.max_successors == 0) return;
+  while (a.successors.size() >= o.max_successors) evict_successor(a);
+  a.successors.push_back(Successor{std::string(b), 1, a.episodes, now});
+}
+
+// `ref` was read now: one more episode unless it continues the last one,
+// a successor of every other reference read within the window.
+void learn_read(ServiceState& svc, std::string_view ref, MonoTime now, const Options& o) {
+  if (o.max_refs_per_service == 0) return;
+  auto it = svc.refs.find(ref);
+  const bool fresh = it == svc.refs.end();
+  if (fresh) {
+    while (svc.refs.size() >= o.max_refs_per_service) evict_ref(svc);
+    it = svc.refs.emplace(std::string(ref), RefStats{}).first;
+    svc.lru.push_front(&it->first);
+    it->second.lru = svc.lru.begin();
+  } else {
+    svc.lru.splice(svc.lru.begin(), svc.lru, it->second.lru);
+  }
+  RefStats& s = it->second;
+
+  // `recent` is in order of last read, so the scan stops at the first one
+  // older than the window.
+  for (auto r = svc.recent.rbegin(); r != svc.recent.rend() && now - r->at <= o.coaccess_window; ++r) {
+    if (r->ref == ref) continue;
+    auto a = svc.refs.find(r->ref);
+    if (a != svc.refs.end()) count_successor(a->second, ref, now, o);
+  }
+
+  if (fresh || now - s.last_read >= o.coaccess_window) {
+    if (!fresh && now > s.episode_start) {
+      s.intervals.push_back(now - s.episode_start);
+      while (s.intervals.size() > o.period_intervals) s.intervals.pop_front();
+    }
+    if (s.episodes < std::numeric_limits<std::uint32_t>::max()) ++s.episodes;
+    s.episode_start = now;
+    update_period(svc, it->first, s, o);
+  }
+  s.last_read = now;
+
+  std::erase_if(svc.recent, [&](const Recent& r) { return r.ref == ref; });
+  svc.recent.push_back(Recent{std::string(ref), now});
+  while (!svc.recent.empty() && (svc.recent.size() > kRecentCap || now - svc.recent.front().at > o.coaccess_window)) {
+    svc.recent.pop_front();
+  }
+}
+
+void begin_run(ServiceState& svc, MonoTime now, const Options& o) {
+  if (svc.startups < std::numeric_limits<std::uint32_t>::max()) ++svc.startups;
+  if (o.startup_runs == 0) return;
+  svc.runs.push_back(Run{now, {}});
+  while (svc.runs.size() > o.startup_runs) svc.runs.pop_front();
+}
+
+void add_to_run(ServiceState& svc, std::string_view ref, MonoTime now, const Options& o) {
+  if (svc.runs.empty()) return;
+  Run& run = svc.runs.back();
+  if (now - run.start >= o.startup_window || run.refs.size() >= o.max_refs_per_service) return;
+  if (std::find(run.refs.begin(), run.refs.end(), ref) == run.refs.end()) run.refs.emplace_back(ref);
+}
+
+// Periodic reads of one service due in [now - slack, now + horizon].
+void collect_due(const std::string& service, const ServiceState& svc, MonoTime now, Duration horizon, const Options& o,
+                 std::vector<Prediction>& out) {
+  for (const std::string& name : svc.periodic) {
+    const RefStats& s = svc.refs.find(name)->second;
+    const MonoTime next = s.episode_start + s.period;
+    if (next + slack(o, s.period) < now || next > now + horizon) continue;
+    out.push_back(Prediction{name, Kind::periodic, next, 1.0, service});
+  }
+}
+
+void sort_soonest_first(std::vector<Prediction>& out) {
+  std::sort(out.begin(), out.end(), [](const Prediction& a, const Prediction& b) {
+    return std::tie(a.due, a.service, a.ref) < std::tie(b.due, b.service, b.ref);
+  });
+}
+
+// Trims everything to the bounds in `o` and relearns the periods under it.
+void apply_bounds(Store& st, const Options& o) {
+  while (st.services.size() > o.max_services) evict_service(st);
+  for (auto& [service, svc] : st.services) {
+    while (svc.refs.size() > o.max_refs_per_service) evict_ref(svc);
+    while (svc.runs.size() > o.startup_runs) svc.runs.pop_front();
+    for (Run& run : svc.runs) {
+      if (run.refs.size() > o.max_refs_per_service) run.refs.resize(o.max_refs_per_service);
+    }
+    for (auto& [name, s] : svc.refs) {
+      while (s.intervals.size() > o.period_intervals) s.intervals.pop_front();
+      while (s.successors.size() > o.max_successors) evict_successor(s);
+      update_period(svc, name, s, o);
+    }
+  }
+}
+
+// --- The model file -------------------------------------------------------
+
+void append_escaped(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c == '%' || c >= 0x7F) {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+    } else {
+      out += ch;
+    }
+  }
+}
+
+int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+bool unescape(std::string_view s, std::string& out) {
+  out.clear();
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '%') {
+      if (i + 2 >= s.size()) return false;
+      const int hi = hex_value(s[i + 1]);
+      const int lo = hex_value(s[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out += static_cast<char>((hi << 4) | lo);
+      i += 2;
+    } else if (c < 0x20 || c == 0x7F) {
+      return false;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return true;
+}
+
+void append_signed(std::string& out, std::int64_t v) {
+  if (v < 0) {
+    out += '-';
+    append_decimal(out, static_cast<std::uint64_t>(0) - static_cast<std::uint64_t>(v));
+  } else {
+    append_decimal(out, static_cast<std::uint64_t>(v));
+  }
+}
+
+std::uint64_t millis(Duration d) {
+  const auto ms = std::chrono::floor<std::chrono::milliseconds>(d).count();
+  return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
+}
+
+Error line_error(std::size_t number, std::string_view what) {
+  std::string m = "model file line ";
+  append_decimal(m, number);
+  m += ": ";
+  m += what;
+  return Error(std::move(m));
+}
+
+// One line of the model file: its fields and where it stands, with the
+// readers that name the line when a field is not what the format says.
+class Line {
+ public:
+  Line(std::size_t number, std::vector<std::string_view> fields) : number_(number), fields_(std::move(fields)) {}
+
+  std::size_t size() const noexcept { return fields_.size(); }
+  std::string_view type() const noexcept { return fields_[0]; }
+
+  Error error(std::string_view what) const { return line_error(number_, what); }
+  Error field_error(std::size_t i, std::string_view what) const {
+    std::string m(what);
+    m += " in field ";
+    append_decimal(m, i + 1);
+    m += " of the ";
+    m += type();
+    m += " record";
+    return error(m);
+  }
+
+  Result<std::string> text(std::size_t i) const {
+    std::string out;
+    if (!unescape(fields_[i], out)) return tl::unexpected(field_error(i, "bad escape"));
+    return out;
+  }
+  Result<std::uint64_t> number(std::size_t i, std::uint64_t max) const {
+    std::uint64_t v = 0;
+    if (!parse_u64(fields_[i], v)) return tl::unexpected(field_error(i, "bad number"));
+    if (v > max) return tl::unexpected(field_error(i, "number out of range"));
+    return v;
+  }
+  Result<std::int64_t> signed_number(std::size_t i) const {
+    std::string_view f = fields_[i];
+    const bool negative = !f.empty() && f[0] == '-';
+    if (negative) f.remove_prefix(1);
+    std::uint64_t v = 0;
+    if (!parse_u64(f, v)) return tl::unexpected(field_error(i, "bad number"));
+    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return tl::unexpected(field_error(i, "number out of range"));
+    }
+    return negative ? -static_cast<std::int64_t>(v) : static_cast<std::int64_t>(v);
+  }
+
+ private:
+  std::size_t number_;
+  std::vector<std::string_view> fields_;
+};
+
+// Splits on single spaces; nullopt when a field is empty (two spaces in a
+// row, or a space at either end).
+std::optional<std::vector<std::string_view>> split(std::string_view line) {
+  std::vector<std::string_view> fields;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t sp = line.find(' ', start);
+    const std::string_view f = line.substr(start, sp == std::string_view::npos ? std::string_view::npos : sp - start);
+    if (f.empty()) return std::nullopt;
+    fields.push_back(f);
+    if (sp == std::string_view::npos) return fields;
+    start = sp + 1;
+  }
+}
+
+// Reads the model file into `st` (empty on entry), times converted from the
+// wall clock to the monotonic one through `now`/`wall_now`.
+class Reader {
+ public:
+  Reader(Store& st, MonoTime now, WallTime wall_now) : st_(st), now_(now), wall_now_(wall_now) {}
+
+  Result<void> read(std::string_view text) {
+    std::size_t number = 0;
+    std::size_t pos = 0;
+    bool ended = false;
+    while (pos < text.size()) {
+      ++number;
+      const std::size_t nl = text.find('\n', pos);
+      if (nl == std::string_view::npos)
+        return tl::unexpected(line_error(number, "truncated line (no newline at its end)"));
+      const std::string_view raw = text.substr(pos, nl - pos);
+      pos = nl + 1;
+      if (number == 1) {
+        if (raw != kHeader)
+          return tl::unexpected(line_error(1, "not a model file: the header must be \"chitty-predict 1\""));
+        continue;
+      }
+      if (ended) return tl::unexpected(line_error(number, "a line after the end record"));
+      auto fields = split(raw);
+      if (!fields)
+        return tl::unexpected(line_error(number, "an empty field (two spaces, or a space at an end of the line)"));
+      const Line line(number, std::move(*fields));
+      Result<void> r;
+      if (line.type() == "service") {
+        r = service(line);
+      } else if (line.type() == "run") {
+        r = run(line);
+      } else if (line.type() == "ref") {
+        r = ref(line);
+      } else if (line.type() == "successor") {
+        r = successor(line);
+      } else if (line.type() == "end") {
+        if (line.size() != 1) return tl::unexpected(line.error("the end record has no fields"));
+        ended = true;
+      } else {
+        return tl::unexpected(line.error("unknown record type"));
+      }
+      if (!r) return r;
+    }
+    if (number == 0) return tl::unexpected(line_error(1, "empty: no header"));
+    if (!ended) return tl::unexpected(line_error(number + 1, "the end record is missing (a truncated file)"));
+    return {};
+  }
+
+ private:
+  Result<MonoTime> time(const Line& line, std::size_t i) const {
+    auto ms = line.number(i, kMaxMillis);
+    if (!ms) return tl::unexpected(ms.error());
+    const WallTime wall{std::chrono::milliseconds(static_cast<std::int64_t>(*ms))};
+    // A time ahead of the wall clock (it was set back) counts as now.
+    return std::min(now_, now_ - (wall_now_ - wall));
+  }
+
+  Result<void> service(const Line& line) {
+    if (line.size() != 4) return tl::unexpected(line.error("a service record has 3 fields: name pid startups"));
+    auto name = line.text(1);
+    if (!name) return tl::unexpected(name.error());
+    auto pid = line.signed_number(2);
+    if (!pid) return tl::unexpected(pid.error());
+    auto startups = line.number(3, std::numeric_limits<std::uint32_t>::max());
+    if (!startups) return tl::unexpected(startups.error());
+    auto [it, inserted] = st_.services.try_emplace(std::move(*name));
+    if (!inserted) return tl::unexpected(line.error("a second record of the same service"));
+    st_.lru.push_back(&it->first);  // the file lists services most recently read first
+    svc_ = &it->second;
+    svc_->lru_pos = std::prev(st_.lru.end());
+    svc_->pid = *pid;
+    svc_->startups = static_cast<std::uint32_t>(*startups);
+    ref_ = nullptr;
+    return {};
+  }
+
+  Result<void> run(const Line& line) {
+    if (svc_ == nullptr) return tl::unexpected(line.error("a run record before any service record"));
+    if (line.size() < 2) return tl::unexpected(line.error("a run record has its start time and then its references"));
+    auto start = time(line, 1);
+    if (!start) return tl::unexpected(start.error());
+    if (!svc_->runs.empty() && *start < svc_->runs.back().start) {
+      return tl::unexpected(line.error("run records must be oldest first"));
+    }
+    Run r{*start, {}};
+    std::set<std::string, std::less<>> seen;
+    for (std::size_t i = 2; i < line.size(); ++i) {
+      auto ref = line.text(i);
+      if (!ref) return tl::unexpected(ref.error());
+      if (!seen.insert(*ref).second) return tl::unexpected(line.field_error(i, "a repeated reference"));
+      r.refs.push_back(std::move(*ref));
+    }
+    svc_->runs.push_back(std::move(r));
+    ref_ = nullptr;
+    return {};
+  }
+
+  Result<void> ref(const Line& line) {
+    if (svc_ == nullptr) return tl::unexpected(line.error("a ref record before any service record"));
+    if (line.size() < 5) {
+      return tl::unexpected(line.error("a ref record has at least 4 fields: name episodes episode-start last-read"));
+    }
+    auto name = line.text(1);
+    if (!name) return tl::unexpected(name.error());
+    auto episodes = line.number(2, std::numeric_limits<std::uint32_t>::max());
+    if (!episodes) return tl::unexpected(episodes.error());
+    if (*episodes == 0) return tl::unexpected(line.field_error(2, "zero episodes"));
+    auto episode_start = time(line, 3);
+    if (!episode_start) return tl::unexpected(episode_start.error());
+    auto last_read = time(line, 4);
+    if (!last_read) return tl::unexpected(last_read.error());
+    if (*last_read < *episode_start) return tl::unexpected(line.error("the last read is before its episode's start"));
+    RefStats s;
+    s.episodes = static_cast<std::uint32_t>(*episodes);
+    s.episode_start = *episode_start;
+    s.last_read = *last_read;
+    for (std::size_t i = 5; i < line.size(); ++i) {
+      auto ms = line.number(i, kMaxMillis);
+      if (!ms) return tl::unexpected(ms.error());
+      if (*ms == 0) return tl::unexpected(line.field_error(i, "a zero interval"));
+      s.intervals.push_back(std::chrono::milliseconds(static_cast<std::int64_t>(*ms)));
+    }
+    auto [it, inserted] = svc_->refs.try_emplace(std::move(*name), std::move(s));
+    if (!inserted) return tl::unexpected(line.error("a second record of the same reference"));
+    svc_->lru.push_back(&it->first);  // most recently read first
+    it->second.lru = std::prev(svc_->lru.end());
+    ref_ = &*it;
+    return {};
+  }
+
+  Result<void> successor(const Line& line) {
+    if (ref_ == nullptr) return tl::unexpected(line.error("a successor record not after a ref record"));
+    if (line.size() != 3) return tl::unexpected(line.error("a successor record has 2 fields: name count"));
+    auto name = line.text(1);
+    if (!name) return tl::unexpected(name.error());
+    RefStats& a = ref_->second;
+    auto count = line.number(2, a.episodes);
+    if (!count) return tl::unexpected(count.error());
+    if (*count == 0) return tl::unexpected(line.field_error(2, "a zero count"));
+    if (*name == ref_->first) return tl::unexpected(line.error("a reference cannot succeed itself"));
+    for (const Successor& s : a.successors) {
+      if (s.ref == *name) return tl::unexpected(line.error("a second record of the same successor"));
+    }
+    // Counted in the current episode: a read of it right after the restart
+    // is not counted twice.
+    a.successors.push_back(Successor{std::move(*name), static_cast<std::uint32_t>(*count), a.episodes, a.last_read});
+    return {};
+  }
+
+  Store& st_;
+  MonoTime now_;
+  WallTime wall_now_;
+  ServiceState* svc_ = nullptr;
+  std::pair<const std::string, RefStats>* ref_ = nullptr;
+};
+
+}  // namespace
+
+std::string_view kind_name(Kind k) noexcept { return name_of(kKindNames, k); }
+
+struct Model::State : Store {};
+
+Model::Model(Options options, const Clock& clock)
+    : options_(std::move(options)), clock_(clock), state_(std::make_shared<State>()) {}
+
+std::vector<Prediction> Model::observe(std::string_view service, std::string_view ref, std::int64_t pid) {
+  std::vector<Prediction> out;
+  // An empty name could not be written to the model file; nothing reads one.
+  if (service.empty() || ref.empty() || options_.max_services == 0) return out;
+  const MonoTime now = clock_.now();
+  Store& st = *state_;
+
+  auto it = st.services.find(service);
+  bool startup = false;
+  if (it == st.services.end()) {
+    while (st.services.size() >= options_.max_services) evict_service(st);
+    it = st.services.try_emplace(std::string(service)).first;
+    st.lru.push_front(&it->first);
+    it->second.lru_pos = st.lru.begin();
+    startup = true;
+  } else {
+    // A pid of 0 is unknown: it neither begins a start-up nor replaces the
+    // last known pid; the first known pid is adopted without one.
+    startup = pid != 0 && it->second.pid != 0 && pid != it->second.pid;
+    st.lru.splice(st.lru.begin(), st.lru, it->second.lru_pos);
+  }
+  ServiceState& svc = it->second;
+  if (pid != 0) svc.pid = pid;
+
+  if (startup) {
+    for (auto& [r, share] : startup_shares(svc, now, options_, true)) {
+      if (r != ref) out.push_back(Prediction{std::move(r), Kind::startup, now, share, std::string(service)});
+    }
+    begin_run(svc, now, options_);
+  }
+  add_to_run(svc, ref, now, options_);
+
+  // Co-access from what was learnt before this read.
+  if (auto a = svc.refs.find(ref); a != svc.refs.end()) {
+    const std::size_t first = out.size();
+    for (const Successor& b : a->second.successors) {
+      const double p = probability(a->second, b, now, options_);
+      if (!predicted(b, p, options_)) continue;
+      const bool dup = std::any_of(out.begin(), out.end(), [&](const Prediction& x) { return x.ref == b.ref; });
+      if (!dup) out.push_back(Prediction{b.ref, Kind::coaccess, now, p, std::string(service)});
+    }
+    std::sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+              [](const Prediction& x, const Prediction& y) {
+                return x.confidence != y.confidence ? x.confidence > y.confidence : x.ref < y.ref;
+              });
+  }
+
+  learn_read(svc, ref, now, options_);
+  return out;
+}
+
+std::vector<Prediction> Model::due(Duration horizon) const {
+  const MonoTime now = clock_.now();
+  std::vector<Prediction> out;
+  for (const auto& [name, svc] : state_->services) collect_due(name, svc, now, horizon, options_, out);
+  sort_soonest_first(out);
+  return out;
+}
+
+std::optional<MonoTime> Model::next_periodic_read(std::string_view ref) const {
+  const MonoTime now = clock_.now();
+  std::optional<MonoTime> soonest;
+  for (const auto& [name, svc] : state_->services) {
+    auto it = svc.refs.find(ref);
+    if (it == svc.refs.end() || it->second.period <= Duration(0)) continue;
+    const MonoTime next = it->second.episode_start + it->second.period;
+    if (next + slack(options_, it->second.period) < now) continue;  // missed: no longer expected
+    if (!soonest || next < *soonest) soonest = next;
+  }
+  return soonest;
+}
+
+std::vector<std::string> Model::startup_set(std::string_view service) const {
+  std::vector<std::string> out;
+  auto it = state_->services.find(service);
+  if (it == state_->services.end()) return out;
+  for (auto& [ref, share] : startup_shares(it->second, clock_.now(), options_, false)) out.push_back(std::move(ref));
+  return out;
+}
+
+std::vector<std::string> Model::services() const {
+  std::vector<std::string> out;
+  out.reserve(state_->services.size());
+  for (const auto& [name, svc] : state_->services) out.push_back(name);
+  return out;
+}
+
+Insights Model::insights(std::string_view service) const {
+  Insights in;
+  auto it = state_->services.find(service);
+  if (it == state_->services.end()) return in;
+  const ServiceState& svc = it->second;
+  const MonoTime now = clock_.now();
+  const WallTime wall_now = clock_.wall_now();
+
+  for (auto& [ref, share] : startup_shares(svc, now, options_, false)) in.startup_set.push_back(std::move(ref));
+  in.startups_seen = svc.startups;
+
+  for (const auto& [from, a] : svc.refs) {
+    for (const Successor& b : a.successors) {
+      const double p = probability(a, b, now, options_);
+      if (predicted(b, p, options_)) in.top_pairs.push_back(Insights::Pair{from, b.ref, p, b.count});
+    }
+  }
+  std::sort(in.top_pairs.begin(), in.top_pairs.end(), [](const Insights::Pair& x, const Insights::Pair& y) {
+    if (x.probability != y.probability) return x.probability > y.probability;
+    if (x.count != y.count) return x.count > y.count;
+    return std::tie(x.from, x.to) < std::tie(y.from, y.to);
+  });
+  if (in.top_pairs.size() > kTopPairs) in.top_pairs.resize(kTopPairs);
+
+  Duration longest{0};
+  for (const std::string& ref : svc.periodic) {
+    const RefStats& s = svc.refs.find(ref)->second;
+    const MonoTime next = s.episode_start + s.period;
+    in.periods.push_back(Insights::Period{ref, s.period, wall_now - (now - next)});
+    longest = std::max(longest, s.period);
+  }
+  std::sort(in.periods.begin(), in.periods.end(), [](const Insights::Period& x, const Insights::Period& y) {
+    return std::tie(x.next_due, x.ref) < std::tie(y.next_due, y.ref);
+  });
+
+  collect_due(it->first, svc, now, longest, options_, in.next);
+  sort_soonest_first(in.next);
+  if (in.next.size() > kNextMax) in.next.resize(kNextMax);
+  return in;
+}
+
+void Model::set_options(Options o) {
+  options_ = std::move(o);
+  apply_bounds(*state_, options_);
+}
+
+std::string Model::serialize() const {
+  const MonoTime now = clock_.now();
+  const WallTime wall_now = clock_.wall_now();
+  auto wall_ms = [&](MonoTime t) { return millis((wall_now - (now - t)).time_since_epoch()); };
+
+  std::string out(kHeader);
+  out += '\n';
+  for (NamePtr service : state_->lru) {
+    const ServiceState& svc = state_->services.find(*service)->second;
+    out += "service ";
+    append_escaped(out, *service);
+    out += ' ';
+    append_signed(out, svc.pid);
+    out += ' ';
+    append_decimal(out, svc.startups);
+    out += '\n';
+    for (const Run& run : svc.runs) {
+      out += "run ";
+      append_decimal(out, wall_ms(run.start));
+      for (const std::string& ref : run.refs) {
+        out += ' ';
+        append_escaped(out, ref);
+      }
+      out += '\n';
+    }
+    for (NamePtr ref : svc.lru) {
+      const RefStats& s = svc.refs.find(*ref)->second;
+      out += "ref ";
+      append_escaped(out, *ref);
+      out += ' ';
+      append_decimal(out, s.episodes);
+      out += ' ';
+      append_decimal(out, wall_ms(s.episode_start));
+      out += ' ';
+      append_decimal(out, wall_ms(s.last_read));
+      for (Duration d : s.intervals) {
+        out += ' ';
+        append_decimal(out, std::max<std::uint64_t>(millis(d), 1));
+      }
+      out += '\n';
+      for (const Successor& b : s.successors) {
+        out += "successor ";
+        append_escaped(out, b.ref);
+        out += ' ';
+        append_decimal(out, b.count);
+        out += '\n';
+      }
+    }
+  }
+  out += "end\n";
+  return out;
+}
+
+Result<void> Model::parse(std::string_view text) {
+  auto fresh = std::make_shared<State>();
+  Reader reader(*fresh, clock_.now(), clock_.wall_now());
+  if (auto r = reader.read(text); !r) return r;
+  apply_bounds(*fresh, options_);
+  state_ = std::move(fresh);
+  return {};
+}
+
+}  // namespace chitty::predict

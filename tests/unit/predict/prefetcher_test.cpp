@@ -1,0 +1,294 @@
+// The prefetcher on a real broker and cache with a fake upstream and a
+// manual clock: refresh-ahead, start-up and co-access prefetches, the
+// budgets, policy and revocation, the audit events, and the model file.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "broker_fixture.hpp"
+#include "chitty/predict/model_file.hpp"
+#include "chitty/predict/prefetcher.hpp"
+#include "chitty/secure/mac_key.hpp"
+#include "temp_dir.hpp"
+
+using namespace std::chrono_literals;
+using chitty::broker::CacheState;
+using chitty::predict::Kind;
+using chitty::predict::Model;
+using chitty::predict::Prefetcher;
+using chitty::testing::caller_with_uid;
+using chitty::testing::Fixture;
+
+namespace {
+
+struct Predicting : Fixture {
+  chitty::audit::MemoryRecorder audit;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Prefetcher> prefetcher;
+  int misses = 0;
+  int served = 0;
+
+  explicit Predicting(chitty::predict::PrefetchOptions o = {}) {
+    model = std::make_unique<Model>(chitty::predict::Options{}, clock);
+    prefetcher = std::make_unique<Prefetcher>(*model, *broker, audit, clock, o);
+    prefetcher->set_jitter_source([] { return 0.5; });
+    broker->on_read([this](const chitty::broker::Read& r) { prefetcher->on_read(r); });
+  }
+
+  // A read by `who`; a fetch it starts is answered at once. Counts misses.
+  void read(const std::string& ref, const chitty::identity::Identity* who = nullptr) {
+    chitty::broker::Ask a;
+    a.ref = *chitty::catalog::parse_reference(ref);
+    auto slot = ask(std::move(a), who);
+    while (!slot->has_value() && primary->pending() > 0) primary->answer("value-of-" + ref);
+    REQUIRE(slot->has_value());
+    REQUIRE((*slot)->outcome.has_value());
+    ++served;
+    if ((*slot)->outcome->cache == CacheState::miss) ++misses;
+  }
+  // What the prefetcher started is answered (the upstream's latency: one step).
+  int answer_prefetches() {
+    int n = 0;
+    while (primary->pending() > 0) {
+      primary->answer("prefetched");
+      ++n;
+    }
+    return n;
+  }
+  std::size_t prefetch_events() const {
+    std::size_t n = 0;
+    for (const auto& e : audit.recent(4096)) n += e.kind == chitty::audit::Kind::prefetch ? 1 : 0;
+    return n;
+  }
+};
+
+chitty::identity::Identity restarted(uid_t uid, pid_t pid) {
+  auto id = caller_with_uid(uid);
+  id.pid = chitty::identity::Fact<pid_t>::known(pid);
+  return id;
+}
+
+}  // namespace
+
+TEST_CASE("refresh-ahead keeps a value that is being read fresh across many TTLs: one miss, the first",
+          "[predict][refresh]") {
+  Predicting p;
+  int upstream_fetches = 0;
+  // Reads at irregular intervals (no period to learn), for two hours: 24
+  // TTLs of 5 minutes.
+  const std::chrono::seconds gaps[] = {7s, 13s, 4s, 19s, 9s, 16s};
+  const auto start = p.clock.now();
+  for (std::size_t step = 0; p.clock.now() - start < 2h; ++step) {
+    p.read("op://Infra/Postgres/password");
+    for (auto s = 0s; s < gaps[step % std::size(gaps)]; s += 1s) {
+      p.clock.advance(1s);
+      p.prefetcher->tick();
+      upstream_fetches += p.answer_prefetches();
+    }
+  }
+  CHECK(p.misses == 1);
+  // Refreshed at 0.825 of the TTL (0.85 less half the jitter): about 29
+  // fetches in two hours, never one per read.
+  CHECK(upstream_fetches >= 24);
+  CHECK(upstream_fetches <= 32);
+  CHECK(p.prefetcher->counts(Kind::refresh).issued == static_cast<std::uint64_t>(upstream_fetches));
+  CHECK(p.prefetch_events() > 0);
+}
+
+TEST_CASE("a value nobody reads again is left to expire", "[predict][refresh]") {
+  Predicting p;
+  p.read("op://Infra/Postgres/password");  // the miss that fetched it
+  for (int i = 0; i < 60; ++i) {
+    p.clock.advance(10s);
+    p.prefetcher->tick();
+  }
+  CHECK(p.primary->pending() == 0);
+  CHECK(p.prefetcher->counts(Kind::refresh).issued == 0);
+}
+
+TEST_CASE("a failed refresh keeps the value in hand and its fallback window", "[predict][refresh]") {
+  Predicting p;
+  p.read("op://Infra/Postgres/password");
+  p.clock.advance(1min);
+  p.read("op://Infra/Postgres/password");  // a hit: refresh-ahead applies
+  p.clock.advance(4min - 1s);              // past the refresh point (4m07s), before expiry
+  p.prefetcher->tick();
+  REQUIRE(p.primary->pending() == 1);
+  p.primary->fail(chitty::upstream::FetchError::unavailable, "connection refused");
+  CHECK(p.prefetcher->counts(Kind::refresh).failed == 1);
+  // Fallback mode now: the value fetched at 0 is served stale up to 15 min
+  // after that fetch, not after the failed refresh.
+  auto ask = [&p] {
+    chitty::broker::Ask a;
+    a.ref = *chitty::catalog::parse_reference("op://Infra/Postgres/password");
+    return p.ask(std::move(a));
+  };
+  p.clock.advance(10min);  // 14m59s
+  auto slot = ask();
+  REQUIRE(slot->has_value());
+  REQUIRE((*slot)->outcome.has_value());
+  CHECK((*slot)->outcome->cache == CacheState::stale);
+  p.clock.advance(2s);  // 15m01s
+  auto late = ask();
+  while (p.primary->pending() > 0) p.primary->fail(chitty::upstream::FetchError::unavailable, "connection refused");
+  REQUIRE(late->has_value());
+  CHECK_FALSE((*late)->outcome.has_value());
+}
+
+TEST_CASE("a service's start-up set is fetched when a new process of it first reads", "[predict][startup]") {
+  Predicting p;
+  auto first = restarted(1000, 100);
+  p.read("op://Infra/Postgres/password", &first);
+  p.read("op://Infra/Redis/password", &first);
+  p.read("op://Infra/Kafka/token", &first);
+  p.clock.advance(30min);  // everything expired
+  auto second = restarted(1000, 200);
+  p.read("op://Infra/Postgres/password", &second);  // a miss: its start-up begins
+  CHECK(p.answer_prefetches() == 2);
+  CHECK(p.prefetcher->counts(Kind::startup).issued == 2);
+  const int misses = p.misses;
+  p.read("op://Infra/Redis/password", &second);
+  p.read("op://Infra/Kafka/token", &second);
+  CHECK(p.misses == misses);  // both served from what was fetched ahead
+  CHECK(p.prefetcher->counts(Kind::startup).used == 2);
+}
+
+TEST_CASE("the per-minute and upstream budgets hold under a trace that would exceed them", "[predict][budget]") {
+  chitty::predict::PrefetchOptions o;
+  o.max_per_minute = 3;
+  o.upstream_reads_per_hour = 1000;
+  Predicting p(o);
+  auto first = restarted(1000, 100);
+  for (int i = 0; i < 8; ++i) p.read("op://Infra/item" + std::to_string(i) + "/password", &first);
+  p.clock.advance(30min);
+  p.prefetcher->tick();
+  auto second = restarted(1000, 200);
+  p.read("op://Infra/item0/password", &second);  // seven predicted; three may go this minute
+  CHECK(p.answer_prefetches() == 3);
+  CHECK(p.prefetcher->counts(Kind::startup).skipped == 4);
+
+  SECTION("the upstream's hourly reads stop prefetching, callers' fetches included") {
+    chitty::predict::PrefetchOptions tight;
+    tight.upstream_reads_per_hour = 10;
+    Predicting q(tight);
+    auto a = restarted(1000, 100);
+    for (int i = 0; i < 8; ++i) q.read("op://Infra/item" + std::to_string(i) + "/password", &a);
+    q.clock.advance(30min);
+    auto b = restarted(1000, 200);
+    q.read("op://Infra/item0/password", &b);  // fetch 9: one prefetch fits under 10
+    CHECK(q.answer_prefetches() == 1);
+    CHECK(q.prefetcher->upstream_reads_last_hour() == 10);
+  }
+}
+
+TEST_CASE("nothing is fetched ahead that policy forbids now or that is revoked", "[predict][policy]") {
+  Predicting p;
+  auto first = restarted(1000, 100);
+  p.read("op://Infra/Postgres/password", &first);
+  p.read("op://Infra/Redis/password", &first);
+  p.clock.advance(30min);
+
+  SECTION("revoked") {
+    chitty::policy::Revocation r;
+    r.kind = chitty::policy::Revocation::Kind::ref;
+    r.ref = *chitty::catalog::parse_reference("op://Infra/Redis/password");
+    r.target = r.ref->display();
+    std::optional<chitty::policy::Revocation> described;
+    p.broker->describe(r, [&](chitty::policy::Revocation d) { described = std::move(d); });
+    REQUIRE(described);  // the fake resolves nothing: at once
+    p.broker->revoke(*described);
+  }
+  SECTION("no longer allowed") {
+    chitty::policy::ServiceSpec s;
+    s.name = "app";
+    s.uid = 1000;
+    s.allow = {"op://Infra/Postgres/*"};
+    s.rate_limit = chitty::Rate{1000000, std::chrono::hours(1)};
+    auto pol = chitty::policy::Policy::build({s});
+    REQUIRE(pol);
+    p.rules.set_policy(std::make_shared<const chitty::policy::Policy>(std::move(*pol)));
+  }
+  auto second = restarted(1000, 200);
+  p.read("op://Infra/Postgres/password", &second);
+  CHECK(p.primary->pending() == 0);
+  CHECK(p.prefetcher->counts(Kind::startup).issued == 0);
+}
+
+TEST_CASE("prefetch events are audited, and counted into one event per kind past the minute's cap",
+          "[predict][audit]") {
+  chitty::predict::PrefetchOptions o;
+  o.audit_events_per_minute = 2;
+  Predicting p(o);
+  auto first = restarted(1000, 100);
+  for (int i = 0; i < 6; ++i) p.read("op://Infra/item" + std::to_string(i) + "/password", &first);
+  p.clock.advance(30min);
+  auto second = restarted(1000, 200);
+  p.read("op://Infra/item0/password", &second);
+  REQUIRE(p.answer_prefetches() == 5);
+  CHECK(p.prefetch_events() == 2);
+  p.clock.advance(61s);
+  p.prefetcher->tick();
+  REQUIRE(p.prefetch_events() == 3);
+  const auto events = p.audit.recent(4096);
+  const auto& agg = events.back();
+  CHECK(agg.kind == chitty::audit::Kind::prefetch);
+  CHECK(agg.action == "start-up");
+  CHECK(agg.count == 3);
+  CHECK(agg.refs.size() == 3);
+  CHECK(agg.service == "app");
+}
+
+TEST_CASE("the model file: a restarted agent warms the start-up set before the first request; a tampered one is "
+          "refused",
+          "[predict][model-file]") {
+  chitty::testing::TempDir dir;
+  const std::string path = dir / "predict.model";
+  Predicting p;
+  auto key = chitty::secure::MacKey::from_bytes(*p.arena, std::string(32, 'k'));
+  REQUIRE(key);
+  auto first = restarted(1000, 100);
+  p.read("op://Infra/Postgres/password", &first);
+  p.read("op://Infra/Redis/password", &first);
+  REQUIRE(chitty::predict::save_model(path, *p.model, **key));
+
+  SECTION("loaded and warmed") {
+    Predicting q;
+    q.clock.advance(1min);  // the agent restarts a minute later
+    auto loaded = chitty::predict::load_model(path, *q.model, **key);
+    REQUIRE(loaded);
+    CHECK(*loaded == chitty::predict::Loaded::model);
+    q.prefetcher->warm();
+    CHECK(q.answer_prefetches() == 2);
+    auto again = restarted(1000, 100);  // the service did not restart: its pid is the one saved
+    q.read("op://Infra/Postgres/password", &again);
+    q.read("op://Infra/Redis/password", &again);
+    CHECK(q.misses == 0);
+  }
+  SECTION("tampered: refused, the model left empty") {
+    std::string text;
+    {
+      std::ifstream in(path);
+      text.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    auto at = text.find("redis");
+    REQUIRE(at != std::string::npos);
+    text[at] = 'R';
+    dir.write("predict.model", text);
+    Predicting q;
+    auto loaded = chitty::predict::load_model(path, *q.model, **key);
+    REQUIRE_FALSE(loaded);
+    CHECK(loaded.error().message.find("does not verify") != std::string::npos);
+    CHECK(q.model->services().empty());
+  }
+  SECTION("another key: refused") {
+    auto other = chitty::secure::MacKey::from_bytes(*p.arena, std::string(32, 'x'));
+    Predicting q;
+    CHECK_FALSE(chitty::predict::load_model(path, *q.model, **other));
+  }
+  SECTION("no file yet") {
+    Predicting q;
+    auto loaded = chitty::predict::load_model(dir / "none.model", *q.model, **key);
+    REQUIRE(loaded);
+    CHECK(*loaded == chitty::predict::Loaded::none);
+  }
+}
