@@ -22,7 +22,7 @@ namespace chitty::config {
 using std::chrono::milliseconds;
 
 // [agent]: the socket, the state directory, and every limit a client can push
-// against. Defaults and bounds live in the schema table (config_schema.cpp)
+// against. Defaults and bounds live in the schema table (src/config/schema.toml)
 // and are documented in docs/config.md.
 struct AgentConfig {
   std::string socket;
