@@ -25,6 +25,7 @@
 #include "chitty/loop/task_queue.hpp"
 #include "chitty/loop/timer.hpp"
 #include "chitty/policy/policy.hpp"
+#include "chitty/predict/predictor.hpp"
 #include "chitty/secure/hardening.hpp"
 #include "chitty/secure/vault.hpp"
 #include "chitty/server/server.hpp"
@@ -97,6 +98,11 @@ class Agent {
   [[nodiscard]] Result<void> load_sources() {
     if (auto r = open_trail(); !r) return r;
     if (auto r = open_upstream(); !r) return r;
+    predictor_ = std::make_unique<predict::Predictor>(
+        predict::Predictor::Deps{loop_, broker_, trail_->recorder(), clock_, trail_->chain_key()}, config_.predict,
+        config_.agent.state_dir);
+    credentials_ctx_.prediction = &predictor_->model();
+    observed_.prefetcher = &predictor_->prefetcher();
     if (auto r = emergency_.open(config_.emergency.token_file); !r) return r;
     credentials_ctx_.emergency_token = emergency_.get();
     auto store = open_revocations(config_.agent.state_dir, *trail_, broker_, options_.accept_revocations);
@@ -113,6 +119,7 @@ class Agent {
     if (!r) listener_.remove();
     if (r) {
       if (connect_) connect_->start();
+      predictor_->start();
     }
     return r;
   }
@@ -216,6 +223,7 @@ class Agent {
     if (!first) {
       emergency_.reload(c.emergency.token_file);
       if (connect_) connect_->reconfigure(c.onepassword);
+      predictor_->reconfigure(c.predict);
     }
     credentials_ctx_.emergency_token = emergency_.get();
     log::set_level(c.agent.log_level);
@@ -254,6 +262,7 @@ class Agent {
   // Once the connections are drained: the stop recorded, every part that
   // holds a loop handle closed, so that the loop can end.
   void close_all(int signum) {
+    predictor_->close();
     trail_->state(audit::Kind::stop, "stop", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     trail_->close();
     if (connect_) connect_->close();
@@ -331,6 +340,7 @@ class Agent {
   api::Metrics metrics_;
   upstream::TokenSlot emergency_{*vault_.arena, *vault_.sealer, "emergency.token_file"};
   std::unique_ptr<RevocationStore> revocation_store_;
+  std::unique_ptr<predict::Predictor> predictor_;
   server::Server server_;
   lifecycle::Watchdog watchdog_;
   loop::Signal sigterm_;
