@@ -119,45 +119,40 @@ void insights_route(CredentialsContext& ctx, server::Call call) {
 
 // The body of GET /api/onepassword/insights/{service} (pure: runs on the
 // thread pool).
+// `key`: an array of one object per item, its members written by `members`.
+template <typename Items, typename Members>
+void objects(json::Writer& w, std::string_view key, const Items& items, Members members) {
+  w.key(key).begin_array();
+  for (const auto& item : items) {
+    w.begin_object();
+    members(item);
+    w.end_object();
+  }
+  w.end_array();
+}
+
 // "prediction": the start-up set, the strongest co-access pairs, the
 // periods learnt and what is expected next (docs/prediction.md).
 void write_prediction(json::Writer& w, const Prediction& p) {
   const predict::Insights& in = p.insights;
-  auto wall = [&p](MonoTime t) { return format_rfc3339_ms(p.wall + (t - p.now)); };
   w.key("prediction").begin_object();
   w.key("startups_seen").uinteger(in.startups_seen);
   w.key("startup_set").begin_array();
   for (const auto& ref : in.startup_set) w.string(ref);
   w.end_array();
-  w.key("co_access").begin_array();
-  for (const auto& pair : in.top_pairs) {
-    w.begin_object();
-    w.key("after").string(pair.from);
-    w.key("then").string(pair.to);
-    w.key("probability").number(pair.probability);
-    w.key("count").uinteger(pair.count);
-    w.end_object();
-  }
-  w.end_array();
-  w.key("periods").begin_array();
-  for (const auto& period : in.periods) {
-    w.begin_object();
+  objects(w, "co_access", in.top_pairs, [&w](const predict::Insights::Pair& pair) {
+    w.key("after").string(pair.from).key("then").string(pair.to);
+    w.key("probability").number(pair.probability).key("count").uinteger(pair.count);
+  });
+  objects(w, "periods", in.periods, [&w](const predict::Insights::Period& period) {
     w.key("ref").string(period.ref);
     w.key("period_seconds").number(std::chrono::duration<double>(period.period).count());
     w.key("next_due").string(format_rfc3339_ms(period.next_due));
-    w.end_object();
-  }
-  w.end_array();
-  w.key("predicted_next").begin_array();
-  for (const auto& next : in.next) {
-    w.begin_object();
-    w.key("ref").string(next.ref);
-    w.key("kind").string(predict::kind_name(next.kind));
-    w.key("due").string(wall(next.due));
-    w.key("confidence").number(next.confidence);
-    w.end_object();
-  }
-  w.end_array();
+  });
+  objects(w, "predicted_next", in.next, [&w, &p](const predict::Prediction& next) {
+    w.key("ref").string(next.ref).key("kind").string(predict::kind_name(next.kind));
+    w.key("due").string(format_rfc3339_ms(p.wall + (next.due - p.now))).key("confidence").number(next.confidence);
+  });
   w.end_object();
 }
 
@@ -204,14 +199,9 @@ std::string insights_body(const std::vector<audit::Event>& events, const std::st
   w.end_object();
   w.end_object();
   w.key("distinct_refs").uinteger(by_ref.size());
-  w.key("top_refs").begin_array();
-  for (const auto& [ref, n] : top) {
-    w.begin_object();
-    w.key("ref").string(ref);
-    w.key("requests").uinteger(n);
-    w.end_object();
-  }
-  w.end_array();
+  objects(w, "top_refs", top, [&w](const std::pair<std::string, std::uint64_t>& r) {
+    w.key("ref").string(r.first).key("requests").uinteger(r.second);
+  });
   w.key("cache").begin_object();
   w.key("hits").uinteger(hits);
   w.key("stale").uinteger(stale);

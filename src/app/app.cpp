@@ -330,6 +330,7 @@ class Agent {
   std::unique_ptr<upstream::ConnectUpstream> connect_;
   std::string last_status_;
   std::unique_ptr<audit::Trail> trail_;
+  std::unique_ptr<predict::Predictor> predictor_;  // opened after the trail it records into; closed before it
   policy::Rules rules_;
   policy::Gate gate_;
   broker::Broker broker_;
@@ -340,7 +341,6 @@ class Agent {
   api::Metrics metrics_;
   upstream::TokenSlot emergency_{*vault_.arena, *vault_.sealer, "emergency.token_file"};
   std::unique_ptr<RevocationStore> revocation_store_;
-  std::unique_ptr<predict::Predictor> predictor_;
   server::Server server_;
   lifecycle::Watchdog watchdog_;
   loop::Signal sigterm_;

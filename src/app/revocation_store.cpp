@@ -21,12 +21,6 @@ constexpr int kVersion = 2;
 
 constexpr std::size_t kMaxFile = std::size_t{16} * 1024 * 1024;
 
-secure::MacKey::Mac seal(const secure::MacKey& key, std::string_view text) {
-  std::string data(kDomain);
-  data += text;
-  return key.mac(data);
-}
-
 }  // namespace
 
 RevocationStore::RevocationStore(std::string state_dir, const secure::MacKey& key)
@@ -76,7 +70,7 @@ Result<std::uint64_t> RevocationStore::save(const policy::Revocations& r) {
     w.end_array();
     w.end_object();
   }
-  std::string hex = secure::to_hex(seal(key_, text));
+  std::string hex = secure::to_hex(key_.mac(kDomain, text));
   text.pop_back();  // the closing brace: the MAC goes last
   text += kMacMember;
   text += hex;
@@ -137,7 +131,7 @@ Result<RevocationStore::Loaded> RevocationStore::load(std::optional<std::uint64_
       return damaged("it carries no MAC: it was not written by this agent (an earlier version, or by hand), or was "
                      "edited");
     }
-    if (seal(key_, body) != mac) {
+    if (key_.mac(kDomain, body) != mac) {
       return damaged("its MAC does not match: it was edited, or written without the audit chain key");
     }
   }

@@ -325,6 +325,35 @@ void append_signed(std::string& out, std::int64_t v) {
   }
 }
 
+// One line of the model file: its record type, then its fields, each after
+// one space; the newline when it goes out of scope.
+class Record {
+ public:
+  Record(std::string& out, std::string_view type) : out_(out) { out_ += type; }
+  ~Record() { out_ += '\n'; }
+  Record(const Record&) = delete;
+  Record& operator=(const Record&) = delete;
+
+  Record& text(std::string_view s) {
+    out_ += ' ';
+    append_escaped(out_, s);
+    return *this;
+  }
+  Record& number(std::uint64_t v) {
+    out_ += ' ';
+    append_decimal(out_, v);
+    return *this;
+  }
+  Record& signed_number(std::int64_t v) {
+    out_ += ' ';
+    append_signed(out_, v);
+    return *this;
+  }
+
+ private:
+  std::string& out_;
+};
+
 std::uint64_t millis(Duration d) {
   const auto ms = std::chrono::floor<std::chrono::milliseconds>(d).count();
   return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
@@ -709,44 +738,20 @@ std::string Model::serialize() const {
   out += '\n';
   for (NamePtr service : state_->lru) {
     const ServiceState& svc = state_->services.find(*service)->second;
-    out += "service ";
-    append_escaped(out, *service);
-    out += ' ';
-    append_signed(out, svc.pid);
-    out += ' ';
-    append_decimal(out, svc.startups);
-    out += '\n';
+    Record(out, "service").text(*service).signed_number(svc.pid).number(svc.startups);
     for (const Run& run : svc.runs) {
-      out += "run ";
-      append_decimal(out, wall_ms(run.start));
-      for (const std::string& ref : run.refs) {
-        out += ' ';
-        append_escaped(out, ref);
-      }
-      out += '\n';
+      Record r(out, "run");
+      r.number(wall_ms(run.start));
+      for (const std::string& ref : run.refs) r.text(ref);
     }
     for (NamePtr ref : svc.lru) {
       const RefStats& s = svc.refs.find(*ref)->second;
-      out += "ref ";
-      append_escaped(out, *ref);
-      out += ' ';
-      append_decimal(out, s.episodes);
-      out += ' ';
-      append_decimal(out, wall_ms(s.episode_start));
-      out += ' ';
-      append_decimal(out, wall_ms(s.last_read));
-      for (Duration d : s.intervals) {
-        out += ' ';
-        append_decimal(out, std::max<std::uint64_t>(millis(d), 1));
+      {
+        Record r(out, "ref");
+        r.text(*ref).number(s.episodes).number(wall_ms(s.episode_start)).number(wall_ms(s.last_read));
+        for (Duration d : s.intervals) r.number(std::max<std::uint64_t>(millis(d), 1));
       }
-      out += '\n';
-      for (const Successor& b : s.successors) {
-        out += "successor ";
-        append_escaped(out, b.ref);
-        out += ' ';
-        append_decimal(out, b.count);
-        out += '\n';
-      }
+      for (const Successor& b : s.successors) Record(out, "successor").text(b.ref).number(b.count);
     }
   }
   out += "end\n";

@@ -14,18 +14,12 @@ constexpr std::string_view kDomain = "chitty-agent prediction model v1\n";
 constexpr std::string_view kMacLine = "mac ";
 constexpr std::size_t kMaxFile = std::size_t{8} * 1024 * 1024;
 
-secure::MacKey::Mac seal(const secure::MacKey& key, std::string_view text) {
-  std::string data(kDomain);
-  data += text;
-  return key.mac(data);
-}
-
 }  // namespace
 
 Result<void> save_model(const std::string& path, const Model& model, const secure::MacKey& key) {
   std::string text = model.serialize();
   if (!text.empty() && text.back() != '\n') text += '\n';
-  const std::string mac = secure::to_hex(seal(key, text));
+  const std::string mac = secure::to_hex(key.mac(kDomain, text));
   text += kMacLine;
   text += mac;
   text += '\n';
@@ -53,7 +47,7 @@ Result<Loaded> load_model(const std::string& path, Model& model, const secure::M
   if (last.substr(0, kMacLine.size()) != kMacLine || !secure::from_hex(last.substr(kMacLine.size()), given)) {
     return fail("prediction model " + path + " has no MAC line");
   }
-  if (seal(key, body) != given) {
+  if (key.mac(kDomain, body) != given) {
     return fail("prediction model " + path + " does not verify under the audit chain key (changed, or written with "
                 "another key): refused");
   }

@@ -61,10 +61,13 @@ Result<void> MacKey::generate_file(const std::string& path) {
   return {};
 }
 
-MacKey::Mac MacKey::mac(std::string_view data) const noexcept {
+MacKey::Mac MacKey::mac(std::string_view data) const noexcept { return mac(std::string_view(), data); }
+
+MacKey::Mac MacKey::mac(std::string_view domain, std::string_view data) const noexcept {
   Mac out{};
   crypto_auth_hmacsha256_state st;
   std::memcpy(&st, state_.data(), sizeof st);
+  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(domain.data()), domain.size());
   crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(data.data()), data.size());
   crypto_auth_hmacsha256_final(&st, out.data());
   sodium_memzero(&st, sizeof st);

@@ -140,13 +140,15 @@ TEST_CASE("a restarted service finds its start-up set fetched; a restarted agent
     auto r = chitty::testing::get(s.agent->socket(), "/api/onepassword/insights/tests");
     REQUIRE(r);
     REQUIRE(r->status == 200);
-    Json prediction = at(parse(r->body), "prediction");
+    const Json insights = parse(r->body);
+    const Json& prediction = at(insights, "prediction");
     CHECK(at(prediction, "startup_set").items.size() == 3);
     CHECK(std::stoi(at(prediction, "startups_seen").text) >= 2);
     auto audit = chitty::testing::get(s.agent->socket(), "/api/credentials/audit?limit=1000");
     REQUIRE(audit);
     int prefetches = 0;
-    for (const Json& e : at(parse(audit->body), "events").items) {
+    const Json trail = parse(audit->body);
+    for (const Json& e : at(trail, "events").items) {
       if (at(e, "kind").text == "prefetch") {
         ++prefetches;
         CHECK(at(e, "action").text == "start-up");

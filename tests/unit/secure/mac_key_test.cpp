@@ -52,6 +52,9 @@ TEST_CASE("HMAC-SHA-256 matches RFC 4231, call after call", "[secure][mac]") {
   CHECK(chitty::secure::to_hex((*key)->mac(d6)) == m6);
   CHECK(chitty::secure::to_hex((*key)->mac(d7)) == m7);
   CHECK(chitty::secure::to_hex((*key)->mac(d6)) == m6);  // the keyed state is not consumed
+  // A domain prefix is MAC'd as if written before the data.
+  CHECK(chitty::secure::to_hex((*key)->mac(d7.substr(0, 40), d7.substr(40))) == m7);
+  CHECK((*key)->mac("a", d6) != (*key)->mac(d6));
 
   MacKey::Mac back{};
   REQUIRE(chitty::secure::from_hex(m7, back));
