@@ -19,9 +19,9 @@ static_assert(names_every(kCacheStateNames, CacheState::miss) && names_every(kCa
 
 namespace {
 
-constexpr std::array<std::string_view, 7> kAheadNames{"fetched", "fresh",  "in_flight",  "not_allowed",
-                                                      "revoked", "failed", "no_upstream"};
-static_assert(names_every(kAheadNames, Ahead::no_upstream));
+constexpr std::array<std::string_view, 8> kAheadNames{"fetched", "fresh",  "in_flight",   "not_allowed",
+                                                      "revoked", "failed", "no_upstream", "unaudited"};
+static_assert(names_every(kAheadNames, Ahead::unaudited));
 
 }  // namespace
 
@@ -311,7 +311,7 @@ void Broker::deliver(const RequestPtr& r, const Outcome& o) {
 }
 
 void Broker::fetch_ahead(std::string_view service, std::string_view ref, MonoTime needed_at,
-                         std::function<void(Ahead)> done) {
+                         const std::function<bool(const std::string& key)>& audit, std::function<void(Ahead)> done) {
   if (sources_.primaries.empty()) return done(Ahead::no_upstream);
   auto policy = rules_.policy_ptr();
   const policy::Service* svc = policy->service_named(service);
@@ -333,6 +333,7 @@ void Broker::fetch_ahead(std::string_view service, std::string_view ref, MonoTim
   if (!allowed) return done(Ahead::not_allowed);
   if (auto held = cache_.held(key); held && held->fresh_until() > needed_at) return done(Ahead::fresh);
   if (fetching_.count(key) != 0) return done(Ahead::in_flight);
+  if (!audit(key)) return done(Ahead::unaudited);
   bool first = flights_.join(key, [done = std::move(done)](const Outcome& o) {
     done(o.refusal || o.cache != CacheState::miss ? Ahead::failed : Ahead::fetched);
   });

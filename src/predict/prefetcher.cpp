@@ -133,18 +133,22 @@ void Prefetcher::ahead(Kind kind, const std::string& service, const std::string&
   ++minute_count_;
   ++minute_per_service_[service];
   std::weak_ptr<bool> alive = alive_;
-  broker_.fetch_ahead(service, ref, needed_at, [this, alive, kind, service, ref](broker::Ahead a) {
+  auto audit = [this, kind, &service](const std::string& key) { return record(kind, service, key); };
+  broker_.fetch_ahead(service, ref, needed_at, audit, [this, alive, kind, service, ref](broker::Ahead a) {
     if (alive.expired()) return;
     Counts& c = counts_[index(kind)];
     switch (a) {
       case broker::Ahead::fetched:
         ++c.issued;
         issued_[ref] = Issued{kind, clock_.now()};
-        return record(kind, service, ref, a);
+        return;
       case broker::Ahead::failed:
         ++c.issued;
         ++c.failed;
-        return record(kind, service, ref, a);
+        return;
+      case broker::Ahead::unaudited:
+        ++c.skipped;
+        [[fallthrough]];
       case broker::Ahead::fresh:
       case broker::Ahead::in_flight:
       case broker::Ahead::not_allowed:
@@ -159,29 +163,26 @@ void Prefetcher::ahead(Kind kind, const std::string& service, const std::string&
   });
 }
 
-void Prefetcher::record(Kind kind, const std::string& service, const std::string& ref, broker::Ahead result) {
+bool Prefetcher::record(Kind kind, const std::string& service, const std::string& ref) {
   const WallTime at = clock_.wall_now();
   if (audit_this_minute_ < options_.audit_events_per_minute) {
-    ++audit_this_minute_;
     audit::Event e;
     e.kind = audit::Kind::prefetch;
     e.at = at;
     e.action = std::string(kind_name(kind));
     e.service = service;
     e.ref = ref;
-    e.decision = result == broker::Ahead::fetched ? audit::Decision::allow : audit::Decision::error;
-    if (result != broker::Ahead::fetched) {
-      e.code = "upstream_unavailable";
-      e.reason = "the upstream did not give the value";
-    }
+    e.decision = audit::Decision::allow;
     e.mode = cache::mode_name(broker_.mode());
     if (auto ok = audit_.record(e); !ok) {
       static log::Throttle throttle(5, std::chrono::seconds(60));
       if (throttle.allow(clock_.now())) {
-        log::error("predict", "prefetch event not recorded", {{"reason", ok.error().message}});
+        log::error("predict", "prefetch event not recorded: not fetched", {{"reason", ok.error().message}});
       }
+      return false;
     }
-    return;
+    ++audit_this_minute_;
+    return true;
   }
   std::optional<audit::Event>& agg = aggregates_[index(kind)];
   if (!agg) {
@@ -201,6 +202,7 @@ void Prefetcher::record(Kind kind, const std::string& service, const std::string
   if (agg->refs.size() < audit::kAggregateRefs && std::find(agg->refs.begin(), agg->refs.end(), ref) == agg->refs.end()) {
     agg->refs.push_back(ref);
   }
+  return true;
 }
 
 void Prefetcher::flush_audit() {

@@ -99,6 +99,7 @@ enum class Ahead {
   revoked,      // under emergency revocation
   failed,       // the upstream did not give it (the cached value, if any, is untouched)
   no_upstream,  // nothing to fetch from (no primaries)
+  unaudited,    // the audit trail did not take its event: not fetched
 };
 std::string_view ahead_name(Ahead a) noexcept;
 
@@ -142,10 +143,12 @@ class Broker {
   // the primaries ahead of a read by `service`, unless the cached value
   // stays fresh past `needed_at`. Only what the service may read under
   // policy now and what no revocation blocks; the value is cached, never
-  // served here, and no rate-limit token is taken. A caller asking
-  // meanwhile joins the fetch. `done` runs exactly once, now or later.
+  // served here, and no rate-limit token is taken. Right before the fetch
+  // starts, `audit` is called with the cache key: false (its event was not
+  // recorded) and nothing is fetched. A caller asking meanwhile joins the
+  // fetch. `done` runs exactly once, now or later.
   void fetch_ahead(std::string_view service, std::string_view ref, MonoTime needed_at,
-                   std::function<void(Ahead)> done);
+                   const std::function<bool(const std::string& key)>& audit, std::function<void(Ahead)> done);
 
   // The audit event of a request refused before it reached the broker
   // (malformed body): who asked, what, and why not.

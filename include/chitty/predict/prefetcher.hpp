@@ -95,7 +95,9 @@ class Prefetcher {
 
   void ahead(Kind kind, const std::string& service, const std::string& ref, MonoTime needed_at);
   bool within_budget(const std::string& service);
-  void record(Kind kind, const std::string& service, const std::string& ref, broker::Ahead result);
+  // Records a prefetch about to start (or counts it into the minute's
+  // aggregate); false when the audit trail did not take it.
+  bool record(Kind kind, const std::string& service, const std::string& ref);
   void flush_audit();
   MonoTime mono_of(WallTime t) const;
 

@@ -292,3 +292,18 @@ TEST_CASE("the model file: a restarted agent warms the start-up set before the f
     CHECK(*loaded == chitty::predict::Loaded::none);
   }
 }
+
+TEST_CASE("nothing is fetched ahead when the audit trail does not take its event", "[predict][audit]") {
+  Predicting p;
+  chitty::audit::MemoryRecorder refusing(0);  // takes nothing
+  p.prefetcher = std::make_unique<Prefetcher>(*p.model, *p.broker, refusing, p.clock, chitty::predict::PrefetchOptions{});
+  auto first = restarted(1000, 100);
+  p.read("op://Infra/Postgres/password", &first);
+  p.read("op://Infra/Redis/password", &first);
+  p.clock.advance(30min);
+  auto second = restarted(1000, 200);
+  p.read("op://Infra/Postgres/password", &second);
+  CHECK(p.primary->pending() == 0);
+  CHECK(p.prefetcher->counts(Kind::startup).issued == 0);
+  CHECK(p.prefetcher->counts(Kind::startup).skipped == 1);
+}
