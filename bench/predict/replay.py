@@ -242,6 +242,25 @@ class Emulator:
         finally:
             conn.close()
 
+    def item_titles(self) -> dict:
+        """{item id: title} over every vault, through the Connect API."""
+        def get(path: str):
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            try:
+                conn.request("GET", path, headers={"Authorization": f"Bearer {TOKEN}"})
+                r = conn.getresponse()
+                payload = r.read()
+                if r.status != 200:
+                    raise Broken(f"emulator GET {path}: {r.status}")
+                return json.loads(payload)
+            finally:
+                conn.close()
+        out = {}
+        for vault in get("/v1/vaults"):
+            for item in get(f"/v1/vaults/{vault['id']}/items"):
+                out[item["id"]] = item["title"]
+        return out
+
     def stop(self) -> None:
         stop_process(self.proc)
         if self.proc.stdin:
@@ -495,10 +514,11 @@ def replay(trace: tracegen.Trace, args, latency_ms: int, predict: bool, node: st
         time.sleep(0.5 + latency_ms / 1000.0)  # fetches begun by the last reads complete
         metrics = agent.metrics()
         log = emulator.admin("GET", "requests")["requests"]
+        titles = emulator.item_titles()
         missing = [i for i in range(len(trace.reads)) if i not in results]
         if missing:
             raise Broken(f"{len(missing)} reads have no result")
-        out = measure(trace, results, metrics, log)
+        out = measure(trace, results, metrics, log, titles)
         out.update({"name": name, "latency_ms": latency_ms, "prediction": predict,
                     "replay_seconds": round(elapsed, 1)})
         return out
@@ -556,7 +576,16 @@ def upstream_kind(entry: dict) -> str:
     return "other-v1"
 
 
-def measure(trace: tracegen.Trace, results: dict, metrics: dict, log: list) -> dict:
+def ref_kind(title: str) -> str:
+    """What a trace reference is for, from its item's title (svcN-<kind><n>)."""
+    name = title.split("-", 1)[-1]
+    if name.startswith("chain"):
+        return "chain-head" if name.endswith("a") else "chain-step"
+    return {"hot": "hot", "start": "start-up only", "cron": "periodic", "misc": "noise only"}.get(
+        name.rstrip("0123456789"), "other")
+
+
+def measure(trace: tracegen.Trace, results: dict, metrics: dict, log: list, titles: dict) -> dict:
     reads = trace.reads
     res = [results[i] for i in range(len(reads))]
     failed = [(reads[i], r) for i, r in enumerate(res) if r["status"] != 200]
@@ -581,6 +610,16 @@ def measure(trace: tracegen.Trace, results: dict, metrics: dict, log: list) -> d
     item_gets = counts.get(ITEM_GET, 0)
     v1_calls = sum(v for k, v in counts.items() if k != "other")
     needed = tracegen.needed_fetches(reads, trace.params.ttl)
+    # Item fetches and the fetches needed, by what the reference is for.
+    by_ref_kind: dict = {}
+    for e in log:
+        if upstream_kind(e) == ITEM_GET:
+            k = ref_kind(titles.get(e["path"].strip("/").split("/")[4], "?"))
+            by_ref_kind.setdefault(k, {"fetched": 0, "needed": 0})["fetched"] += 1
+    for ref in {r.ref for r in reads}:
+        k = ref_kind(ref.split("/")[3])
+        by_ref_kind.setdefault(k, {"fetched": 0, "needed": 0})["needed"] += tracegen.needed_fetches(
+            [r for r in reads if r.ref == ref], trace.params.ttl)
 
     prefetch: dict = {}
     for labels, value in metrics.get("chitty_prefetches_total", {}).items():
@@ -612,6 +651,7 @@ def measure(trace: tracegen.Trace, results: dict, metrics: dict, log: list) -> d
         "late_p99_ms": percentile([x["late_ms"] for x in res], 99),
         "upstream_item_fetches": item_gets, "needed_fetches": needed,
         "fetches_over_needed": round(item_gets / needed, 3) if needed else None,
+        "fetches_by_reference_kind": dict(sorted(by_ref_kind.items())),
         "upstream_v1_calls": v1_calls, "upstream_calls_by_kind": counts,
         "item_fetches_per_read": round(item_gets / len(reads), 4),
         "upstream_calls_per_read": round(v1_calls / len(reads), 4),
@@ -652,6 +692,11 @@ def table(results: list, trace: tracegen.Trace) -> str:
     row("upstream item fetches", "upstream_item_fetches")
     row("  needed (TTL, greedy)", "needed_fetches")
     row("  fetches / needed", "fetches_over_needed", "x")
+    rkinds = sorted({k for r in results for k in r["fetches_by_reference_kind"]})
+    for k in rkinds:
+        row(f"  {k} references: fetched/needed",
+            lambda r, k=k: "/".join(str(r["fetches_by_reference_kind"].get(k, {}).get(x, 0))
+                                    for x in ("fetched", "needed")))
     row("upstream /v1 calls (incl. name lookups)", "upstream_v1_calls")
     row("upstream calls per caller read", "upstream_calls_per_read")
     row("item fetches per caller read", "item_fetches_per_read")

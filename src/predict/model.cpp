@@ -46,6 +46,7 @@ struct RefStats {
   std::deque<Duration> intervals;  // between episode starts, oldest first
   std::vector<Successor> successors;
   Duration period{0};  // learnt from `intervals`; zero when none is
+  MonoTime beat{};     // the latest episode on the period's grid
   std::list<NamePtr>::iterator lru;
 };
 
@@ -82,27 +83,113 @@ Duration scaled(Duration d, double factor) {
 // How far past its due time a periodic read is still expected.
 Duration slack(const Options& o, Duration period) { return scaled(period, std::clamp(o.period_tolerance, 0.0, 1.0)); }
 
-Duration fit_period(const std::deque<Duration>& intervals, const Options& o) {
-  if (intervals.empty() || intervals.size() < o.period_min_intervals) return Duration(0);
-  std::vector<Duration> v(intervals.begin(), intervals.end());
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  const Duration m = n % 2 == 1 ? v[n / 2] : v[n / 2 - 1] + (v[n / 2] - v[n / 2 - 1]) / 2;
-  if (m <= Duration(0) || m < o.period_min || m > o.period_max) return Duration(0);
-  const double tolerance = o.period_tolerance * static_cast<double>(m.count());
-  for (Duration d : intervals) {
-    if (std::abs(static_cast<double>((d - m).count())) > tolerance) return Duration(0);
+// A period fitted to a reference's recent episodes: reads on a grid of
+// `period` through `beat` (the latest episode on it).
+struct Fit {
+  Duration period{0};  // zero: none
+  Duration age{0};     // of the beat, before the latest episode
+};
+
+// The grid through one episode with one candidate period: how many beats of
+// it the episodes up to the anchor cover, and how many episodes fall off it.
+struct Grid {
+  std::size_t beats = 0;      // distinct beats with an episode on them
+  std::size_t span = 0;       // beats from the first covered to the anchor, both included
+  std::size_t off = 0;        // episodes from the first covered on that are not on a beat
+  Duration first_offset{0};   // of the first covered beat's episode, before the anchor
+};
+
+Grid grid(const std::vector<Duration>& ago, std::size_t anchor, Duration period, double tolerance) {
+  Grid g;
+  const double p = static_cast<double>(period.count());
+  std::vector<std::int64_t> covered;
+  std::size_t first = ago.size();
+  for (std::size_t i = 0; i < ago.size(); ++i) {
+    const double since = static_cast<double>((ago[i] - ago[anchor]).count());  // >= 0 before the anchor
+    const double k = std::round(since / p);
+    if (k >= 0 && std::abs(since - k * p) <= tolerance * p) {
+      if (std::find(covered.begin(), covered.end(), static_cast<std::int64_t>(k)) == covered.end()) {
+        covered.push_back(static_cast<std::int64_t>(k));
+      }
+      first = std::min(first, i);
+    }
   }
-  return m;
+  g.beats = covered.size();
+  g.span = static_cast<std::size_t>(*std::max_element(covered.begin(), covered.end())) + 1;
+  g.first_offset = ago[first] - ago[anchor];
+  for (std::size_t i = first; i < ago.size(); ++i) {
+    const double since = static_cast<double>((ago[i] - ago[anchor]).count());
+    const double k = std::round(since / p);
+    if (k < 0 || std::abs(since - k * p) > tolerance * p) ++g.off;
+  }
+  return g;
+}
+
+// Periods are read off a grid rather than off consecutive intervals, so that
+// a beat missed (the service was restarting) or a read in between (the same
+// reference wanted for another reason) does not hide a job that runs on a
+// clock. The anchor is the newest episode or the one before it; candidates
+// are an older episode's distance before it, divided by the beats it may
+// span. A grid counts when at least period_min_intervals + 1 of its beats
+// have an episode, at least three in four beats of its span do, and no
+// episode falls off it — or, with one more beat than that, no more than a
+// third of the beats. The most beats wins, then the newer anchor, then the
+// longest span; the period is the span's average, the beat the anchor.
+Fit fit_period(const std::deque<Duration>& intervals, const Options& o) {
+  if (intervals.size() < o.period_min_intervals) return {};
+  // Each episode's distance before the latest one, oldest first.
+  std::vector<Duration> ago(intervals.size() + 1, Duration(0));
+  for (std::size_t i = intervals.size(); i-- > 0;) ago[i] = ago[i + 1] + intervals[i];
+  const double tolerance = std::clamp(o.period_tolerance, 0.0, 0.5);
+  Fit best;
+  std::size_t best_beats = 0;
+  Duration best_offset{0};
+  for (std::size_t anchor = ago.size(); anchor-- > 0 && anchor + 2 >= ago.size();) {
+    for (std::size_t from = 0; from < anchor; ++from) {
+      const Duration distance = ago[from] - ago[anchor];
+      // Beats between them: one per episode between, and as many again missed.
+      for (std::size_t k = 1; k <= 2 * (anchor - from); ++k) {
+        const Duration candidate = distance / static_cast<Duration::rep>(k);
+        if (candidate <= Duration(0) || candidate < o.period_min || candidate > o.period_max) continue;
+        const Grid g = grid(ago, anchor, candidate, tolerance);
+        if (g.span < 2 || g.beats < o.period_min_intervals + 1) continue;
+        if (g.beats * 4 < g.span * 3) continue;
+        if (g.off > 0 && (g.beats < o.period_min_intervals + 2 || g.off * 3 > g.beats)) continue;
+        if (g.beats < best_beats || (g.beats == best_beats && g.first_offset <= best_offset)) continue;
+        const Duration period = g.first_offset / static_cast<Duration::rep>(g.span - 1);
+        if (period < o.period_min || period > o.period_max) continue;
+        best = Fit{period, ago[anchor]};
+        best_beats = g.beats;
+        best_offset = g.first_offset;
+      }
+    }
+    if (best_beats > 0) break;  // a later anchor is preferred to more beats further back
+  }
+  return best;
 }
 
 void update_period(ServiceState& svc, const std::string& name, RefStats& s, const Options& o) {
-  s.period = fit_period(s.intervals, o);
+  const Fit fit = fit_period(s.intervals, o);
+  s.period = fit.period;
+  s.beat = s.episode_start - fit.age;
   if (s.period > Duration(0)) {
     svc.periodic.insert(name);
   } else {
     svc.periodic.erase(name);
   }
+}
+
+// The next beat of a learnt period still expected at `now`: a beat is
+// expected until its tolerance has passed; one missed beat is skipped (a
+// restart), two mean the job has stopped.
+std::optional<MonoTime> next_beat(const RefStats& s, MonoTime now, const Options& o) {
+  if (s.period <= Duration(0)) return std::nullopt;
+  const Duration late = slack(o, s.period);
+  for (int k = 1; k <= 2; ++k) {
+    const MonoTime at = s.beat + s.period * k;
+    if (at + late >= now) return at;
+  }
+  return std::nullopt;
 }
 
 void evict_ref(ServiceState& svc) {
@@ -243,10 +330,9 @@ void add_to_run(ServiceState& svc, std::string_view ref, MonoTime now, const Opt
 void collect_due(const std::string& service, const ServiceState& svc, MonoTime now, Duration horizon, const Options& o,
                  std::vector<Prediction>& out) {
   for (const std::string& name : svc.periodic) {
-    const RefStats& s = svc.refs.find(name)->second;
-    const MonoTime next = s.episode_start + s.period;
-    if (next + slack(o, s.period) < now || next > now + horizon) continue;
-    out.push_back(Prediction{name, Kind::periodic, next, 1.0, service});
+    const auto next = next_beat(svc.refs.find(name)->second, now, o);
+    if (!next || *next > now + horizon) continue;
+    out.push_back(Prediction{name, Kind::periodic, *next, 1.0, service});
   }
 }
 
@@ -660,12 +746,34 @@ std::optional<MonoTime> Model::next_periodic_read(std::string_view ref) const {
   std::optional<MonoTime> soonest;
   for (const auto& [name, svc] : state_->services) {
     auto it = svc.refs.find(ref);
-    if (it == svc.refs.end() || it->second.period <= Duration(0)) continue;
-    const MonoTime next = it->second.episode_start + it->second.period;
-    if (next + slack(options_, it->second.period) < now) continue;  // missed: no longer expected
-    if (!soonest || next < *soonest) soonest = next;
+    if (it == svc.refs.end()) continue;
+    const auto next = next_beat(it->second, now, options_);
+    if (next && (!soonest || *next < *soonest)) soonest = next;
   }
   return soonest;
+}
+
+bool Model::follows(std::string_view service, std::string_view ref) const {
+  auto it = state_->services.find(service);
+  if (it == state_->services.end()) return false;
+  const MonoTime now = clock_.now();
+  for (const auto& [name, a] : it->second.refs) {
+    if (name == ref) continue;
+    for (const Successor& b : a.successors) {
+      if (b.ref == ref && predicted(b, probability(a, b, now, options_), options_)) return true;
+    }
+  }
+  return false;
+}
+
+std::optional<Duration> Model::typical_interval(std::string_view service, std::string_view ref) const {
+  auto it = state_->services.find(service);
+  if (it == state_->services.end()) return std::nullopt;
+  auto r = it->second.refs.find(ref);
+  if (r == it->second.refs.end() || r->second.intervals.empty()) return std::nullopt;
+  std::vector<Duration> v(r->second.intervals.begin(), r->second.intervals.end());
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
 }
 
 std::vector<std::string> Model::startup_set(std::string_view service) const {
@@ -710,7 +818,7 @@ Insights Model::insights(std::string_view service) const {
   Duration longest{0};
   for (const std::string& ref : svc.periodic) {
     const RefStats& s = svc.refs.find(ref)->second;
-    const MonoTime next = s.episode_start + s.period;
+    const MonoTime next = next_beat(s, now, options_).value_or(s.beat + s.period);
     in.periods.push_back(Insights::Period{ref, s.period, wall_now - (now - next)});
     longest = std::max(longest, s.period);
   }

@@ -1,5 +1,7 @@
 #include "chitty/predict/predictor.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 #include "chitty/log/log.hpp"
@@ -42,7 +44,7 @@ Predictor::Predictor(Deps deps, const config::PredictConfig& config, const std::
       path_(state_dir + "/predict.model"),
       model_(model_options_from(config), deps.clock),
       prefetcher_(model_, deps.broker, deps.audit, deps.clock, prefetch_options_from(config)),
-      tick_(deps.loop, [this] { prefetcher_.tick(); }),
+      tick_(deps.loop, [this] { on_tick(); }),
       saver_(deps.loop, [this] { save(); }),
       save_interval_(config.save_interval),
       enabled_(config.enabled) {
@@ -61,9 +63,13 @@ Predictor::Predictor(Deps deps, const config::PredictConfig& config, const std::
 Predictor::~Predictor() = default;
 
 void Predictor::start() {
-  deps_.broker.on_read([this](const broker::Read& r) { prefetcher_.on_read(r); });
-  tick_.start(std::chrono::seconds(1), std::chrono::seconds(1));
+  deps_.broker.on_read([this](const broker::Read& r) {
+    prefetcher_.on_read(r);
+    arm();
+  });
   tick_.unref();
+  running_ = true;
+  arm();
   saver_.start(ms(save_interval_), ms(save_interval_));
   saver_.unref();
   prefetcher_.warm();
@@ -73,10 +79,27 @@ void Predictor::reconfigure(const config::PredictConfig& config) {
   model_.set_options(model_options_from(config));
   prefetcher_.set_options(prefetch_options_from(config));
   enabled_ = config.enabled;
+  arm();
   if (config.save_interval != save_interval_) {
     save_interval_ = config.save_interval;
     saver_.start(ms(save_interval_), ms(save_interval_));
   }
+}
+
+void Predictor::arm() {
+  if (!running_) return;
+  const MonoTime now = deps_.clock.now();
+  const MonoTime at = std::min(prefetcher_.next_tick(), now + std::chrono::seconds(1));
+  if (tick_.active() && tick_at_ <= at) return;
+  // Rounded up: a tick before the time would find nothing due and set itself again.
+  const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::max(at - now, Duration(0)));
+  tick_.start(wait);
+  tick_at_ = now + wait;
+}
+
+void Predictor::on_tick() {
+  prefetcher_.tick();
+  arm();
 }
 
 void Predictor::save() {
@@ -87,6 +110,7 @@ void Predictor::save() {
 }
 
 void Predictor::close() {
+  running_ = false;
   deps_.broker.on_read(nullptr);
   save();
   tick_.close();

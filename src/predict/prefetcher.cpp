@@ -50,8 +50,9 @@ void Prefetcher::on_read(const broker::Read& r) {
       const Duration ttl = r.expires_at - r.fetched_at;
       const double share = std::clamp(options_.refresh_at - options_.refresh_jitter * jitter_(), 0.0, 1.0);
       rf = Refresh{r.service, r.ref, r.fetched_at,
-                   fetched + std::chrono::duration_cast<Duration>(ttl * share), fetched + ttl};
+                   fetched + std::chrono::duration_cast<Duration>(ttl * share), fetched + ttl, 0};
     }
+    ++rf.reads;
   }
   const MonoTime now = clock_.now();
   for (const Prediction& p : model_.observe(r.service, r.ref, r.pid)) {
@@ -85,6 +86,7 @@ void Prefetcher::tick() {
     // A periodic reference is fetched just before its next read instead:
     // refreshing it on every TTL would fetch it more often than it is read.
     if (model_.next_periodic_read(rf.ref)) continue;
+    if (rf.reads < 2 && !worth_refreshing_once_read(rf)) continue;
     ahead(Kind::refresh, rf.service, rf.ref, rf.fresh_until + std::chrono::milliseconds(1));
   }
 
@@ -106,6 +108,29 @@ void Prefetcher::tick() {
     ++counts_[index(it->second.kind)].wasted;
     it = issued_.erase(it);
   }
+}
+
+bool Prefetcher::worth_refreshing_once_read(const Refresh& rf) const {
+  // Brought by another reference's read: that read fetches it again when it
+  // is wanted.
+  if (model_.follows(rf.service, rf.ref)) return false;
+  // Read once in a TTL: refreshed only when the service reads it about that
+  // often or more (otherwise the refresh most likely expires unread).
+  const auto typical = model_.typical_interval(rf.service, rf.ref);
+  return typical && *typical <= rf.fresh_until - mono_of(rf.value_fetched);
+}
+
+MonoTime Prefetcher::next_tick() const {
+  MonoTime next = minute_start_ + kMinute;
+  if (!options_.enabled) return next;
+  for (const auto& [key, rf] : refreshes_) next = std::min(next, rf.at);
+  // Every periodic read still expected (none is further off than the
+  // longest period), less those already fetched ahead of.
+  for (const Prediction& p : model_.due(model_.options().period_max)) {
+    auto asked = periodic_asked_.find({p.service, p.ref});
+    if (asked == periodic_asked_.end() || asked->second != p.due) next = std::min(next, p.due - options_.periodic_lead);
+  }
+  return next;
 }
 
 void Prefetcher::warm() {

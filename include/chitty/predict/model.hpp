@@ -38,14 +38,15 @@ struct Options {
   Duration coaccess_window = std::chrono::seconds(5);
   std::uint32_t coaccess_min_count = 2;
   double coaccess_min_probability = 0.6;
-  // Periodicity: a reference read at a steady interval. Learnt from the last
-  // `period_intervals` intervals (at least `period_min_intervals`), each
-  // within `period_tolerance` (a fraction) of their median; periods outside
-  // [period_min, period_max] are not learnt. Reads closer together than
-  // coaccess_window count as one.
+  // Periodicity: a reference read on a clock. Learnt from the last
+  // `period_intervals` intervals as a grid that at least
+  // `period_min_intervals` + 1 episodes lie on, each within
+  // `period_tolerance` (a fraction) of the period (model.cpp, fit_period;
+  // docs/prediction.md); periods outside [period_min, period_max] are not
+  // learnt. Reads closer together than coaccess_window count as one.
   std::size_t period_intervals = 8;
   std::size_t period_min_intervals = 3;
-  double period_tolerance = 0.1;
+  double period_tolerance = 0.03;
   Duration period_min = std::chrono::seconds(1);
   Duration period_max = std::chrono::hours(24);
   // Bounds on what is learnt: services, references per service, successors
@@ -100,6 +101,12 @@ class Model {
   // Whether some service reads `ref` periodically (its period learnt); its
   // next expected read then, the soonest over services.
   std::optional<MonoTime> next_periodic_read(std::string_view ref) const;
+  // Whether `service` reads `ref` after another reference often enough that
+  // the pair is learnt (co-access): it is then fetched when the other is read.
+  bool follows(std::string_view service, std::string_view ref) const;
+  // The median of the kept intervals between `service`'s episodes of `ref`;
+  // none before it has two episodes.
+  std::optional<Duration> typical_interval(std::string_view service, std::string_view ref) const;
 
   // A service's start-up set (for warming the cache when the agent starts).
   std::vector<std::string> startup_set(std::string_view service) const;

@@ -1,7 +1,8 @@
 // Prediction as the root wires it (docs/prediction.md): the model, loaded
 // from the state directory and MAC'd under the audit chain key; the
-// prefetcher; and the timers that drive them — a tick every second, the
-// model saved every `save_interval` and when the agent stops.
+// prefetcher; and the timers that drive them — a tick when the prefetcher
+// next has something to do (at least every second), the model saved every
+// `save_interval` and when the agent stops.
 //
 // Thread: loop thread only.
 #pragma once
@@ -57,12 +58,18 @@ class Predictor {
 
  private:
   void save();
+  // Sets the tick for prefetcher_.next_tick() (at most a second away) unless
+  // it is already set sooner.
+  void arm();
+  void on_tick();
 
   Deps deps_;
   std::string path_;
   Model model_;
   Prefetcher prefetcher_;
   loop::Timer tick_;
+  MonoTime tick_at_{};  // when tick_ fires; meaningful while it is active
+  bool running_ = false;  // between start() and close()
   loop::Timer saver_;
   Duration save_interval_;
   bool enabled_;

@@ -5,7 +5,7 @@
 // event per kind.
 //
 // Thread: loop thread only. Time comes from the injected clock; the root
-// calls tick() about every second.
+// calls tick() at next_tick() (and at least every second).
 #pragma once
 
 #include <array>
@@ -29,8 +29,11 @@ struct PrefetchOptions {
   bool enabled = true;
   // Refresh-ahead: a value read since it was fetched is fetched again at
   // `refresh_at` of its TTL, less up to `refresh_jitter` of it (uniformly,
-  // so that agents do not ask the upstream all at once).
-  double refresh_at = 0.85;
+  // so that agents do not ask the upstream all at once). Not a periodic
+  // reference (fetched before its next read instead); a value read only
+  // once since its fetch only when the service reads it about once a TTL
+  // or more often, and not when another reference's read brings it.
+  double refresh_at = 0.95;
   double refresh_jitter = 0.05;
   // A periodic read's value is fetched this long before the read is due.
   Duration periodic_lead = std::chrono::seconds(5);
@@ -70,6 +73,9 @@ class Prefetcher {
   // Agent start: every known service's start-up set, so that a restarted
   // agent has them before the first request.
   void warm();
+  // When tick() next has something to do: the soonest refresh point,
+  // periodic prefetch or budget minute (the root's timer is set to it).
+  MonoTime next_tick() const;
 
   void set_options(PrefetchOptions o) { options_ = o; }
   const PrefetchOptions& options() const noexcept { return options_; }
@@ -87,6 +93,7 @@ class Prefetcher {
     WallTime value_fetched{};
     MonoTime at{};           // when to refresh
     MonoTime fresh_until{};  // of the value in hand
+    std::uint32_t reads = 0; // of the value in hand
   };
   struct Issued {
     Kind kind;
@@ -95,6 +102,9 @@ class Prefetcher {
 
   void ahead(Kind kind, const std::string& service, const std::string& ref, MonoTime needed_at);
   bool within_budget(const std::string& service);
+  // A value read only once since its fetch: whether a refresh is likely to
+  // be read (docs/prediction.md, "Refresh-ahead").
+  bool worth_refreshing_once_read(const Refresh& rf) const;
   // Records a prefetch about to start (or counts it into the minute's
   // aggregate); false when the audit trail did not take it.
   bool record(Kind kind, const std::string& service, const std::string& ref);

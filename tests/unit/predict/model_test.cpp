@@ -25,6 +25,7 @@ namespace {
 struct Fixture {
   ManualClock clock;
   Model model;
+  MonoTime start = clock.now();
   explicit Fixture(Options o = Options{}) : model(o, clock) {}
 
   std::vector<Prediction> read(std::string_view service, std::string_view ref, std::int64_t pid = 100) {
@@ -38,6 +39,13 @@ struct Fixture {
       read(service, ref);
     }
     return clock.now();
+  }
+  // Reads `ref` at each of these times after the start.
+  void read_at(std::string_view service, std::string_view ref, std::initializer_list<Duration> times) {
+    for (Duration t : times) {
+      clock.advance(start + t - clock.now());
+      read(service, ref);
+    }
   }
 };
 
@@ -327,6 +335,32 @@ TEST_CASE("jittery reads are not a period", "[predict][periodic]") {
   CHECK(f.model.due(24h).empty());
 }
 
+TEST_CASE("a period survives a missed beat and reads in between", "[predict][periodic]") {
+  Fixture f;
+  // A job every 300 s; the beat at 900 s missed (a restart), another read of
+  // the same reference at 1310 s.
+  f.read_at("cron", "op://job", {0s, 300s, 600s, 1200s, 1310s, 1500s});
+  const auto next = f.model.next_periodic_read("op://job");
+  REQUIRE(next);
+  CHECK(*next == f.start + 1800s);
+  const Insights in = f.model.insights("cron");
+  REQUIRE(in.periods.size() == 1);
+  CHECK(in.periods[0].period == 300s);
+}
+
+TEST_CASE("reads that merely contain a few on a grid are not a period", "[predict][periodic]") {
+  Fixture f;
+  // Four reads 300 s apart among as many off it: too many off the grid.
+  f.read_at("svc", "op://busy", {0s, 70s, 300s, 440s, 600s, 650s, 900s, 1020s});
+  CHECK_FALSE(f.model.next_periodic_read("op://busy"));
+  // Nor every other beat: a grid with half its beats missing.
+  Fixture g;
+  g.read_at("svc", "op://sparse", {0s, 200s, 600s, 1000s, 1400s});
+  const auto next = g.model.next_periodic_read("op://sparse");
+  REQUIRE(next);  // learnt as 400 s from its last four, not 200 s
+  CHECK(*next == g.start + 1800s);
+}
+
 TEST_CASE("a burst of reads is one episode of a period", "[predict][periodic]") {
   Fixture f;
   MonoTime start{};
@@ -377,7 +411,10 @@ TEST_CASE("due() lists a periodic read just before it is due, not long before", 
   CHECK(d[0].confidence == 1.0);
   f.clock.advance(11s);  // 1 s late: within the tolerance, still expected
   CHECK(f.model.due(15s).size() == 1);
-  f.clock.advance(19s);  // 20 s late: missed
+  f.clock.advance(19s);  // 20 s late: missed (a restart, say); the next beat is expected
+  CHECK(f.model.due(15s).empty());
+  CHECK(f.model.next_periodic_read("op://tick") == last + 240s);
+  f.clock.advance(120s);  // that one missed too: the job has stopped
   CHECK(f.model.due(15s).empty());
   CHECK_FALSE(f.model.next_periodic_read("op://tick"));
 }
