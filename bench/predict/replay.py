@@ -774,8 +774,8 @@ def main() -> int:
         return 1
 
     # Trace seconds. Windows cover a start-up (up to 4 gaps of 25 s) and a
-    # chain step (25 s); the periodic lead exceeds the agent's 1 s tick plus a
-    # fetch at 400 ms once divided by the factor.
+    # chain step (25 s); the periodic lead (2 s real) leaves room for a fetch
+    # at 400 ms once divided by the factor.
     windows = {"startup_window": 120.0, "coaccess_window": 30.0, "periodic_lead": 40.0,
                "resolution_ttl": args.resolution_ttl}
     trace = tracegen.generate(tracegen.Params(seed=args.seed, minutes=minutes))
