@@ -137,9 +137,19 @@ Grid grid(const std::vector<Duration>& ago, std::size_t anchor, Duration period,
 // longest span; the period is the span's average, the beat the anchor.
 Fit fit_period(const std::deque<Duration>& intervals, const Options& o) {
   if (intervals.size() < o.period_min_intervals) return {};
-  // Each episode's distance before the latest one, oldest first.
-  std::vector<Duration> ago(intervals.size() + 1, Duration(0));
-  for (std::size_t i = intervals.size(); i-- > 0;) ago[i] = ago[i + 1] + intervals[i];
+  // Each episode's distance before the latest one, oldest first — as far
+  // back as a grid of at most period_max can reach (twice the beats of the
+  // kept intervals): older episodes cannot be on one, and summing the
+  // intervals of a model file (each up to centuries) must not overflow.
+  const auto reach_beats = static_cast<Duration::rep>(2 * o.period_intervals + 2);
+  const Duration reach = o.period_max > Duration::max() / (2 * reach_beats) ? Duration::max() / 2
+                                                                             : o.period_max * reach_beats;
+  std::vector<Duration> ago{Duration(0)};
+  for (std::size_t i = intervals.size(); i-- > 0 && intervals[i] <= reach - ago.back();) {
+    ago.push_back(ago.back() + intervals[i]);
+  }
+  std::reverse(ago.begin(), ago.end());
+  if (ago.size() < o.period_min_intervals + 1) return {};
   const double tolerance = std::clamp(o.period_tolerance, 0.0, 0.5);
   Fit best;
   std::size_t best_beats = 0;

@@ -524,6 +524,20 @@ TEST_CASE("parse refuses malformed text, names the line and keeps the model", "[
   CHECK(f.model.services().empty());
 }
 
+TEST_CASE("intervals as long as the file allows are read back without overflow, and fit no period",
+          "[predict][file][periodic]") {
+  Fixture f;
+  std::string text = "chitty-predict 1\nservice svc 100 1\nref op://old 9 1795480502000 1795480502000";
+  for (int i = 0; i < 8; ++i) text += " 9000000000000";  // 285 years each: their sum is beyond 64-bit nanoseconds
+  text += "\nend\n";
+  REQUIRE(f.model.parse(text));
+  CHECK_FALSE(f.model.next_periodic_read("op://old"));
+  CHECK(f.model.insights("svc").periods.empty());
+  f.clock.advance(1h);
+  f.read("svc", "op://old");  // one more interval, refitted
+  CHECK_FALSE(f.model.next_periodic_read("op://old"));
+}
+
 TEST_CASE("more services and references than the caps keep the caps", "[predict][bounds]") {
   Options o;
   o.max_services = 3;
