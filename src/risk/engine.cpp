@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <deque>
+#include <iterator>
+#include <limits>
 #include <list>
 #include <map>
 #include <unordered_map>
 
 #include "chitty/base/enum_names.hpp"
+#include "chitty/base/records.hpp"
 
 namespace chitty::risk {
 namespace {
@@ -21,6 +24,10 @@ constexpr std::array<std::string_view, 4> kLevelNames{"low", "medium", "high", "
 static_assert(names_every(kLevelNames, Band::deny));
 
 constexpr Duration kMinute = std::chrono::minutes(1);
+constexpr std::string_view kHeader = "chitty-risk 1";
+// Millisecond times the file may hold (below year 2255: nanoseconds fit).
+constexpr std::uint64_t kMaxMillis = 9'000'000'000'000ULL;
+constexpr std::uint64_t kMaxCount = std::uint64_t{1} << 53;
 
 // Look-ups by string_view without building a std::string.
 struct StringHash {
@@ -98,6 +105,15 @@ class Seen {
     names_.emplace_back(std::string(name), now);
   }
 
+  // Most recently seen first.
+  std::vector<std::string> by_recency() const {
+    auto sorted = names_;
+    std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::vector<std::string> out;
+    for (auto& n : sorted) out.push_back(std::move(n.first));
+    return out;
+  }
+
  private:
   std::vector<std::pair<std::string, MonoTime>> names_;
 };
@@ -132,6 +148,47 @@ int hour_of(WallTime t) {
 
 std::string uid_name(std::int64_t uid) { return std::to_string(uid); }
 
+// Every subject, most recently seen first, and the recent revocations.
+struct Store {
+  std::map<std::string, Subject, std::less<>> subjects;
+  std::list<const std::string*> lru;  // front: most recently seen
+  StringMap<MonoTime> revoked;
+
+  Subject* find(std::string_view key) {
+    auto it = subjects.find(key);
+    return it == subjects.end() ? nullptr : &it->second;
+  }
+  Subject& get(std::string_view key, bool service, const Options& o) {
+    auto it = subjects.find(key);
+    if (it != subjects.end()) {
+      lru.splice(lru.begin(), lru, it->second.lru);
+      return it->second;
+    }
+    while (!subjects.empty() && subjects.size() >= std::max<std::size_t>(o.max_services, 1)) {
+      subjects.erase(subjects.find(*lru.back()));
+      lru.pop_back();
+    }
+    it = subjects.emplace(std::string(key), Subject{}).first;
+    it->second.service = service;
+    lru.push_front(&it->first);
+    it->second.lru = lru.begin();
+    return it->second;
+  }
+  // A subject read back from the file, older than every one so far.
+  Subject& add_oldest(const std::string& key) {
+    auto it = subjects.emplace(key, Subject{}).first;
+    lru.push_back(&it->first);
+    it->second.lru = std::prev(lru.end());
+    return it->second;
+  }
+  void trim(std::size_t max) {
+    while (!subjects.empty() && subjects.size() > max) {
+      subjects.erase(subjects.find(*lru.back()));
+      lru.pop_back();
+    }
+  }
+};
+
 }  // namespace
 
 std::string_view factor_name(Factor f) noexcept { return name_of(kFactorNames, f); }
@@ -159,32 +216,7 @@ Band band_of(int score) noexcept {
   return Band::allow;
 }
 
-struct Engine::State {
-  std::map<std::string, Subject, std::less<>> subjects;
-  std::list<const std::string*> lru;  // front: most recently seen
-  StringMap<MonoTime> revoked;
-
-  Subject* find(std::string_view key) {
-    auto it = subjects.find(key);
-    return it == subjects.end() ? nullptr : &it->second;
-  }
-  Subject& get(std::string_view key, bool service, const Options& o) {
-    auto it = subjects.find(key);
-    if (it != subjects.end()) {
-      lru.splice(lru.begin(), lru, it->second.lru);
-      return it->second;
-    }
-    while (!subjects.empty() && subjects.size() >= std::max<std::size_t>(o.max_services, 1)) {
-      subjects.erase(subjects.find(*lru.back()));
-      lru.pop_back();
-    }
-    it = subjects.emplace(std::string(key), Subject{}).first;
-    it->second.service = service;
-    lru.push_front(&it->first);
-    it->second.lru = lru.begin();
-    return it->second;
-  }
-};
+struct Engine::State : Store {};
 
 namespace {
 
@@ -324,6 +356,154 @@ void Engine::revoked(std::string_view ref) {
     m.erase(std::min_element(m.begin(), m.end(), [](const auto& x, const auto& y) { return x.second < y.second; }));
   }
   m.emplace(std::string(ref), now);
+}
+
+}  // namespace chitty::risk
+
+namespace chitty::risk {
+namespace {
+
+std::uint64_t wall_ms(WallTime t) {
+  const auto ms = std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
+}
+
+// Reads a baselines file into `st` (empty on entry). Recency is the order
+// written: `now` less one nanosecond per place.
+class Reader {
+ public:
+  Reader(Store& st, MonoTime now, const Options& o) : st_(st), now_(now), o_(o) {}
+
+  Result<void> read(std::string_view text) {
+    return read_records(text, kHeader, "baselines file", [this](const RecordLine& line) -> Result<void> {
+      if (line.type() == "service") return service(line);
+      if (svc_ == nullptr) return tl::unexpected(line.error("a record before any service record"));
+      if (line.type() == "hours") return hours(line);
+      if (line.type() == "ref") return ref(line);
+      if (line.type() == "exe" || line.type() == "unit" || line.type() == "uid") return caller(line);
+      return tl::unexpected(line.error("unknown record type"));
+    });
+  }
+
+ private:
+  MonoTime next_place() { return now_ - Duration(++place_); }
+
+  Result<void> service(const RecordLine& line) {
+    if (line.size() != 5) {
+      return tl::unexpected(line.error("a service record has 4 fields: name first-served served peak-minute"));
+    }
+    auto name = line.text(1);
+    if (!name) return tl::unexpected(name.error());
+    if (st_.find(*name) != nullptr) return tl::unexpected(line.error("a second record of the same service"));
+    auto first = line.number(2, kMaxMillis);
+    if (!first) return tl::unexpected(first.error());
+    auto served = line.number(3, kMaxCount);
+    if (!served) return tl::unexpected(served.error());
+    auto peak = line.number(4, std::numeric_limits<std::uint32_t>::max());
+    if (!peak) return tl::unexpected(peak.error());
+    if ((*first == 0) != (*served == 0)) {
+      return tl::unexpected(line.error("a service served nothing has no first-served time, and only that one"));
+    }
+    // Written most recently seen first: each goes to the back.
+    Subject& s = st_.add_oldest(*name);
+    s.service = true;
+    if (*first != 0) s.first_served = WallTime(std::chrono::milliseconds(static_cast<std::int64_t>(*first)));
+    s.served = *served;
+    s.peak_minute = static_cast<std::uint32_t>(*peak);
+    svc_ = &s;
+    hours_seen_ = false;
+    return {};
+  }
+
+  Result<void> hours(const RecordLine& line) {
+    if (hours_seen_) return tl::unexpected(line.error("a second hours record for the service"));
+    if (line.size() != 25) return tl::unexpected(line.error("an hours record has 24 fields, one per hour"));
+    std::uint64_t total = 0;
+    for (std::size_t h = 0; h < 24; ++h) {
+      auto n = line.number(h + 1, kMaxCount);
+      if (!n) return tl::unexpected(n.error());
+      svc_->hours[h] = *n;
+      total += *n;
+    }
+    if (total > svc_->served) return tl::unexpected(line.error("more requests by hour than the service was served"));
+    hours_seen_ = true;
+    return {};
+  }
+
+  Result<void> ref(const RecordLine& line) {
+    if (line.size() != 3) return tl::unexpected(line.error("a ref record has 2 fields: reference count"));
+    auto name = line.text(1);
+    if (!name) return tl::unexpected(name.error());
+    auto count = line.number(2, svc_->served);
+    if (!count) return tl::unexpected(count.error());
+    if (*count == 0) return tl::unexpected(line.field_error(2, "a zero count"));
+    if (svc_->refs.find(*name) != svc_->refs.end()) return tl::unexpected(line.error("a second record of the same ref"));
+    if (svc_->refs.size() < o_.max_refs_per_service) svc_->refs.emplace(std::move(*name), RefSeen{*count, next_place()});
+    return {};
+  }
+
+  Result<void> caller(const RecordLine& line) {
+    if (line.size() != 2) return tl::unexpected(line.error("an exe, unit or uid record has 1 field"));
+    Seen& seen = line.type() == "exe" ? svc_->exes : line.type() == "unit" ? svc_->units : svc_->uids;
+    std::string name;
+    if (line.type() == "uid") {
+      auto uid = line.signed_number(1);
+      if (!uid) return tl::unexpected(uid.error());
+      name = uid_name(*uid);
+    } else {
+      auto text = line.text(1);
+      if (!text) return tl::unexpected(text.error());
+      name = std::move(*text);
+    }
+    if (seen.has(name)) return tl::unexpected(line.error("a second record of the same name"));
+    seen.add(name, next_place(), o_.max_callers_per_service);
+    return {};
+  }
+
+  Store& st_;
+  MonoTime now_;
+  const Options& o_;
+  Subject* svc_ = nullptr;
+  bool hours_seen_ = false;
+  std::int64_t place_ = 0;
+};
+
+}  // namespace
+
+std::string Engine::serialize() const {
+  std::string out(kHeader);
+  out += '\n';
+  for (const std::string* key : state_->lru) {
+    const Subject& s = state_->subjects.find(*key)->second;
+    if (!s.service) continue;
+    RecordWriter(out, "service")
+        .text(*key)
+        .number(s.first_served ? std::max<std::uint64_t>(wall_ms(*s.first_served), 1) : 0)
+        .number(s.served)
+        .number(s.peak_minute);
+    {
+      RecordWriter r(out, "hours");
+      for (std::uint64_t h : s.hours) r.number(h);
+    }
+    std::vector<std::pair<const std::string*, const RefSeen*>> refs;
+    for (const auto& [ref, seen] : s.refs) refs.emplace_back(&ref, &seen);
+    std::sort(refs.begin(), refs.end(), [](const auto& a, const auto& b) { return a.second->last > b.second->last; });
+    for (const auto& [ref, seen] : refs) RecordWriter(out, "ref").text(*ref).number(seen->count);
+    for (const std::string& e : s.exes.by_recency()) RecordWriter(out, "exe").text(e);
+    for (const std::string& u : s.units.by_recency()) RecordWriter(out, "unit").text(u);
+    for (const std::string& u : s.uids.by_recency()) RecordWriter(out, "uid").text(u);
+  }
+  out += "end\n";
+  return out;
+}
+
+Result<void> Engine::parse(std::string_view text) {
+  auto fresh = std::make_unique<State>();
+  Reader reader(*fresh, clock_.now(), options_);
+  if (auto ok = reader.read(text); !ok) return ok;
+  fresh->trim(std::max<std::size_t>(options_.max_services, 1));
+  state_ = std::move(fresh);
+  return {};
 }
 
 }  // namespace chitty::risk

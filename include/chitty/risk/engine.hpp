@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "chitty/base/clock.hpp"
+#include "chitty/base/result.hpp"
 
 namespace chitty::risk {
 
@@ -131,6 +132,14 @@ class Engine {
 
   void set_options(Options o);  // a reload; baselines are kept
   const Options& options() const noexcept { return options_; }
+
+  // The services' baselines as text (docs/risk.md, "The baselines file"):
+  // references, names, hours and counts, no value; the short windows and
+  // callers that are no service are not kept. parse() replaces the
+  // baselines with the text's, or leaves them as they were and names the
+  // line it refuses; it checks no MAC (the caller does, around it).
+  std::string serialize() const;
+  [[nodiscard]] Result<void> parse(std::string_view text);
 
  private:
   struct State;
