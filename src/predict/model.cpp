@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "chitty/base/enum_names.hpp"
+#include "chitty/base/records.hpp"
 #include "chitty/base/text.hpp"
 
 namespace chitty::predict {
@@ -31,6 +32,8 @@ constexpr std::size_t kNextMax = 10;
 constexpr std::uint64_t kMaxMillis = 9'000'000'000'000ULL;
 
 using NamePtr = const std::string*;  // a key of a std::map node: stable until erased
+using Line = RecordLine;
+using Record = RecordWriter;
 
 struct Successor {
   std::string ref;
@@ -371,159 +374,9 @@ void apply_bounds(Store& st, const Options& o) {
 
 // --- The model file -------------------------------------------------------
 
-void append_escaped(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c <= 0x20 || c == '%' || c >= 0x7F) {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0xF];
-    } else {
-      out += ch;
-    }
-  }
-}
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-bool unescape(std::string_view s, std::string& out) {
-  out.clear();
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '%') {
-      if (i + 2 >= s.size()) return false;
-      const int hi = hex_value(s[i + 1]);
-      const int lo = hex_value(s[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      out += static_cast<char>((hi << 4) | lo);
-      i += 2;
-    } else if (c < 0x20 || c == 0x7F) {
-      return false;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return true;
-}
-
-void append_signed(std::string& out, std::int64_t v) {
-  if (v < 0) {
-    out += '-';
-    append_decimal(out, static_cast<std::uint64_t>(0) - static_cast<std::uint64_t>(v));
-  } else {
-    append_decimal(out, static_cast<std::uint64_t>(v));
-  }
-}
-
-// One line of the model file: its record type, then its fields, each after
-// one space; the newline when it goes out of scope.
-class Record {
- public:
-  Record(std::string& out, std::string_view type) : out_(out) { out_ += type; }
-  ~Record() { out_ += '\n'; }
-  Record(const Record&) = delete;
-  Record& operator=(const Record&) = delete;
-
-  Record& text(std::string_view s) {
-    out_ += ' ';
-    append_escaped(out_, s);
-    return *this;
-  }
-  Record& number(std::uint64_t v) {
-    out_ += ' ';
-    append_decimal(out_, v);
-    return *this;
-  }
-  Record& signed_number(std::int64_t v) {
-    out_ += ' ';
-    append_signed(out_, v);
-    return *this;
-  }
-
- private:
-  std::string& out_;
-};
-
 std::uint64_t millis(Duration d) {
   const auto ms = std::chrono::floor<std::chrono::milliseconds>(d).count();
   return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
-}
-
-Error line_error(std::size_t number, std::string_view what) {
-  std::string m = "model file line ";
-  append_decimal(m, number);
-  m += ": ";
-  m += what;
-  return Error(std::move(m));
-}
-
-// One line of the model file: its fields and where it stands, with the
-// readers that name the line when a field is not what the format says.
-class Line {
- public:
-  Line(std::size_t number, std::vector<std::string_view> fields) : number_(number), fields_(std::move(fields)) {}
-
-  std::size_t size() const noexcept { return fields_.size(); }
-  std::string_view type() const noexcept { return fields_[0]; }
-
-  Error error(std::string_view what) const { return line_error(number_, what); }
-  Error field_error(std::size_t i, std::string_view what) const {
-    std::string m(what);
-    m += " in field ";
-    append_decimal(m, i + 1);
-    m += " of the ";
-    m += type();
-    m += " record";
-    return error(m);
-  }
-
-  Result<std::string> text(std::size_t i) const {
-    std::string out;
-    if (!unescape(fields_[i], out)) return tl::unexpected(field_error(i, "bad escape"));
-    return out;
-  }
-  Result<std::uint64_t> number(std::size_t i, std::uint64_t max) const {
-    std::uint64_t v = 0;
-    if (!parse_u64(fields_[i], v)) return tl::unexpected(field_error(i, "bad number"));
-    if (v > max) return tl::unexpected(field_error(i, "number out of range"));
-    return v;
-  }
-  Result<std::int64_t> signed_number(std::size_t i) const {
-    std::string_view f = fields_[i];
-    const bool negative = !f.empty() && f[0] == '-';
-    if (negative) f.remove_prefix(1);
-    std::uint64_t v = 0;
-    if (!parse_u64(f, v)) return tl::unexpected(field_error(i, "bad number"));
-    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      return tl::unexpected(field_error(i, "number out of range"));
-    }
-    return negative ? -static_cast<std::int64_t>(v) : static_cast<std::int64_t>(v);
-  }
-
- private:
-  std::size_t number_;
-  std::vector<std::string_view> fields_;
-};
-
-// Splits on single spaces; nullopt when a field is empty (two spaces in a
-// row, or a space at either end).
-std::optional<std::vector<std::string_view>> split(std::string_view line) {
-  std::vector<std::string_view> fields;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t sp = line.find(' ', start);
-    const std::string_view f = line.substr(start, sp == std::string_view::npos ? std::string_view::npos : sp - start);
-    if (f.empty()) return std::nullopt;
-    fields.push_back(f);
-    if (sp == std::string_view::npos) return fields;
-    start = sp + 1;
-  }
 }
 
 // Reads the model file into `st` (empty on entry), times converted from the
@@ -533,46 +386,13 @@ class Reader {
   Reader(Store& st, MonoTime now, WallTime wall_now) : st_(st), now_(now), wall_now_(wall_now) {}
 
   Result<void> read(std::string_view text) {
-    std::size_t number = 0;
-    std::size_t pos = 0;
-    bool ended = false;
-    while (pos < text.size()) {
-      ++number;
-      const std::size_t nl = text.find('\n', pos);
-      if (nl == std::string_view::npos)
-        return tl::unexpected(line_error(number, "truncated line (no newline at its end)"));
-      const std::string_view raw = text.substr(pos, nl - pos);
-      pos = nl + 1;
-      if (number == 1) {
-        if (raw != kHeader)
-          return tl::unexpected(line_error(1, "not a model file: the header must be \"chitty-predict 1\""));
-        continue;
-      }
-      if (ended) return tl::unexpected(line_error(number, "a line after the end record"));
-      auto fields = split(raw);
-      if (!fields)
-        return tl::unexpected(line_error(number, "an empty field (two spaces, or a space at an end of the line)"));
-      const Line line(number, std::move(*fields));
-      Result<void> r;
-      if (line.type() == "service") {
-        r = service(line);
-      } else if (line.type() == "run") {
-        r = run(line);
-      } else if (line.type() == "ref") {
-        r = ref(line);
-      } else if (line.type() == "successor") {
-        r = successor(line);
-      } else if (line.type() == "end") {
-        if (line.size() != 1) return tl::unexpected(line.error("the end record has no fields"));
-        ended = true;
-      } else {
-        return tl::unexpected(line.error("unknown record type"));
-      }
-      if (!r) return r;
-    }
-    if (number == 0) return tl::unexpected(line_error(1, "empty: no header"));
-    if (!ended) return tl::unexpected(line_error(number + 1, "the end record is missing (a truncated file)"));
-    return {};
+    return read_records(text, kHeader, "model file", [this](const Line& line) -> Result<void> {
+      if (line.type() == "service") return service(line);
+      if (line.type() == "run") return run(line);
+      if (line.type() == "ref") return ref(line);
+      if (line.type() == "successor") return successor(line);
+      return tl::unexpected(line.error("unknown record type"));
+    });
   }
 
  private:
