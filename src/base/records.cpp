@@ -8,13 +8,6 @@
 namespace chitty {
 namespace {
 
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
 // Splits on single spaces; nullopt when a field is empty (two spaces in a
 // row, or a space at either end).
 std::optional<std::vector<std::string_view>> split(std::string_view line) {
@@ -52,8 +45,8 @@ bool unescape(std::string_view s, std::string& out) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c == '%') {
       if (i + 2 >= s.size()) return false;
-      const int hi = hex_value(s[i + 1]);
-      const int lo = hex_value(s[i + 2]);
+      const int hi = hex_digit(s[i + 1]);
+      const int lo = hex_digit(s[i + 2]);
       if (hi < 0 || lo < 0) return false;
       out += static_cast<char>((hi << 4) | lo);
       i += 2;

@@ -151,4 +151,11 @@ bool parse_u64(std::string_view s, std::uint64_t& out) noexcept {
   return true;
 }
 
+int hex_digit(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 }  // namespace chitty

@@ -1,16 +1,8 @@
 #include "chitty/http/url.hpp"
 
+#include "chitty/base/text.hpp"
+
 namespace chitty::http {
-namespace {
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
 
 [[nodiscard]] Result<std::string> percent_decode(std::string_view s, bool plus_is_space) {
   std::string out;
@@ -19,8 +11,8 @@ int hex_value(char c) noexcept {
     char c = s[i];
     if (c == '%') {
       if (i + 2 >= s.size()) return fail("truncated percent-escape");
-      int hi = hex_value(s[i + 1]);
-      int lo = hex_value(s[i + 2]);
+      int hi = hex_digit(s[i + 1]);
+      int lo = hex_digit(s[i + 2]);
       if (hi < 0 || lo < 0) return fail("malformed percent-escape");
       char decoded = static_cast<char>(hi * 16 + lo);
       if (decoded == '\0') return fail("encoded NUL byte");

@@ -13,15 +13,13 @@ secure::SignedFile model_file(const std::string& path) {
 }  // namespace
 
 Result<void> save_model(const std::string& path, const Model& model, const secure::MacKey& key) {
-  return secure::save_signed_text(model_file(path), model.serialize(), key);
+  return secure::save_signed_state(model_file(path), model, key);
 }
 
 Result<Loaded> load_model(const std::string& path, Model& model, const secure::MacKey& key) {
-  auto text = secure::load_signed_text(model_file(path), key);
-  if (!text) return tl::unexpected(text.error());
-  if (!*text) return Loaded::none;
-  if (auto ok = model.parse(**text); !ok) return fail("prediction model " + path + ": " + ok.error().message);
-  return Loaded::model;
+  auto read = secure::load_signed_state(model_file(path), model, key);
+  if (!read) return tl::unexpected(read.error());
+  return *read ? Loaded::model : Loaded::none;
 }
 
 }  // namespace chitty::predict

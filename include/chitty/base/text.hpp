@@ -38,6 +38,9 @@ void append_decimal(std::string& out, std::uint64_t v);
 // Parses a non-negative decimal integer that must fill the whole string.
 bool parse_u64(std::string_view s, std::uint64_t& out) noexcept;
 
+// The value of a hex digit (either case); -1 for any other character.
+int hex_digit(char c) noexcept;
+
 // A file mode as people write it: the permission bits (with setuid, setgid
 // and sticky) in four octal digits, format_mode(0640) == "0640". Bits above
 // 07777 (the file type of a st_mode) are left out.

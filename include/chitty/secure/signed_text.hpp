@@ -35,4 +35,21 @@ struct SignedFile {
 // or whose MAC does not verify under `key`.
 [[nodiscard]] Result<std::optional<std::string>> load_signed_text(const SignedFile& f, const MacKey& key);
 
+// The same for a state with `std::string serialize() const` and
+// `Result<void> parse(std::string_view)` (the prediction model, the risk
+// baselines). load: true when read, false when there is no file yet; a text
+// parse() refuses is refused too, the state left as it was.
+template <typename State>
+[[nodiscard]] Result<void> save_signed_state(const SignedFile& f, const State& state, const MacKey& key) {
+  return save_signed_text(f, state.serialize(), key);
+}
+template <typename State>
+[[nodiscard]] Result<bool> load_signed_state(const SignedFile& f, State& state, const MacKey& key) {
+  auto text = load_signed_text(f, key);
+  if (!text) return tl::unexpected(text.error());
+  if (!*text) return false;
+  if (auto ok = state.parse(**text); !ok) return fail(std::string(f.what) + " " + f.path + ": " + ok.error().message);
+  return true;
+}
+
 }  // namespace chitty::secure

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "chitty/risk/baselines_file.hpp"
+#include "chitty/risk/engine.hpp"
 #include "chitty/secure/arena.hpp"
 #include "chitty/secure/signed_text.hpp"
 #include "manual_clock.hpp"
@@ -137,20 +138,21 @@ TEST_CASE("the baselines file: saved with a MAC, read back; changed or under ano
   chitty::testing::ManualClock clock;
   Engine e(quick_learning(), clock);
 
+  const auto file = chitty::risk::baselines_file(path);
   SECTION("no file yet") {
-    auto loaded = chitty::risk::load_baselines(path, e, **key);
+    auto loaded = chitty::secure::load_signed_state(file, e, **key);
     REQUIRE(loaded);
-    CHECK(*loaded == chitty::risk::Loaded::none);
+    CHECK_FALSE(*loaded);
   }
 
   learn(e, clock);
-  REQUIRE(chitty::risk::save_baselines(path, e, **key));
+  REQUIRE(chitty::secure::save_signed_state(file, e, **key));
 
   SECTION("read back") {
     Engine again(quick_learning(), clock);
-    auto loaded = chitty::risk::load_baselines(path, again, **key);
+    auto loaded = chitty::secure::load_signed_state(file, again, **key);
     REQUIRE(loaded);
-    CHECK(*loaded == chitty::risk::Loaded::baselines);
+    CHECK(*loaded);
     CHECK(again.serialize() == e.serialize());
   }
   SECTION("changed: refused") {
@@ -160,7 +162,7 @@ TEST_CASE("the baselines file: saved with a MAC, read back; changed or under ano
     text.replace(at, 8, "op://ops");
     dir.write("risk.baselines", text);
     Engine again(quick_learning(), clock);
-    auto loaded = chitty::risk::load_baselines(path, again, **key);
+    auto loaded = chitty::secure::load_signed_state(file, again, **key);
     REQUIRE_FALSE(loaded);
     CHECK_THAT(loaded.error().message, Contains("does not verify"));
     CHECK(again.serialize() == "chitty-risk 1\nend\n");
@@ -169,13 +171,13 @@ TEST_CASE("the baselines file: saved with a MAC, read back; changed or under ano
     auto other = chitty::secure::MacKey::from_bytes(**arena, std::string(32, 'x'));
     REQUIRE(other);
     Engine again(quick_learning(), clock);
-    CHECK_FALSE(chitty::risk::load_baselines(path, again, **other));
+    CHECK_FALSE(chitty::secure::load_signed_state(file, again, **other));
   }
   SECTION("a prediction model's MAC does not pass for baselines") {
     // Same key, same text, another file kind's domain.
     chitty::secure::SignedFile model{path, "chitty-agent prediction model v1\n", "prediction model", 1 << 20};
     REQUIRE(chitty::secure::save_signed_text(model, e.serialize(), **key));
     Engine again(quick_learning(), clock);
-    CHECK_FALSE(chitty::risk::load_baselines(path, again, **key));
+    CHECK_FALSE(chitty::secure::load_signed_state(file, again, **key));
   }
 }
