@@ -218,6 +218,34 @@ TEST_CASE("several requests at an unusual hour within minutes are activity, one 
   CHECK(factors(f.engine.assess(Fixture::usual())) == std::vector<Factor>{Factor::unusual_hour});
 }
 
+TEST_CASE("a new working hour becomes usual: served while flagged, its hour is learnt", "[risk][learning]") {
+  Options o = quick_learning();
+  o.hours_learning_period = 1h;
+  Fixture f(o);
+  // Two hours of history, 00:00-02:00, 2400 requests: then 10:00 is an
+  // unusual hour until it holds 1% of them.
+  for (int i = 0; i < 2400; ++i) {
+    f.ask(Fixture::usual());
+    f.clock.advance(3s);
+  }
+  f.clock.advance(8h);
+  // From 10:00 to 11:00, a request a minute, answered as the broker will.
+  int flagged = 0;
+  int last_flagged = -1;
+  for (int i = 0; i < 60; ++i) {
+    const Assessment a = f.engine.assess(Fixture::usual());
+    const bool monitor = a.band == Band::monitor;
+    f.engine.record(Fixture::usual(), monitor ? Outcome::monitored : Outcome::served);
+    if (a.band != Band::allow) {
+      ++flagged;
+      last_flagged = i;
+    }
+    f.clock.advance(1min);
+  }
+  CHECK(flagged > 0);        // the new hour was flagged at first
+  CHECK(last_flagged < 40);  // and learnt within the hour, not locked out
+}
+
 TEST_CASE("a burst above the service's busiest minute", "[risk][factor]") {
   Fixture f;
   f.learn_a_day();  // one request a quarter of an hour: its busiest minute had 1
