@@ -15,8 +15,9 @@ namespace chitty::risk {
 namespace {
 
 constexpr std::array<std::string_view, kFactors> kFactorNames{
-    "identity_partial", "service_mismatch", "purpose_not_allowed", "first_access", "new_executable", "new_unit",
-    "new_uid",          "unusual_hour",     "burst",               "enumeration",  "recently_revoked"};
+    "identity_partial", "service_mismatch",      "purpose_not_allowed", "first_access", "new_references",
+    "new_executable",   "new_unit",              "new_uid",             "unusual_hour", "unusual_hour_activity",
+    "burst",            "enumeration",           "recently_revoked"};
 static_assert(names_every(kFactorNames, Factor::recently_revoked));
 constexpr std::array<std::string_view, 4> kBandNames{"allow", "monitor", "step_up", "deny"};
 static_assert(names_every(kBandNames, Band::deny));
@@ -135,8 +136,13 @@ struct Subject {
   std::array<std::uint64_t, 24> hours{};  // served per hour of the day (UTC)
   std::uint32_t peak_minute = 0;          // most requests in one minute that was not a burst
   // The short windows.
+  std::deque<std::pair<MonoTime, std::string>> novel;  // references asked while new to it (novelty window)
+  std::deque<MonoTime> odd;                            // requests at unusual hours (odd-hours window)
   MonoTime minute_start{};
   std::uint32_t minute_count = 0;
+  std::uint32_t previous_minute = 0;  // the count of the minute before, when it was the one just before
+  std::uint32_t ordinary_in_minute = 0;  // of this minute's requests, those served unflagged
+  bool burst_in_minute = false;          // a request of this minute came in a burst
   Window window;
   std::list<const std::string*>::iterator lru;
 };
@@ -198,10 +204,12 @@ std::string_view level_name(Band b) noexcept { return name_of(kLevelNames, b); }
 bool is_soft(Factor f) noexcept {
   switch (f) {
     case Factor::first_access:
+    case Factor::new_references:
     case Factor::new_executable:
     case Factor::new_unit:
     case Factor::new_uid:
     case Factor::unusual_hour:
+    case Factor::unusual_hour_activity:
     case Factor::burst:
       return true;
     default:
@@ -230,13 +238,31 @@ bool learning(const Subject* s, WallTime now, const Options& o) {
   return s->served < o.learning_requests || now - *s->first_served < o.learning_period;
 }
 
-// The subject's minute moves on; a minute that was not a burst raises its peak.
-void roll_minute(Subject& s, MonoTime now, const Options& o) {
+double burst_limit(const Subject& s, const Options& o) {
+  return std::max<double>(o.burst_min, o.burst_factor * s.peak_minute);
+}
+
+// The subject's minute moves on. Its peak learns from the requests served
+// unflagged in a minute with no burst — not from what abuse sent, even under
+// the limit. (A burst split over two minutes is still one: the count is over
+// the last sixty seconds, see last_minute.)
+void roll_minute(Subject& s, MonoTime now) {
   if (now - s.minute_start < kMinute) return;
-  const double limit = std::max<double>(o.burst_min, o.burst_factor * s.peak_minute);
-  if (s.minute_count <= limit) s.peak_minute = std::max(s.peak_minute, s.minute_count);
-  s.minute_start = now;
+  if (!s.burst_in_minute) s.peak_minute = std::max(s.peak_minute, s.ordinary_in_minute);
+  s.previous_minute = now - s.minute_start < 2 * kMinute ? s.minute_count : 0;
+  s.minute_start = now - (now - s.minute_start) % kMinute;
   s.minute_count = 0;
+  s.ordinary_in_minute = 0;
+  s.burst_in_minute = false;
+}
+
+// Requests in the last sixty seconds, estimated from this minute's count and
+// the share of the minute before that is still within them.
+double last_minute(const Subject& s, MonoTime now) {
+  const Duration into = now - s.minute_start;
+  if (into >= 2 * kMinute) return 0;
+  if (into >= kMinute) return s.minute_count * (1.0 - std::chrono::duration<double>(into - kMinute) / kMinute);
+  return s.minute_count + s.previous_minute * (1.0 - std::chrono::duration<double>(into) / kMinute);
 }
 
 // Whether `ref` is new to the subject: never served to it (a caller that is
@@ -245,7 +271,30 @@ bool fresh_to(const Subject* s, std::string_view ref) {
   return s == nullptr || !s->service || s->refs.find(ref) == s->refs.end();
 }
 
-std::uint32_t minute_count(const Subject& s, MonoTime now) { return now - s.minute_start < kMinute ? s.minute_count : 0; }
+// Whether `at` falls in an hour of the day holding under unusual_hour_share
+// of what the service was served.
+bool unusual_hour(const Subject& s, WallTime at, const Options& o) {
+  std::uint64_t total = 0;
+  for (std::uint64_t h : s.hours) total += h;
+  const auto here = static_cast<double>(s.hours[static_cast<std::size_t>(hour_of(at))]);
+  return total > 0 && here < o.unusual_hour_share * static_cast<double>(total);
+}
+
+// Distinct references in `novel` other than `ref`.
+std::size_t other_novel(const Subject& s, std::string_view ref) {
+  std::vector<std::string_view> seen;
+  for (const auto& [at, r] : s.novel) {
+    if (r != ref && std::find(seen.begin(), seen.end(), r) == seen.end()) seen.push_back(r);
+  }
+  return seen.size();
+}
+
+void expire_windows(Subject& s, MonoTime now, const Options& o) {
+  s.window.expire(now, o.enumeration_window);
+  while (!s.novel.empty() && (now - s.novel.front().first > o.novelty_window || s.novel.size() > 64)) s.novel.pop_front();
+  while (!s.odd.empty() && (now - s.odd.front() > o.odd_hours_window || s.odd.size() > 64)) s.odd.pop_front();
+}
+
 
 }  // namespace
 
@@ -261,7 +310,7 @@ Assessment Engine::assess(const Request& r) {
   const WallTime wall = clock_.wall_now();
   const Options& o = options_;
   Subject* s = state_->find(subject_key(r));
-  if (s != nullptr) s->window.expire(now, o.enumeration_window);
+  if (s != nullptr) expire_windows(*s, now, o);
 
   Assessment a;
   a.learning = !r.service.empty() && learning(s, wall, o);
@@ -277,19 +326,18 @@ Assessment Engine::assess(const Request& r) {
   // no history to differ from).
   if (!r.service.empty()) {
     const bool known = s != nullptr && s->served > 0;
-    if (!known || s->refs.find(r.ref) == s->refs.end()) fire(Factor::first_access);
+    const bool fresh = !known || s->refs.find(r.ref) == s->refs.end();
+    if (fresh) fire(Factor::first_access);
+    if (fresh && known && other_novel(*s, r.ref) + 1 >= o.novelty_refs) fire(Factor::new_references);
     if (!r.exe.empty() && (!known || !s->exes.has(r.exe))) fire(Factor::new_executable);
     if (!r.unit.empty() && (!known || !s->units.has(r.unit))) fire(Factor::new_unit);
     if (r.uid && (!known || !s->uids.has(uid_name(*r.uid)))) fire(Factor::new_uid);
-    if (known && !a.learning) {
-      std::uint64_t total = 0;
-      for (std::uint64_t h : s->hours) total += h;
-      const auto here = static_cast<double>(s->hours[static_cast<std::size_t>(hour_of(wall))]);
-      if (total > 0 && here < o.unusual_hour_share * static_cast<double>(total)) fire(Factor::unusual_hour);
+    if (known && !a.learning && wall - *s->first_served >= o.hours_learning_period && unusual_hour(*s, wall, o)) {
+      fire(Factor::unusual_hour);
+      if (s->odd.size() + 1 >= o.odd_hours_requests) fire(Factor::unusual_hour_activity);
     }
     if (s != nullptr) {
-      const double limit = std::max<double>(o.burst_min, o.burst_factor * s->peak_minute);
-      if (minute_count(*s, now) + 1 > limit) fire(Factor::burst);
+      if (last_minute(*s, now) + 1 > burst_limit(*s, o)) fire(Factor::burst);
     }
   }
   if (s != nullptr) {
@@ -319,15 +367,24 @@ void Engine::record(const Request& r, Outcome outcome) {
   const WallTime wall = clock_.wall_now();
   const Options& o = options_;
   Subject& s = state_->get(subject_key(r), !r.service.empty(), o);
-  roll_minute(s, now, o);
+  roll_minute(s, now);
+  if (last_minute(s, now) + 1 > burst_limit(s, o)) s.burst_in_minute = true;
   ++s.minute_count;
-  s.window.expire(now, o.enumeration_window);
-  s.window.add(now, r.ref, outcome == Outcome::not_found || outcome == Outcome::forbidden, fresh_to(&s, r.ref));
-  if (outcome != Outcome::served || !s.service) return;
+  if (outcome == Outcome::served) ++s.ordinary_in_minute;
+  expire_windows(s, now, o);
+  const bool fresh = fresh_to(&s, r.ref);
+  s.window.add(now, r.ref, outcome == Outcome::not_found || outcome == Outcome::forbidden, fresh);
+  if (!s.service) return;
+  if (fresh && s.served > 0) s.novel.emplace_back(now, std::string(r.ref));
+  if (s.served > 0 && unusual_hour(s, wall, o)) s.odd.push_back(now);
+  if (outcome != Outcome::served && outcome != Outcome::monitored) return;
 
+  // Served: when it is active is learnt.
   if (!s.first_served) s.first_served = wall;
   ++s.served;
   s.hours[static_cast<std::size_t>(hour_of(wall))] += 1;
+  // Served unflagged: what it reads and who it runs as, too.
+  if (outcome != Outcome::served) return;
   auto ref = s.refs.find(r.ref);
   if (ref == s.refs.end()) {
     if (o.max_refs_per_service == 0) return;

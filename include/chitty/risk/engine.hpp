@@ -29,10 +29,12 @@ enum class Factor : std::uint8_t {
   service_mismatch,     // the service the caller claims is not the one it is
   purpose_not_allowed,  // the stated purpose is not allowed for the credential's category
   first_access,         // the service never read this reference before
+  new_references,       // several references new to the service within the hour (reading outside its set)
   new_executable,       // a caller executable the service was never seen with
   new_unit,             // a systemd unit the service was never seen with
   new_uid,              // a uid the service was never seen with
   unusual_hour,         // an hour of the day the service is rarely active in
+  unusual_hour_activity,  // several requests at such hours within minutes (not one stray job)
   burst,                // this minute's requests far above the service's busiest minute
   enumeration,          // many distinct references, or many not_found/forbidden, in a short window
   recently_revoked,     // the reference was revoked, or its revocation cleared, recently
@@ -53,7 +55,7 @@ Band band_of(int score) noexcept;
 struct Options {
   // Points each factor adds when it fires; the score is their sum, at most
   // 100. Defaults: docs/risk.md.
-  std::array<int, kFactors> weights{20, 100, 40, 10, 25, 15, 25, 15, 35, 75, 50};
+  std::array<int, kFactors> weights{20, 100, 40, 10, 30, 25, 15, 25, 15, 20, 35, 75, 50};
   // A service learns until both hold: this long since its first request,
   // and this many requests served.
   Duration learning_period = std::chrono::hours(24);
@@ -66,13 +68,23 @@ struct Options {
   Duration enumeration_window = std::chrono::seconds(10);
   std::uint32_t enumeration_refs = 8;
   std::uint32_t enumeration_failures = 5;
+  // New references: `novelty_refs` distinct references new to the service
+  // within `novelty_window`, this one included.
+  Duration novelty_window = std::chrono::hours(1);
+  std::uint32_t novelty_refs = 3;
+  // Unusual-hour activity: `odd_hours_requests` requests at unusual hours
+  // within `odd_hours_window`, this one included.
+  Duration odd_hours_window = std::chrono::minutes(10);
+  std::uint32_t odd_hours_requests = 3;
   // Burst: this minute's requests above both `burst_min` and `burst_factor`
   // times the service's busiest minute so far.
   std::uint32_t burst_min = 60;
   double burst_factor = 5.0;
   // Unusual hour: an hour of the day (UTC) holding less than this share of
-  // the service's requests.
+  // what the service was served — judged once it has been served for
+  // `hours_learning_period` (a whole week, so that a week's rhythm is in).
   double unusual_hour_share = 0.01;
+  Duration hours_learning_period = std::chrono::hours(24 * 7);
   // Recently revoked: a revocation put in force or cleared this recently.
   Duration revoked_within = std::chrono::hours(24);
   // Bounds on what is kept. Past them the least recently seen are forgotten.
@@ -96,7 +108,9 @@ struct Request {
 
 // How the request was answered (what the engine learns from).
 enum class Outcome : std::uint8_t {
-  served,     // a value was served: the service's baseline learns it
+  served,     // a value was served in the allow band: the service's baseline learns it
+  monitored,  // served in the monitor band: its hour and minute are learnt, not its reference or caller
+              // (a flagged caller or reference must not become usual by being served)
   not_found,  // the reference does not exist (counts towards enumeration)
   forbidden,  // policy refused it (counts towards enumeration)
   refused,    // refused for another reason (risk, rate limit, revocation): learnt from not at all

@@ -85,6 +85,8 @@ TEST_CASE("bands follow SPEC §6 and name themselves", "[risk][band]") {
   CHECK(chitty::risk::level_name(Band::deny) == "critical");
   CHECK(chitty::risk::factor_name(Factor::identity_partial) == "identity_partial");
   CHECK(chitty::risk::factor_name(Factor::recently_revoked) == "recently_revoked");
+  CHECK(chitty::risk::factor_name(Factor::new_references) == "new_references");
+  CHECK(chitty::risk::factor_name(Factor::unusual_hour_activity) == "unusual_hour_activity");
 }
 
 TEST_CASE("a learnt service's ordinary request fires nothing and scores 0", "[risk]") {
@@ -169,6 +171,81 @@ TEST_CASE("an hour the service is rarely active in is unusual", "[risk][factor]"
   CHECK(a.score == weight_of(f.engine.options(), Factor::unusual_hour));
 }
 
+TEST_CASE("several references new to the service within the hour: reading outside its set", "[risk][factor]") {
+  Fixture f;
+  f.learn_a_day();
+  const Options& o = f.engine.options();
+  for (std::uint32_t i = 1; i < o.novelty_refs; ++i) {
+    const Assessment a = f.ask(Fixture::usual("op://infra/spare" + std::to_string(i) + "/password"));
+    INFO(i);
+    REQUIRE(factors(a) == std::vector<Factor>{Factor::first_access});  // served: learnt
+    f.clock.advance(10min);
+  }
+  const Assessment a = f.engine.assess(Fixture::usual("op://infra/spare9/password"));
+  REQUIRE(factors(a) == std::vector<Factor>{Factor::first_access, Factor::new_references});
+  CHECK(a.score == weight_of(o, Factor::first_access) + weight_of(o, Factor::new_references));
+  CHECK(a.band == Band::monitor);
+  // An hour after the first of them, only two are in the window.
+  f.clock.advance(o.novelty_window - 20min + 1s);
+  CHECK(factors(f.engine.assess(Fixture::usual("op://infra/spare9/password"))) ==
+        std::vector<Factor>{Factor::first_access});
+}
+
+TEST_CASE("several requests at an unusual hour within minutes are activity, one stray request is not",
+          "[risk][factor]") {
+  Fixture f;
+  // Ten days of office hours: 09:00-17:00 UTC, a request every 20 minutes.
+  for (int day = 0; day < 10; ++day) {
+    f.clock.advance(9h);
+    for (int i = 0; i < 24; ++i) {
+      f.ask(Fixture::usual());
+      f.clock.advance(20min);
+    }
+    f.clock.advance(7h);
+  }
+  f.clock.advance(3h);  // 03:00
+  const Options& o = f.engine.options();
+  for (std::uint32_t i = 1; i < o.odd_hours_requests; ++i) {
+    const Assessment a = f.ask(Fixture::usual());
+    INFO(i);
+    REQUIRE(factors(a) == std::vector<Factor>{Factor::unusual_hour});
+    f.clock.advance(2min);
+  }
+  const Assessment a = f.engine.assess(Fixture::usual());
+  REQUIRE(factors(a) == std::vector<Factor>{Factor::unusual_hour, Factor::unusual_hour_activity});
+  CHECK(a.band == Band::monitor);
+  f.clock.advance(o.odd_hours_window);  // the window has moved on
+  CHECK(factors(f.engine.assess(Fixture::usual())) == std::vector<Factor>{Factor::unusual_hour});
+}
+
+TEST_CASE("a new working hour becomes usual: served while flagged, its hour is learnt", "[risk][learning]") {
+  Options o = quick_learning();
+  o.hours_learning_period = 1h;
+  Fixture f(o);
+  // Two hours of history, 00:00-02:00, 2400 requests: then 10:00 is an
+  // unusual hour until it holds 1% of them.
+  for (int i = 0; i < 2400; ++i) {
+    f.ask(Fixture::usual());
+    f.clock.advance(3s);
+  }
+  f.clock.advance(8h);
+  // From 10:00 to 11:00, a request a minute, answered as the broker will.
+  int flagged = 0;
+  int last_flagged = -1;
+  for (int i = 0; i < 60; ++i) {
+    const Assessment a = f.engine.assess(Fixture::usual());
+    const bool monitor = a.band == Band::monitor;
+    f.engine.record(Fixture::usual(), monitor ? Outcome::monitored : Outcome::served);
+    if (a.band != Band::allow) {
+      ++flagged;
+      last_flagged = i;
+    }
+    f.clock.advance(1min);
+  }
+  CHECK(flagged > 0);        // the new hour was flagged at first
+  CHECK(last_flagged < 40);  // and learnt within the hour, not locked out
+}
+
 TEST_CASE("a burst above the service's busiest minute", "[risk][factor]") {
   Fixture f;
   f.learn_a_day();  // one request a quarter of an hour: its busiest minute had 1
@@ -209,19 +286,21 @@ TEST_CASE("enumeration: many distinct references or many failures in a short win
 
   SECTION("references new to the service: fired at the enumeration_refs-th within the window") {
     for (std::uint32_t i = 1; i < o.enumeration_refs; ++i) {
-      const Assessment a = f.ask(Fixture::usual("op://infra/item" + std::to_string(i) + "/password"));
+      const Assessment a = f.ask(Fixture::usual("op://infra/item" + std::to_string(i) + "/password"),
+                                 Outcome::monitored);
       INFO(i);
-      REQUIRE(factors(a) == std::vector<Factor>{Factor::first_access});
+      REQUIRE(has(a, Factor::first_access));
+      REQUIRE_FALSE(has(a, Factor::enumeration));
       f.clock.advance(100ms);
     }
     const Assessment a = f.engine.assess(Fixture::usual("op://infra/another/password"));
-    CHECK(factors(a) == std::vector<Factor>{Factor::first_access, Factor::enumeration});
+    CHECK(factors(a) == std::vector<Factor>{Factor::first_access, Factor::new_references, Factor::enumeration});
     CHECK(a.band == Band::deny);
     // Its own references are no enumeration, however many.
     CHECK(f.engine.assess(Fixture::usual()).fired.empty());
-    f.clock.advance(o.enumeration_window + 1s);  // the window has moved on
+    f.clock.advance(o.enumeration_window + 1s);  // the window has moved on (not the novelty one)
     CHECK(factors(f.engine.assess(Fixture::usual("op://infra/another/password"))) ==
-          std::vector<Factor>{Factor::first_access});
+          std::vector<Factor>{Factor::first_access, Factor::new_references});
   }
   SECTION("not_found and forbidden answers: fired once enumeration_failures are in the window") {
     for (std::uint32_t i = 0; i < o.enumeration_failures; ++i) {
@@ -281,8 +360,9 @@ TEST_CASE("a new service learns: soft factors fire at weight 0, hard ones count"
     f.clock.advance(1h);
     const Assessment a = f.engine.assess(Fixture::usual("op://infra/new/password"));
     CHECK_FALSE(a.learning);
-    CHECK(a.score == weight_of(f.engine.options(), Factor::first_access) +
-                         weight_of(f.engine.options(), Factor::unusual_hour));
+    // (An hour is judged only after a week of history.)
+    CHECK(factors(a) == std::vector<Factor>{Factor::first_access});
+    CHECK(a.score == weight_of(f.engine.options(), Factor::first_access));
   }
   SECTION("still learning after the period, until enough requests") {
     f.ask(Fixture::usual());
@@ -300,6 +380,14 @@ TEST_CASE("refused requests teach the baseline nothing; failed ones only count i
     f.clock.advance(1min);
   }
   CHECK(factors(f.engine.assess(stranger_ref)) == std::vector<Factor>{Factor::first_access});
+  // Served while flagged (the monitor band): not learnt either.
+  Request flagged = stranger_ref;
+  flagged.uid = 4242;
+  for (int i = 0; i < 50; ++i) {
+    f.ask(flagged, Outcome::monitored);
+    f.clock.advance(1min);
+  }
+  CHECK(factors(f.engine.assess(flagged)) == std::vector<Factor>{Factor::first_access, Factor::new_uid});
   f.ask(stranger_ref, Outcome::served);
   CHECK(f.engine.assess(stranger_ref).fired.empty());
 }
