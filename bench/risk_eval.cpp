@@ -268,12 +268,13 @@ int main(int argc, char** argv) {
     const Event& e = events[i];
     clock.set(e.at);
     const Service& s = services[static_cast<std::size_t>(e.service)];
+    const std::string unit = s.name + ".service";  // outlives the request's view of it
     Request r;
     r.service = s.name;
     r.ref = e.ref;
     r.uid = e.uid;
     r.exe = e.exe;
-    r.unit = s.name + ".service";
+    r.unit = unit;
     const auto t0 = std::chrono::steady_clock::now();
     const auto a = engine.assess(r);
     Outcome outcome = a.band == Band::monitor ? Outcome::monitored : Outcome::served;
