@@ -101,7 +101,7 @@ void Prefetcher::tick() {
   }
 
   for (auto it = issued_.begin(); it != issued_.end();) {
-    if (now - it->second.at < options_.used_within) {
+    if (now < it->second.expires) {
       ++it;
       continue;
     }
@@ -158,14 +158,21 @@ void Prefetcher::ahead(Kind kind, const std::string& service, const std::string&
   ++minute_count_;
   ++minute_per_service_[service];
   std::weak_ptr<bool> alive = alive_;
-  auto audit = [this, kind, &service](const std::string& key) { return record(kind, service, key); };
-  broker_.fetch_ahead(service, ref, needed_at, audit, [this, alive, kind, service, ref](broker::Ahead a) {
+  auto key = std::make_shared<std::string>();  // the cache key, told to the audit hook
+  auto audit = [this, kind, &service, key](const std::string& k) {
+    *key = k;
+    return record(kind, service, k);
+  };
+  broker_.fetch_ahead(service, ref, needed_at, audit, [this, alive, kind, service, ref, key](broker::Ahead a) {
     if (alive.expired()) return;
     Counts& c = counts_[index(kind)];
     switch (a) {
       case broker::Ahead::fetched:
         ++c.issued;
-        issued_[ref] = Issued{kind, clock_.now()};
+        // A value the cache did not keep cannot be read: wasted at the next
+        // tick. One fetched ahead before and replaced unread was wasted.
+        if (auto before = issued_.find(ref); before != issued_.end()) ++counts_[index(before->second.kind)].wasted;
+        issued_[ref] = Issued{kind, broker_.fresh_until(*key).value_or(clock_.now())};
         return;
       case broker::Ahead::failed:
         ++c.issued;

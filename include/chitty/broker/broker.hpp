@@ -194,6 +194,11 @@ class Broker {
 
   // Forgets a cached value (it is fetched again on next use).
   bool invalidate(const std::string& key) { return cache_.invalidate(key); }
+  // Until when the cached value of `key` is fresh; none when none is held.
+  std::optional<MonoTime> fresh_until(const std::string& key) const {
+    auto held = cache_.held(key);
+    return held ? std::optional<MonoTime>(held->fresh_until()) : std::nullopt;
+  }
 
   cache::Mode mode() const noexcept { return cache_.mode(); }
   // Recomputes the mode from the primaries' availability: fallback while

@@ -43,8 +43,6 @@ struct PrefetchOptions {
   std::uint32_t max_per_minute = 600;
   std::uint32_t max_per_service_per_minute = 120;
   std::uint32_t upstream_reads_per_hour = 1000;
-  // A prefetched value nobody read within this is counted wasted.
-  Duration used_within = std::chrono::minutes(5);
   std::uint32_t audit_events_per_minute = 60;
 };
 
@@ -54,7 +52,7 @@ class Prefetcher {
   struct Counts {
     std::uint64_t issued = 0;   // fetches started
     std::uint64_t used = 0;     // a later read was served the prefetched value
-    std::uint64_t wasted = 0;   // nobody read it within used_within
+    std::uint64_t wasted = 0;   // it expired before anybody read it
     std::uint64_t failed = 0;   // the upstream did not give it
     std::uint64_t skipped = 0;  // a budget said no
   };
@@ -97,7 +95,7 @@ class Prefetcher {
   };
   struct Issued {
     Kind kind;
-    MonoTime at;
+    MonoTime expires;  // of the value fetched: unread by then, it was wasted
   };
 
   void ahead(Kind kind, const std::string& service, const std::string& ref, MonoTime needed_at);

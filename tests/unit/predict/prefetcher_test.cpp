@@ -286,6 +286,29 @@ TEST_CASE("a service's start-up set is fetched when a new process of it first re
   CHECK(p.prefetcher->counts(Kind::startup).used == 2);
 }
 
+TEST_CASE("a prefetched value read before it expires is used; one that expires unread is wasted",
+          "[predict][startup]") {
+  Predicting p;
+  auto first = restarted(1000, 100);
+  p.read("op://Infra/Postgres/password", &first);
+  p.read("op://Infra/Redis/password", &first);
+  p.read("op://Infra/Kafka/token", &first);
+  p.clock.advance(30min);
+  auto second = restarted(1000, 200);
+  p.read("op://Infra/Postgres/password", &second);
+  REQUIRE(p.answer_prefetches() == 2);
+  p.clock.advance(1min);
+  p.read("op://Infra/Redis/password", &second);
+  p.clock.advance(3min);
+  p.prefetcher->tick();
+  CHECK(p.prefetcher->counts(Kind::startup).used == 1);
+  CHECK(p.prefetcher->counts(Kind::startup).wasted == 0);  // Kafka's is still fresh: it may yet be read
+  p.clock.advance(2min);  // past its TTL, unread
+  p.prefetcher->tick();
+  CHECK(p.prefetcher->counts(Kind::startup).used == 1);
+  CHECK(p.prefetcher->counts(Kind::startup).wasted == 1);
+}
+
 TEST_CASE("the per-minute and upstream budgets hold under a trace that would exceed them", "[predict][budget]") {
   chitty::predict::PrefetchOptions o;
   o.max_per_minute = 3;
