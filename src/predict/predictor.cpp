@@ -63,9 +63,12 @@ Predictor::Predictor(Deps deps, const config::PredictConfig& config, const std::
 Predictor::~Predictor() = default;
 
 void Predictor::start() {
+  // A read only ever brings a refresh point nearer; the rest of what the
+  // prefetcher does is found by the tick, at most a second away. (Working
+  // out the next tick on every read would cost each request a pass over
+  // every periodic reference.)
   deps_.broker.on_read([this](const broker::Read& r) {
-    prefetcher_.on_read(r);
-    arm();
+    if (auto at = prefetcher_.on_read(r); at && running_ && (!tick_.active() || *at < tick_at_)) arm();
   });
   tick_.unref();
   running_ = true;

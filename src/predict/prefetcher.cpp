@@ -33,8 +33,9 @@ std::uint64_t Prefetcher::upstream_reads_last_hour() const noexcept {
   return broker_.fetches_started() - oldest;
 }
 
-void Prefetcher::on_read(const broker::Read& r) {
-  if (!options_.enabled) return;
+std::optional<MonoTime> Prefetcher::on_read(const broker::Read& r) {
+  if (!options_.enabled) return std::nullopt;
+  std::optional<MonoTime> scheduled;
   if (r.cache != broker::CacheState::miss) {
     if (auto it = issued_.find(r.ref); it != issued_.end()) {
       ++counts_[index(it->second.kind)].used;
@@ -51,6 +52,7 @@ void Prefetcher::on_read(const broker::Read& r) {
       const double share = std::clamp(options_.refresh_at - options_.refresh_jitter * jitter_(), 0.0, 1.0);
       rf = Refresh{r.service, r.ref, r.fetched_at,
                    fetched + std::chrono::duration_cast<Duration>(ttl * share), fetched + ttl, 0};
+      scheduled = rf.at;
     }
     ++rf.reads;
   }
@@ -59,6 +61,7 @@ void Prefetcher::on_read(const broker::Read& r) {
     const Duration within = p.kind == Kind::startup ? model_.options().startup_window : model_.options().coaccess_window;
     ahead(p.kind, r.service, p.ref, now + within);
   }
+  return scheduled;
 }
 
 void Prefetcher::tick() {

@@ -64,7 +64,10 @@ class Prefetcher {
   Prefetcher& operator=(const Prefetcher&) = delete;
 
   // A value the broker served to a caller (wired to Broker::on_read).
-  void on_read(const broker::Read& read);
+  // Returns the refresh point it scheduled, if it scheduled one (the root
+  // sets its timer no later than that; nothing else this does is due
+  // within the second).
+  std::optional<MonoTime> on_read(const broker::Read& read);
   // Refreshes and periodic prefetches that are due; rolls the budgets and
   // the audit window; counts what went unused.
   void tick();
