@@ -85,7 +85,8 @@ struct Prediction {
 };
 
 std::string insights_body(const std::vector<audit::Event>& events, const std::string& service,
-                          const std::string& request_id, const std::optional<Prediction>& prediction);
+                          const std::string& request_id, const std::optional<Prediction>& prediction,
+                          const std::optional<risk::Insight>& baseline);
 
 void audit_route(CredentialsContext& ctx, server::Call call) {
   Route route = route_of(ctx, call);
@@ -111,9 +112,11 @@ void insights_route(CredentialsContext& ctx, server::Call call) {
   if (ctx.prediction != nullptr && ctx.clock != nullptr) {
     prediction = Prediction{ctx.prediction->insights(service), ctx.clock->now(), ctx.clock->wall_now()};
   }
+  std::optional<risk::Insight> baseline;
+  if (ctx.risk != nullptr) baseline = ctx.risk->insight(service);
   read_audit(ctx, std::move(call), route, std::move(ev), audit::Query{service, std::nullopt, 100000},
-             [service, id, prediction](const std::vector<audit::Event>& events) {
-               return insights_body(events, service, id, prediction);
+             [service, id, prediction, baseline](const std::vector<audit::Event>& events) {
+               return insights_body(events, service, id, prediction, baseline);
              });
 }
 
@@ -156,8 +159,75 @@ void write_prediction(json::Writer& w, const Prediction& p) {
   w.end_object();
 }
 
+// How many anomalies insights list.
+constexpr std::size_t kAnomalies = 20;
+
+// "risk": the baseline the engine learnt for the service, and — from the
+// audit events in the window — how its requests scored and its most recent
+// anomalies (requests scored outside the allow band) with their factors.
+void write_risk_insights(json::Writer& w, const std::vector<audit::Event>& events, const risk::Insight& b) {
+  std::array<std::uint64_t, 4> bands{};
+  std::array<std::uint64_t, 10> tens{};
+  std::uint64_t scored = 0, sum = 0;
+  std::vector<const audit::Event*> anomalies;
+  constexpr std::array<std::string_view, 4> kBands{"allow", "monitor", "step_up", "deny"};
+  for (const auto& e : events) {
+    if (!e.risk) continue;
+    ++scored;
+    sum += static_cast<std::uint64_t>(std::clamp(e.risk->score, 0, 100));
+    ++tens[static_cast<std::size_t>(std::clamp(e.risk->score, 0, 99) / 10)];
+    for (std::size_t i = 0; i < kBands.size(); ++i) {
+      if (kBands[i] == e.risk->decision) ++bands[i];
+    }
+    if (e.risk->decision != "allow") anomalies.push_back(&e);
+  }
+  if (anomalies.size() > kAnomalies) anomalies.erase(anomalies.begin(), anomalies.end() - kAnomalies);
+
+  w.key("risk").begin_object();
+  w.key("baseline").begin_object();
+  w.key("known").boolean(b.known);
+  w.key("learning").boolean(b.learning);
+  w.key("first_served");
+  if (b.first_served) w.string(format_rfc3339_ms(*b.first_served)); else w.null();
+  w.key("served").uinteger(b.served);
+  w.key("peak_requests_per_minute").uinteger(b.peak_minute);
+  w.key("hours_utc").begin_array();
+  for (auto n : b.hours) w.uinteger(n);
+  w.end_array();
+  objects(w, "usual_refs", b.refs, [&w](const std::pair<std::string, std::uint64_t>& r) {
+    w.key("ref").string(r.first).key("served").uinteger(r.second);
+  });
+  for (auto [key, list] : {std::pair{"executables", &b.exes}, {"units", &b.units}, {"uids", &b.uids}}) {
+    w.key(key).begin_array();
+    for (const auto& x : *list) w.string(x);
+    w.end_array();
+  }
+  w.end_object();
+  w.key("scores").begin_object();
+  w.key("scored").uinteger(scored);
+  w.key("mean");
+  if (scored > 0) w.number(static_cast<double>(sum) / static_cast<double>(scored)); else w.null();
+  w.key("by_decision").begin_object();
+  for (std::size_t i = 0; i < kBands.size(); ++i) w.key(kBands[i]).uinteger(bands[i]);
+  w.end_object();
+  w.key("histogram").begin_array();  // 0-9, 10-19, ..., 90-100
+  for (auto n : tens) w.uinteger(n);
+  w.end_array();
+  w.end_object();
+  objects(w, "anomalies", anomalies, [&w](const audit::Event* e) {
+    w.key("at").string(format_rfc3339_ms(e->at)).key("request_id").string(e->request_id);
+    w.key("ref").string(e->ref).key("score").integer(e->risk->score).key("decision").string(e->risk->decision);
+    w.key("outcome").string(e->code.empty() ? std::string("served") : e->code);
+    objects(w, "factors", e->risk->factors, [&w](const std::pair<std::string, int>& f) {
+      w.key("factor").string(f.first).key("weight").integer(f.second);
+    });
+  });
+  w.end_object();
+}
+
 std::string insights_body(const std::vector<audit::Event>& events, const std::string& service,
-                          const std::string& request_id, const std::optional<Prediction>& prediction) {
+                          const std::string& request_id, const std::optional<Prediction>& prediction,
+                          const std::optional<risk::Insight>& baseline) {
   std::uint64_t allowed = 0, denied = 0, hits = 0, stale = 0, misses = 0;
   std::map<std::string, std::uint64_t> by_ref, by_code, by_action;
   std::optional<WallTime> first, last;
@@ -214,6 +284,7 @@ std::string insights_body(const std::vector<audit::Event>& events, const std::st
   }
   w.end_object();
   if (prediction) write_prediction(w, *prediction);
+  if (baseline) write_risk_insights(w, events, *baseline);
   http::write_metadata(w, request_id);
   w.end_object();
   return body;

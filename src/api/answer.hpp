@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "chitty/api/credentials.hpp"
+#include "chitty/json/writer.hpp"
 
 namespace chitty::api {
 
@@ -39,6 +40,11 @@ bool admin_or_refuse(CredentialsContext& ctx, server::Call& call, const Route& r
 // Retry-After.
 void refuse(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event, http::ErrorCode code,
             std::string message, std::optional<Duration> retry_after = std::nullopt);
+// "metadata": {"request_id", and the risk fields when `risk` is given}.
+void write_metadata(json::Writer& w, std::string_view request_id, const audit::Risk* risk);
+// The risk fields of an answer's metadata (docs/api.md): risk_score,
+// risk_level, decision, risk_factors (and step_up when it served).
+void write_risk(json::Writer& w, const audit::Risk& r);
 // The same for a broker refusal.
 void refuse(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event,
             broker::Refusal refusal);

@@ -30,6 +30,10 @@ void count(CredentialsContext& ctx, const Route& route, std::string_view decisio
   ctx.metrics->observe(route.pattern, decision, status, code, ctx.clock->now() - route.started);
 }
 
+void count_risk(CredentialsContext& ctx, const audit::Event& e) {
+  if (ctx.metrics != nullptr && e.risk) ctx.metrics->risk(e.risk->score, e.risk->decision);
+}
+
 // The audit trail did not take a decision's event: the request is refused
 // (503 audit_unavailable), and the failure logged at a bounded rate.
 void refuse_unaudited(CredentialsContext& ctx, server::Call& call, const Route& route, const Error& why,
@@ -51,6 +55,7 @@ void answer(CredentialsContext& ctx, server::Call& call, const Route& route, aud
     return refuse_unaudited(ctx, call, route, r.error(), "the decision could not be audited, so it is not carried out");
   }
   count(ctx, route, audit::decision_name(event.decision), response.status, event.code);
+  count_risk(ctx, event);
   call.respond(std::move(response));
 }
 
@@ -72,7 +77,12 @@ void refuse(CredentialsContext& ctx, server::Call& call, const Route& route, aud
   event.decision = http::error_status(code) >= 500 ? audit::Decision::error : audit::Decision::deny;
   event.code = std::string(http::error_code_name(code));
   event.reason = message;
-  http::Response r = http::error_response(code, message, call.request_id());
+  http::Response r = event.risk ? http::Response::json(http::error_status(code), json::object_text([&](json::Writer& w) {
+                                    w.key("success").boolean(false);
+                                    http::write_error(w, code, message);
+                                    write_metadata(w, call.request_id(), &*event.risk);
+                                  }))
+                                : http::error_response(code, message, call.request_id());
   if (retry_after) {
     auto secs = std::chrono::ceil<std::chrono::seconds>(*retry_after).count();
     r.headers.emplace_back("Retry-After", std::to_string(std::max<std::int64_t>(secs, 1)));
@@ -83,6 +93,28 @@ void refuse(CredentialsContext& ctx, server::Call& call, const Route& route, aud
 void refuse(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event,
             broker::Refusal refusal) {
   refuse(ctx, call, route, std::move(event), refusal.code, std::move(refusal.message), refusal.retry_after);
+}
+
+void write_metadata(json::Writer& w, std::string_view request_id, const audit::Risk* risk) {
+  w.key("metadata").begin_object();
+  w.key("request_id").string(request_id);
+  if (risk != nullptr) write_risk(w, *risk);
+  w.end_object();
+}
+
+void write_risk(json::Writer& w, const audit::Risk& r) {
+  w.key("risk_score").integer(r.score);
+  w.key("risk_level").string(r.level);
+  w.key("decision").string(r.decision);
+  if (r.step_up) w.key("step_up").boolean(true);
+  w.key("risk_factors").begin_array();
+  for (const auto& [factor, weight] : r.factors) {
+    w.begin_object();
+    w.key("factor").string(factor);
+    w.key("weight").integer(weight);
+    w.end_object();
+  }
+  w.end_array();
 }
 
 namespace {
@@ -106,7 +138,8 @@ struct CredentialParts {
   std::size_t size = 0;
 };
 
-CredentialParts credential_parts(const broker::Granted& g, std::string_view request_id, std::optional<std::size_t> index) {
+CredentialParts credential_parts(const broker::Granted& g, std::string_view request_id, std::optional<std::size_t> index,
+                                 const audit::Risk* risk) {
   CredentialParts p;
   auto value = g.value->bytes();
   p.encoding = json::encoding_for(value);
@@ -117,7 +150,11 @@ CredentialParts credential_parts(const broker::Granted& g, std::string_view requ
     w.key("fetched_at").string(format_rfc3339_ms(g.fetched_at));
     w.key("expires_at").string(format_rfc3339_ms(g.expires_at));
     w.key("metadata").begin_object();
-    w.key("decision").string("allow");
+    if (risk != nullptr) {
+      write_risk(w, *risk);
+    } else {
+      w.key("decision").string("allow");
+    }
     w.key("cache").string(broker::cache_state_name(g.cache));
     w.key("mode").string(cache::mode_name(g.mode));
     w.key("request_id").string(request_id);
@@ -148,8 +185,9 @@ bool append_credential(secure::SecureBuffer& out, const broker::Granted& g, cons
 
 }  // namespace
 
-secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted& g, std::string_view request_id) {
-  CredentialParts p = credential_parts(g, request_id, std::nullopt);
+secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted& g, std::string_view request_id,
+                                     const audit::Risk* risk) {
+  CredentialParts p = credential_parts(g, request_id, std::nullopt, risk);
   secure::SecureBuffer out = secure::SecureBuffer::allocate(arena, p.size);
   if (!out) return out;
   if (!append_credential(out, g, p)) return {};
@@ -158,10 +196,12 @@ secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted
 
 namespace {
 
-using BodyBuilder = http::Response (*)(CredentialsContext&, const broker::Granted&, const std::string&);
+using BodyBuilder = http::Response (*)(CredentialsContext&, const broker::Granted&, const std::string&,
+                                       const audit::Risk*);
 
 // The body of GET /v1/secret: the value itself.
-http::Response raw_value(CredentialsContext& ctx, const broker::Granted& g, const std::string&) {
+// (The risk fields go nowhere: the body is the value alone.)
+http::Response raw_value(CredentialsContext& ctx, const broker::Granted& g, const std::string&, const audit::Risk*) {
   http::Response r;
   auto bytes = g.value->bytes();
   secure::SecureBuffer body = secure::SecureBuffer::allocate(*ctx.arena, bytes.empty() ? 1 : bytes.size());
@@ -173,13 +213,31 @@ http::Response raw_value(CredentialsContext& ctx, const broker::Granted& g, cons
   return r;
 }
 
-http::Response json_value(CredentialsContext& ctx, const broker::Granted& g, const std::string& request_id) {
+http::Response json_value(CredentialsContext& ctx, const broker::Granted& g, const std::string& request_id,
+                          const audit::Risk* risk) {
   http::Response r;
-  secure::SecureBuffer body = credential_body(*ctx.arena, g, request_id);
+  secure::SecureBuffer body = credential_body(*ctx.arena, g, request_id, risk);
   if (!body) return r;
   r.content_type = "application/json";
   r.body = std::make_unique<SecretPayload>(std::move(body));
   return r;
+}
+
+// What the request's X-Chitty-Step-Up header says, compared in constant
+// time with the calling service's step-up token where it lies (the request's
+// buffers are wiped when it is done; the token is never copied).
+broker::StepUp step_up_of(const CredentialsContext& ctx, const server::Call& call) {
+  auto header = call.request().header("X-Chitty-Step-Up");
+  if (!header) return broker::StepUp::absent;
+  const policy::Service* s = ctx.rules->service_of(call.caller());
+  const upstream::Token* token = s != nullptr && ctx.step_up_token ? ctx.step_up_token(s->name) : nullptr;
+  if (token == nullptr || header->empty()) return broker::StepUp::wrong;
+  switch (token->compare(std::span<const char>(header->data(), header->size()))) {
+    case secure::Comparison::equal: return broker::StepUp::valid;
+    case secure::Comparison::different: return broker::StepUp::wrong;
+    case secure::Comparison::unavailable: break;
+  }
+  return broker::StepUp::unavailable;
 }
 
 // One credential through the broker, answered with `build`.
@@ -191,12 +249,13 @@ void serve(CredentialsContext& ctx, server::Call call, const Route& route, Parse
     audit::Event ev = ctx.broker->refused_event(caller, call.request_id(), "retrieve");
     return refuse(ctx, call, route, std::move(ev), ask.error().code, ask.error().message);
   }
+  ask->step_up = step_up_of(ctx, call);
   auto held = std::make_shared<server::Call>(std::move(call));
   ctx.broker->retrieve(std::move(caller), std::move(*ask), held->request_id(), [&ctx, held, route, build](broker::Answer a) {
     server::Call& c = *held;
     if (!a.outcome) return refuse(ctx, c, route, std::move(a.event), std::move(a.outcome.error()));
     const broker::Granted& g = *a.outcome;
-    http::Response r = build(ctx, g, c.request_id());
+    http::Response r = build(ctx, g, c.request_id(), a.event.risk ? &*a.event.risk : nullptr);
     if (!r.body) {
       return refuse(ctx, c, route, std::move(a.event), ErrorCode::server_busy,
                     "no locked memory for the response right now; retry shortly");
@@ -220,11 +279,17 @@ struct BatchState {
   std::size_t pending = 0;
 };
 
-std::string error_object(std::size_t index, ErrorCode code, std::string_view message) {
+std::string error_object(std::size_t index, ErrorCode code, std::string_view message,
+                         const audit::Risk* risk = nullptr) {
   return json::object_text([&](json::Writer& w) {
     w.key("index").uinteger(index);
     w.key("success").boolean(false);
     http::write_error(w, code, message);
+    if (risk != nullptr) {
+      w.key("metadata").begin_object();
+      write_risk(w, *risk);
+      w.end_object();
+    }
   });
 }
 
@@ -251,14 +316,16 @@ void finish_batch(CredentialsContext& ctx, const std::shared_ptr<BatchState>& st
     } else {
       broker::Answer& a = *st->answers[i];
       if (a.outcome) {
-        parts[i] = credential_parts(*a.outcome, call.request_id() + "#" + std::to_string(i), i);
+        parts[i] = credential_parts(*a.outcome, call.request_id() + "#" + std::to_string(i), i,
+                                    a.event.risk ? &*a.event.risk : nullptr);
         a.event.decision = audit::Decision::allow;
       } else {
         a.event.decision = http::error_status(a.outcome.error().code) >= 500 ? audit::Decision::error
                                                                              : audit::Decision::deny;
         a.event.code = std::string(http::error_code_name(a.outcome.error().code));
         a.event.reason = a.outcome.error().message;
-        errors[i] = error_object(i, a.outcome.error().code, a.outcome.error().message);
+        errors[i] = error_object(i, a.outcome.error().code, a.outcome.error().message,
+                                 a.event.risk ? &*a.event.risk : nullptr);
         all_ok = false;
       }
       events.push_back(a.event);
@@ -287,6 +354,7 @@ void finish_batch(CredentialsContext& ctx, const std::shared_ptr<BatchState>& st
                               "the decisions could not be audited, so none is carried out");
     }
   }
+  for (const auto& ev : events) count_risk(ctx, ev);
   secure::SecureBuffer body = secure::SecureBuffer::allocate(*ctx.arena, total);
   bool ok = static_cast<bool>(body);
   ok = ok && body.append(all_ok ? R"({"success":true,"results":[)" : R"({"success":false,"results":[)");
@@ -326,6 +394,7 @@ void batch(CredentialsContext& ctx, server::Call call) {
   st->answers.resize(n);
   st->malformed.resize(n);
   std::string request_id = st->call.request_id();
+  const broker::StepUp step_up = step_up_of(ctx, st->call);
   for (std::size_t i = 0; i < n; ++i) {
     if (!parsed->items[i]) {
       st->malformed[i] = parsed->items[i].error();
@@ -339,6 +408,7 @@ void batch(CredentialsContext& ctx, server::Call call) {
   // finishes the batch.
   for (std::size_t i = 0; i < n; ++i) {
     if (!parsed->items[i]) continue;
+    parsed->items[i]->step_up = step_up;
     ctx.broker->retrieve(caller, std::move(*parsed->items[i]), request_id + "#" + std::to_string(i),
                          [&ctx, st, i](broker::Answer a) {
                            st->answers[i] = std::move(a);
@@ -388,6 +458,7 @@ void validate(CredentialsContext& ctx, server::Call call) {
     audit::Event ev = ctx.broker->refused_event(caller, call.request_id(), "validate");
     return refuse(ctx, call, route, std::move(ev), ask.error().code, ask.error().message);
   }
+  ask->step_up = step_up_of(ctx, call);
   auto held = std::make_shared<server::Call>(std::move(call));
   ctx.broker->retrieve(std::move(caller), std::move(*ask), held->request_id(), [&ctx, held, route](broker::Answer a) {
     server::Call& c = *held;
@@ -419,7 +490,7 @@ void validate(CredentialsContext& ctx, server::Call call) {
       } else {
         w.null();
       }
-      http::write_metadata(w, c.request_id());
+      write_metadata(w, c.request_id(), a.event.risk ? &*a.event.risk : nullptr);
     });
     a.event.decision = audit::Decision::allow;
     a.event.code.clear();

@@ -1,5 +1,6 @@
 #include "chitty/api/metrics.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "chitty/audit/shipper.hpp"
@@ -116,6 +117,21 @@ void Metrics::observe(std::string_view route, std::string_view decision, int sta
 
 void Metrics::revocation(std::string_view action) { ++slot(revocations_, action); }
 
+namespace {
+constexpr std::array<std::string_view, 4> kRiskBands{"allow", "monitor", "step_up", "deny"};
+}  // namespace
+
+void Metrics::risk(int score, std::string_view decision) {
+  for (std::size_t i = 0; i < kRiskBands.size(); ++i) {
+    if (kRiskBands[i] == decision) ++risk_bands_[i];
+  }
+  for (std::size_t i = 0; i < kRiskBuckets.size(); ++i) {
+    if (score <= kRiskBuckets[i]) ++risk_buckets_[i];
+  }
+  ++risk_count_;
+  risk_sum_ += static_cast<std::uint64_t>(std::max(score, 0));
+}
+
 std::string Metrics::render(const Sources& s) const {
   std::string out;
   out.reserve(4096);
@@ -147,6 +163,21 @@ std::string Metrics::render(const Sources& s) const {
   for (const auto& [action, n] : revocations_) {
     sample(out, Metric::revocations_total, "action=\"" + label(action) + "\"", static_cast<double>(n));
   }
+
+  head(out, Metric::risk_decisions_total);
+  for (std::size_t i = 0; i < kRiskBands.size(); ++i) {
+    sample(out, Metric::risk_decisions_total, "decision=\"" + std::string(kRiskBands[i]) + "\"",
+           static_cast<double>(risk_bands_[i]));
+  }
+  head(out, Metric::risk_score);
+  for (std::size_t i = 0; i < kRiskBuckets.size(); ++i) {
+    sample(out, Metric::risk_score, "_bucket", "le=\"" + std::to_string(kRiskBuckets[i]) + "\"",
+           static_cast<double>(risk_buckets_[i]));
+  }
+  sample(out, Metric::risk_score, "_bucket", "le=\"+Inf\"", static_cast<double>(risk_count_));
+  sample(out, Metric::risk_score, "_sum", "", static_cast<double>(risk_sum_));
+  sample(out, Metric::risk_score, "_count", "", static_cast<double>(risk_count_));
+  single(out, Metric::risk_alerts_total, static_cast<double>(risk_alerts_));
 
   if (s.gate != nullptr) {
     single(out, Metric::rate_limited_total, static_cast<double>(s.gate->limited()));

@@ -7,9 +7,11 @@
 #include "chitty/api/credentials.hpp"
 #include "chitty/api/health.hpp"
 #include "chitty/app/revocation_store.hpp"
+#include "chitty/app/risk_keeper.hpp"
 #include "chitty/app/state_dir.hpp"
 #include "chitty/audit/trail.hpp"
 #include "chitty/base/random.hpp"
+#include "chitty/base/time_format.hpp"
 #include "chitty/base/units.hpp"
 #include "chitty/broker/broker.hpp"
 #include "chitty/cache/cache.hpp"
@@ -103,6 +105,9 @@ class Agent {
         config_.agent.state_dir);
     credentials_ctx_.prediction = &predictor_->model();
     observed_.prefetcher = &predictor_->prefetcher();
+    risk_ = std::make_unique<RiskKeeper>(loop_, clock_, trail_->chain_key(), config_.risk, config_.agent.state_dir);
+    broker_.on_risk_alert([this](const broker::RiskAlert& a) { risk_alert(a); });
+    credentials_ctx_.step_up_token = [this](std::string_view service) { return step_up_.get(service); };
     if (auto r = emergency_.open(config_.emergency.token_file); !r) return r;
     credentials_ctx_.emergency_token = emergency_.get();
     auto store = open_revocations(config_.agent.state_dir, *trail_, broker_, options_.accept_revocations);
@@ -120,6 +125,7 @@ class Agent {
     if (r) {
       if (connect_) connect_->start();
       predictor_->start();
+      risk_->start();
     }
     return r;
   }
@@ -133,6 +139,7 @@ class Agent {
     }
     if (broker_.mode() == cache::Mode::fallback) s += " (fallback mode: cached values up to " +
                                                        format_duration(config_.cache.fallback_window) + ")";
+    if (!last_alert_.empty()) s += "; " + last_alert_;
     return s;
   }
 
@@ -220,15 +227,56 @@ class Agent {
     observed_.fallback_window = c.cache.fallback_window;
     credentials_ctx_.services_vault = c.onepassword.services_vault;
     credentials_ctx_.integrations_vault = c.onepassword.integrations_vault;
-    if (!first) {
+    if (first) {
+      if (auto r = step_up_.open(c.services); !r) return r;
+    } else {
       emergency_.reload(c.emergency.token_file);
       if (connect_) connect_->reconfigure(c.onepassword);
       predictor_->reconfigure(c.predict);
+      risk_->reconfigure(c.risk);
+      step_up_.reload(c.services);
     }
+    broker_.set_risk(risk_->scoring());
+    credentials_ctx_.risk = risk_->scoring();
     credentials_ctx_.emergency_token = emergency_.get();
     log::set_level(c.agent.log_level);
     server_.reconfigure(server::options_from(c.agent));
     return {};
+  }
+
+  // A request scored in the deny band (refused): counted, and — at most ten
+  // a minute, the rest counted into the next — an alert-level log line, an
+  // audit alert event, and a STATUS line systemd shows.
+  void risk_alert(const broker::RiskAlert& a) {
+    metrics_.risk_alert();
+    if (!alerts_.allow(clock_.now())) return;
+    std::string factors;
+    for (const risk::Fired& f : a.assessment.fired) {
+      if (f.weight == 0) continue;
+      factors += (factors.empty() ? "" : ", ") + std::string(risk::factor_name(f.factor)) + " +" + std::to_string(f.weight);
+    }
+    std::string who = a.service.empty() ? "uid " + (a.uid >= 0 ? std::to_string(a.uid) : std::string("unknown"))
+                                        : "service \"" + a.service + "\"";
+    log::alert("risk", "ALERT: request refused for risk",
+               {{"request_id", a.request_id}, {"service", a.service}, {"uid", a.uid}, {"ref", a.ref},
+                {"score", a.assessment.score}, {"factors", factors}, {"refused", a.code},
+                {"suppressed", alerts_.suppressed()}});
+    audit::Event e;
+    e.kind = audit::Kind::alert;
+    e.action = "risk";
+    e.request_id = a.request_id;
+    e.service = a.service;
+    e.uid = a.uid;
+    e.ref = a.ref;
+    e.decision = audit::Decision::deny;
+    e.code = a.code;
+    e.reason = "risk score " + std::to_string(a.assessment.score) + " for " + who + ": " + factors +
+               (alerts_.suppressed() > 0 ? " (" + std::to_string(alerts_.suppressed()) + " more not alerted one by one)"
+                                         : "");
+    trail_->state(std::move(e));
+    last_alert_ = "risk alert " + format_rfc3339_ms(clock_.wall_now()) + ": " + who + " scored " +
+                  std::to_string(a.assessment.score);
+    if (!stopping_) notifier_.status(serving_status());
   }
 
   void sweep() {
@@ -263,6 +311,7 @@ class Agent {
   // holds a loop handle closed, so that the loop can end.
   void close_all(int signum) {
     predictor_->close();
+    risk_->close();
     trail_->state(audit::Kind::stop, "stop", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     trail_->close();
     if (connect_) connect_->close();
@@ -331,6 +380,9 @@ class Agent {
   std::string last_status_;
   std::unique_ptr<audit::Trail> trail_;
   std::unique_ptr<predict::Predictor> predictor_;  // opened after the trail it records into; closed before it
+  std::unique_ptr<RiskKeeper> risk_;               // opened after the trail (its chain key); closed before it
+  log::Throttle alerts_{10, std::chrono::minutes(1)};
+  std::string last_alert_;  // the last risk alert, for STATUS
   policy::Rules rules_;
   policy::Gate gate_;
   broker::Broker broker_;
@@ -340,6 +392,7 @@ class Agent {
   api::CredentialsContext credentials_ctx_;
   api::Metrics metrics_;
   upstream::TokenSlot emergency_{*vault_.arena, *vault_.sealer, "emergency.token_file"};
+  StepUpTokens step_up_{*vault_.arena, *vault_.sealer};
   std::unique_ptr<RevocationStore> revocation_store_;
   server::Server server_;
   lifecycle::Watchdog watchdog_;

@@ -96,6 +96,22 @@ void write_event_fields(json::Writer& w, const Event& e) {
   w.end_object();
   text_fields(w, e, kWhat);
   w.key("latency_us").integer(e.latency_us);
+  if (e.risk) {
+    w.key("risk").begin_object();
+    w.key("score").integer(e.risk->score);
+    w.key("level").string(e.risk->level);
+    w.key("decision").string(e.risk->decision);
+    if (e.risk->step_up) w.key("step_up").boolean(true);
+    w.key("factors").begin_array();
+    for (const auto& [factor, weight] : e.risk->factors) {
+      w.begin_object();
+      w.key("factor").string(factor);
+      w.key("weight").integer(weight);
+      w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+  }
   if (e.kind == Kind::start && !e.recovered_head.empty()) w.key("recovered_head").string(e.recovered_head);
   if ((e.kind == Kind::start || e.kind == Kind::revoke) && e.revocations_generation > 0) {
     w.key("revocations_generation").uinteger(e.revocations_generation);
@@ -168,6 +184,26 @@ std::optional<Event> parse_event(std::string_view line) {
   e.source = str("source");
   e.mode = str("mode");
   e.latency_us = num(&o, "latency_us", 0);
+  if (const json::Value* r = o.find("risk"); r != nullptr && r->type == json::Value::Type::object) {
+    Risk risk;
+    risk.score = static_cast<int>(num(r, "score", 0));
+    auto text = [&](std::string_view key) {
+      const json::Value* v = r->find(key);
+      return v != nullptr && v->type == json::Value::Type::string ? v->string : std::string();
+    };
+    risk.level = text("level");
+    risk.decision = text("decision");
+    const json::Value* up = r->find("step_up");
+    risk.step_up = up != nullptr && up->type == json::Value::Type::boolean && up->boolean;
+    if (const json::Value* fs = r->find("factors"); fs != nullptr && fs->type == json::Value::Type::array) {
+      for (const auto& f : fs->items) {
+        const json::Value* name = f.find("factor");
+        if (name == nullptr || name->type != json::Value::Type::string) continue;
+        risk.factors.emplace_back(name->string, static_cast<int>(num(&f, "weight", 0)));
+      }
+    }
+    e.risk = std::move(risk);
+  }
   e.count = static_cast<std::uint64_t>(num(&o, "count", 1));
   if (auto t = parse_rfc3339(str("first_at"))) e.first_at = *t;
   if (auto t = parse_rfc3339(str("last_at"))) e.last_at = *t;

@@ -72,6 +72,14 @@ struct Broker::Request {
   std::string key;
   std::optional<upstream::Resolution> resolution;  // `ref`'s other forms, when a primary established them
   bool resolve_tried = false;
+  // Risk (when the broker has an engine): what the engine was told (its
+  // views point into this request), the assessment, and how far it went.
+  std::string risk_ref;  // the reference as the service named it (canonical), or "type:NAME"
+  risk::Request risk_request;
+  std::optional<risk::Assessment> assessment;
+  bool risk_admitted = false;  // the band was enforced
+  bool stepped_up = false;     // served in the step-up band on the service's step-up token
+  bool risk_learnt = false;    // the engine was told the outcome
 };
 
 Broker::Broker(cache::Cache& cache, Sources sources, policy::Rules& rules, policy::Gate& gate, const Clock& clock)
@@ -95,8 +103,117 @@ audit::Event Broker::refused_event(const identity::Identity& caller, const std::
   return e;
 }
 
+namespace {
+
+// "risk score 85 (critical): enumeration +75, new_uid +10"
+std::string describe_risk(const risk::Assessment& a) {
+  std::string out = "risk score " + std::to_string(a.score) + " (" + std::string(risk::level_name(a.band)) + ")";
+  const char* sep = ": ";
+  for (const risk::Fired& f : a.fired) {
+    if (f.weight == 0) continue;
+    out += sep + std::string(risk::factor_name(f.factor)) + " +" + std::to_string(f.weight);
+    sep = ", ";
+  }
+  return out;
+}
+
+}  // namespace
+
+void Broker::score(const RequestPtr& r) {
+  if (risk_ == nullptr) return;
+  const identity::Identity& c = r->caller;
+  risk::Request& q = r->risk_request;
+  q.service = r->service != nullptr ? std::string_view(r->service->name) : std::string_view();
+  q.ref = r->risk_ref;
+  if (c.uid.is_known()) q.uid = c.uid.value();
+  if (c.exe.is_known()) q.exe = c.exe.value();
+  if (c.unit.is_known()) q.unit = c.unit.value();
+  q.identity_partial = !c.exe.is_known() || !c.unit.is_known() || !c.container.is_known();
+  q.service_mismatch =
+      r->ask.claimed_service && (r->service == nullptr || *r->ask.claimed_service != r->service->name);
+  q.purpose_not_allowed =
+      r->entry != nullptr && !risk::purpose_allowed(risk_->options(), r->entry->category, r->ask.purpose);
+  r->assessment = risk_->assess(q);
+  const risk::Assessment& a = *r->assessment;
+  audit::Risk& ev = r->answer.event.risk.emplace();
+  ev.score = a.score;
+  ev.level = risk::level_name(a.band);
+  ev.decision = risk::band_name(a.band);
+  ev.factors.reserve(a.fired.size());
+  for (const risk::Fired& f : a.fired) ev.factors.emplace_back(risk::factor_name(f.factor), f.weight);
+}
+
+bool Broker::admit_risk(const RequestPtr& r) {
+  if (!r->assessment || r->risk_admitted) return true;
+  r->risk_admitted = true;
+  const risk::Assessment& a = *r->assessment;
+  const std::string& service = r->service->name;
+  switch (a.band) {
+    case risk::Band::allow:
+    case risk::Band::monitor:
+      return true;
+    case risk::Band::step_up:
+      switch (r->ask.step_up) {
+        case StepUp::valid:
+          r->stepped_up = true;
+          r->answer.event.risk->step_up = true;
+          return true;
+        case StepUp::absent:
+          refuse(r, http::ErrorCode::step_up_required,
+                 describe_risk(a) + ": repeat the request with service \"" + service +
+                     "\"'s step-up token in X-Chitty-Step-Up");
+          return false;
+        case StepUp::wrong:
+          refuse(r, http::ErrorCode::step_up_required,
+                 describe_risk(a) + ": X-Chitty-Step-Up does not carry service \"" + service +
+                     "\"'s step-up token (or the service has none: step_up_token_file)");
+          return false;
+        case StepUp::unavailable:
+          refuse(r, http::ErrorCode::server_busy, "no locked memory to check the step-up token right now; retry shortly");
+          return false;
+      }
+      return false;
+    case risk::Band::deny:
+      refuse(r, http::ErrorCode::risk_denied, describe_risk(a) + ": refused");
+      return false;
+  }
+  return false;
+}
+
+void Broker::learn_outcome(const RequestPtr& r, const std::optional<http::ErrorCode>& refused) {
+  if (!r->assessment || r->risk_learnt || risk_ == nullptr) return;
+  r->risk_learnt = true;
+  risk::Outcome o = risk::Outcome::refused;
+  if (!refused) {
+    o = r->assessment->band == risk::Band::allow && !r->stepped_up ? risk::Outcome::served : risk::Outcome::monitored;
+  } else if (*refused == http::ErrorCode::not_found) {
+    o = risk::Outcome::not_found;
+  } else if (*refused == http::ErrorCode::forbidden || *refused == http::ErrorCode::context_mismatch) {
+    o = risk::Outcome::forbidden;
+  }
+  risk_->record(r->risk_request, o);
+}
+
+void Broker::note_revoked(const policy::Revocation& rv) {
+  if (risk_ == nullptr) return;
+  for (const auto& f : rv.forms) risk_->revoked(f);
+  for (const auto& t : rv.types) {
+    risk_->revoked("type:" + t);
+    if (auto e = rules_.catalog().by_type(t)) risk_->revoked(e->key);
+  }
+}
+
 void Broker::refuse(const RequestPtr& r, http::ErrorCode code, std::string message,
                     std::optional<Duration> retry_after) {
+  learn_outcome(r, code);
+  // Every request scored in the deny band is alerted, whatever refused it
+  // first (a claimed service that is not the caller's is refused
+  // context_mismatch before its band is looked at).
+  if (r->assessment && r->assessment->band == risk::Band::deny && alert_listener_) {
+    alert_listener_(RiskAlert{r->request_id, r->service != nullptr ? r->service->name : std::string(),
+                              r->answer.event.uid, r->risk_ref, std::string(http::error_code_name(code)),
+                              *r->assessment});
+  }
   audit::Event& ev = r->answer.event;
   ev.mode = cache::mode_name(cache_.mode());
   ev.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() - r->started).count();
@@ -171,11 +288,15 @@ void Broker::decide(const RequestPtr& r) {
   } else {
     r->entry = rules_.catalog().by_type(ask.credential_type);
     if (!r->entry) {
+      r->risk_ref = "type:" + ask.credential_type;
+      score(r);
       return refuse(r, http::ErrorCode::not_found, "unknown credential type \"" + ask.credential_type + "\"");
     }
     r->ref = r->entry->ref;
     canonical = r->entry->key;
   }
+  r->risk_ref = canonical;
+  score(r);
   r->key = key_for_canonical(std::move(canonical));
   ev.ref = r->key;
   if (r->entry && ev.credential_type.empty()) ev.credential_type = r->entry->type;
@@ -262,6 +383,8 @@ void Broker::after_policy(const RequestPtr& r) {
     return refuse(r, http::ErrorCode::revoked, r->ref.display() + " is under emergency revocation" +
                                                    (rv->reason.empty() ? std::string() : ": " + rv->reason));
   }
+  // The score's band, before any value is unsealed.
+  if (!admit_risk(r)) return;
   if (!r->ask.refresh) {
     auto served = cache_.get(r->key);
     if (served) return deliver(r, from_cache(std::move(*served)));
@@ -288,6 +411,7 @@ void Broker::deliver(const RequestPtr& r, const Outcome& o) {
                                                      (rv->reason.empty() ? std::string() : ": " + rv->reason));
     }
   }
+  learn_outcome(r, o.refusal ? std::optional<http::ErrorCode>(o.refusal->code) : std::nullopt);
   Answer& a = r->answer;
   // The key the fetch resolved the reference to: the audit event names the
   // secret as every later spelling of it will be recorded.
@@ -535,6 +659,7 @@ void Broker::resolve_pending(std::function<void()> then, bool force) {
             log::info("broker", "emergency revocation resolved: every spelling of the secret is blocked",
                       {{"target", described.target}, {"forms", in_force->forms.size()}});
           }
+          note_revoked(*in_force);
           enforce(*in_force);
           if (revocations_listener_) revocations_listener_();
         }
@@ -555,6 +680,7 @@ void Broker::release_waiters() {
 
 void Broker::revoke(const policy::Revocation& rv) {
   revocations_.add(rv);
+  note_revoked(rv);
   enforce(rv);
 }
 
@@ -593,7 +719,11 @@ void Broker::enforce(const policy::Revocation& rv) {
   }
 }
 
-std::size_t Broker::clear_revocation(const policy::Revocation& r) { return revocations_.clear(r); }
+std::size_t Broker::clear_revocation(const policy::Revocation& r) {
+  std::size_t cleared = revocations_.clear(r);
+  if (cleared > 0) note_revoked(r);
+  return cleared;
+}
 
 std::string Broker::key_for(const catalog::Reference& ref) const { return key_for_canonical(ref.canonical()); }
 

@@ -246,6 +246,24 @@ std::vector<Problem> validate(const Config& c) {
     for (const auto& p : svc.purposes) {
       if (p.empty() || p.size() > 64) out.push_back({at + "purposes", "a purpose is 1 to 64 characters"});
     }
+    if (!svc.step_up_token_file.empty() && svc.step_up_token_file.front() != '/') {
+      out.push_back({at + "step_up_token_file", "must be an absolute path"});
+    }
+  }
+  for (std::size_t i = 0; i < c.risk.categories.size(); ++i) {
+    const RiskCategory& rc = c.risk.categories[i];
+    std::string at = "risk.category[" + std::to_string(i) + "].";
+    for (std::size_t j = 0; j < i; ++j) {
+      if (rc.name == c.risk.categories[j].name) {
+        out.push_back({at + "name", "category \"" + rc.name + "\" already has its purposes"});
+      }
+    }
+    if (rc.purposes.empty()) {
+      out.push_back({at + "purposes", "list at least one purpose (a category without an entry takes any purpose)"});
+    }
+    for (const auto& p : rc.purposes) {
+      if (p.empty() || p.size() > 64) out.push_back({at + "purposes", "a purpose is 1 to 64 characters"});
+    }
   }
   if (auto r = parse_rate(a.unknown_caller_rate_limit); !r) {
     out.push_back({"agent.unknown_caller_rate_limit", r.error().message});

@@ -19,6 +19,7 @@ int priority(Level l) {
     case Level::info: return 6;
     case Level::warning: return 4;
     case Level::error: return 3;
+    case Level::alert: return 1;
   }
   return 6;
 }

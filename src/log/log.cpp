@@ -89,6 +89,7 @@ std::string_view level_name(Level l) noexcept {
     case Level::info: return "info";
     case Level::warning: return "warning";
     case Level::error: return "error";
+    case Level::alert: return "alert";
   }
   return "info";
 }

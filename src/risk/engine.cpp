@@ -234,6 +234,7 @@ std::string subject_key(const Request& r) {
 }
 
 bool learning(const Subject* s, WallTime now, const Options& o) {
+  if (o.learning_requests == 0 && o.learning_period <= Duration::zero()) return false;  // learning is off
   if (s == nullptr || !s->service || !s->first_served) return true;
   return s->served < o.learning_requests || now - *s->first_served < o.learning_period;
 }
@@ -399,6 +400,38 @@ void Engine::record(const Request& r, Outcome outcome) {
   if (!r.exe.empty()) s.exes.add(r.exe, now, o.max_callers_per_service);
   if (!r.unit.empty()) s.units.add(r.unit, now, o.max_callers_per_service);
   if (r.uid) s.uids.add(uid_name(*r.uid), now, o.max_callers_per_service);
+}
+
+Insight Engine::insight(std::string_view service, std::size_t limit) const {
+  Insight out;
+  auto it = state_->subjects.find(service);
+  if (service.empty() || it == state_->subjects.end() || !it->second.service) return out;
+  const Subject& s = it->second;
+  out.known = true;
+  out.learning = learning(&s, clock_.wall_now(), options_);
+  out.first_served = s.first_served;
+  out.served = s.served;
+  out.peak_minute = s.peak_minute;
+  out.hours = s.hours;
+  std::vector<const std::pair<const std::string, RefSeen>*> refs;
+  for (const auto& e : s.refs) refs.push_back(&e);
+  const std::size_t n = std::min(limit, refs.size());
+  std::partial_sort(refs.begin(), refs.begin() + static_cast<std::ptrdiff_t>(n), refs.end(), [](auto* x, auto* y) {
+    return x->second.count != y->second.count ? x->second.count > y->second.count : x->first < y->first;
+  });
+  for (std::size_t i = 0; i < n; ++i) out.refs.emplace_back(refs[i]->first, refs[i]->second.count);
+  out.exes = s.exes.by_recency();
+  out.units = s.units.by_recency();
+  out.uids = s.uids.by_recency();
+  return out;
+}
+
+bool purpose_allowed(const Options& o, std::string_view category, std::string_view purpose) {
+  if (purpose.empty() || category.empty()) return true;
+  for (const auto& [name, purposes] : o.category_purposes) {
+    if (name == category) return std::find(purposes.begin(), purposes.end(), purpose) != purposes.end();
+  }
+  return true;
 }
 
 void Engine::revoked(std::string_view ref) {

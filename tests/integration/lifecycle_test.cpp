@@ -45,7 +45,7 @@ TEST_CASE("--check-config reports every problem with file:line and exits 2", "[i
             "idle_timeout = \"5 minutes\"\n"  // line 3: bad duration
             "max_headers = 0\n"               // line 4: out of range
             "max_body_bytes = \"1 MB\"\n"     // line 5: bad size
-            "\n[risk]\nweight = 5\n");     // line 7: unknown section (for now)
+            "\n[risks]\nweight = 5\n");    // line 7: unknown section
   auto r = chitty::testing::run({chitty::testing::agent_binary(), "--check-config", dir / "bad.toml"});
   CHECK(r.exit_code == 2);
   std::string f = dir / "bad.toml";

@@ -32,6 +32,7 @@
 #include "chitty/policy/gate.hpp"
 #include "chitty/policy/rules.hpp"
 #include "chitty/predict/model.hpp"
+#include "chitty/risk/engine.hpp"
 #include "chitty/secure/arena.hpp"
 #include "chitty/secure/sealed_value.hpp"
 #include "chitty/secure/secure_buffer.hpp"
@@ -65,6 +66,11 @@ struct CredentialsContext {
   // unset), and how revocations are made durable before they are
   // acknowledged.
   const upstream::Token* emergency_token = nullptr;
+  // The step-up token of a service (null: it has none), for requests scored
+  // in the step-up band (docs/risk.md).
+  std::function<const upstream::Token*(std::string_view service)> step_up_token;
+  // What insights/{service} shows of risk scoring; null when it is off.
+  const risk::Engine* risk = nullptr;
   // Returns the generation of the revocations file written (audit events
   // record it: an older copy put back is a rollback).
   std::function<Result<std::uint64_t>(const policy::Revocations&)> persist_revocations;
@@ -77,8 +83,10 @@ struct CredentialsContext {
 };
 
 // The JSON body of a granted retrieve, in locked memory; an empty buffer if
-// there is no locked memory for it right now.
-secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted& g, std::string_view request_id);
+// there is no locked memory for it right now. `risk`: the request's score,
+// in its metadata (null: not scored).
+secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted& g, std::string_view request_id,
+                                     const audit::Risk* risk = nullptr);
 
 // Registers the routes. `ctx` must outlive the router.
 void register_credential_routes(server::Router& router, CredentialsContext& ctx);

@@ -57,6 +57,13 @@ class Metrics {
                Duration latency);
   // An emergency revocation made or cleared ("revoke", "clear").
   void revocation(std::string_view action);
+  // A request scored `score`, in band `decision` ("allow" ... "deny").
+  void risk(int score, std::string_view decision);
+  // A request scored in the deny band was alerted.
+  void risk_alert() { ++risk_alerts_; }
+
+  // Upper bounds of the risk score buckets: the band edges, and 90.
+  static constexpr std::array<int, 5> kRiskBuckets{29, 49, 69, 90, 100};
 
   // What the gauges read: the agent's parts (observed.hpp).
   using Sources = Observed;
@@ -77,7 +84,12 @@ class Metrics {
   };
   std::map<std::string, RouteStats, std::less<>> routes_;
   std::map<std::string, std::uint64_t, std::less<>> denials_;
-  std::map<std::string, std::uint64_t, std::less<>> revocations_;
+  std::map<std::string, std::uint64_t, std::less<>> revocations_{{"clear", 0}, {"revoke", 0}};
+  std::array<std::uint64_t, 4> risk_bands_{};  // allow, monitor, step_up, deny
+  std::array<std::uint64_t, kRiskBuckets.size()> risk_buckets_{};
+  std::uint64_t risk_count_ = 0;
+  std::uint64_t risk_sum_ = 0;
+  std::uint64_t risk_alerts_ = 0;
 };
 
 }  // namespace chitty::api

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "chitty/base/clock.hpp"
@@ -53,6 +54,16 @@ enum class Decision {
 };
 std::string_view decision_name(Decision d) noexcept;
 
+// A request's risk assessment as an event carries it (docs/risk.md).
+struct Risk {
+  int score = 0;
+  std::string level;     // "low" | "medium" | "high" | "critical"
+  std::string decision;  // the band: "allow" | "monitor" | "step_up" | "deny"
+  bool step_up = false;  // served in the step-up band on the service's step-up token
+  std::vector<std::pair<std::string, int>> factors;  // those that fired, with what each added
+  bool operator==(const Risk&) const = default;
+};
+
 struct Event {
   Kind kind = Kind::decision;
   WallTime at{};
@@ -73,6 +84,7 @@ struct Event {
   std::string source;      // "env" | "systemd-credential" | "1password" | ""
   std::string mode;        // "normal" | "fallback"
   std::int64_t latency_us = 0;
+  std::optional<Risk> risk;            // decision: how the request was scored (none: not scored)
   std::uint64_t count = 1;             // aggregate (and prefetch): how many it stands for (not written one by one)
   std::optional<WallTime> first_at;    // aggregate: the first of them
   std::optional<WallTime> last_at;     // aggregate: the last of them

@@ -1,7 +1,9 @@
 // The retrieval pipeline, in the order of a decision (STYLE.md): who is
-// asking (the attested service) → whether the claimed context is theirs →
-// the service's rate limit → the purpose → whether it may read this →
-// emergency revocations → where the value comes from: the cache (HIT, or
+// asking (the attested service) and what for — scored for risk at once,
+// before anything else is decided (docs/risk.md) → whether the claimed
+// context is theirs → the service's rate limit → the purpose → whether it
+// may read this → emergency revocations → the risk band → where the value
+// comes from: the cache (HIT, or
 // STALE while the upstream is unavailable and the entry is within its
 // fallback window), a single-flight fetch (MISS), the env/systemd-credential
 // fallbacks — or a refusal. Every answer carries the audit event that
@@ -32,6 +34,7 @@
 #include "chitty/policy/gate.hpp"
 #include "chitty/policy/revocations.hpp"
 #include "chitty/policy/rules.hpp"
+#include "chitty/risk/engine.hpp"
 #include "chitty/secure/secure_buffer.hpp"
 #include "chitty/upstream/provider.hpp"
 
@@ -39,6 +42,15 @@ namespace chitty::broker {
 
 // How often an unresolved revocation is tried again.
 inline constexpr Duration kRetryResolution = std::chrono::seconds(30);
+
+// What the X-Chitty-Step-Up header of a request said (the API compares it
+// with the calling service's step-up token, in constant time, in place).
+enum class StepUp {
+  absent,          // no header
+  valid,           // the service's step-up token
+  wrong,           // another token, or the service has none configured
+  unavailable,     // no locked memory to compare right now (neither right nor wrong)
+};
 
 // What a client asked for.
 struct Ask {
@@ -50,6 +62,17 @@ struct Ask {
   std::string environment;
   std::string action = "retrieve";
   bool rate_limited = true;  // takes a token from the service's bucket
+  StepUp step_up = StepUp::absent;
+};
+
+// A request scored in the deny band, and refused (what the app alerts on).
+struct RiskAlert {
+  std::string request_id;
+  std::string service;  // "" when the caller is no service
+  std::int64_t uid = -1;
+  std::string ref;      // as the engine saw it (canonical, or "type:NAME")
+  std::string code;     // what refused it: "risk_denied", or an earlier refusal ("context_mismatch")
+  risk::Assessment assessment;
 };
 
 enum class CacheState { hit, stale, miss };  // names: broker.cpp, in this order
@@ -135,6 +158,15 @@ class Broker {
   // Answers `ask` for `caller`: `done` runs exactly once, now (cache hit,
   // refusal) or when a fetch completes.
   void retrieve(identity::Identity caller, Ask ask, const std::string& request_id, Done done);
+
+  // Risk scoring (docs/risk.md): every request is scored by `engine` once
+  // the broker knows who asks for what, before any value is unsealed, and
+  // the score's band enforced once policy has let it through. Null: no
+  // scoring. The engine outlives the broker (or is unset first).
+  void set_risk(risk::Engine* engine) { risk_ = engine; }
+  risk::Engine* risk() const noexcept { return risk_; }
+  // Called for every request scored in the deny band (all are refused).
+  void on_risk_alert(std::function<void(const RiskAlert&)> f) { alert_listener_ = std::move(f); }
 
   // Called for every value served to a caller (prediction learns from it).
   void on_read(std::function<void(const Read&)> f) { read_listener_ = std::move(f); }
@@ -237,6 +269,14 @@ class Broker {
   void after_policy(const RequestPtr& r);
   void refuse(const RequestPtr& r, http::ErrorCode code, std::string message,
               std::optional<Duration> retry_after = std::nullopt);
+  // Scores the request (when an engine is set) and puts the score in its event.
+  void score(const RequestPtr& r);
+  // Enforces the score's band: false when the request was refused.
+  bool admit_risk(const RequestPtr& r);
+  // Tells the engine how the request was answered (once).
+  void learn_outcome(const RequestPtr& r, const std::optional<http::ErrorCode>& refused);
+  // Tells the engine that the secret `rv` names was revoked or cleared now.
+  void note_revoked(const policy::Revocation& rv);
   void deliver(const RequestPtr& r, const Outcome& o);
   const policy::Revocation* revoked_for(const RequestPtr& r) const;
   // The match forms of `ref`: its canonical form, its resolved key (once
@@ -296,6 +336,8 @@ class Broker {
   std::function<void(cache::Mode)> mode_listener_;
   std::function<void()> revocations_listener_;
   std::function<void(const Read&)> read_listener_;
+  std::function<void(const RiskAlert&)> alert_listener_;
+  risk::Engine* risk_ = nullptr;
   std::size_t describing_ = 0;  // resolve_pending() attempts in flight
   std::vector<std::function<void()>> resolve_waiters_;
   Duration fallback_total_{};

@@ -127,6 +127,7 @@ struct ServiceConfig {
   std::vector<std::string> purposes;  // empty = any purpose (none required)
   std::string rate_limit;             // "100/h"
   bool admin = false;
+  std::string step_up_token_file;  // "" = no step-up token: step-up band requests are refused
 };
 
 // [audit]: the durable spool and its sink (docs/audit.md).
@@ -181,6 +182,54 @@ struct PredictConfig {
   bool operator==(const PredictConfig&) const = default;
 };
 
+// [risk.weights]: points per factor (docs/risk.md), in risk::Factor order.
+struct RiskWeights {
+  std::int64_t identity_partial = 0;
+  std::int64_t service_mismatch = 0;
+  std::int64_t purpose_not_allowed = 0;
+  std::int64_t first_access = 0;
+  std::int64_t new_references = 0;
+  std::int64_t new_executable = 0;
+  std::int64_t new_unit = 0;
+  std::int64_t new_uid = 0;
+  std::int64_t unusual_hour = 0;
+  std::int64_t unusual_hour_activity = 0;
+  std::int64_t burst = 0;
+  std::int64_t enumeration = 0;
+  std::int64_t recently_revoked = 0;
+  bool operator==(const RiskWeights&) const = default;
+};
+
+// [[risk.category]]: the purposes a catalog category may be read for.
+struct RiskCategory {
+  std::string name;
+  std::vector<std::string> purposes;
+  bool operator==(const RiskCategory&) const = default;
+};
+
+// [risk]: scoring (docs/risk.md).
+struct RiskConfig {
+  bool enabled = false;
+  milliseconds learning_period{0};
+  std::int64_t learning_requests = 0;
+  milliseconds enumeration_window{0};
+  std::int64_t enumeration_refs = 0;
+  std::int64_t enumeration_failures = 0;
+  milliseconds novelty_window{0};
+  std::int64_t novelty_refs = 0;
+  milliseconds odd_hours_window{0};
+  std::int64_t odd_hours_requests = 0;
+  std::int64_t burst_min = 0;
+  std::int64_t burst_factor_percent = 0;
+  std::int64_t unusual_hour_percent = 0;
+  milliseconds hours_learning_period{0};
+  milliseconds revoked_within{0};
+  milliseconds save_interval{0};
+  RiskWeights weights;
+  std::vector<RiskCategory> categories;
+  bool operator==(const RiskConfig&) const = default;
+};
+
 struct Config {
   AgentConfig agent;
   CacheConfig cache;
@@ -191,6 +240,7 @@ struct Config {
   AuditConfig audit;
   EmergencyConfig emergency;
   PredictConfig predict;
+  RiskConfig risk;
   std::string source;  // the file it came from, or "<built-in defaults>"
 };
 

@@ -21,7 +21,9 @@
 
 namespace chitty::log {
 
-enum class Level { debug = 0, info = 1, warning = 2, error = 3 };
+// alert: something an operator must act on now (journald priority 1); it is
+// always written, whatever the configured level.
+enum class Level { debug = 0, info = 1, warning = 2, error = 3, alert = 4 };
 
 std::string_view level_name(Level l) noexcept;
 // Accepts "debug", "info", "warning" (or "warn"), "error"; false otherwise.
@@ -125,6 +127,9 @@ inline void warn(std::string_view topic, std::string_view msg, std::initializer_
 }
 inline void error(std::string_view topic, std::string_view msg, std::initializer_list<Field> f = {}) noexcept {
   if (enabled(Level::error)) write(Level::error, topic, msg, f);
+}
+inline void alert(std::string_view topic, std::string_view msg, std::initializer_list<Field> f = {}) noexcept {
+  write(Level::alert, topic, msg, f);
 }
 
 // A line a client can cause (a refused request, a protocol error, a wrong

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "chitty/base/clock.hpp"
@@ -57,7 +58,8 @@ struct Options {
   // 100. Defaults: docs/risk.md.
   std::array<int, kFactors> weights{20, 100, 40, 10, 30, 25, 15, 25, 15, 20, 35, 75, 50};
   // A service learns until both hold: this long since its first request,
-  // and this many requests served.
+  // and this many requests served. Both 0: no service learns, not even
+  // one never served.
   Duration learning_period = std::chrono::hours(24);
   std::uint32_t learning_requests = 100;
   // Enumeration: within `enumeration_window`, at least `enumeration_refs`
@@ -92,7 +94,15 @@ struct Options {
   std::size_t max_refs_per_service = 512;
   std::size_t max_callers_per_service = 32;  // executables, units and uids, each
   std::size_t max_revoked = 1024;
+  // The purposes each catalog category may be read for ([[risk.category]]):
+  // a request stating another scores purpose_not_allowed.
+  std::vector<std::pair<std::string, std::vector<std::string>>> category_purposes;
 };
+
+// Whether `purpose`, stated for a credential of `category`, is one the
+// category's [[risk.category]] entry lists. A category without an entry, and
+// a request stating no purpose, pass: there is nothing to judge.
+bool purpose_allowed(const Options& o, std::string_view category, std::string_view purpose);
 
 // What the engine is told of a request (before any value is unsealed).
 struct Request {
@@ -128,6 +138,18 @@ struct Assessment {
   std::vector<Fired> fired;  // in Factor order
 };
 
+// What the engine knows of one service (GET /api/onepassword/insights).
+struct Insight {
+  bool known = false;  // the service was scored or served since the baselines began
+  bool learning = true;
+  std::optional<WallTime> first_served;
+  std::uint64_t served = 0;
+  std::uint32_t peak_minute = 0;          // its busiest ordinary minute
+  std::array<std::uint64_t, 24> hours{};  // served per hour of the day (UTC)
+  std::vector<std::pair<std::string, std::uint64_t>> refs;  // the most read first (at most `limit`)
+  std::vector<std::string> exes, units, uids;               // most recently seen first
+};
+
 class Engine {
  public:
   Engine(Options options, const Clock& clock);
@@ -141,6 +163,8 @@ class Engine {
   // How the request was answered: the windows count it, and when a value
   // was served the service's baseline learns from it.
   void record(const Request& r, Outcome outcome);
+  // The service's baseline; `limit` references at most.
+  Insight insight(std::string_view service, std::size_t limit = 20) const;
   // An emergency revocation of `ref` was put in force or cleared now.
   void revoked(std::string_view ref);
 

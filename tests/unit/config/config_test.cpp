@@ -154,7 +154,7 @@ TEST_CASE("the agent schema's tables have unique, documented keys", "[config][sc
   for (const auto& t : s.tables) tables.emplace_back(std::string(t.is_array ? "[[" : "[") + std::string(t.name) +
                                                      (t.is_array ? "]]" : "]"));
   CHECK(tables == std::vector<std::string>{"[agent]", "[cache]", "[[cache.category]]", "[upstream.onepassword]", "[fallback]", "[[credential]]",
-                                           "[[service]]", "[audit]", "[emergency]", "[predict]"});
+                                           "[[service]]", "[audit]", "[emergency]", "[predict]", "[risk]", "[risk.weights]", "[[risk.category]]"});
   for (const auto& t : s.tables) {
     std::set<std::string_view> names;
     for (const auto& k : t.keys) {
