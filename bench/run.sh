@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-5}
 
 [[ -f build-release/build.ninja ]] || meson setup build-release -Dbuildtype=release -Dtests=false
-ninja -C build-release agent/chitty-agent bench/uds_bench bench/secure_bench bench/audit_bench | grep -v "^\[" || true
+ninja -C build-release agent/chitty-agent bench/uds_bench bench/secure_bench bench/audit_bench bench/risk_eval bench/risk_cost | grep -v "^\[" || true
 [[ -x build-release/agent/chitty-agent && -x build-release/bench/uds_bench ]]
 agent=build-release/agent/chitty-agent
 bench=build-release/bench/uds_bench
@@ -102,6 +102,35 @@ for spec in "1 1" "32 1"; do
   awk -v a="${audit_rps[true]}" -v b="${audit_rps[false]}" -v s="$spec" \
     'BEGIN { printf "ratio audit on/off (connections pipeline = %s): %.2f (%.1f us of audit per request)\n", s, a / b, (1e6 / a - 1e6 / b) }'
 done
+
+echo "== risk scoring on vs off: GET /v1/secret from the cache (docs/risk.md), the same load on two agents"
+# Scoring as configured by default (a new service learns: its soft factors
+# are computed and reported, and weigh nothing) against [risk] enabled =
+# false. At 32 connections the agent's CPU is saturated, so 1e6/rps is its
+# CPU time per request and the difference is what scoring costs. Three
+# alternating rounds; the median of each.
+for enabled in true false; do
+  start_secret_agent "risk-$enabled" "$(printf '[risk]\nenabled = %s' "$enabled")"
+done
+for spec in "1 1" "32 1"; do
+  read -r c p <<<"$spec"
+  declare -A risk_runs=([true]="" [false]="")
+  for round in 1 2 3; do
+    for enabled in true false; do
+      line=$(pin "$client_cpu" $bench load "$dir/risk-$enabled.sock" --connections "$c" --pipeline "$p" --seconds "$seconds" --path "$secret_path")
+      echo "risk enabled=$enabled round $round $line"
+      risk_runs[$enabled]+="$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$line") "
+    done
+  done
+  on=$(tr ' ' '\n' <<<"${risk_runs[true]}" | sed '/^$/d' | sort -n | sed -n 2p)
+  off=$(tr ' ' '\n' <<<"${risk_runs[false]}" | sed '/^$/d' | sort -n | sed -n 2p)
+  awk -v a="$on" -v b="$off" -v s="$spec" \
+    'BEGIN { printf "ratio risk on/off (connections pipeline = %s, medians %d vs %d req/s): %.3f (%.2f us of scoring per request)\n", s, a, b, a / b, (1e6 / a - 1e6 / b) }'
+done
+echo "== what scoring adds to a cached retrieval, in process (bench/risk_cost.cpp: the broker's path and the audit line)"
+pin "$server_cpu" build-release/bench/risk_cost
+echo "== the risk engine alone (bench/risk_eval.cpp: assess + record per request, over a labelled trace)"
+pin "$server_cpu" build-release/bench/risk_eval | grep -E "per request"
 
 echo "== a miss: the agent's added latency over Connect itself (the emulator, tests/fakes/connect-emulator)"
 if command -v node >/dev/null; then

@@ -170,14 +170,13 @@ void write_risk_insights(json::Writer& w, const std::vector<audit::Event>& event
   std::array<std::uint64_t, 10> tens{};
   std::uint64_t scored = 0, sum = 0;
   std::vector<const audit::Event*> anomalies;
-  constexpr std::array<std::string_view, 4> kBands{"allow", "monitor", "step_up", "deny"};
   for (const auto& e : events) {
     if (!e.risk) continue;
     ++scored;
     sum += static_cast<std::uint64_t>(std::clamp(e.risk->score, 0, 100));
     ++tens[static_cast<std::size_t>(std::clamp(e.risk->score, 0, 99) / 10)];
-    for (std::size_t i = 0; i < kBands.size(); ++i) {
-      if (kBands[i] == e.risk->decision) ++bands[i];
+    for (std::size_t i = 0; i < bands.size(); ++i) {
+      if (risk::band_name(static_cast<risk::Band>(i)) == e.risk->decision) ++bands[i];
     }
     if (e.risk->decision != "allow") anomalies.push_back(&e);
   }
@@ -208,7 +207,7 @@ void write_risk_insights(json::Writer& w, const std::vector<audit::Event>& event
   w.key("mean");
   if (scored > 0) w.number(static_cast<double>(sum) / static_cast<double>(scored)); else w.null();
   w.key("by_decision").begin_object();
-  for (std::size_t i = 0; i < kBands.size(); ++i) w.key(kBands[i]).uinteger(bands[i]);
+  for (std::size_t i = 0; i < bands.size(); ++i) w.key(risk::band_name(static_cast<risk::Band>(i))).uinteger(bands[i]);
   w.end_object();
   w.key("histogram").begin_array();  // 0-9, 10-19, ..., 90-100
   for (auto n : tens) w.uinteger(n);

@@ -8,6 +8,7 @@
 #include "chitty/audit/spool_recorder.hpp"
 #include "chitty/broker/broker.hpp"
 #include "chitty/cache/cache.hpp"
+#include "chitty/risk/engine.hpp"
 #include "chitty/secure/arena.hpp"
 #include "chitty/server/server.hpp"
 #include "chitty/upstream/connect_provider.hpp"
@@ -118,12 +119,12 @@ void Metrics::observe(std::string_view route, std::string_view decision, int sta
 void Metrics::revocation(std::string_view action) { ++slot(revocations_, action); }
 
 namespace {
-constexpr std::array<std::string_view, 4> kRiskBands{"allow", "monitor", "step_up", "deny"};
+risk::Band band_at(std::size_t i) { return static_cast<risk::Band>(i); }
 }  // namespace
 
 void Metrics::risk(int score, std::string_view decision) {
-  for (std::size_t i = 0; i < kRiskBands.size(); ++i) {
-    if (kRiskBands[i] == decision) ++risk_bands_[i];
+  for (std::size_t i = 0; i < risk_bands_.size(); ++i) {
+    if (risk::band_name(band_at(i)) == decision) ++risk_bands_[i];
   }
   for (std::size_t i = 0; i < kRiskBuckets.size(); ++i) {
     if (score <= kRiskBuckets[i]) ++risk_buckets_[i];
@@ -165,8 +166,8 @@ std::string Metrics::render(const Sources& s) const {
   }
 
   head(out, Metric::risk_decisions_total);
-  for (std::size_t i = 0; i < kRiskBands.size(); ++i) {
-    sample(out, Metric::risk_decisions_total, "decision=\"" + std::string(kRiskBands[i]) + "\"",
+  for (std::size_t i = 0; i < risk_bands_.size(); ++i) {
+    sample(out, Metric::risk_decisions_total, "decision=\"" + std::string(risk::band_name(band_at(i))) + "\"",
            static_cast<double>(risk_bands_[i]));
   }
   head(out, Metric::risk_score);

@@ -133,6 +133,8 @@ void Broker::score(const RequestPtr& r) {
       r->ask.claimed_service && (r->service == nullptr || *r->ask.claimed_service != r->service->name);
   q.purpose_not_allowed =
       r->entry != nullptr && !risk::purpose_allowed(risk_->options(), r->entry->category, r->ask.purpose);
+  q.at = r->started;  // the clock was read when the request came (retrieve())
+  q.wall_at = r->answer.event.at;
   r->assessment = risk_->assess(q);
   const risk::Assessment& a = *r->assessment;
   audit::Risk& ev = r->answer.event.risk.emplace();
@@ -191,7 +193,7 @@ void Broker::learn_outcome(const RequestPtr& r, const std::optional<http::ErrorC
   } else if (*refused == http::ErrorCode::forbidden || *refused == http::ErrorCode::context_mismatch) {
     o = risk::Outcome::forbidden;
   }
-  risk_->record(r->risk_request, o);
+  risk_->record(r->risk_request, o, *r->assessment);
 }
 
 void Broker::note_revoked(const policy::Revocation& rv) {

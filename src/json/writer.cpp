@@ -1,5 +1,7 @@
 #include "chitty/json/writer.hpp"
 
+#include <algorithm>
+
 #include <charconv>
 #include <cmath>
 #include <vector>
@@ -37,7 +39,17 @@ struct Writer::Impl {
 
   void quoted(std::string_view s) {
     out += '"';
-    append_json_escaped(out, s);
+    // Keys and most values are printable ASCII with nothing to escape: one
+    // append (the escaper, byte by byte, is for the rest).
+    const bool plain = std::all_of(s.begin(), s.end(), [](char ch) {
+      const auto c = static_cast<unsigned char>(ch);
+      return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
+    });
+    if (plain) {
+      out.append(s);
+    } else {
+      append_json_escaped(out, s);
+    }
     out += '"';
   }
 

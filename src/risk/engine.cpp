@@ -37,8 +37,9 @@ struct StringHash {
 };
 template <typename T>
 using StringMap = std::unordered_map<std::string, T, StringHash, std::equal_to<>>;
-// Requests one subject's window holds at most: a flood is counted as the
-// newest this many (enough to see any enumeration threshold crossed).
+// Requests one subject's window holds at most (those for a reference new to
+// it, or answered not_found/forbidden): a flood is counted as the newest this
+// many (enough to see any enumeration threshold crossed).
 constexpr std::size_t kWindowCap = 4096;
 
 // A subject's requests within the enumeration window: the distinct
@@ -49,8 +50,11 @@ class Window {
   void expire(MonoTime now, Duration span) {
     while (!entries_.empty() && now - entries_.front().at > span) drop_front();
   }
+  // Only what counts is kept: a request for a reference the subject knows,
+  // answered, changes neither count (the steady state costs nothing here).
   void add(MonoTime at, std::string_view ref, bool failed, bool fresh) {
-    entries_.push_back(Entry{at, std::string(ref), failed, fresh});
+    if (!failed && !fresh) return;
+    entries_.push_back(Entry{at, fresh ? std::string(ref) : std::string(), failed, fresh});
     if (fresh && ++fresh_refs_[entries_.back().ref] == 1) ++distinct_fresh_;
     failures_ += failed ? 1 : 0;
     while (entries_.size() > kWindowCap) drop_front();
@@ -164,6 +168,9 @@ struct Store {
     auto it = subjects.find(key);
     return it == subjects.end() ? nullptr : &it->second;
   }
+  // A service is found by its name as it is (no key built for it).
+  Subject* find_for(const Request& r);
+  Subject& get_for(const Request& r, const Options& o);
   Subject& get(std::string_view key, bool service, const Options& o) {
     auto it = subjects.find(key);
     if (it != subjects.end()) {
@@ -194,6 +201,26 @@ struct Store {
     }
   }
 };
+
+// The key of a caller that is no service ("uid:1001").
+std::string subject_key(const Request& r) {
+  return r.uid ? "uid:" + std::to_string(*r.uid) : std::string("uid:unknown");
+}
+
+Subject* Store::find_for(const Request& r) {
+  return r.service.empty() ? find(subject_key(r)) : find(r.service);
+}
+
+Subject& Store::get_for(const Request& r, const Options& o) {
+  if (!r.service.empty()) {
+    if (auto it = subjects.find(r.service); it != subjects.end()) {
+      lru.splice(lru.begin(), lru, it->second.lru);
+      return it->second;
+    }
+    return get(r.service, true, o);
+  }
+  return get(subject_key(r), false, o);
+}
 
 }  // namespace
 
@@ -228,11 +255,6 @@ struct Engine::State : Store {};
 
 namespace {
 
-std::string subject_key(const Request& r) {
-  if (!r.service.empty()) return std::string(r.service);
-  return r.uid ? "uid:" + std::to_string(*r.uid) : std::string("uid:unknown");
-}
-
 bool learning(const Subject* s, WallTime now, const Options& o) {
   if (o.learning_requests == 0 && o.learning_period <= Duration::zero()) return false;  // learning is off
   if (s == nullptr || !s->service || !s->first_served) return true;
@@ -246,10 +268,15 @@ double burst_limit(const Subject& s, const Options& o) {
 // The subject's minute moves on. Its peak learns from the requests served
 // unflagged in a minute with no burst — not from what abuse sent, even under
 // the limit. (A burst split over two minutes is still one: the count is over
-// the last sixty seconds, see last_minute.)
-void roll_minute(Subject& s, MonoTime now) {
+// the last sixty seconds, see last_minute.) Once the service has learnt, its
+// peak grows by at most half in a minute: a burst that began late in a
+// minute, too few in it to be one, does not lift the bar above itself.
+void roll_minute(Subject& s, MonoTime now, bool learning) {
   if (now - s.minute_start < kMinute) return;
-  if (!s.burst_in_minute) s.peak_minute = std::max(s.peak_minute, s.ordinary_in_minute);
+  if (!s.burst_in_minute) {
+    const std::uint32_t cap = learning ? s.ordinary_in_minute : s.peak_minute + s.peak_minute / 2 + 1;
+    s.peak_minute = std::max(s.peak_minute, std::min(s.ordinary_in_minute, cap));
+  }
   s.previous_minute = now - s.minute_start < 2 * kMinute ? s.minute_count : 0;
   s.minute_start = now - (now - s.minute_start) % kMinute;
   s.minute_count = 0;
@@ -264,12 +291,6 @@ double last_minute(const Subject& s, MonoTime now) {
   if (into >= 2 * kMinute) return 0;
   if (into >= kMinute) return s.minute_count * (1.0 - std::chrono::duration<double>(into - kMinute) / kMinute);
   return s.minute_count + s.previous_minute * (1.0 - std::chrono::duration<double>(into) / kMinute);
-}
-
-// Whether `ref` is new to the subject: never served to it (a caller that is
-// no service has no baseline: everything is).
-bool fresh_to(const Subject* s, std::string_view ref) {
-  return s == nullptr || !s->service || s->refs.find(ref) == s->refs.end();
 }
 
 // Whether `at` falls in an hour of the day holding under unusual_hour_share
@@ -307,13 +328,17 @@ Engine::~Engine() = default;
 void Engine::set_options(Options o) { options_ = std::move(o); }
 
 Assessment Engine::assess(const Request& r) {
-  const MonoTime now = clock_.now();
-  const WallTime wall = clock_.wall_now();
+  const MonoTime now = r.at != MonoTime{} ? r.at : clock_.now();
+  const WallTime wall = r.wall_at != WallTime{} ? r.wall_at : clock_.wall_now();
   const Options& o = options_;
-  Subject* s = state_->find(subject_key(r));
+  Subject* s = state_->find_for(r);
   if (s != nullptr) expire_windows(*s, now, o);
+  // Whether the subject's baseline has this reference (one look-up).
+  const bool ref_known = s != nullptr && s->service && s->refs.find(r.ref) != s->refs.end();
 
   Assessment a;
+  a.at = now;
+  a.wall_at = wall;
   a.learning = !r.service.empty() && learning(s, wall, o);
   auto fire = [&](Factor f) {
     const int w = std::clamp(o.weights[static_cast<std::size_t>(f)], 0, 100);
@@ -327,7 +352,7 @@ Assessment Engine::assess(const Request& r) {
   // no history to differ from).
   if (!r.service.empty()) {
     const bool known = s != nullptr && s->served > 0;
-    const bool fresh = !known || s->refs.find(r.ref) == s->refs.end();
+    const bool fresh = !known || !ref_known;
     if (fresh) fire(Factor::first_access);
     if (fresh && known && other_novel(*s, r.ref) + 1 >= o.novelty_refs) fire(Factor::new_references);
     if (!r.exe.empty() && (!known || !s->exes.has(r.exe))) fire(Factor::new_executable);
@@ -346,7 +371,7 @@ Assessment Engine::assess(const Request& r) {
     // service; a learning service's are not judged) or many failures.
     bool many = s->window.failures() >= o.enumeration_failures;
     if (!a.learning) {
-      const bool fresh = fresh_to(s, r.ref);
+      const bool fresh = !ref_known;
       const std::size_t distinct = s->window.distinct_fresh() + (fresh && !s->window.holds_fresh(r.ref) ? 1 : 0);
       many = many || (fresh && distinct >= o.enumeration_refs);
     }
@@ -363,17 +388,24 @@ Assessment Engine::assess(const Request& r) {
   return a;
 }
 
-void Engine::record(const Request& r, Outcome outcome) {
-  const MonoTime now = clock_.now();
-  const WallTime wall = clock_.wall_now();
+void Engine::record(const Request& r, Outcome outcome) { record_at(r, outcome, clock_.now(), clock_.wall_now()); }
+
+void Engine::record(const Request& r, Outcome outcome, const Assessment& a) { record_at(r, outcome, a.at, a.wall_at); }
+
+void Engine::record_at(const Request& r, Outcome outcome, MonoTime now, WallTime wall) {
   const Options& o = options_;
-  Subject& s = state_->get(subject_key(r), !r.service.empty(), o);
-  roll_minute(s, now);
-  if (last_minute(s, now) + 1 > burst_limit(s, o)) s.burst_in_minute = true;
+  Subject& s = state_->get_for(r, o);
+  // While a service learns, every minute is ordinary: its busiest minute is
+  // learnt from its first one (a service busy from its start would
+  // otherwise be a "burst" forever, its peak never learnt).
+  const bool learning_now = s.service && learning(&s, wall, o);
+  roll_minute(s, now, learning_now);
+  if (!learning_now && last_minute(s, now) + 1 > burst_limit(s, o)) s.burst_in_minute = true;
   ++s.minute_count;
   if (outcome == Outcome::served) ++s.ordinary_in_minute;
   expire_windows(s, now, o);
-  const bool fresh = fresh_to(&s, r.ref);
+  auto ref = s.service ? s.refs.find(r.ref) : s.refs.end();
+  const bool fresh = ref == s.refs.end();  // new to it (everything is, to a caller that is no service)
   s.window.add(now, r.ref, outcome == Outcome::not_found || outcome == Outcome::forbidden, fresh);
   if (!s.service) return;
   if (fresh && s.served > 0) s.novel.emplace_back(now, std::string(r.ref));
@@ -386,7 +418,6 @@ void Engine::record(const Request& r, Outcome outcome) {
   s.hours[static_cast<std::size_t>(hour_of(wall))] += 1;
   // Served unflagged: what it reads and who it runs as, too.
   if (outcome != Outcome::served) return;
-  auto ref = s.refs.find(r.ref);
   if (ref == s.refs.end()) {
     if (o.max_refs_per_service == 0) return;
     if (s.refs.size() >= o.max_refs_per_service) {

@@ -156,6 +156,28 @@ TEST_CASE("the step-up band: refused without the service's token, served with it
   CHECK(s.sample("chitty_risk_alerts_total") == 0);
 }
 
+TEST_CASE("the monitor band: served, flagged in the answer, the audit event and /metrics", "[integration][risk]") {
+  Setup s(kQuiet + "first_access = 35\n");
+  auto r = s.retrieve("{\"ref\":\"" + kChittyId + "\"}");
+  REQUIRE(Setup::status_of(r) == 200);
+  const Json body = parse(Setup::body_of(r));
+  const Json& m = at(body, "metadata");
+  CHECK(at(m, "risk_score").text == "35");
+  CHECK(at(m, "risk_level").text == "medium");
+  CHECK(at(m, "decision").text == "monitor");
+  CHECK(factor(m, "first_access") == 35);
+  CHECK(s.sample("chitty_risk_decisions_total{decision=\"monitor\"}") == 1);
+  CHECK(s.sample("chitty_risk_score_bucket{le=\"29\"}") == 0);
+  CHECK(s.sample("chitty_risk_score_bucket{le=\"49\"}") == 1);
+  bool flagged = false;
+  for (const Json& e : at(s.audit_events(), "events").items) {
+    if (at(e, "kind").text == "decision" && at(e, "decision").text == "allow") {
+      flagged = at(at(e, "risk"), "decision").text == "monitor";
+    }
+  }
+  CHECK(flagged);
+}
+
 TEST_CASE("the deny band: refused before any fetch, and alerted four ways", "[integration][risk][deny]") {
   chitty::testing::NotifySocket n;
   Setup s(kQuiet + "first_access = 80\n", {n.env()});

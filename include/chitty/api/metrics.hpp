@@ -85,7 +85,7 @@ class Metrics {
   std::map<std::string, RouteStats, std::less<>> routes_;
   std::map<std::string, std::uint64_t, std::less<>> denials_;
   std::map<std::string, std::uint64_t, std::less<>> revocations_{{"clear", 0}, {"revoke", 0}};
-  std::array<std::uint64_t, 4> risk_bands_{};  // allow, monitor, step_up, deny
+  std::array<std::uint64_t, 4> risk_bands_{};  // by risk::Band
   std::array<std::uint64_t, kRiskBuckets.size()> risk_buckets_{};
   std::uint64_t risk_count_ = 0;
   std::uint64_t risk_sum_ = 0;

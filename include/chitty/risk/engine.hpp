@@ -114,6 +114,10 @@ struct Request {
   bool identity_partial = false;
   bool service_mismatch = false;
   bool purpose_not_allowed = false;
+  // When it came, if the caller read the clock already (the broker has);
+  // left at zero, the engine reads its clock.
+  MonoTime at{};
+  WallTime wall_at{};
 };
 
 // How the request was answered (what the engine learns from).
@@ -136,6 +140,8 @@ struct Assessment {
   Band band = Band::allow;
   bool learning = false;     // the service is in its learning period
   std::vector<Fired> fired;  // in Factor order
+  MonoTime at{};             // when it was assessed
+  WallTime wall_at{};
 };
 
 // What the engine knows of one service (GET /api/onepassword/insights).
@@ -163,6 +169,9 @@ class Engine {
   // How the request was answered: the windows count it, and when a value
   // was served the service's baseline learns from it.
   void record(const Request& r, Outcome outcome);
+  // The same, counted at the time `a` (its assessment) was made: the
+  // request's own time, and no clock read.
+  void record(const Request& r, Outcome outcome, const Assessment& a);
   // The service's baseline; `limit` references at most.
   Insight insight(std::string_view service, std::size_t limit = 20) const;
   // An emergency revocation of `ref` was put in force or cleared now.
@@ -180,6 +189,8 @@ class Engine {
   [[nodiscard]] Result<void> parse(std::string_view text);
 
  private:
+  void record_at(const Request& r, Outcome outcome, MonoTime now, WallTime wall);
+
   struct State;
   Options options_;
   const Clock& clock_;

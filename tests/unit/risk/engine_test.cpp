@@ -279,6 +279,28 @@ TEST_CASE("a burst above the service's busiest minute", "[risk][factor]") {
   }
 }
 
+TEST_CASE("a service busy from its first minute learns its rate: not a burst once it has learnt", "[risk][learning]") {
+  Options o = quick_learning();
+  o.learning_period = 2min;
+  o.learning_requests = 100;
+  Fixture f(o);
+  // 20 requests a second (1,200 a minute, far above burst_min) from the start.
+  for (int i = 0; i < 3 * 60 * 20; ++i) {
+    f.ask(Fixture::usual());
+    f.clock.advance(50ms);
+  }
+  const Assessment steady = f.engine.assess(Fixture::usual());
+  CHECK_FALSE(steady.learning);
+  CHECK_FALSE(has(steady, Factor::burst));
+  // Ten times the rate is a burst.
+  bool fired = false;
+  for (int i = 0; i < 60 * 200 && !fired; ++i) {
+    fired = has(f.ask(Fixture::usual()), Factor::burst);
+    f.clock.advance(5ms);
+  }
+  CHECK(fired);
+}
+
 TEST_CASE("enumeration: many distinct references or many failures in a short window", "[risk][factor]") {
   Fixture f;
   f.learn_a_day();
