@@ -170,7 +170,8 @@ TEST_CASE("the monitor band: served, flagged in the answer, the audit event and 
   CHECK(s.sample("chitty_risk_score_bucket{le=\"29\"}") == 0);
   CHECK(s.sample("chitty_risk_score_bucket{le=\"49\"}") == 1);
   bool flagged = false;
-  for (const Json& e : at(s.audit_events(), "events").items) {
+  const Json events = s.audit_events();  // (held: the loop below reads into it)
+  for (const Json& e : at(events, "events").items) {
     if (at(e, "kind").text == "decision" && at(e, "decision").text == "allow") {
       flagged = at(at(e, "risk"), "decision").text == "monitor";
     }
