@@ -35,7 +35,7 @@ std::string label(std::string_view v) {
 
 std::string number(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
+  std::snprintf(buf, sizeof buf, "%.15g", v);  // a Unix time to the microsecond
   return buf;
 }
 
@@ -137,6 +137,9 @@ std::string Metrics::render(const Sources& s) const {
   std::string out;
   out.reserve(4096);
 
+  if (s.started_wall != WallTime{}) {
+    single(out, Metric::start_time_seconds, std::chrono::duration<double>(s.started_wall.time_since_epoch()).count());
+  }
   head(out, Metric::requests_total);
   for (const auto& [route, r] : routes_) {
     for (const auto& [key, n] : r.answers) {
