@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
       print_diagnostics(loaded.error());
       return chitty::app::kExitBadConfig;
     }
+    for (const std::string& w : chitty::app::selector_warnings(*loaded)) std::cerr << "warning: " << w << '\n';
     std::cout << *check_path << ": ok\n";
     return chitty::app::kExitOk;
   }

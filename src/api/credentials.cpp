@@ -268,6 +268,30 @@ void serve(CredentialsContext& ctx, server::Call call, const Route& route, Parse
 }
 
 // ---------------------------------------------------------------------------
+// systemd's LoadCredential= (docs/systemd.md)
+
+// The credential ID names a catalog type; the unit is the caller. The value
+// goes through the same pipeline as GET /v1/secret and is written raw.
+void load_credential(CredentialsContext& ctx, server::Call call, server::CredentialAsk what) {
+  Route route = route_of(ctx, call);
+  if (!what.refusal.empty()) {
+    call.will_hold_secret();
+    audit::Event ev = ctx.broker->refused_event(call.caller(), call.request_id(), "load_credential");
+    ev.credential_type = what.id;
+    return refuse(ctx, call, route, std::move(ev), ErrorCode::forbidden,
+                  what.refusal + " (asked for " + what.unit + "'s credential " + what.id + ")");
+  }
+  if (!admit(ctx, call, route, "load_credential")) return;
+  broker::Ask ask;
+  ask.credential_type = std::move(what.id);
+  ask.action = "load_credential";
+  // The purpose a LoadCredential= request states: a service (or a risk
+  // category) that lists purposes must list this one.
+  ask.purpose = "load_credential";
+  serve(ctx, std::move(call), route, Parsed<broker::Ask>(std::move(ask)), &raw_value);
+}
+
+// ---------------------------------------------------------------------------
 // batch-retrieve
 
 struct BatchState {
@@ -500,6 +524,10 @@ void validate(CredentialsContext& ctx, server::Call call) {
 }
 
 }  // namespace
+
+server::CredentialHandler load_credential_handler(CredentialsContext& ctx) {
+  return [&ctx](server::Call call, server::CredentialAsk what) { load_credential(ctx, std::move(call), std::move(what)); };
+}
 
 void register_credential_routes(server::Router& router, CredentialsContext& ctx) {
   // Every route is admitted first (callers without a service share a bucket).

@@ -1,5 +1,7 @@
 #include "chitty/app/app.hpp"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <memory>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "chitty/broker/broker.hpp"
 #include "chitty/cache/cache.hpp"
 #include "chitty/config/schema.hpp"
+#include "chitty/identity/peer.hpp"
 #include "chitty/lifecycle/listener.hpp"
 #include "chitty/lifecycle/notify.hpp"
 #include "chitty/lifecycle/process.hpp"
@@ -91,6 +94,7 @@ class Agent {
       return revocation_store_->save(r);
     };
     api::register_credential_routes(router_, credentials_ctx_);
+    server_.set_credential_handler(api::load_credential_handler(credentials_ctx_));
     api::register_emergency_routes(router_, credentials_ctx_);
     api::register_admin_routes(router_, credentials_ctx_);
   }
@@ -435,6 +439,20 @@ void report_startup_failure(const std::string& reason) {
   notifier.stopping("failed to start: " + reason);
 }
 
+std::vector<std::string> selector_warnings(const config::Config& config) {
+  std::vector<std::string> out;
+  if (identity::can_read_other_users_exe()) return out;
+  const uid_t self = ::geteuid();
+  for (const auto& svc : config.services) {
+    if (svc.exe.empty() || (svc.uid && *svc.uid == static_cast<std::int64_t>(self))) continue;
+    out.push_back("service \"" + svc.name + "\" selects by exe = \"" + svc.exe +
+                  "\", but this process cannot read the executable of another user's process (it lacks "
+                  "CAP_SYS_PTRACE): the service matches only callers running as uid " + std::to_string(self) +
+                  " (docs/systemd.md, \"Executable selectors\")");
+  }
+  return out;
+}
+
 int run(const RunOptions& options, const config::Config& config, MonoTime process_start) {
   const config::AgentConfig& a = config.agent;
   lifecycle::block_handled_signals(true);
@@ -459,6 +477,8 @@ int run(const RunOptions& options, const config::Config& config, MonoTime proces
   if (vault->arena->backing() == secure::Backing::unlocked) {
     log::warn("secure", "secrets are in memory that is NOT locked and may be swapped (cache.allow_unlocked_memory)");
   }
+
+  for (const std::string& w : selector_warnings(config)) log::warn("app", w);
 
   auto state = StateDir::open(a.state_dir);
   if (!state) return refuse(state.error().message);

@@ -128,7 +128,11 @@ void Broker::score(const RequestPtr& r) {
   if (c.uid.is_known()) q.uid = c.uid.value();
   if (c.exe.is_known()) q.exe = c.exe.value();
   if (c.unit.is_known()) q.unit = c.unit.value();
-  q.identity_partial = !c.exe.is_known() || !c.unit.is_known() || !c.container.is_known();
+  // A unit named by systemd's credential helper has no process yet: its
+  // unit is all there is to establish.
+  q.identity_partial = c.origin == identity::Origin::load_credential
+                           ? !c.unit.is_known()
+                           : !c.exe.is_known() || !c.unit.is_known() || !c.container.is_known();
   q.service_mismatch =
       r->ask.claimed_service && (r->service == nullptr || *r->ask.claimed_service != r->service->name);
   q.purpose_not_allowed =

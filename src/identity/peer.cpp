@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -77,6 +78,21 @@ Options options_from_environment() {
   const char* v = std::getenv("CHITTY_TEST_NO_SO_PEERPIDFD");
   if (v != nullptr && std::string_view(v) == "1") o.use_so_peerpidfd = false;
   return o;
+}
+
+bool can_read_other_users_exe() {
+  constexpr int kCapSysPtrace = 19;
+  auto status = read_small("/proc/self/status");
+  if (!status) return false;
+  std::string_view text(*status);
+  auto at = text.find("\nCapEff:");
+  if (at == std::string_view::npos) return false;
+  text.remove_prefix(at + 8);
+  while (!text.empty() && (text.front() == '\t' || text.front() == ' ')) text.remove_prefix(1);
+  std::uint64_t caps = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), caps, 16);
+  if (ec != std::errc()) return false;
+  return (caps >> kCapSysPtrace) & 1U;
 }
 
 void forget_process(Identity& id, const std::string& reason) {
@@ -337,6 +353,13 @@ Fact<std::string> Peer::read_exe(const std::string& dir) {
 }
 
 Peer Peer::fixed(Identity id) {
+  Peer peer;
+  peer.identity_ = std::move(id);
+  peer.fixed_ = true;
+  return peer;
+}
+
+Peer Peer::attested(Identity id) {
   Peer peer;
   peer.identity_ = std::move(id);
   peer.fixed_ = true;

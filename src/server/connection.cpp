@@ -371,7 +371,7 @@ void Connection::close(std::string_view reason) {
   link_->responder = nullptr;
   timer_.stop();
   log::debug("server", "connection closed", {{"conn", id_}, {"reason", reason}});
-  if (server_ != nullptr) server_->closing(*this);
+  if (server_ != nullptr) server_->closing(uid());
   pipe_.close([this] {
     if (server_ != nullptr) {
       server_->release(id_);  // destroys this connection

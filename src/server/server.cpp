@@ -11,6 +11,7 @@
 #include "chitty/base/units.hpp"
 #include "chitty/log/log.hpp"
 #include "connection.hpp"
+#include "credential_connection.hpp"
 
 namespace chitty::server {
 
@@ -40,6 +41,7 @@ Server::Server(loop::Loop& loop, const Clock& clock, ServerOptions options, cons
         log::warn("server", "shutdown deadline passed; closing remaining connections",
                   {{"connections", connections_.size()}});
         for (auto& [id, c] : connections_) c->close("shutdown deadline");
+        for (auto& [id, c] : credential_connections_) c->close("shutdown deadline");
       }),
       read_buffer_(new char[kReadBufferSize]) {}
 
@@ -47,6 +49,7 @@ Server::~Server() {
   // Normally empty after shutdown(). Whatever is left is handed to its own
   // close callback, which frees it after the server is gone.
   for (auto& [id, c] : connections_) c.release()->orphan();
+  for (auto& [id, c] : credential_connections_) c.release()->orphan();
 }
 
 Result<void> Server::start(int listen_fd) {
@@ -128,7 +131,12 @@ void Server::accept_one() {
   // Identified only past the caps that need no identity: those refusals
   // cost no /proc reads. Whether the caller may use the reserve needs it.
   identity::Peer peer = identity::Peer::identify(fd, *creds, options_.identity);
-  const bool service = is_service_ && is_service_(peer.at_accept());
+  // systemd's credential helper names what it wants in its address (a
+  // getpeername() per connection; an ordinary client has no name).
+  std::optional<identity::CredentialRequest> credential;
+  if (auto name = identity::abstract_peer_name(fd)) credential = identity::parse_credential_address(*name);
+  const bool service = credential ? is_service_ && is_service_(identity::credential_identity(peer.at_accept(), credential->unit))
+                                  : is_service_ && is_service_(peer.at_accept());
   if (at_uid_cap) {
     // Candidates are sorted non-services first: a non-service caller takes
     // the first idle one only if it is not a service's.
@@ -176,11 +184,32 @@ void Server::accept_one() {
   }
   ++per_uid_[creds->uid];
   ++open_;
+  if (credential) return accept_credential(std::move(pipe), std::move(peer), std::move(*credential));
   std::uint64_t id = ++next_id_;
   auto conn = std::make_unique<Connection>(*this, std::move(pipe), std::move(peer), id, service);
   Connection* raw = conn.get();
   connections_.emplace(id, std::move(conn));
-  stats_.connections = connections_.size();
+  stats_.connections = connections_.size() + credential_connections_.size();
+  raw->start();
+}
+
+void Server::accept_credential(loop::Handle<uv_pipe_t> pipe, identity::Peer helper,
+                               identity::CredentialRequest request) {
+  const identity::Identity& who = helper.at_accept();
+  std::string refusal = identity::credential_helper_refusal(who, request.unit);
+  log::debug("server", "systemd's credential helper connected",
+             {{"uid", who.raw_uid}, {"pid", who.raw_pid}, {"unit", request.unit},
+              {"helper_unit", who.unit.is_known() ? std::string_view(who.unit.value()) : std::string_view("unknown")}});
+  // Trusted, the request speaks for the unit; refused, it is recorded as
+  // what it is: a process that bound a credential address.
+  auto caller = std::make_shared<const identity::Peer>(
+      refusal.empty() ? identity::Peer::attested(identity::credential_identity(who, request.unit)) : std::move(helper));
+  std::uint64_t id = ++next_id_;
+  auto conn = std::make_unique<CredentialConnection>(*this, std::move(pipe), std::move(caller), who.raw_uid,
+                                                     std::move(request), std::move(refusal), id);
+  CredentialConnection* raw = conn.get();
+  credential_connections_.emplace(id, std::move(conn));
+  stats_.connections = connections_.size() + credential_connections_.size();
   raw->start();
 }
 
@@ -286,14 +315,16 @@ void Server::reconfigure(ServerOptions options) {
 
 void Server::set_service_matcher(ServiceMatcher matcher) { is_service_ = std::move(matcher); }
 
-void Server::closing(const Connection& c) {
+void Server::set_credential_handler(CredentialHandler handler) { credential_handler_ = std::move(handler); }
+
+void Server::closing(uid_t uid) {
   --open_;
-  if (auto it = per_uid_.find(c.uid()); it != per_uid_.end() && --it->second == 0) per_uid_.erase(it);
+  if (auto it = per_uid_.find(uid); it != per_uid_.end() && --it->second == 0) per_uid_.erase(it);
 }
 
 void Server::release(std::uint64_t id) {
-  connections_.erase(id);
-  stats_.connections = connections_.size();
+  if (connections_.erase(id) == 0) credential_connections_.erase(id);
+  stats_.connections = connections_.size() + credential_connections_.size();
   maybe_done();
 }
 
@@ -301,22 +332,26 @@ void Server::shutdown(std::chrono::milliseconds grace, std::function<void()> don
   if (shutting_down_) {
     // Second request: stop waiting.
     for (auto& [id, c] : connections_) c->close("forced shutdown");
+    for (auto& [id, c] : credential_connections_) c->close("forced shutdown");
     return;
   }
   shutting_down_ = true;
   done_ = std::move(done);
   listener_.close();
   log::info("server", "draining connections",
-            {{"connections", connections_.size()}, {"grace", format_duration(grace)}});
+            {{"connections", connections_.size() + credential_connections_.size()}, {"grace", format_duration(grace)}});
   std::vector<Connection*> open;
   for (auto& [id, c] : connections_) open.push_back(c.get());
   for (auto* c : open) c->drain();
-  if (!connections_.empty()) grace_timer_.start(grace);
+  std::vector<CredentialConnection*> asking;
+  for (auto& [id, c] : credential_connections_) asking.push_back(c.get());
+  for (auto* c : asking) c->drain();
+  if (!connections_.empty() || !credential_connections_.empty()) grace_timer_.start(grace);
   maybe_done();
 }
 
 void Server::maybe_done() {
-  if (!shutting_down_ || !connections_.empty() || !done_) return;
+  if (!shutting_down_ || !connections_.empty() || !credential_connections_.empty() || !done_) return;
   grace_timer_.close();
   auto done = std::move(done_);
   done_ = nullptr;

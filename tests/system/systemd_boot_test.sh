@@ -4,7 +4,12 @@
 # the binary under test and at root), then checks socket activation,
 # Type=notify start-up and STATUS, the watchdog setting, `systemctl reload`,
 # journald's structured fields, the identity of a client run as a transient
-# unit, and a clean stop; then the same service without socket activation.
+# unit, and a clean stop; then the same service without socket activation;
+# then the agent as a LoadCredential= provider (docs/systemd.md): a consumer
+# unit's first credential request socket-activates the agent and the value
+# lands in its $CREDENTIALS_DIRECTORY; a unit not in policy and a revoked
+# credential make their consumers fail to start, and the audit trail says
+# why; and the watchdog restarts an agent that hangs.
 # Exit 77 (skipped) where namespaces are not allowed.
 #
 # The booted system must not touch the host: it runs with container=… (so
@@ -57,16 +62,38 @@ cp "$src/systemd/chitty-agent.service" "$src/systemd/chitty-agent.socket" "$work
 # unit's seccomp filter rightly forbids; the integration suite covers leaks.)
 # The binary is copied into the booted system's /run: the build tree may be
 # under /tmp, which the booted system replaces with its own.
-printf '%s\n' '[Service]' 'ExecStart=' "ExecStart=/run/chitty-test/chitty-agent --config /run/chitty-test/agent.toml" \
-  'User=' 'Group=' 'StateDirectory=' 'WatchdogSec=2s' 'Environment=ASAN_OPTIONS=detect_leaks=0' \
+# The credential the consumer units ask for comes from the agent's
+# environment (the env fallback: no Connect server here). TimeoutAbortSec=
+# bounds how long a hung agent gets after the watchdog's SIGABRT.
+db_password='system-test-db-7c41e9a2'
+printf '%s\n' '[Service]' 'ExecStartPre=' \
+  "ExecStartPre=/run/chitty-test/chitty-agent --check-config /run/chitty-test/agent.toml" \
+  'ExecStart=' "ExecStart=/run/chitty-test/chitty-agent --config /run/chitty-test/agent.toml" \
+  'User=' 'Group=' 'StateDirectory=' 'WatchdogSec=2s' 'TimeoutAbortSec=2s' \
+  'Environment=ASAN_OPTIONS=detect_leaks=0' "Environment=CHITTY_TEST_DB_PASSWORD=$db_password" \
   >"$work/units/chitty-agent.service.d/test.conf"
+# Consumers: one the policy names, one it does not. Each copies what it was
+# given (a test value) where the test can compare it.
+for consumer in chitty-consumer chitty-stranger; do
+  printf '%s\n' '[Unit]' "Description=LoadCredential= consumer ($consumer)" 'After=chitty-agent.socket' \
+    '[Service]' 'Type=oneshot' 'RemainAfterExit=yes' \
+    'LoadCredential=db_password:/run/chitty-agent/agent.sock' \
+    "ExecStart=/bin/sh -c 'cp \"\$CREDENTIALS_DIRECTORY/db_password\" /run/chitty-test/$consumer.out; stat -c %%a \"\$CREDENTIALS_DIRECTORY/db_password\" >/run/chitty-test/$consumer.mode'" \
+    >"$work/units/$consumer.service"
+done
+emergency_token='system-test-emergency-3e8d0c5b'
+printf '%s\n' "$emergency_token" >"$work/emergency"
 printf '%s\n' '[Socket]' 'SocketGroup=' >"$work/units/chitty-agent.socket.d/test.conf"
 printf '%s\n' '[Unit]' 'Description=chitty-agent system test' 'Requires=basic.target' 'After=basic.target' \
   >"$work/units/chitty-test.target"
 # socket_group = "root" is the agent's own group: the socket is created
 # without chown, which the unit's seccomp filter (~@privileged) forbids.
 printf '%s\n' '[agent]' 'socket = "/run/chitty-agent/agent.sock"' 'socket_mode = "0660"' 'socket_group = "root"' \
-  'state_dir = "/run/chitty-test/state"' 'log_level = "info"' >"$work/agent.toml"
+  'state_dir = "/run/chitty-test/state"' 'log_level = "info"' \
+  '[emergency]' 'token_file = "/run/chitty-test/emergency"' \
+  '[[credential]]' 'type = "db_password"' 'ref = "op://Prod/Database/password"' 'env = "CHITTY_TEST_DB_PASSWORD"' \
+  '[[service]]' 'name = "consumer"' 'unit = "chitty-consumer.service"' 'allow = ["type:db_password"]' \
+  '[[service]]' 'name = "operator"' 'uid = 0' 'allow = []' 'admin = true' >"$work/agent.toml"
 # Units that would write host state (utmp, sysctl, modules, clock, users,
 # caches, timers) are masked; most also skip themselves under container=.
 masked="systemd-update-utmp.service systemd-update-utmp-runlevel.service systemd-sysctl.service
@@ -84,6 +111,7 @@ masked="systemd-update-utmp.service systemd-update-utmp-runlevel.service systemd
   echo 'mkdir -p /run/systemd/system /run/chitty-test'
   echo "cp -r '$work/units/.' /run/systemd/system/"
   echo "cp '$work/agent.toml' /run/chitty-test/agent.toml"
+  echo "cp '$work/emergency' /run/chitty-test/emergency && chmod 0600 /run/chitty-test/emergency"
   echo "cp '$agent' /run/chitty-test/chitty-agent"
   for u in $masked; do echo "ln -s /dev/null /run/systemd/system/$u"; done
   echo 'mount -t tmpfs -o mode=1777 tmpfs /tmp'
@@ -185,5 +213,111 @@ inside systemctl stop chitty-agent.service || fail "stop failed"
 [[ "$(inside systemctl show -p ExecMainStatus --value chitty-agent.service)" == 0 ]] || fail "agent did not exit 0"
 if inside test -e /run/chitty-agent/agent.sock; then fail "the agent left its own socket behind"; fi
 echo "ok: without socket activation the agent creates, serves and removes its own socket"
+
+# LoadCredential=: the consumer's first credential request starts the agent.
+inside systemctl start chitty-agent.socket || fail "cannot start chitty-agent.socket"
+[[ "$(inside systemctl is-active chitty-agent.service || true)" == inactive ]] || fail "agent running before the consumer"
+inside systemctl start chitty-consumer.service || fail "the consumer did not start"
+[[ "$(inside systemctl is-active chitty-agent.service)" == active ]] || fail "the credential request did not activate the agent"
+got=$(inside cat /run/chitty-test/chitty-consumer.out) || fail "the consumer wrote nothing"
+[[ "$got" == "$db_password" ]] || fail "the consumer got the wrong credential"
+mode=$(inside cat /run/chitty-test/chitty-consumer.mode)
+echo "ok: socket activation on the consumer's LoadCredential= request; the value in \$CREDENTIALS_DIRECTORY (mode $mode)"
+audit_trail() {
+  inside curl --silent --max-time 10 --unix-socket /run/chitty-agent/agent.sock 'http://localhost/api/credentials/audit?limit=100'
+}
+# The audit events (one per line) holding every string given.
+events_with() {
+  local line s all
+  while IFS= read -r line; do
+    all=1
+    for s in "$@"; do [[ "$line" == *"$s"* ]] || { all=0; break; }; done
+    ((all)) && printf '%s\n' "$line"
+  done < <(audit_trail | sed 's/},{"v":1,/}\n{"v":1,/g')
+  return 0
+}
+# Waits up to 5 s for such an event (the trail is read back from the spool,
+# which the agent writes off its event loop).
+has_event() {
+  for _ in $(seq 25); do
+    [[ -n "$(events_with "$@")" ]] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+audit=$(audit_trail)
+has_event '"action":"load_credential","decision":"allow"' '"service":"consumer"' \
+  '"unit":"chitty-consumer.service"' '"credential_type":"db_password"' || fail "no allow event for the consumer: $audit"
+if grep -q "$db_password" <<<"$audit"; then fail "the value is in the audit trail"; fi
+if inside journalctl --no-pager -o cat -u chitty-agent.service | grep -q "$db_password"; then
+  fail "the value is in the agent's journal"
+fi
+
+# A unit the policy does not name: no credential, so it does not start.
+if inside systemctl start chitty-stranger.service 2>/dev/null; then fail "a consumer not in policy started"; fi
+status=$(inside systemctl show -p ExecMainStatus --value chitty-stranger.service)
+[[ "$status" == 243 ]] || fail "the stranger failed otherwise than on its credential (status $status)"
+if inside test -e /run/chitty-test/chitty-stranger.out; then fail "the stranger's program ran"; fi
+has_event '"action":"load_credential","decision":"deny"' '"unit":"chitty-stranger.service"' \
+  '"code":"forbidden"' || fail "no deny event for the stranger: $(audit_trail)"
+echo "ok: a consumer not in policy fails to start (status 243/CREDENTIALS), audited as forbidden"
+
+# A root process of another unit naming the consumer in its address (what
+# systemd's helper does, from the consumer's own cgroup): refused, audited
+# under what it is.
+forged=$(inside systemd-run --quiet --wait --pipe --unit=chitty-forger.service python3 -c '
+import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind("\0" + "5eed/unit/chitty-consumer.service/db_password")
+s.connect("/run/chitty-agent/agent.sock")
+s.shutdown(socket.SHUT_WR)
+data = b""
+while len(data) <= 1048576:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+print("unusable" if len(data) > 1048576 and data.count(b"\0") == len(data) else len(data))') \
+  || fail "the forger did not run"
+[[ "$forged" == unusable ]] || fail "the forger got something else than the refusal: $forged"
+has_event '"action":"load_credential","decision":"deny"' '"unit":"chitty-forger.service"' '"uid":0' \
+  'from a process of chitty-forger.service' || fail "no deny event for the forger: $(audit_trail)"
+echo "ok: a root process of another unit that names the consumer gets no value, audited as itself"
+
+# Revoked: the consumer's next start fails.
+revoke=$(inside curl --silent --max-time 10 --unix-socket /run/chitty-agent/agent.sock \
+  -H "X-Emergency-Token: $emergency_token" --data-binary '{"credential_type":"db_password","reason":"system test"}' \
+  http://localhost/api/onepassword/emergency-revoke)
+grep -q '"success":true' <<<"$revoke" || fail "revocation failed: $revoke"
+inside systemctl stop chitty-consumer.service
+inside rm -f /run/chitty-test/chitty-consumer.out
+if inside systemctl start chitty-consumer.service 2>/dev/null; then fail "the consumer started with a revoked credential"; fi
+status=$(inside systemctl show -p ExecMainStatus --value chitty-consumer.service)
+[[ "$status" == 243 ]] || fail "revoked: the consumer failed otherwise than on its credential (status $status)"
+has_event '"action":"load_credential","decision":"deny"' '"unit":"chitty-consumer.service"' \
+  '"code":"revoked"' || fail "no revoked event for the consumer: $(audit_trail)"
+echo "ok: a revoked credential makes its consumer fail to start, audited as revoked"
+
+# The watchdog: an agent that stops answering (SIGSTOP) is killed and restarted.
+pid=$(inside systemctl show -p MainPID --value chitty-agent.service)
+[[ "$pid" -gt 0 ]] || fail "no main pid"
+inside kill -STOP "$pid"
+restarted=""
+for _ in $(seq 150); do
+  now=$(inside systemctl show -p MainPID --value chitty-agent.service)
+  if [[ "$(inside systemctl show -p NRestarts --value chitty-agent.service)" -ge 1 && "$now" -gt 0 && "$now" != "$pid" &&
+        "$(inside systemctl is-active chitty-agent.service)" == active ]]; then
+    restarted=$now
+    break
+  fi
+  sleep 0.2
+done
+[[ -n "$restarted" ]] || fail "the watchdog did not restart the hung agent"
+inside journalctl --no-pager -u chitty-agent.service | grep -qi 'watchdog timeout' || fail "no watchdog timeout in the journal"
+body=$(inside curl --silent --show-error --max-time 10 --unix-socket /run/chitty-agent/agent.sock http://localhost/health) \
+  || fail "no answer after the restart"
+grep -q '"status":"healthy"' <<<"$body" || fail "unexpected /health after the restart: $body"
+echo "ok: the watchdog killed the hung agent (pid $pid) and systemd restarted it (pid $restarted)"
+inside systemctl stop chitty-agent.service chitty-agent.socket || fail "stop failed"
 
 echo "PASS"

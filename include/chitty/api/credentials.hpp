@@ -88,6 +88,13 @@ struct CredentialsContext {
 secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted& g, std::string_view request_id,
                                      const audit::Risk* risk = nullptr);
 
+// The handler of systemd's LoadCredential= requests (docs/systemd.md): the
+// credential ID names a catalog type, the unit is the caller, and the value
+// goes through the broker like GET /v1/secret's (action "load_credential",
+// purpose "load_credential"), audited; refused, the unit gets no value.
+// `ctx` must outlive the server.
+server::CredentialHandler load_credential_handler(CredentialsContext& ctx);
+
 // Registers the routes. `ctx` must outlive the router.
 void register_credential_routes(server::Router& router, CredentialsContext& ctx);
 // Emergency revocation and the admin routes (emergency.cpp, admin.cpp).

@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "chitty/base/clock.hpp"
 #include "chitty/config/config.hpp"
@@ -28,6 +29,12 @@ struct RunOptions {
 
 // Loads the configuration as the agent does at start and on SIGHUP.
 config::LoadResult load_configuration(const RunOptions& options);
+
+// What the configuration asks for that this process cannot deliver, one
+// warning each (--check-config prints them; the agent logs them at start):
+// an `exe` selector, without CAP_SYS_PTRACE, matches only callers of the
+// agent's own uid (docs/systemd.md, "Executable selectors").
+std::vector<std::string> selector_warnings(const config::Config& config);
 
 // Tells the service manager (STOPPING=1 and STATUS=) that the agent gives up
 // before run() could start, e.g. on an invalid configuration.

@@ -58,7 +58,14 @@ std::string_view pidfd_source_name(PidfdSource s) noexcept;
 inline constexpr uid_t kOverflowUid = 65534;
 inline constexpr gid_t kOverflowGid = 65534;
 
+// Where an identity comes from.
+enum class Origin {
+  peer,             // the process at the other end of the socket, as the kernel tells it
+  load_credential,  // a unit named by systemd's credential helper (load_credential.hpp)
+};
+
 struct Identity {
+  Origin origin = Origin::peer;
   // What SO_PEERCRED reported, translated into the agent's namespaces.
   uid_t raw_uid = static_cast<uid_t>(-1);
   gid_t raw_gid = static_cast<gid_t>(-1);

@@ -48,6 +48,11 @@ class Peer {
   // the facts of a process that has exited.
   static Peer fixed(Identity id);
 
+  // An identity systemd's credential helper attests for a unit
+  // (credential_identity(), load_credential.hpp): nothing in it derives from
+  // a process the agent could re-check, so current() returns it unchanged.
+  static Peer attested(Identity id);
+
   ~Peer();
   Peer(Peer&& o) noexcept;
   Peer& operator=(Peer&& o) noexcept;
@@ -82,6 +87,12 @@ class Peer {
 // (the peer was reaped, 6.5-6.15) mean the connecting process is gone.
 enum class PeerPidfdFailure { fallback, exited, error };
 PeerPidfdFailure classify_peerpidfd_error(int error) noexcept;
+
+// Whether this process can read the executable of another user's process
+// (/proc/PID/exe needs CAP_SYS_PTRACE in the effective set): without it, an
+// `exe` selector matches only callers of the agent's own uid
+// (docs/systemd.md, "Executable selectors").
+bool can_read_other_users_exe();
 
 // Marks every pid-derived fact of `id` unknown with `reason`.
 void forget_process(Identity& id, const std::string& reason);

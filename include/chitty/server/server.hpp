@@ -29,10 +29,13 @@
 #include "chitty/loop/handle.hpp"
 #include "chitty/loop/loop.hpp"
 #include "chitty/loop/timer.hpp"
+#include "chitty/identity/load_credential.hpp"
 #include "chitty/identity/peer.hpp"
 #include "chitty/server/call.hpp"
 
 namespace chitty::server {
+
+class CredentialConnection;  // (credential_connection.hpp, private to the module)
 
 // A route handler. It must answer the Call exactly once, now or later.
 using Handler = std::function<void(Call)>;
@@ -43,6 +46,22 @@ using Router = http::Router<Handler>;
 // this. Called on the loop thread with the identity at accept; must be cheap
 // and must not call back into the server.
 using ServiceMatcher = std::function<bool(const identity::Identity&)>;
+
+// A LoadCredential= request of systemd's credential helper (docs/systemd.md):
+// the unit and credential ID its address names. `refusal` is set when the
+// peer is not to be trusted with it (not uid 0, not in the unit it names,
+// not speaking the protocol): the handler refuses it, audited. The Call's
+// caller is the unit as systemd attests it (identity::credential_identity)
+// — or, with a refusal, the process that connected.
+struct CredentialAsk {
+  std::string unit;
+  std::string id;
+  std::string refusal;
+};
+// Answers a LoadCredential= request: a 200 whose body is a secret payload
+// is written as the credential; any other answer refuses it (the unit then
+// fails to start).
+using CredentialHandler = std::function<void(Call, CredentialAsk)>;
 
 struct ServerOptions {
   http::Limits limits;
@@ -64,6 +83,7 @@ struct ServerStats {
   std::uint64_t requests = 0;
   std::uint64_t protocol_errors = 0;    // requests refused by the session
   std::uint64_t timeouts = 0;           // header/body/write timeouts
+  std::uint64_t load_credential_requests = 0;  // LoadCredential= requests (also counted in `requests`)
 };
 
 // The options `[agent]` describes (with the identity options the
@@ -98,10 +118,17 @@ class Server {
   // policy behind it applies to connections accepted from then on.
   void set_service_matcher(ServiceMatcher matcher);
 
+  // Installs the handler of systemd's LoadCredential= requests: connections
+  // whose peer is bound to an abstract address of the helper's form
+  // (identity::parse_credential_address) go to it instead of the HTTP
+  // router. Without one they are refused.
+  void set_credential_handler(CredentialHandler handler);
+
   const ServerStats& stats() const noexcept { return stats_; }
 
  private:
   friend class Connection;
+  friend class CredentialConnection;
 
   static void on_connection(uv_stream_t* listener, int status) noexcept;
   void accept_one();
@@ -115,8 +142,10 @@ class Server {
   // The first idle connection of `uid` its caller may recycle: any, or —
   // once the caller is known not to be a service — only a non-service one.
   Connection* own_idle(uid_t uid, std::optional<bool> caller_is_service) const;
-  // A connection began to close: it no longer counts against the caps.
-  void closing(const Connection& c);
+  // A connection of `uid` began to close: it no longer counts against the caps.
+  void closing(uid_t uid);
+  // Takes a connection from a peer bound to a LoadCredential= address.
+  void accept_credential(loop::Handle<uv_pipe_t> pipe, identity::Peer helper, identity::CredentialRequest request);
   // Its pipe is closed: frees it.
   void release(std::uint64_t id);
   void maybe_done();
@@ -130,6 +159,9 @@ class Server {
   loop::Handle<uv_pipe_t> listener_;
   loop::Timer grace_timer_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
+  // systemd's credential helper: never idle, never reclaimed; counted in the caps.
+  std::unordered_map<std::uint64_t, std::unique_ptr<CredentialConnection>> credential_connections_;
+  CredentialHandler credential_handler_;
   std::unordered_map<uid_t, std::uint32_t> per_uid_;  // open connections (not closing) by uid
   std::size_t open_ = 0;                              // connections not closing: what the caps count
   ServiceMatcher is_service_;
