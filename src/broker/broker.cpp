@@ -129,10 +129,11 @@ void Broker::score(const RequestPtr& r) {
   if (c.exe.is_known()) q.exe = c.exe.value();
   if (c.unit.is_known()) q.unit = c.unit.value();
   // A unit named by systemd's credential helper has no process yet: its
-  // unit is all there is to establish.
+  // unit is all there is to establish. An executable the agent may not read
+  // (another user's, without CAP_SYS_PTRACE) says nothing about the caller.
   q.identity_partial = c.origin == identity::Origin::load_credential
                            ? !c.unit.is_known()
-                           : !c.exe.is_known() || !c.unit.is_known() || !c.container.is_known();
+                           : !(c.exe.is_known() || c.exe_withheld) || !c.unit.is_known() || !c.container.is_known();
   q.service_mismatch =
       r->ask.claimed_service && (r->service == nullptr || *r->ask.claimed_service != r->service->name);
   q.purpose_not_allowed =

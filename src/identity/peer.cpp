@@ -101,6 +101,7 @@ void forget_process(Identity& id, const std::string& reason) {
   id.namespace_pid = Fact<pid_t>::unknown(reason);
   id.nested_pid_namespace = Fact<bool>::unknown(reason);
   id.exe = Fact<std::string>::unknown(reason);
+  id.exe_withheld = false;
   id.cgroup = Fact<std::string>::unknown(reason);
   id.unit = Fact<std::string>::unknown(reason);
   id.user_unit = Fact<std::string>::unknown(reason);
@@ -323,6 +324,7 @@ Fact<std::string> Peer::read_exe(const std::string& dir) {
   ssize_t n = ::readlink((dir + "/exe").c_str(), exe, sizeof exe);
   if (n < 0) {
     if (errno == EACCES || errno == EPERM) {
+      identity_.exe_withheld = true;
       return Fact<std::string>::unknown("permission denied reading " + dir +
                                         "/exe (another user's process; the agent would need CAP_SYS_PTRACE)");
     }

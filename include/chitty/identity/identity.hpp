@@ -83,6 +83,10 @@ struct Identity {
   // The caller lives in a PID namespace below the agent's.
   Fact<bool> nested_pid_namespace = Fact<bool>::unknown("not read");
   Fact<std::string> exe = Fact<std::string>::unknown("not read");
+  // `exe` is unknown only because reading another user's /proc/PID/exe needs
+  // CAP_SYS_PTRACE, which the agent is run without (docs/systemd.md,
+  // "Executable selectors"): the agent's choice, not a sign about the caller.
+  bool exe_withheld = false;
   Fact<std::string> cgroup = Fact<std::string>::unknown("not read");
   // Established as "" when the caller is known to be in no such unit/container.
   Fact<std::string> unit = Fact<std::string>::unknown("not read");

@@ -133,6 +133,42 @@ TEST_CASE("risk: an identity not fully established scores identity_partial", "[b
   CHECK(weight_of(**slot, "identity_partial") == 20);
 }
 
+TEST_CASE("risk: an executable the agent may not read, or a unit systemd names, is not a partial identity",
+          "[broker][risk]") {
+  auto o = scoring();
+  o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
+  o.weights[static_cast<std::size_t>(Factor::new_uid)] = 0;
+  o.weights[static_cast<std::size_t>(Factor::new_unit)] = 0;
+  o.weights[static_cast<std::size_t>(Factor::first_access)] = 0;
+  RiskFixture f(o);
+  auto score = [&](const chitty::identity::Identity& who) {
+    Ask a;
+    a.ref = *chitty::catalog::parse_reference("op://Infra/Postgres/password");
+    auto slot = f.ask(std::move(a), &who);
+    if (f.primary->pending() > 0) f.primary->answer("pw");
+    REQUIRE(slot->has_value());
+    return fired(**slot, "identity_partial");
+  };
+  // Another user's process under the shipped unit (no CAP_SYS_PTRACE).
+  chitty::identity::Identity withheld = f.app;
+  withheld.exe = chitty::identity::Fact<std::string>::unknown("permission denied reading /proc/42/exe");
+  withheld.exe_withheld = true;
+  CHECK_FALSE(score(withheld));
+  // An executable that could not be established for another reason counts.
+  chitty::identity::Identity hidden = withheld;
+  hidden.exe_withheld = false;
+  CHECK(score(hidden));
+  // A LoadCredential= request: the unit, and nothing else, is established.
+  chitty::identity::Identity unit = f.app;
+  unit.origin = chitty::identity::Origin::load_credential;
+  unit.exe = chitty::identity::Fact<std::string>::unknown("a LoadCredential= request");
+  unit.unit = chitty::identity::Fact<std::string>::known("app.service");
+  unit.container = chitty::identity::Fact<std::string>::unknown("the helper's cgroup is unreadable");
+  CHECK_FALSE(score(unit));
+  unit.unit = chitty::identity::Fact<std::string>::unknown("not named");
+  CHECK(score(unit));
+}
+
 TEST_CASE("risk: the monitor band serves, flags, and does not teach the reference", "[broker][risk]") {
   auto o = scoring(Factor::first_access, 35);
   o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
