@@ -31,8 +31,19 @@ bool is_hex64(std::string_view s) {
   return true;
 }
 
-// A leaf cgroup systemd creates for a unit.
-bool is_unit_name(std::string_view c) { return ends_with(c, ".service") || ends_with(c, ".scope"); }
+// A cgroup systemd creates for a unit with processes of its own.
+bool is_unit_name(std::string_view c) {
+  return ends_with(c, ".service") || ends_with(c, ".scope") || ends_with(c, ".socket") || ends_with(c, ".mount") ||
+         ends_with(c, ".swap");
+}
+
+// The unit a cgroup component names: systemd escapes a name that could be
+// taken for a cgroup file ("cpu.service" is "_cpu.service") or that starts
+// with '_' or '.' with one leading '_'.
+std::string unit_of_component(std::string_view c) {
+  if (!c.empty() && c.front() == '_') c.remove_prefix(1);
+  return std::string(c);
+}
 
 struct ScopePattern {
   std::string_view prefix;
@@ -95,12 +106,12 @@ void units_of_path(std::string_view path, std::string& unit, std::string& user_u
   std::size_t i = 0;
   while (i < parts.size() && ends_with(parts[i], ".slice")) ++i;
   if (i >= parts.size() || !is_unit_name(parts[i])) return;
-  unit = std::string(parts[i]);
+  unit = unit_of_component(parts[i]);
   // A user's manager: user@1000.service/app.slice/foo.service
   if (unit.rfind("user@", 0) == 0 && ends_with(unit, ".service")) {
     ++i;
     while (i < parts.size() && ends_with(parts[i], ".slice")) ++i;
-    if (i < parts.size() && is_unit_name(parts[i])) user_unit = std::string(parts[i]);
+    if (i < parts.size() && is_unit_name(parts[i])) user_unit = unit_of_component(parts[i]);
   }
 }
 

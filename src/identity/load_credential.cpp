@@ -36,7 +36,7 @@ bool valid_unit_name(std::string_view u) {
 bool valid_credential_id(std::string_view id) {
   if (id.empty() || id.size() > 255 || id == "." || id == "..") return false;
   for (char c : id) {
-    if (c < 0x21 || c > 0x7e || c == '/' || c == ':') return false;
+    if (c < 0x20 || c > 0x7e || c == '/' || c == ':') return false;
   }
   return true;
 }
@@ -55,8 +55,12 @@ std::optional<std::string> abstract_peer_name(int fd) {
   return std::string(addr.sun_path + 1, static_cast<std::size_t>(len - kPathAt - 1));
 }
 
-std::optional<CredentialRequest> parse_credential_address(std::string_view name) {
-  constexpr std::string_view kUnit = "/unit/";
+namespace {
+
+constexpr std::string_view kUnit = "/unit/";
+
+// What follows "<hex>/unit/" in a name of the helper's shape.
+std::optional<std::string_view> after_prefix(std::string_view name) {
   auto slash = name.find('/');
   if (slash == 0 || slash == std::string_view::npos || slash > 16) return std::nullopt;
   for (char c : name.substr(0, slash)) {
@@ -64,11 +68,28 @@ std::optional<CredentialRequest> parse_credential_address(std::string_view name)
   }
   std::string_view rest = name.substr(slash);
   if (rest.substr(0, kUnit.size()) != kUnit) return std::nullopt;
-  rest.remove_prefix(kUnit.size());
-  auto sep = rest.find('/');
+  return rest.substr(kUnit.size());
+}
+
+}  // namespace
+
+bool is_credential_address(std::string_view name) { return after_prefix(name).has_value(); }
+
+CredentialRequest credential_address_parts(std::string_view name) {
+  auto rest = after_prefix(name);
+  if (!rest) return {};
+  auto sep = rest->find('/');
+  if (sep == std::string_view::npos) return CredentialRequest{std::string(*rest), ""};
+  return CredentialRequest{std::string(rest->substr(0, sep)), std::string(rest->substr(sep + 1))};
+}
+
+std::optional<CredentialRequest> parse_credential_address(std::string_view name) {
+  auto rest = after_prefix(name);
+  if (!rest) return std::nullopt;
+  auto sep = rest->find('/');
   if (sep == std::string_view::npos) return std::nullopt;
-  std::string_view unit = rest.substr(0, sep);
-  std::string_view id = rest.substr(sep + 1);
+  std::string_view unit = rest->substr(0, sep);
+  std::string_view id = rest->substr(sep + 1);
   if (!valid_unit_name(unit) || !valid_credential_id(id)) return std::nullopt;
   return CredentialRequest{std::string(unit), std::string(id)};
 }
@@ -78,9 +99,22 @@ std::string credential_helper_refusal(const Identity& helper, std::string_view u
     return "a LoadCredential= request from uid " + std::to_string(helper.raw_uid) +
            ": only systemd's credential helper (uid 0) may ask for a unit's credentials";
   }
-  if (helper.unit.is_known() && !helper.unit.value().empty() && helper.unit.value() != unit) {
-    return "a LoadCredential= request for " + std::string(unit) + " from a process of " + helper.unit.value() +
+  const std::string asks = "a LoadCredential= request for " + std::string(unit);
+  if (!helper.pid.is_known()) {
+    return asks + " from a process that cannot be identified (" + helper.pid.reason() +
+           "): systemd's helper waits for the answer in the unit's cgroup";
+  }
+  if (!helper.unit.is_known()) {
+    return asks + " from a process whose unit cannot be read (" + helper.unit.reason() +
+           "): systemd's helper runs in the unit it asks for";
+  }
+  if (helper.unit.value() != unit) {
+    return asks + " from a process of " + (helper.unit.value().empty() ? "no unit" : helper.unit.value()) +
            ": systemd's helper runs in the unit it asks for";
+  }
+  if (!helper.user_unit.matches("") || !helper.container.matches("")) {
+    return asks + " from a process inside it (a user's manager or a container): systemd's helper runs in the "
+                  "unit itself";
   }
   return {};
 }
@@ -94,7 +128,7 @@ Identity credential_identity(const Identity& helper, std::string_view unit) {
   id.raw_pid = helper.raw_pid;
   id.uid = Fact<uid_t>::unknown(why);
   id.gid = Fact<gid_t>::unknown(why);
-  id.pid = Fact<pid_t>::unknown(why);
+  id.pid = helper.pid;
   id.namespace_pid = Fact<pid_t>::unknown(why);
   id.nested_pid_namespace = Fact<bool>::unknown(why);
   id.exe = Fact<std::string>::unknown(why);

@@ -25,10 +25,10 @@ struct CredentialConnection::WriteOp {
 
 CredentialConnection::CredentialConnection(Server& server, loop::Handle<uv_pipe_t> pipe,
                                            std::shared_ptr<const identity::Peer> peer, uid_t uid,
-                                           identity::CredentialRequest request, std::string refusal,
+                                           identity::CredentialRequest request, std::string refusal, bool trusted,
                                            std::uint64_t id)
     : server_(&server), pipe_(std::move(pipe)), peer_(std::move(peer)), uid_(uid), request_(std::move(request)),
-      refusal_(std::move(refusal)), id_(id), timer_(server.loop_, [this] { on_timer(); }),
+      refusal_(std::move(refusal)), trusted_(trusted), id_(id), timer_(server.loop_, [this] { on_timer(); }),
       link_(std::make_shared<CallLink>(CallLink{this})) {
   pipe_.get()->data = this;
 }
@@ -141,7 +141,10 @@ void CredentialConnection::write(std::unique_ptr<http::Payload> body) {
     return;
   }
   op.release();  // owned by libuv until on_write
-  if (server_ != nullptr) timer_.start(server_->options_.limits.write_timeout);
+  if (server_ != nullptr) {
+    timer_.start(trusted_ ? std::chrono::duration_cast<std::chrono::milliseconds>(kHelperWriteTimeout)
+                          : server_->options_.limits.write_timeout);
+  }
 }
 
 void CredentialConnection::on_write(uv_write_t* req, int status) noexcept {
@@ -156,7 +159,26 @@ void CredentialConnection::on_write(uv_write_t* req, int status) noexcept {
 }
 
 void CredentialConnection::drain() {
-  if (state_ == State::waiting) poison("the agent is shutting down");
+  if (closing_) return;
+  if (state_ == State::waiting) {
+    if (reading_) uv_read_stop(pipe_.stream());
+    reading_ = false;
+    timer_.stop();
+    poison("the agent is shutting down");
+  }
+}
+
+void CredentialConnection::give_up(bool force) {
+  if (closing_) return;
+  if (state_ == State::writing) {
+    if (force) close("forced shutdown");
+    return;
+  }
+  if (reading_) uv_read_stop(pipe_.stream());
+  reading_ = false;
+  timer_.stop();
+  // An answer that comes after this is dropped (respond() sees the state).
+  poison("the agent's shutdown deadline passed before the answer");
 }
 
 void CredentialConnection::close(std::string_view reason) {

@@ -38,19 +38,30 @@ class CredentialConnection final : public Responder {
   // whatever the limit), so the helper fails with E2BIG and the unit does
   // not start. The helper hangs up after 1 MiB + 1 byte.
   static constexpr std::size_t kPoisonBytes = 4 * 1024 * 1024 + 1;
+  // How long systemd's helper may take to read what is written to it. A
+  // close before it has read everything would hand it a clean end of file
+  // after a cut value or a short poison, which it would take for the
+  // credential; the real helper reads at once, so this only bounds one that
+  // was stopped. (Other peers get agent.write_timeout.)
+  static constexpr std::chrono::seconds kHelperWriteTimeout{60};
 
-  // `uid`: the helper's, for the per-uid cap. `refusal`: why the helper
-  // may not ask (empty when it may).
+  // `uid`: the peer's, for the per-uid cap. `refusal`: why the peer may not
+  // ask (empty when it may); `trusted`: the peer is systemd's helper.
   CredentialConnection(Server& server, loop::Handle<uv_pipe_t> pipe, std::shared_ptr<const identity::Peer> peer,
-                       uid_t uid, identity::CredentialRequest request, std::string refusal, std::uint64_t id);
+                       uid_t uid, identity::CredentialRequest request, std::string refusal, bool trusted,
+                       std::uint64_t id);
   ~CredentialConnection() override;
   CredentialConnection(const CredentialConnection&) = delete;
   CredentialConnection& operator=(const CredentialConnection&) = delete;
 
   void start();
-  // Shutdown: a request not yet handed over is dropped (poisoned); one in
+  // Shutdown: a request not yet handed over is refused (poisoned); one in
   // flight is answered.
   void drain();
+  // The shutdown deadline: a request not answered yet is refused now; what
+  // is being written is finished — or, with `force` (a second stop signal),
+  // cut off (systemd may then read a clean end of file: docs/systemd.md).
+  void give_up(bool force);
   void close(std::string_view reason);
   void orphan();
 
@@ -82,6 +93,7 @@ class CredentialConnection final : public Responder {
   uid_t uid_;
   identity::CredentialRequest request_;
   std::string refusal_;
+  bool trusted_;
   std::uint64_t id_;
   loop::Timer timer_;
   std::shared_ptr<CallLink> link_;

@@ -41,7 +41,9 @@ Server::Server(loop::Loop& loop, const Clock& clock, ServerOptions options, cons
         log::warn("server", "shutdown deadline passed; closing remaining connections",
                   {{"connections", connections_.size()}});
         for (auto& [id, c] : connections_) c->close("shutdown deadline");
-        for (auto& [id, c] : credential_connections_) c->close("shutdown deadline");
+        // A LoadCredential= request not answered yet gets the unusable
+        // credential (systemd reads it at once); one being written finishes.
+        for (auto& [id, c] : credential_connections_) c->give_up(false);
       }),
       read_buffer_(new char[kReadBufferSize]) {}
 
@@ -95,6 +97,14 @@ void Server::accept_one() {
     return;
   }
   ++stats_.accepted;
+  // systemd's credential helper names what it wants in its address (one
+  // getpeername() per connection; an ordinary client has no name). Such a
+  // peer is answered before any cap or refusal here: refused, it must get
+  // an unusable credential, never an HTTP error as its value nor a bare
+  // close (which systemd takes for an empty credential).
+  if (auto name = identity::abstract_peer_name(fd); name && identity::is_credential_address(*name)) {
+    return accept_credential(std::move(pipe), fd, *creds, *name);
+  }
   if (shutting_down_) {
     reject(std::move(pipe), http::ErrorCode::shutting_down, "the agent is shutting down");
     return;
@@ -131,12 +141,7 @@ void Server::accept_one() {
   // Identified only past the caps that need no identity: those refusals
   // cost no /proc reads. Whether the caller may use the reserve needs it.
   identity::Peer peer = identity::Peer::identify(fd, *creds, options_.identity);
-  // systemd's credential helper names what it wants in its address (a
-  // getpeername() per connection; an ordinary client has no name).
-  std::optional<identity::CredentialRequest> credential;
-  if (auto name = identity::abstract_peer_name(fd)) credential = identity::parse_credential_address(*name);
-  const bool service = credential ? is_service_ && is_service_(identity::credential_identity(peer.at_accept(), credential->unit))
-                                  : is_service_ && is_service_(peer.at_accept());
+  const bool service = is_service_ && is_service_(peer.at_accept());
   if (at_uid_cap) {
     // Candidates are sorted non-services first: a non-service caller takes
     // the first idle one only if it is not a service's.
@@ -184,7 +189,6 @@ void Server::accept_one() {
   }
   ++per_uid_[creds->uid];
   ++open_;
-  if (credential) return accept_credential(std::move(pipe), std::move(peer), std::move(*credential));
   std::uint64_t id = ++next_id_;
   auto conn = std::make_unique<Connection>(*this, std::move(pipe), std::move(peer), id, service);
   Connection* raw = conn.get();
@@ -193,24 +197,51 @@ void Server::accept_one() {
   raw->start();
 }
 
-void Server::accept_credential(loop::Handle<uv_pipe_t> pipe, identity::Peer helper,
-                               identity::CredentialRequest request) {
+void Server::accept_credential(loop::Handle<uv_pipe_t> pipe, int fd, const identity::Credentials& creds,
+                               std::string_view name) {
+  // A peer of another uid is never systemd's helper: within its uid's caps
+  // it is answered (refused, audited); past them it gets nothing, before
+  // any /proc read. uid 0 is not capped: systemd must always get an answer
+  // (and root can exhaust the host without the agent's help).
+  if (creds.uid != 0) {
+    auto held = per_uid_.find(creds.uid);
+    if (open_ >= options_.max_connections ||
+        (held != per_uid_.end() && held->second >= options_.max_connections_per_uid)) {
+      ++stats_.rejected_per_uid;
+      pipe.close();
+      return;
+    }
+  }
+  identity::Peer helper = identity::Peer::identify(fd, creds, options_.identity);
   const identity::Identity& who = helper.at_accept();
-  std::string refusal = identity::credential_helper_refusal(who, request.unit);
+  identity::CredentialRequest request;
+  std::string refusal;
+  if (auto parsed = identity::parse_credential_address(name)) {
+    request = std::move(*parsed);
+    refusal = identity::credential_helper_refusal(who, request.unit);
+  } else {
+    request = identity::credential_address_parts(name);
+    refusal = "a LoadCredential= address that names no valid unit and credential ID";
+  }
   log::debug("server", "systemd's credential helper connected",
              {{"uid", who.raw_uid}, {"pid", who.raw_pid}, {"unit", request.unit},
-              {"helper_unit", who.unit.is_known() ? std::string_view(who.unit.value()) : std::string_view("unknown")}});
+              {"helper_unit", who.unit.is_known() ? std::string_view(who.unit.value()) : std::string_view("unknown")},
+              {"trusted", refusal.empty()}});
   // Trusted, the request speaks for the unit; refused, it is recorded as
   // what it is: a process that bound a credential address.
+  const bool trusted = refusal.empty();
   auto caller = std::make_shared<const identity::Peer>(
-      refusal.empty() ? identity::Peer::attested(identity::credential_identity(who, request.unit)) : std::move(helper));
+      trusted ? identity::Peer::attested(identity::credential_identity(who, request.unit)) : std::move(helper));
+  ++per_uid_[creds.uid];
+  ++open_;
   std::uint64_t id = ++next_id_;
-  auto conn = std::make_unique<CredentialConnection>(*this, std::move(pipe), std::move(caller), who.raw_uid,
-                                                     std::move(request), std::move(refusal), id);
+  auto conn = std::make_unique<CredentialConnection>(*this, std::move(pipe), std::move(caller), creds.uid,
+                                                     std::move(request), std::move(refusal), trusted, id);
   CredentialConnection* raw = conn.get();
   credential_connections_.emplace(id, std::move(conn));
   stats_.connections = connections_.size() + credential_connections_.size();
   raw->start();
+  if (shutting_down_) raw->drain();  // (accepted in the loop turn that began the shutdown)
 }
 
 std::uint32_t Server::reserved_slots() const noexcept {
@@ -332,7 +363,7 @@ void Server::shutdown(std::chrono::milliseconds grace, std::function<void()> don
   if (shutting_down_) {
     // Second request: stop waiting.
     for (auto& [id, c] : connections_) c->close("forced shutdown");
-    for (auto& [id, c] : credential_connections_) c->close("forced shutdown");
+    for (auto& [id, c] : credential_connections_) c->give_up(true);
     return;
   }
   shutting_down_ = true;

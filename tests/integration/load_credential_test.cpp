@@ -28,6 +28,7 @@
 #include "json_reader.hpp"
 #include "process.hpp"
 #include "temp_dir.hpp"
+#include "uds_client.hpp"
 
 using namespace std::chrono_literals;
 using chitty::testing::AgentProcess;
@@ -47,7 +48,8 @@ const std::string kEmergency = "emergency-5c1e8b7a2f9d4036";
 enum class Peer {
   helper,     // as systemd: connect, shut the write side down, read to EOF
   talks,      // sends a request first
-  stays_open  // never shuts its write side down
+  stays_open,  // never shuts its write side down
+  orphaned     // a child connects (and half-closes) for it, and exits before the agent looks
 };
 
 struct Loaded {
@@ -56,19 +58,49 @@ struct Loaded {
   bool all_zero() const { return bytes.find_first_not_of('\0') == std::string::npos; }
 };
 
+// The cgroup systemd would run `unit` in, made in the hierarchy the agent
+// reads units from (name=systemd on v1 and hybrid hosts, else the unified
+// one), so that a test process can be where systemd's helper is: in the
+// unit's cgroup. Its cgroup.procs file; "" where it cannot be made (not
+// root, no writable cgroup file system).
+std::string unit_cgroup(const std::string& unit) {
+  std::string root;
+  if (::access("/sys/fs/cgroup/systemd/cgroup.procs", W_OK) == 0) {
+    root = "/sys/fs/cgroup/systemd";
+  } else if (::access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+    root = "/sys/fs/cgroup";
+  } else {
+    return "";
+  }
+  const std::string slice = root + "/system.slice", dir = slice + "/" + unit;
+  ::mkdir(slice.c_str(), 0755);
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return "";
+  return dir + "/cgroup.procs";
+}
+
 // Asks `socket` for `unit`'s credential `id` as a process of `uid` (forked;
-// 0 stays root), reading as systemd's read_full_file() does.
+// 0 stays root), reading as systemd's read_full_file() does. As root and
+// where it can, the process first moves into the unit's cgroup, as
+// systemd's helper is (`in_unit`).
 Loaded load_credential(const TempDir& dir, const std::string& socket, const std::string& unit, const std::string& id,
-                       uid_t uid = 0, Peer how = Peer::helper) {
+                       uid_t uid = 0, Peer how = Peer::helper, const std::string& raw_name = "",
+                       bool in_unit = true) {
+  const std::string procs = in_unit && geteuid() == 0 && !unit.empty() ? unit_cgroup(unit) : "";
   const std::string out_path = dir / ("loaded-" + std::to_string(std::random_device{}()));
   int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   REQUIRE(out >= 0);
   char hex[17];
   std::snprintf(hex, sizeof hex, "%llx", static_cast<unsigned long long>(std::random_device{}()) << 16 | getpid());
-  const std::string name = std::string(hex) + "/unit/" + unit + "/" + id;
+  const std::string name = raw_name.empty() ? std::string(hex) + "/unit/" + unit + "/" + id : raw_name;
   pid_t child = fork();
   REQUIRE(child >= 0);
   if (child == 0) {
+    if (!procs.empty()) {
+      int cg = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+      const std::string self_pid = std::to_string(getpid());
+      if (cg < 0 || ::write(cg, self_pid.data(), self_pid.size()) < 0) _exit(Loaded::setup_failed);
+      ::close(cg);
+    }
     if (uid != 0 && (setgroups(0, nullptr) != 0 || setresgid(uid, uid, uid) != 0 || setresuid(uid, uid, uid) != 0)) {
       _exit(Loaded::setup_failed);
     }
@@ -80,15 +112,26 @@ Loaded load_credential(const TempDir& dir, const std::string& socket, const std:
     sockaddr_un agent{};
     agent.sun_family = AF_UNIX;
     std::memcpy(agent.sun_path, socket.c_str(), socket.size() + 1);
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&self), self_len) != 0 ||
-        ::connect(fd, reinterpret_cast<sockaddr*>(&agent), sizeof agent) != 0) {
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&self), self_len) != 0) _exit(Loaded::setup_failed);
+    if (how == Peer::orphaned) {
+      // SO_PEERCRED names the process that called connect(): gone by the
+      // time the agent looks, it can be nobody's helper.
+      pid_t grandchild = fork();
+      if (grandchild == 0) {
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&agent), sizeof agent) != 0) _exit(1);
+        ::shutdown(fd, SHUT_WR);
+        _exit(0);
+      }
+      int st = 0;
+      if (grandchild < 0 || waitpid(grandchild, &st, 0) != grandchild || st != 0) _exit(Loaded::setup_failed);
+    } else if (::connect(fd, reinterpret_cast<sockaddr*>(&agent), sizeof agent) != 0) {
       _exit(Loaded::setup_failed);
     }
     if (how == Peer::talks) {
       const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
       if (::write(fd, req, sizeof req - 1) < 0) _exit(Loaded::setup_failed);
     }
-    if (how != Peer::stays_open) ::shutdown(fd, SHUT_WR);
+    if (how != Peer::stays_open && how != Peer::orphaned) ::shutdown(fd, SHUT_WR);
     static char buf[kSystemdMax + 1];
     std::size_t got = 0;
     int outcome = Loaded::credential;
@@ -111,6 +154,11 @@ Loaded load_credential(const TempDir& dir, const std::string& socket, const std:
   ::close(out);
   int status = 0;
   REQUIRE(waitpid(child, &status, 0) == child);
+  if (!procs.empty()) {  // empty again (the slice too, unless something else lives there)
+    const std::string unit_dir = procs.substr(0, procs.rfind('/'));
+    ::rmdir(unit_dir.c_str());
+    ::rmdir(unit_dir.substr(0, unit_dir.rfind('/')).c_str());
+  }
   REQUIRE(WIFEXITED(status));
   Loaded r;
   r.outcome = static_cast<Loaded::Outcome>(WEXITSTATUS(status));
@@ -123,11 +171,11 @@ struct Setup {
   TempDir dir;
   std::unique_ptr<AgentProcess> agent;
 
-  explicit Setup(const std::string& extra = "") {
+  explicit Setup(const std::string& extra = "", const std::string& settings = "") {
     chmod(dir.path().c_str(), 0755);
     dir.write("emergency", kEmergency + "\n", 0600);
     AgentSpec spec;
-    spec.settings = "socket_mode = \"0666\"\nsocket_world_accessible = true";
+    spec.settings = "socket_mode = \"0666\"\nsocket_world_accessible = true\n" + settings;
     spec.rest = "[emergency]\ntoken_file = \"" + (dir / "emergency") +
                 "\"\n"
                 "[[credential]]\ntype = \"db_password\"\nref = \"op://Prod/Database/password\"\n"
@@ -150,6 +198,13 @@ struct Setup {
 
   Loaded load(const std::string& unit, const std::string& id, uid_t uid = 0, Peer how = Peer::helper) {
     return load_credential(dir, agent->socket(), unit, id, uid, how);
+  }
+  Loaded load_named(const std::string& raw_name) {
+    return load_credential(dir, agent->socket(), "", "", 0, Peer::helper, raw_name);
+  }
+  // As a root process outside the unit's cgroup.
+  Loaded load_from_outside(const std::string& unit, const std::string& id) {
+    return load_credential(dir, agent->socket(), unit, id, 0, Peer::helper, "", false);
   }
 
   std::string metrics() { return chitty::testing::curl(agent->socket(), "/metrics").out; }
@@ -177,6 +232,23 @@ struct Setup {
 
 bool is_root() { return geteuid() == 0; }
 
+// Whether this test can be systemd's helper: root, able to make a unit's cgroup.
+bool can_be_helper() {
+  if (!is_root()) {
+    WARN("skipped: only root can be systemd's helper (uid 0)");
+    return false;
+  }
+  const std::string probe = unit_cgroup("chitty-probe.service");
+  if (probe.empty()) {
+    WARN("skipped: no writable cgroup hierarchy to put a process in a unit's cgroup");
+    return false;
+  }
+  const std::string unit_dir = probe.substr(0, probe.rfind('/'));
+  ::rmdir(unit_dir.c_str());
+  ::rmdir(unit_dir.substr(0, unit_dir.rfind('/')).c_str());
+  return true;
+}
+
 // A field of an audit event ("uid", "pid", "exe", "unit" and "container" are
 // in its "identity"; null reads "null", absent "").
 std::string field(const Json& e, const std::string& key) {
@@ -192,10 +264,7 @@ std::string field(const Json& e, const std::string& key) {
 
 TEST_CASE("systemd's helper (uid 0) gets exactly the value its credential ID names, audited",
           "[integration][load_credential]") {
-  if (!is_root()) {
-    WARN("skipped: only root can be systemd's helper (uid 0)");
-    return;
-  }
+  if (!can_be_helper()) return;
   Setup s;
   Loaded got = s.load("app.service", "db_password");
   CHECK(got.outcome == Loaded::credential);
@@ -224,10 +293,7 @@ TEST_CASE("systemd's helper (uid 0) gets exactly the value its credential ID nam
 
 TEST_CASE("refused LoadCredential= requests get more than systemd reads, never an empty credential",
           "[integration][load_credential]") {
-  if (!is_root()) {
-    WARN("skipped: only root can be systemd's helper (uid 0)");
-    return;
-  }
+  if (!can_be_helper()) return;
   Setup s;
   auto refused = [](const Loaded& l) {
     // systemd stops at CREDENTIAL_SIZE_MAX + 1 bytes and fails the start.
@@ -285,7 +351,8 @@ TEST_CASE("a peer that is not systemd's helper gets nothing: another uid, a requ
   Setup s;
   const uid_t other = is_root() ? 4501 : geteuid();
   if (other == 0) return;
-  // Another uid bound to the very address systemd's helper would use.
+  // Another uid bound to the very address systemd's helper would use (from
+  // inside the unit's cgroup, when the test can put it there).
   Loaded got = s.load("app.service", "db_password", is_root() ? other : 0);
   CHECK(got.outcome == Loaded::too_large);
   CHECK(got.all_zero());
@@ -297,11 +364,24 @@ TEST_CASE("a peer that is not systemd's helper gets nothing: another uid, a requ
       CHECK(field(e, "decision") == "deny");
       CHECK(field(e, "code") == "forbidden");
       CHECK(field(e, "reason").find("only systemd's credential helper (uid 0)") != std::string::npos);
-      CHECK(field(e, "service") == "null");
+      // (As root this process ran in app.service's cgroup — the unit's own
+      // program, say, under User= — and is recorded as that service's: it
+      // asks over HTTP, not by posing as systemd.)
     }
   }
   CHECK(audited);
-  if (!is_root()) return;
+  if (!can_be_helper()) return;
+
+  // A root process of another unit (or of none) naming app.service.
+  got = s.load_from_outside("app.service", "db_password");
+  CHECK(got.outcome == Loaded::too_large);
+  CHECK(got.all_zero());
+  bool outsider_audited = false;
+  for (const Json& e : s.events()) {
+    outsider_audited = outsider_audited || (field(e, "uid") == "0" &&
+                                            field(e, "reason").find("from a process of") != std::string::npos);
+  }
+  CHECK(outsider_audited);
 
   // uid 0, but speaking HTTP: not the protocol.
   got = s.load("app.service", "db_password", 0, Peer::talks);
@@ -320,6 +400,41 @@ TEST_CASE("a peer that is not systemd's helper gets nothing: another uid, a requ
     talked = talked || field(e, "reason").find("sent a request") != std::string::npos;
   }
   CHECK(talked);
+  // uid 0, but the process that connected is gone (a child connected for
+  // its parent): it cannot be the helper waiting in the unit's cgroup.
+  got = s.load("app.service", "db_password", 0, Peer::orphaned);
+  CHECK(got.outcome == Loaded::too_large);
+  CHECK(got.all_zero());
+  // The helper's shape with a unit or ID that does not parse (an ID with a
+  // tab; a unit with '$'): refused as the helper, never answered as HTTP.
+  CHECK(s.load_named("5eed/unit/app.service/db\tpassword").outcome == Loaded::too_large);
+  CHECK(s.load_named("5eed/unit/app$.service/db_password").outcome == Loaded::too_large);
+  CHECK(s.load_named("5eed/unit/").outcome == Loaded::too_large);
+  // An ID with a space is valid for systemd: an unknown type here.
+  got = s.load("app.service", "db password");
+  CHECK(got.outcome == Loaded::too_large);
+  CHECK(got.all_zero());
   // And the agent still serves systemd's helper afterwards.
   CHECK(s.load("app.service", "db_password").bytes == kDbPassword);
+}
+
+TEST_CASE("systemd's helper is answered past the connection caps that stop HTTP clients",
+          "[integration][load_credential]") {
+  if (!can_be_helper()) return;
+  // uid 0 may hold two connections; both are held by requests in progress
+  // (half a request line each: not idle, never reclaimed).
+  Setup s("", "max_connections_per_uid = 2\n");
+  chitty::testing::UdsClient a(s.agent->socket()), b(s.agent->socket());
+  REQUIRE(a.send("GET /hea"));
+  REQUIRE(b.send("GET /hea"));
+  std::this_thread::sleep_for(200ms);
+  chitty::testing::UdsClient c(s.agent->socket());
+  REQUIRE(c.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto third = c.read_response(5s);
+  REQUIRE(third);
+  CHECK(third->status == 429);  // an HTTP client of uid 0 is refused ...
+  // ... systemd's helper is not, and never gets that HTTP answer as its value.
+  Loaded got = s.load("app.service", "db_password");
+  CHECK(got.outcome == Loaded::credential);
+  CHECK(got.bytes == kDbPassword);
 }

@@ -144,8 +144,10 @@ class Server {
   Connection* own_idle(uid_t uid, std::optional<bool> caller_is_service) const;
   // A connection of `uid` began to close: it no longer counts against the caps.
   void closing(uid_t uid);
-  // Takes a connection from a peer bound to a LoadCredential= address.
-  void accept_credential(loop::Handle<uv_pipe_t> pipe, identity::Peer helper, identity::CredentialRequest request);
+  // Takes a connection from a peer bound to an address of the shape of
+  // systemd's credential helper (`name`, without its NUL).
+  void accept_credential(loop::Handle<uv_pipe_t> pipe, int fd, const identity::Credentials& creds,
+                         std::string_view name);
   // Its pipe is closed: frees it.
   void release(std::uint64_t id);
   void maybe_done();

@@ -36,6 +36,19 @@ TEST_CASE("cgroup v2: nested slices, a scope, and init.scope", "[identity][cgrou
   CHECK(parsed("0::/system.slice/foo.service/worker\n").unit == "foo.service");
 }
 
+TEST_CASE("cgroup v2: socket, mount and swap units, and names systemd escapes", "[identity][cgroup]") {
+  // Their processes (ExecStartPre=, mount helpers) live in the unit's cgroup.
+  CHECK(parsed("0::/system.slice/web.socket\n").unit == "web.socket");
+  CHECK(parsed("0::/system.slice/data.mount\n").unit == "data.mount");
+  CHECK(parsed("0::/system.slice/cryptswap.swap\n").unit == "cryptswap.swap");
+  // A unit named like a cgroup file ("cpu.service") or starting with '_' is
+  // one '_' longer as a cgroup.
+  CHECK(parsed("0::/system.slice/_cpu.service\n").unit == "cpu.service");
+  CHECK(parsed("0::/system.slice/__x.service\n").unit == "_x.service");
+  CHECK(parsed("0::/user.slice/user-1000.slice/user@1000.service/app.slice/_cgroup.x.service\n").user_unit ==
+        "cgroup.x.service");
+}
+
 TEST_CASE("cgroup v2: a user's unit under user@UID.service", "[identity][cgroup]") {
   auto i = parsed("0::/user.slice/user-1000.slice/user@1000.service/app.slice/chitty-dev.service\n");
   CHECK(i.unit == "user@1000.service");

@@ -35,6 +35,27 @@ TEST_CASE("systemd's helper address is parsed into unit and credential ID", "[lo
   CHECK(parse_credential_address("1/unit/web.socket/tls_key"));
   CHECK(parse_credential_address("1/unit/data.mount/key"));
   CHECK(parse_credential_address("1/unit/cryptswap.swap/key"));
+  // systemd allows spaces in credential IDs (fdname_is_valid).
+  r = parse_credential_address("1/unit/app.service/db password");
+  REQUIRE(r);
+  CHECK(r->id == "db password");
+}
+
+TEST_CASE("the helper's shape is recognised even when the rest does not parse", "[load_credential]") {
+  using chitty::identity::credential_address_parts;
+  using chitty::identity::is_credential_address;
+  CHECK(is_credential_address("5eed/unit/app.service/id"));
+  CHECK(is_credential_address("5eed/unit/bad$unit/id"));  // answered as the helper: refused, never as HTTP
+  CHECK(is_credential_address("5eed/unit/"));
+  CHECK_FALSE(is_credential_address("5eed/units/app.service/id"));
+  CHECK_FALSE(is_credential_address("my-client"));
+  CHECK_FALSE(is_credential_address(""));
+  auto parts = credential_address_parts("5eed/unit/bad$unit/some/id");
+  CHECK(parts.unit == "bad$unit");
+  CHECK(parts.id == "some/id");
+  parts = credential_address_parts("5eed/unit/app.service");
+  CHECK(parts.unit == "app.service");
+  CHECK(parts.id.empty());
 }
 
 TEST_CASE("anything but exactly the helper's form is not a credential request", "[load_credential]") {
@@ -50,12 +71,12 @@ TEST_CASE("anything but exactly the helper's form is not a credential request", 
            "1234/unit/app.service/a/b",                     // '/' in the ID
            "1234/unit/app.service/a:b",                     // ':' in the ID (not an fd name)
            "1234/unit/app.service/..",                      // not a file name
-           "1234/unit/app.service/a b",                     // space
            "1234/unit/app.timer/id",                        // timers have no credentials
            "1234/unit/app.target/id",                       // nor targets
            "1234/unit/.service/id",                         // empty prefix
            "1234/unit/@x.service/id",                       // template without a name
            "1234/unit/a@b@c.service/id",                    // two '@'
+           "1234/unit/app.service/a\tb",                    // a control character
            "1234/unit/app$.service/id",                     // invalid character
            "1234/unit//id",                                 // empty unit
        }) {
@@ -69,26 +90,42 @@ TEST_CASE("anything but exactly the helper's form is not a credential request", 
 
 namespace {
 
-// A connecting process of `uid` whose own unit is `unit`.
+// A live process of `uid` in system unit `unit` (on the host, no user
+// manager, no container).
 Identity helper_in(uid_t uid, const Fact<std::string>& unit) {
   Identity h;
   h.raw_uid = uid;
+  h.pid = Fact<pid_t>::known(4242);
   h.unit = unit;
+  h.user_unit = Fact<std::string>::known("");
+  h.container = Fact<std::string>::known("");
   return h;
 }
 
 }  // namespace
 
-TEST_CASE("only uid 0, and only from the unit it names where that can be read", "[load_credential]") {
+TEST_CASE("only uid 0, alive, and in exactly the unit it names", "[load_credential]") {
   const auto in_app = Fact<std::string>::known("app.service");
   CHECK(credential_helper_refusal(helper_in(0, in_app), "app.service").empty());
-  // Another unit's process (root, but not systemd's helper for this unit).
+  // Another unit's root process.
   CHECK(credential_helper_refusal(helper_in(0, in_app), "other.service").find("from a process of app.service") !=
         std::string::npos);
-  // In no unit, or the unit not readable: uid 0 is all there is to check.
-  CHECK(credential_helper_refusal(helper_in(0, Fact<std::string>::known("")), "other.service").empty());
-  CHECK(credential_helper_refusal(helper_in(0, Fact<std::string>::unknown("no systemd hierarchy")), "other.service")
-            .empty());
+  // Root in no unit, or whose unit cannot be read: not believed.
+  CHECK(credential_helper_refusal(helper_in(0, Fact<std::string>::known("")), "other.service")
+            .find("from a process of no unit") != std::string::npos);
+  CHECK(credential_helper_refusal(helper_in(0, Fact<std::string>::unknown("no systemd hierarchy")), "app.service")
+            .find("whose unit cannot be read (no systemd hierarchy)") != std::string::npos);
+  // The connecting process exited (a child that connected for its parent).
+  Identity gone = helper_in(0, in_app);
+  gone.pid = Fact<pid_t>::unknown("the process that connected has exited");
+  CHECK(credential_helper_refusal(gone, "app.service").find("cannot be identified") != std::string::npos);
+  // Inside the unit, but in a container or a user's manager below it.
+  Identity boxed = helper_in(0, in_app);
+  boxed.container = Fact<std::string>::unknown("delegated");
+  CHECK_FALSE(credential_helper_refusal(boxed, "app.service").empty());
+  Identity managed = helper_in(0, in_app);
+  managed.user_unit = Fact<std::string>::known("x.service");
+  CHECK_FALSE(credential_helper_refusal(managed, "app.service").empty());
   // Any other uid, whatever its unit.
   std::string why = credential_helper_refusal(helper_in(1000, in_app), "app.service");
   CHECK(why.find("from uid 1000") != std::string::npos);
@@ -116,7 +153,7 @@ TEST_CASE("the attested identity is the unit, nothing a process would say", "[lo
   // uid 0 is the helper's, not the unit's: a `uid = 0` service must not match.
   CHECK_FALSE(id.uid.is_known());
   CHECK_FALSE(id.gid.is_known());
-  CHECK_FALSE(id.pid.is_known());
+  CHECK(id.pid.matches(4242));  // the helper's, for the audit trail
   CHECK_FALSE(id.exe.is_known());
   CHECK(id.exe.reason().find("LoadCredential=") != std::string::npos);
   CHECK(id.raw_uid == 0);
