@@ -27,8 +27,10 @@ setup() {  # setup DIR ARGS...: configure once, reconfigure when options change
 step "dependencies"
 ./scripts/install-deps.sh
 
+# Warnings are errors in the project's own builds (-Dwerror=true), not a
+# default a user's or a packager's build inherits.
 step "build (debugoptimized, warnings are errors)"
-setup build
+setup build -Dwerror=true
 ninja -C build -j "$jobs"
 step "tests"
 meson test -C build --print-errorlogs --num-processes "$jobs"
@@ -38,7 +40,7 @@ if ((quick)); then
 fi
 
 step "build with AddressSanitizer + UndefinedBehaviorSanitizer"
-setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true
 ninja -C build-asan -j "$jobs"
 step "tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \

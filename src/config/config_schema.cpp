@@ -206,6 +206,19 @@ std::vector<Problem> validate(const Config& c) {
     const ServiceConfig& svc = c.services[i];
     std::string at = "service[" + std::to_string(i) + "].";
     if (!names.insert(svc.name).second) out.push_back({at + "name", "service \"" + svc.name + "\" is defined twice"});
+    // The kernel's overflow uid/gid (identity::kOverflowUid, 65534 — also
+    // Debian's "nobody"): what SO_PEERCRED reports for a caller whose user
+    // namespace does not map its id here, whoever it really is. The agent
+    // never takes it for an identity, so a selector on it could never match.
+    constexpr std::int64_t kOverflowId = 65534;
+    for (auto [key, value] : {std::pair{"uid", svc.uid}, {"gid", svc.gid}}) {
+      if (value && *value == kOverflowId) {
+        out.push_back({at + key, std::string(key) + " 65534 is the kernel's overflow " + key +
+                                     " (also \"nobody\"): callers from a user namespace that does not map their " +
+                                     key + " all appear as it, so the agent never takes it for an identity and this "
+                                     "selector could never match; select by unit or container (docs/identity.md)"});
+      }
+    }
     std::string selectors;
     if (svc.uid) selectors += "uid=" + std::to_string(*svc.uid) + " ";
     if (svc.gid) selectors += "gid=" + std::to_string(*svc.gid) + " ";

@@ -737,6 +737,27 @@ name = "three"
 
 namespace chitty::config {
 
+TEST_CASE("a selector on the kernel's overflow uid or gid is refused: it could never match", "[config][service]") {
+  auto diagnostics = load_errors(R"([[service]]
+name = "nobody"
+uid = 65534
+
+[[service]]
+name = "nogroup"
+gid = 65534
+
+[[service]]
+name = "fine"
+uid = 65533
+)");
+  std::string all = describe(diagnostics);
+  INFO(all);
+  REQUIRE(diagnostics.size() == 2);
+  CHECK_THAT(all, Contains("agent.toml:3:") && Contains("uid 65534 is the kernel's overflow uid"));
+  CHECK_THAT(all, Contains("agent.toml:7:") && Contains("gid 65534 is the kernel's overflow gid"));
+  CHECK_THAT(all, Contains("could never match"));
+}
+
 TEST_CASE("[upstream.onepassword] loads into its struct with its defaults", "[config][upstream]") {
   LoadResult r = load_string(R"([upstream.onepassword]
 url = "http://127.0.0.1:8080"
