@@ -38,6 +38,15 @@ chitty::risk::Options scoring(Factor heavy = Factor::first_access, int weight = 
   return o;
 }
 
+// The same with the fixture's caller never new: its executable and uid
+// weigh nothing, so that a test sees only the factor it is about.
+chitty::risk::Options scoring_known_caller(Factor heavy = Factor::first_access, int weight = 10) {
+  chitty::risk::Options o = scoring(heavy, weight);
+  o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
+  o.weights[static_cast<std::size_t>(Factor::new_uid)] = 0;
+  return o;
+}
+
 // The broker fixture with an engine and a caller whose identity is
 // established in full (unit and container known: none).
 struct RiskFixture : chitty::testing::Fixture {
@@ -94,9 +103,7 @@ TEST_CASE("risk: a refusal carries its score; nothing is fetched for it", "[brok
 
 TEST_CASE("risk: a first request of a known caller scores only what is new", "[broker][risk]") {
   // New executables and uids weigh nothing here: the reference alone is new.
-  auto o = scoring();
-  o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
-  o.weights[static_cast<std::size_t>(Factor::new_uid)] = 0;
+  auto o = scoring_known_caller();
   RiskFixture f(o);
   auto first = f.ask_with("op://Infra/Postgres/password");
   f.primary->answer("pw");
@@ -118,9 +125,7 @@ TEST_CASE("risk: a first request of a known caller scores only what is new", "[b
 }
 
 TEST_CASE("risk: an identity not fully established scores identity_partial", "[broker][risk]") {
-  auto o = scoring();
-  o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
-  o.weights[static_cast<std::size_t>(Factor::new_uid)] = 0;
+  auto o = scoring_known_caller();
   RiskFixture f(o);
   chitty::identity::Identity partial = f.app;
   partial.unit = chitty::identity::Fact<std::string>::unknown("cgroup unreadable");
@@ -135,9 +140,7 @@ TEST_CASE("risk: an identity not fully established scores identity_partial", "[b
 
 TEST_CASE("risk: an executable the agent may not read, or a unit systemd names, is not a partial identity",
           "[broker][risk]") {
-  auto o = scoring();
-  o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
-  o.weights[static_cast<std::size_t>(Factor::new_uid)] = 0;
+  auto o = scoring_known_caller();
   o.weights[static_cast<std::size_t>(Factor::new_unit)] = 0;
   o.weights[static_cast<std::size_t>(Factor::first_access)] = 0;
   RiskFixture f(o);
@@ -170,9 +173,7 @@ TEST_CASE("risk: an executable the agent may not read, or a unit systemd names, 
 }
 
 TEST_CASE("risk: the monitor band serves, flags, and does not teach the reference", "[broker][risk]") {
-  auto o = scoring(Factor::first_access, 35);
-  o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
-  o.weights[static_cast<std::size_t>(Factor::new_uid)] = 0;
+  auto o = scoring_known_caller(Factor::first_access, 35);
   RiskFixture f(o);
   auto first = f.ask_with("op://Infra/Postgres/password");
   f.primary->answer("pw");
@@ -187,9 +188,7 @@ TEST_CASE("risk: the monitor band serves, flags, and does not teach the referenc
 }
 
 TEST_CASE("risk: the step-up band needs the service's step-up token", "[broker][risk][step-up]") {
-  auto o = scoring(Factor::first_access, 55);
-  o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
-  o.weights[static_cast<std::size_t>(Factor::new_uid)] = 0;
+  auto o = scoring_known_caller(Factor::first_access, 55);
   RiskFixture f(o);
 
   SECTION("missing: refused step_up_required, nothing fetched") {
@@ -246,9 +245,7 @@ TEST_CASE("risk: the deny band refuses before any fetch and alerts", "[broker][r
 }
 
 TEST_CASE("risk: a cached value is not unsealed for a refused score", "[broker][risk][deny]") {
-  auto o = scoring();
-  o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
-  o.weights[static_cast<std::size_t>(Factor::new_uid)] = 0;
+  auto o = scoring_known_caller();
   RiskFixture f(o);
   f.ask_with("op://Infra/Postgres/password");
   f.primary->answer("pw");
@@ -284,10 +281,8 @@ TEST_CASE("risk: a claimed service that is not the caller scores 100 and alerts"
 }
 
 TEST_CASE("risk: a purpose the credential's category does not allow", "[broker][risk]") {
-  auto o = scoring();
+  auto o = scoring_known_caller();
   o.category_purposes = {{"ai", {"chat", "embeddings"}}};
-  o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
-  o.weights[static_cast<std::size_t>(Factor::new_uid)] = 0;
   RiskFixture f(o);
   auto ok = f.ask_type("openai_api_key");  // no purpose stated: not judged
   f.primary->answer("sk");
@@ -311,9 +306,7 @@ TEST_CASE("risk: a purpose the credential's category does not allow", "[broker][
 }
 
 TEST_CASE("risk: a reference revoked and cleared scores recently_revoked", "[broker][risk]") {
-  auto o = scoring();
-  o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
-  o.weights[static_cast<std::size_t>(Factor::new_uid)] = 0;
+  auto o = scoring_known_caller();
   RiskFixture f(o);
   f.ask_with("op://Infra/Postgres/password");
   f.primary->answer("pw");
@@ -338,9 +331,7 @@ TEST_CASE("risk: a reference revoked and cleared scores recently_revoked", "[bro
 }
 
 TEST_CASE("risk: enumeration of new references is denied within 10 requests", "[broker][risk][enumeration]") {
-  auto o = scoring();
-  o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
-  o.weights[static_cast<std::size_t>(Factor::new_uid)] = 0;
+  auto o = scoring_known_caller();
   RiskFixture f(o);
   // A baseline: one reference, read for a while.
   for (int i = 0; i < 3; ++i) {
@@ -365,9 +356,7 @@ TEST_CASE("risk: enumeration of new references is denied within 10 requests", "[
 }
 
 TEST_CASE("risk: probing what the policy refuses makes every later request enumeration", "[broker][risk][enumeration]") {
-  auto o = scoring();
-  o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
-  o.weights[static_cast<std::size_t>(Factor::new_uid)] = 0;
+  auto o = scoring_known_caller();
   RiskFixture f(o);
   f.ask_with("op://Infra/Postgres/password");
   f.primary->answer("pw");
@@ -389,9 +378,7 @@ TEST_CASE("risk: probing what the policy refuses makes every later request enume
 }
 
 TEST_CASE("risk: not_found answers from the upstream count towards enumeration", "[broker][risk][enumeration]") {
-  auto o = scoring();
-  o.weights[static_cast<std::size_t>(Factor::new_executable)] = 0;
-  o.weights[static_cast<std::size_t>(Factor::new_uid)] = 0;
+  auto o = scoring_known_caller();
   o.weights[static_cast<std::size_t>(Factor::first_access)] = 0;
   o.weights[static_cast<std::size_t>(Factor::new_references)] = 0;
   o.enumeration_refs = 1000;  // only the failures count here
