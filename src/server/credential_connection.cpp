@@ -36,9 +36,6 @@ CredentialConnection::CredentialConnection(Server& server, loop::Handle<uv_pipe_
 CredentialConnection::~CredentialConnection() { link_->responder = nullptr; }
 
 void CredentialConnection::start() {
-  log::debug("server", "LoadCredential= connection accepted",
-             {{"conn", id_}, {"uid", uid_}, {"unit", request_.unit}, {"credential", request_.id},
-              {"trusted", refusal_.empty()}});
   if (uv_read_start(pipe_.stream(), &CredentialConnection::on_alloc, &CredentialConnection::on_read) != 0) {
     close("read error");
     return;

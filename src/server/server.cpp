@@ -193,7 +193,7 @@ void Server::accept_one() {
   auto conn = std::make_unique<Connection>(*this, std::move(pipe), std::move(peer), id, service);
   Connection* raw = conn.get();
   connections_.emplace(id, std::move(conn));
-  stats_.connections = connections_.size() + credential_connections_.size();
+  stats_.connections = connection_count();
   raw->start();
 }
 
@@ -223,8 +223,10 @@ void Server::accept_credential(loop::Handle<uv_pipe_t> pipe, int fd, const ident
     request = identity::credential_address_parts(name);
     refusal = "a LoadCredential= address that names no valid unit and credential ID";
   }
-  log::debug("server", "systemd's credential helper connected",
-             {{"uid", who.raw_uid}, {"pid", who.raw_pid}, {"unit", request.unit},
+  std::uint64_t id = ++next_id_;
+  log::debug("server", "LoadCredential= connection accepted",
+             {{"conn", id}, {"uid", who.raw_uid}, {"pid", who.raw_pid}, {"unit", request.unit},
+              {"credential", request.id},
               {"helper_unit", who.unit.is_known() ? std::string_view(who.unit.value()) : std::string_view("unknown")},
               {"trusted", refusal.empty()}});
   // Trusted, the request speaks for the unit; refused, it is recorded as
@@ -234,12 +236,11 @@ void Server::accept_credential(loop::Handle<uv_pipe_t> pipe, int fd, const ident
       trusted ? identity::Peer::attested(identity::credential_identity(who, request.unit)) : std::move(helper));
   ++per_uid_[creds.uid];
   ++open_;
-  std::uint64_t id = ++next_id_;
   auto conn = std::make_unique<CredentialConnection>(*this, std::move(pipe), std::move(caller), creds.uid,
                                                      std::move(request), std::move(refusal), trusted, id);
   CredentialConnection* raw = conn.get();
   credential_connections_.emplace(id, std::move(conn));
-  stats_.connections = connections_.size() + credential_connections_.size();
+  stats_.connections = connection_count();
   raw->start();
   if (shutting_down_) raw->drain();  // (accepted in the loop turn that began the shutdown)
 }
@@ -355,7 +356,7 @@ void Server::closing(uid_t uid) {
 
 void Server::release(std::uint64_t id) {
   if (connections_.erase(id) == 0) credential_connections_.erase(id);
-  stats_.connections = connections_.size() + credential_connections_.size();
+  stats_.connections = connection_count();
   maybe_done();
 }
 
@@ -370,7 +371,7 @@ void Server::shutdown(std::chrono::milliseconds grace, std::function<void()> don
   done_ = std::move(done);
   listener_.close();
   log::info("server", "draining connections",
-            {{"connections", connections_.size() + credential_connections_.size()}, {"grace", format_duration(grace)}});
+            {{"connections", connection_count()}, {"grace", format_duration(grace)}});
   std::vector<Connection*> open;
   for (auto& [id, c] : connections_) open.push_back(c.get());
   for (auto* c : open) c->drain();

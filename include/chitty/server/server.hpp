@@ -151,6 +151,7 @@ class Server {
   // Its pipe is closed: frees it.
   void release(std::uint64_t id);
   void maybe_done();
+  std::size_t connection_count() const noexcept { return connections_.size() + credential_connections_.size(); }
   char* read_buffer() noexcept { return read_buffer_.get(); }
 
   loop::Loop& loop_;
