@@ -8,7 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}
 
-[[ -f build-release/build.ninja ]] || meson setup build-release -Dbuildtype=release -Dtests=false
+if [[ -f build-release/build.ninja ]]; then
+  meson configure build-release -Dbench=true
+else
+  meson setup build-release -Dbuildtype=release -Dtests=false -Dbench=true
+fi
 ninja -C build-release agent/chitty-agent bench/uds_bench bench/secure_bench bench/audit_bench bench/risk_eval bench/risk_cost | grep -v "^\[" || true
 [[ -x build-release/agent/chitty-agent && -x build-release/bench/uds_bench ]]
 agent=build-release/agent/chitty-agent

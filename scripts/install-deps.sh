@@ -16,7 +16,9 @@ packages=(
   # fuzzing (libFuzzer) and sanitizers
   clang-19 libclang-rt-19-dev
   # test tools: real curl, setpriv/unshare (util-linux), promtool, systemd tools
-  curl util-linux procps python3 openssl prometheus systemd systemd-journal-remote
+  curl util-linux procps python3 openssl prometheus systemd systemd-journal-remote man-db
+  # deployment tests (docs/deploy.md): the Debian package and the Docker sidecar
+  dpkg-dev debhelper lintian docker.io docker-compose mmdebstrap
 )
 
 missing=()

@@ -33,9 +33,9 @@ unshare --mount --pid --fork --mount-proc true 2>/dev/null || skip "unshare is n
 # replaces ours.
 work=$(mktemp -d "${MESON_BUILD_ROOT:-$PWD}/chitty-systemd.XXXXXX")
 [[ -n "$work" && -d "$work" ]] || { echo "FAIL: no work directory"; exit 1; }
-pid1=""
+# shellcheck source=boot_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/boot_lib.sh"
 
-inside() { nsenter -t "$pid1" -m -p -u -i -n -- "$@"; }
 fail() {
   echo "FAIL: $*" >&2
   if [[ -n "$pid1" ]]; then
@@ -47,11 +47,7 @@ fail() {
   exit 1
 }
 cleanup() {
-  if [[ -n "$pid1" ]] && kill -0 "$pid1" 2>/dev/null; then
-    inside systemctl poweroff --no-block >/dev/null 2>&1 || true
-    for _ in $(seq 100); do kill -0 "$pid1" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid1" 2>/dev/null || true
-  fi
+  poweroff_systemd
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -94,16 +90,6 @@ printf '%s\n' '[agent]' 'socket = "/run/chitty-agent/agent.sock"' 'socket_mode =
   '[[credential]]' 'type = "db_password"' 'ref = "op://Prod/Database/password"' 'env = "CHITTY_TEST_DB_PASSWORD"' \
   '[[service]]' 'name = "consumer"' 'unit = "chitty-consumer.service"' 'allow = ["type:db_password"]' \
   '[[service]]' 'name = "operator"' 'uid = 0' 'allow = []' 'admin = true' >"$work/agent.toml"
-# Units that would write host state (utmp, sysctl, modules, clock, users,
-# caches, timers) are masked; most also skip themselves under container=.
-masked="systemd-update-utmp.service systemd-update-utmp-runlevel.service systemd-sysctl.service
-  systemd-modules-load.service systemd-timesyncd.service systemd-random-seed.service systemd-sysusers.service
-  systemd-tmpfiles-setup.service systemd-tmpfiles-setup-dev.service systemd-tmpfiles-clean.timer
-  systemd-journal-flush.service systemd-journal-catalog-update.service systemd-update-done.service
-  systemd-remount-fs.service systemd-machine-id-commit.service systemd-hwdb-update.service ldconfig.service
-  systemd-udevd.service systemd-udev-trigger.service systemd-udev-settle.service systemd-binfmt.service
-  systemd-pstore.service systemd-firstboot.service timers.target paths.target
-  apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer man-db.timer fstrim.timer logrotate.timer"
 {
   echo '#!/bin/sh'
   echo 'set -e'
@@ -113,7 +99,7 @@ masked="systemd-update-utmp.service systemd-update-utmp-runlevel.service systemd
   echo "cp '$work/agent.toml' /run/chitty-test/agent.toml"
   echo "cp '$work/emergency' /run/chitty-test/emergency && chmod 0600 /run/chitty-test/emergency"
   echo "cp '$agent' /run/chitty-test/chitty-agent"
-  for u in $masked; do echo "ln -s /dev/null /run/systemd/system/$u"; done
+  for u in $masked_units; do echo "ln -s /dev/null /run/systemd/system/$u"; done
   echo 'mount -t tmpfs -o mode=1777 tmpfs /tmp'
   echo 'mount -t tmpfs -o mode=0755 tmpfs /var'
   echo 'mkdir -p /var/lib /var/log /var/cache /var/spool /var/tmp && chmod 1777 /var/tmp'
@@ -126,24 +112,9 @@ masked="systemd-update-utmp.service systemd-update-utmp-runlevel.service systemd
 } >"$work/boot.sh"
 chmod +x "$work/boot.sh"
 
-unshare --mount --pid --fork --mount-proc --uts --ipc --net --propagation private --kill-child "$work/boot.sh" \
-  >"$work/systemd.out" 2>&1 &
-launcher=$!
-# The booted systemd is the child of unshare (PID 1 inside).
-for _ in $(seq 100); do
-  pid1=$(pgrep -P "$launcher" -x systemd || true)
-  [[ -n "$pid1" ]] && break
-  sleep 0.1
-done
-[[ -n "$pid1" ]] || { cat "$work/systemd.out" >&2; fail "systemd did not start"; }
-
-state=""
-for _ in $(seq 300); do
-  state=$(inside systemctl is-system-running 2>/dev/null || true)
-  [[ "$state" == running || "$state" == degraded ]] && break
-  sleep 0.2
-done
-[[ "$state" == running || "$state" == degraded ]] || fail "system did not finish booting (state: $state)"
+boot_systemd "$work/boot.sh" "$work/systemd.out" ||
+  { cat "$work/systemd.out" >&2; fail "system did not boot ($boot_state)"; }
+state=$boot_state
 echo "ok: systemd booted ($state)"
 
 inside systemctl start chitty-agent.socket || fail "cannot start chitty-agent.socket"
