@@ -9,7 +9,7 @@
 // simulator").
 //
 //   python3 bench/predict/trace.py --seed 1 > /tmp/trace1.jsonl
-//   ./build/bench/predict_sim /tmp/trace1.jsonl [--latency-ms 80] [--factor 20] [--off] [--verbose]
+//   ./build/bench/predict_sim /tmp/trace1.jsonl [--latency-ms 80] [--factor 20] [--off] [--verbose] [--jitter-seed N]
 //
 // Time is trace time throughout; the agent's windows are the replay's (in
 // trace seconds) and the upstream's latency is the replay's (real ms times
@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -202,6 +203,7 @@ struct Args {
   double factor = 20;
   bool predict = true;
   bool verbose = false;
+  std::uint64_t seed = 1;  // of the refresh jitter
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -259,6 +261,9 @@ int run(const Args& args) {
   po.periodic_lead = secs(kPeriodicLead);
   audit::MemoryRecorder audit(16);
   predict::Prefetcher prefetcher(model, broker, audit, clock, po);
+  // The refresh jitter from a fixed seed: runs are repeatable.
+  std::mt19937_64 rng(args.seed);
+  prefetcher.set_jitter_source([&rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); });
   // The Predictor's timer: at the prefetcher's next tick, and at least every
   // (real) second.
   const Duration tick_ceiling = secs(args.factor);
@@ -311,6 +316,7 @@ int run(const Args& args) {
       if (!a.outcome) throw std::runtime_error("refused: " + a.outcome.error().message);
       res.hit = a.outcome->cache != broker::CacheState::miss;
       res.latency = to_secs(clock.now() - asked);
+
     });
   }
   advance_to(clock.now() + secs(60));
@@ -377,16 +383,17 @@ int run(const Args& args) {
         }
       }
       std::printf("; fetches:");
-      for (double f : upstream.fetch_times[r.ref]) {
+      for (double f : upstream.fetch_times[catalog::parse_reference(r.ref)->canonical()]) {
         const double at = f - to_secs(t0 - MonoTime{});
         if (at < r.t && at > r.t - 1000) std::printf(" %.1f", at);
       }
       std::printf("\n");
     }
     // Fetches per reference against needed.
-    for (const auto& [ref, n] : upstream.fetches_by_ref) {
-      const int need = needed.count(ref) ? needed.at(ref) : 0;
-      if (n > need) std::printf("  over %s %d/%d\n", ref.c_str(), n, need);
+    for (const auto& [ref, need] : needed) {
+      const std::string key = catalog::parse_reference(ref)->canonical();
+      const int n = upstream.fetches_by_ref.count(key) ? upstream.fetches_by_ref.at(key) : 0;
+      if (n != need) std::printf("  fetched/needed %s %d/%d\n", ref.c_str(), n, need);
     }
   }
   return 0;
@@ -411,17 +418,19 @@ int main(int argc, char** argv) {
       args.factor = std::stod(value());
     } else if (a == "--off") {
       args.predict = false;
+    } else if (a == "--jitter-seed") {
+      args.seed = std::stoull(value());
     } else if (a == "--verbose") {
       args.verbose = true;
     } else if (!a.empty() && a[0] != '-' && args.trace.empty()) {
       args.trace = a;
     } else {
-      std::fprintf(stderr, "usage: predict_sim TRACE.jsonl [--latency-ms 80] [--factor 20] [--off] [--verbose]\n");
+      std::fprintf(stderr, "usage: predict_sim TRACE.jsonl [--latency-ms 80] [--factor 20] [--off] [--verbose] [--jitter-seed N]\n");
       return 2;
     }
   }
   if (args.trace.empty()) {
-    std::fprintf(stderr, "usage: predict_sim TRACE.jsonl [--latency-ms 80] [--factor 20] [--off] [--verbose]\n");
+    std::fprintf(stderr, "usage: predict_sim TRACE.jsonl [--latency-ms 80] [--factor 20] [--off] [--verbose] [--jitter-seed N]\n");
     return 2;
   }
   try {

@@ -101,11 +101,14 @@ class Prefetcher {
     MonoTime expires;  // of the value fetched: unread by then, it was wasted
   };
 
-  void ahead(Kind kind, const std::string& service, const std::string& ref, MonoTime needed_at);
+  // `ttl`: of the value a refresh replaces; the new one is scheduled for its
+  // own refresh.
+  void ahead(Kind kind, const std::string& service, const std::string& ref, MonoTime needed_at,
+             std::optional<Duration> ttl = std::nullopt);
   bool within_budget(const std::string& service);
   // A value read only once since its fetch: whether a refresh is likely to
   // be read (docs/prediction.md, "Refresh-ahead").
-  bool worth_refreshing_once_read(const Refresh& rf) const;
+  bool worth_refreshing(const Refresh& rf) const;
   // Records a prefetch about to start (or counts it into the minute's
   // aggregate); false when the audit trail did not take it.
   bool record(Kind kind, const std::string& service, const std::string& ref);
