@@ -127,7 +127,6 @@ void Prefetcher::tick() {
   }
 }
 
-
 bool Prefetcher::worth_refreshing(const Refresh& rf) const {
   const MonoTime now = clock_.now();
   const bool brought = model_.brought_share(rf.service, rf.ref) >= kBroughtShare;
