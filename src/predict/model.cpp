@@ -50,6 +50,10 @@ struct RefStats {
   std::vector<Successor> successors;
   Duration period{0};  // learnt from `intervals`; zero when none is
   MonoTime beat{};     // the latest episode on the period's grid
+  // Without a period: a tentative one, from three episodes a period apart
+  // (tentative_period()); zero when none.
+  Duration tentative{0};
+  MonoTime tentative_beat{};
   std::list<NamePtr>::iterator lru;
 };
 
@@ -71,6 +75,7 @@ struct ServiceState {
   std::list<NamePtr> lru;                       // front: most recently read
   std::deque<Recent> recent;                    // read within coaccess_window, oldest first
   std::set<std::string, std::less<>> periodic;  // refs whose period is learnt
+  std::set<std::string, std::less<>> tentative;  // refs with a tentative period only
   std::list<NamePtr>::iterator lru_pos;         // in Store::lru
 };
 
@@ -181,6 +186,33 @@ Fit fit_period(const std::deque<Duration>& intervals, const Options& o) {
   return best;
 }
 
+// Before a period can be learnt (period_min_intervals + 1 beats), a job
+// that runs on a clock has been read at least three times, and each read
+// after the first missed when its period is longer than the TTL. A
+// tentative period is read off the newest episode and two older ones a
+// period apart — each of the two intervals may have one other episode in it
+// (a read for another reason) — whose intervals agree within the tolerance.
+// It is only fetched ahead of (due()), never taken for a learnt period: a
+// reference with one keeps its refresh-ahead, and a wrong guess costs one
+// or two fetches (the next beat, and the one after as for a missed run).
+Fit tentative_period(const std::deque<Duration>& intervals, const Options& o) {
+  std::vector<Duration> ago{Duration(0)};  // each episode's distance before the newest, newest first
+  for (std::size_t i = intervals.size(); i-- > 0 && ago.size() < 5;) ago.push_back(ago.back() + intervals[i]);
+  const double tolerance = std::clamp(o.period_tolerance, 0.0, 0.5);
+  for (std::size_t b = 1; b <= 2 && b < ago.size(); ++b) {
+    for (std::size_t a = b + 1; a <= b + 2 && a < ago.size(); ++a) {
+      const Duration newer = ago[b];
+      const Duration older = ago[a] - ago[b];
+      const Duration gap = newer > older ? newer - older : older - newer;
+      if (static_cast<double>(gap.count()) > tolerance * static_cast<double>(std::max(newer, older).count())) continue;
+      const Duration period = ago[a] / 2;
+      if (period < o.period_min || period > o.period_max) continue;
+      return Fit{period, Duration(0)};
+    }
+  }
+  return {};
+}
+
 void update_period(ServiceState& svc, const std::string& name, RefStats& s, const Options& o) {
   const Fit fit = fit_period(s.intervals, o);
   s.period = fit.period;
@@ -190,19 +222,31 @@ void update_period(ServiceState& svc, const std::string& name, RefStats& s, cons
   } else {
     svc.periodic.erase(name);
   }
+  const Fit guess = s.period > Duration(0) ? Fit{} : tentative_period(s.intervals, o);
+  s.tentative = guess.period;
+  s.tentative_beat = s.episode_start - guess.age;
+  if (s.tentative > Duration(0)) {
+    svc.tentative.insert(name);
+  } else {
+    svc.tentative.erase(name);
+  }
 }
 
 // The next beat of a learnt period still expected at `now`: a beat is
 // expected until its tolerance has passed; one missed beat is skipped (a
 // restart), two mean the job has stopped.
-std::optional<MonoTime> next_beat(const RefStats& s, MonoTime now, const Options& o) {
-  if (s.period <= Duration(0)) return std::nullopt;
-  const Duration late = slack(o, s.period);
+std::optional<MonoTime> next_beat(Duration period, MonoTime beat, MonoTime now, const Options& o) {
+  if (period <= Duration(0)) return std::nullopt;
+  const Duration late = slack(o, period);
   for (int k = 1; k <= 2; ++k) {
-    const MonoTime at = s.beat + s.period * k;
+    const MonoTime at = beat + period * k;
     if (at + late >= now) return at;
   }
   return std::nullopt;
+}
+
+std::optional<MonoTime> next_beat(const RefStats& s, MonoTime now, const Options& o) {
+  return next_beat(s.period, s.beat, now, o);
 }
 
 void evict_ref(ServiceState& svc) {
@@ -210,6 +254,7 @@ void evict_ref(ServiceState& svc) {
   svc.lru.pop_back();
   std::erase_if(svc.recent, [&](const Recent& r) { return r.ref == *victim; });
   svc.periodic.erase(*victim);
+  svc.tentative.erase(*victim);
   svc.refs.erase(svc.refs.find(*victim));
 }
 
@@ -340,12 +385,20 @@ void add_to_run(ServiceState& svc, std::string_view ref, MonoTime now, const Opt
 }
 
 // Periodic reads of one service due in [now - slack, now + horizon].
+// With `tentative`, also those of tentative periods (confidence 0.5).
 void collect_due(const std::string& service, const ServiceState& svc, MonoTime now, Duration horizon, const Options& o,
-                 std::vector<Prediction>& out) {
+                 std::vector<Prediction>& out, bool tentative = false) {
   for (const std::string& name : svc.periodic) {
     const auto next = next_beat(svc.refs.find(name)->second, now, o);
     if (!next || *next > now + horizon) continue;
     out.push_back(Prediction{name, Kind::periodic, *next, 1.0, service});
+  }
+  if (!tentative) return;
+  for (const std::string& name : svc.tentative) {
+    const RefStats& s = svc.refs.find(name)->second;
+    const auto next = next_beat(s.tentative, s.tentative_beat, now, o);
+    if (!next || *next > now + horizon) continue;
+    out.push_back(Prediction{name, Kind::periodic, *next, 0.5, service});
   }
 }
 
@@ -566,7 +619,9 @@ std::vector<Prediction> Model::observe(std::string_view service, std::string_vie
 std::vector<Prediction> Model::due(Duration horizon) const {
   const MonoTime now = clock_.now();
   std::vector<Prediction> out;
-  for (const auto& [name, svc] : state_->services) collect_due(name, svc, now, horizon, options_, out);
+  for (const auto& [name, svc] : state_->services) {
+    collect_due(name, svc, now, horizon, options_, out, true);
+  }
   sort_soonest_first(out);
   return out;
 }
@@ -596,6 +651,22 @@ bool Model::follows(std::string_view service, std::string_view ref) const {
   return false;
 }
 
+double Model::brought_share(std::string_view service, std::string_view ref) const {
+  auto it = state_->services.find(service);
+  if (it == state_->services.end()) return 0.0;
+  auto b = it->second.refs.find(ref);
+  if (b == it->second.refs.end() || b->second.episodes == 0) return 0.0;
+  const MonoTime now = clock_.now();
+  std::uint32_t most = 0;
+  for (const auto& [name, a] : it->second.refs) {
+    if (name == ref) continue;
+    for (const Successor& s : a.successors) {
+      if (s.ref == ref && predicted(s, probability(a, s, now, options_), options_)) most = std::max(most, s.count);
+    }
+  }
+  return std::min(1.0, static_cast<double>(most) / static_cast<double>(b->second.episodes));
+}
+
 std::optional<Duration> Model::typical_interval(std::string_view service, std::string_view ref) const {
   auto it = state_->services.find(service);
   if (it == state_->services.end()) return std::nullopt;
@@ -604,6 +675,17 @@ std::optional<Duration> Model::typical_interval(std::string_view service, std::s
   std::vector<Duration> v(r->second.intervals.begin(), r->second.intervals.end());
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
   return v[v.size() / 2];
+}
+
+std::optional<Model::Rhythm> Model::rhythm(std::string_view service, std::string_view ref) const {
+  auto it = state_->services.find(service);
+  if (it == state_->services.end()) return std::nullopt;
+  auto r = it->second.refs.find(ref);
+  if (r == it->second.refs.end() || r->second.intervals.empty()) return std::nullopt;
+  Duration sum{0};
+  for (Duration d : r->second.intervals) sum += d;
+  return Rhythm{sum / static_cast<Duration::rep>(r->second.intervals.size()), r->second.intervals.size(),
+                r->second.last_read};
 }
 
 std::vector<std::string> Model::startup_set(std::string_view service) const {

@@ -11,6 +11,16 @@ namespace {
 constexpr Duration kMinute = std::chrono::minutes(1);
 
 std::size_t index(Kind k) noexcept { return static_cast<std::size_t>(k); }
+// A value read mostly right after another reference (its brought share,
+// Model::brought_share) is fetched by that reference's reads.
+constexpr double kBroughtShare = 0.7;
+// An unread value is refreshed only for a reference whose rate is known
+// from this many intervals ...
+constexpr std::size_t kRateIntervals = 3;
+// ... and only until the silence since its last read is this many mean
+// intervals: reads at the learnt rate leave so long a silence less than
+// once in a hundred times (e^-4.6), so the reads have most likely stopped.
+constexpr double kSilenceMeans = 4.6;
 
 }  // namespace
 
@@ -42,9 +52,12 @@ std::optional<MonoTime> Prefetcher::on_read(const broker::Read& r) {
       issued_.erase(it);
     }
   }
-  // Read after it was fetched: refreshed before it expires (not while the
-  // upstream is unavailable: a stale value is what bridges the outage).
-  if (r.cache == broker::CacheState::hit) {
+  // A value served fresh (the miss that fetched it included) is due for a
+  // refresh before it expires; whether it is refreshed then is decided then
+  // (worth_refreshing()). Not while the upstream is unavailable: a stale
+  // value is what bridges the outage. `reads` counts the reads after the
+  // fetch.
+  if (r.cache == broker::CacheState::hit || r.cache == broker::CacheState::miss) {
     Refresh& rf = refreshes_[r.key];
     if (rf.value_fetched != r.fetched_at || rf.ref.empty()) {
       const MonoTime fetched = mono_of(r.fetched_at);
@@ -54,7 +67,7 @@ std::optional<MonoTime> Prefetcher::on_read(const broker::Read& r) {
                    fetched + std::chrono::duration_cast<Duration>(ttl * share), fetched + ttl, 0};
       scheduled = rf.at;
     }
-    ++rf.reads;
+    if (r.cache == broker::CacheState::hit) ++rf.reads;
   }
   const MonoTime now = clock_.now();
   for (const Prediction& p : model_.observe(r.service, r.ref, r.pid)) {
@@ -89,8 +102,9 @@ void Prefetcher::tick() {
     // A periodic reference is fetched just before its next read instead:
     // refreshing it on every TTL would fetch it more often than it is read.
     if (model_.next_periodic_read(rf.ref)) continue;
-    if (rf.reads < 2 && !worth_refreshing_once_read(rf)) continue;
-    ahead(Kind::refresh, rf.service, rf.ref, rf.fresh_until + std::chrono::milliseconds(1));
+    if (!worth_refreshing(rf)) continue;
+    ahead(Kind::refresh, rf.service, rf.ref, rf.fresh_until + std::chrono::milliseconds(1),
+          rf.fresh_until - mono_of(rf.value_fetched));
   }
 
   for (const Prediction& p : model_.due(options_.periodic_lead)) {
@@ -113,14 +127,30 @@ void Prefetcher::tick() {
   }
 }
 
-bool Prefetcher::worth_refreshing_once_read(const Refresh& rf) const {
-  // Brought by another reference's read: that read fetches it again when it
-  // is wanted.
-  if (model_.follows(rf.service, rf.ref)) return false;
+bool Prefetcher::worth_refreshing(const Refresh& rf) const {
+  const MonoTime now = clock_.now();
+  const bool brought = model_.brought_share(rf.service, rf.ref) >= kBroughtShare;
+  const auto rhythm = model_.rhythm(rf.service, rf.ref);
+  // Brought by another reference's read, and not being read right now (its
+  // episode is over): that read fetches it again when it is wanted —
+  // a refresh now would most often be fetched again or expire first.
+  if (brought && rhythm && now - rhythm->last_read >= model_.options().coaccess_window) return false;
+  // Read twice or more since its fetch: being read.
+  if (rf.reads >= 2) return true;
+  if (brought) return false;
+  const Duration ttl = rf.fresh_until - mono_of(rf.value_fetched);
   // Read once in a TTL: refreshed only when the service reads it about that
   // often or more (otherwise the refresh most likely expires unread).
-  const auto typical = model_.typical_interval(rf.service, rf.ref);
-  return typical && *typical <= rf.fresh_until - mono_of(rf.value_fetched);
+  if (rf.reads == 1) {
+    const auto typical = model_.typical_interval(rf.service, rf.ref);
+    return typical && *typical <= ttl;
+  }
+  // Not read since its fetch: a reference read at random at a learnt rate
+  // of one episode a TTL or more is kept fresh — the chance that a read
+  // comes within the next TTL does not fall because none came in the last
+  // one — until so long a silence that its reads have most likely stopped.
+  if (!rhythm || rhythm->intervals < kRateIntervals || rhythm->mean > ttl) return false;
+  return now - rhythm->last_read <= std::chrono::duration_cast<Duration>(rhythm->mean * kSilenceMeans);
 }
 
 MonoTime Prefetcher::next_tick() const {
@@ -150,7 +180,8 @@ bool Prefetcher::within_budget(const std::string& service) {
   return upstream_reads_last_hour() < options_.upstream_reads_per_hour;
 }
 
-void Prefetcher::ahead(Kind kind, const std::string& service, const std::string& ref, MonoTime needed_at) {
+void Prefetcher::ahead(Kind kind, const std::string& service, const std::string& ref, MonoTime needed_at,
+                       std::optional<Duration> ttl) {
   Counts& counts = counts_[index(kind)];
   if (!within_budget(service)) {
     ++counts.skipped;
@@ -166,7 +197,7 @@ void Prefetcher::ahead(Kind kind, const std::string& service, const std::string&
     *key = k;
     return record(kind, service, k);
   };
-  broker_.fetch_ahead(service, ref, needed_at, audit, [this, alive, kind, service, ref, key](broker::Ahead a) {
+  broker_.fetch_ahead(service, ref, needed_at, audit, [this, alive, kind, service, ref, key, ttl](broker::Ahead a) {
     if (alive.expired()) return;
     Counts& c = counts_[index(kind)];
     switch (a) {
@@ -176,6 +207,17 @@ void Prefetcher::ahead(Kind kind, const std::string& service, const std::string&
         // tick. One fetched ahead before and replaced unread was wasted.
         if (auto before = issued_.find(ref); before != issued_.end()) ++counts_[index(before->second.kind)].wasted;
         issued_[ref] = Issued{kind, broker_.fresh_until(*key).value_or(clock_.now())};
+        // A refreshed value is itself refreshed, read or not, while a read
+        // of it is still expected (worth_refreshing()).
+        if (ttl) {
+          if (auto until = broker_.fresh_until(*key)) {
+            const MonoTime fetched = *until - *ttl;
+            const double share =
+                std::clamp(options_.refresh_at - options_.refresh_jitter * jitter_(), 0.0, 1.0);
+            refreshes_[*key] = Refresh{service, ref, clock_.wall_now() - (clock_.now() - fetched),
+                                       fetched + std::chrono::duration_cast<Duration>(*ttl * share), *until, 0};
+          }
+        }
         return;
       case broker::Ahead::failed:
         ++c.issued;

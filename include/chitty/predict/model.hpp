@@ -104,9 +104,24 @@ class Model {
   // Whether `service` reads `ref` after another reference often enough that
   // the pair is learnt (co-access): it is then fetched when the other is read.
   bool follows(std::string_view service, std::string_view ref) const;
+  // The share of `service`'s episodes of `ref` that came right after a read
+  // of a reference it follows (a learnt pair, as in follows()): the largest
+  // over those references of the pair's count over the episodes of `ref`.
+  // Near 1 when `ref` is read (almost) only right after another reference,
+  // whose read then fetches it ahead; 0 when it follows none.
+  double brought_share(std::string_view service, std::string_view ref) const;
   // The median of the kept intervals between `service`'s episodes of `ref`;
   // none before it has two episodes.
   std::optional<Duration> typical_interval(std::string_view service, std::string_view ref) const;
+  // How `service` reads `ref` between episodes: the mean of the kept
+  // intervals (the rate of a reference read at random), and its last read.
+  // None before it has two episodes.
+  struct Rhythm {
+    Duration mean{0};
+    std::size_t intervals = 0;  // kept
+    MonoTime last_read{};
+  };
+  std::optional<Rhythm> rhythm(std::string_view service, std::string_view ref) const;
 
   // A service's start-up set (for warming the cache when the agent starts).
   std::vector<std::string> startup_set(std::string_view service) const;

@@ -27,12 +27,12 @@ namespace chitty::predict {
 
 struct PrefetchOptions {
   bool enabled = true;
-  // Refresh-ahead: a value read since it was fetched is fetched again at
-  // `refresh_at` of its TTL, less up to `refresh_jitter` of it (uniformly,
-  // so that agents do not ask the upstream all at once). Not a periodic
-  // reference (fetched before its next read instead); a value read only
-  // once since its fetch only when the service reads it about once a TTL
-  // or more often, and not when another reference's read brings it.
+  // Refresh-ahead: a value being read is fetched again at `refresh_at` of
+  // its TTL, less up to `refresh_jitter` of it (uniformly, so that agents
+  // do not ask the upstream all at once). Not a periodic reference (fetched
+  // before its next read instead), nor one another reference's read brings
+  // between its episodes; a value read once or not at all since its fetch
+  // only when the service reads it often enough (docs/prediction.md).
   double refresh_at = 0.95;
   double refresh_jitter = 0.05;
   // A periodic read's value is fetched this long before the read is due.
@@ -101,11 +101,15 @@ class Prefetcher {
     MonoTime expires;  // of the value fetched: unread by then, it was wasted
   };
 
-  void ahead(Kind kind, const std::string& service, const std::string& ref, MonoTime needed_at);
+  // `ttl`: of the value a refresh replaces; the new one is scheduled for its
+  // own refresh.
+  void ahead(Kind kind, const std::string& service, const std::string& ref, MonoTime needed_at,
+             std::optional<Duration> ttl = std::nullopt);
   bool within_budget(const std::string& service);
-  // A value read only once since its fetch: whether a refresh is likely to
-  // be read (docs/prediction.md, "Refresh-ahead").
-  bool worth_refreshing_once_read(const Refresh& rf) const;
+  // At its refresh point (not a periodic reference): whether the value is
+  // fetched again — being read, read at a learnt steady rate, and not left
+  // to the reference that brings it (docs/prediction.md, "Refresh-ahead").
+  bool worth_refreshing(const Refresh& rf) const;
   // Records a prefetch about to start (or counts it into the minute's
   // aggregate); false when the audit trail did not take it.
   bool record(Kind kind, const std::string& service, const std::string& ref);

@@ -335,6 +335,76 @@ TEST_CASE("jittery reads are not a period", "[predict][periodic]") {
   CHECK(f.model.due(24h).empty());
 }
 
+TEST_CASE("three runs a period apart give a tentative period: fetched ahead of, not a learnt period",
+          "[predict][periodic]") {
+  Fixture f;
+  // A job every 400 s, seen three times (a period needs four): its next run
+  // is predicted, but the reference is not taken for periodic (it keeps its
+  // refresh-ahead) and insights show no period.
+  f.read_at("cron", "op://job", {0s, 400s, 800s});
+  CHECK_FALSE(f.model.next_periodic_read("op://job"));
+  CHECK(f.model.insights("cron").periods.empty());
+  auto due = f.model.due(24h);
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].ref == "op://job");
+  CHECK(due[0].kind == Kind::periodic);
+  CHECK(due[0].due == f.start + 1200s);
+  CHECK(due[0].service == "cron");
+  CHECK(due[0].confidence < 1.0);
+
+  SECTION("a read for another reason in between does not hide it") {
+    Fixture g;
+    g.read_at("cron", "op://job", {0s, 400s, 570s, 800s});
+    auto d = g.model.due(24h);
+    REQUIRE(d.size() == 1);
+    CHECK(d[0].due == g.start + 1200s);
+  }
+  SECTION("the fourth run on the grid makes it a learnt period") {
+    f.read_at("cron", "op://job", {1200s});
+    REQUIRE(f.model.next_periodic_read("op://job"));
+    CHECK(*f.model.next_periodic_read("op://job") == f.start + 1600s);
+    REQUIRE(f.model.due(24h).size() == 1);
+    CHECK(f.model.due(24h)[0].confidence == 1.0);
+  }
+  SECTION("a run missed twice: the job is taken to have stopped") {
+    f.clock.advance(f.start + 1300s - f.clock.now());  // the run at 1200 s missed
+    REQUIRE(f.model.due(24h).size() == 1);
+    CHECK(f.model.due(24h)[0].due == f.start + 1600s);  // the run after a missed one
+    f.clock.advance(f.start + 1700s - f.clock.now());
+    CHECK(f.model.due(24h).empty());
+  }
+}
+
+TEST_CASE("two intervals that disagree are no tentative period", "[predict][periodic]") {
+  Fixture f;
+  f.read_at("svc", "op://r", {0s, 400s, 700s});  // 400 s then 300 s
+  CHECK(f.model.due(24h).empty());
+  Fixture g;
+  g.read_at("svc", "op://r", {0s, 400s});  // one interval says nothing
+  CHECK(g.model.due(24h).empty());
+}
+
+TEST_CASE("brought share: how much of a reference's reading comes right after another's", "[predict][coaccess]") {
+  Fixture f;
+  // B 1 s after A, four times; B once more on its own.
+  for (int i = 0; i < 4; ++i) {
+    f.read("svc", "A");
+    f.clock.advance(1s);
+    f.read("svc", "B");
+    f.clock.advance(10min + std::chrono::seconds(17 * i));
+  }
+  f.read("svc", "B");
+  f.clock.advance(10min);
+  CHECK(f.model.brought_share("svc", "B") == Approx(4.0 / 5.0));
+  CHECK(f.model.brought_share("svc", "A") == 0.0);  // nothing brings A
+  CHECK(f.model.brought_share("other", "B") == 0.0);
+  CHECK(f.model.brought_share("svc", "unknown") == 0.0);
+  const auto rhythm = f.model.rhythm("svc", "B");
+  REQUIRE(rhythm);
+  CHECK(rhythm->intervals == 4);
+  CHECK_FALSE(f.model.rhythm("svc", "unknown"));
+}
+
 TEST_CASE("a period survives a missed beat and reads in between", "[predict][periodic]") {
   Fixture f;
   // A job every 300 s; the beat at 900 s missed (a restart), another read of

@@ -148,18 +148,121 @@ TEST_CASE("a value read once that another reference's read brings is left to it;
     p.answer_prefetches();
     CHECK(p.prefetcher->counts(Kind::refresh).issued == refreshed + 1);
   }
-  SECTION("B read twice: both are refreshed, and read on without a miss") {
+  SECTION("B read twice, each time right after A: left to A's reads, and read on without a miss") {
     p.clock.advance(1min);
+    p.read(a);
+    p.clock.advance(1s);
     p.read(b);
     p.clock.advance(t0 + 290s - p.clock.now());
     p.prefetcher->tick();
-    CHECK(p.answer_prefetches() == 2);
-    CHECK(p.prefetcher->counts(Kind::refresh).issued == refreshed + 2);
+    CHECK(p.answer_prefetches() == 1);  // A only
+    CHECK(p.prefetcher->counts(Kind::refresh).issued == refreshed + 1);
     p.clock.advance(20s);  // the first values have expired
-    p.read(a);
+    p.read(a);             // brings B
+    CHECK(p.answer_prefetches() == 1);
+    p.clock.advance(1s);
     p.read(b);
     CHECK(p.misses == misses);
   }
+  SECTION("B read twice on its own as well: being read, it is refreshed") {
+    p.clock.advance(1min);
+    p.read(b);
+    p.clock.advance(2s);
+    p.read(b);  // within its episode
+    p.clock.advance(t0 + 290s - p.clock.now());
+    p.read(b);  // still being read at its refresh point
+    p.prefetcher->tick();
+    CHECK(p.answer_prefetches() == 2);
+    CHECK(p.prefetcher->counts(Kind::refresh).issued == refreshed + 2);
+  }
+}
+
+TEST_CASE("an unread value of a reference read at random at a steady rate is kept fresh until a long silence",
+          "[predict][refresh]") {
+  chitty::predict::PrefetchOptions o;
+  o.refresh_jitter = 0;
+  Predicting p(o);
+  const std::string ref = "op://Infra/Postgres/password";
+  // Episodes 60-150 s apart (no period): a mean of about 100 s.
+  for (auto gap : {100s, 150s, 60s, 130s, 70s}) {
+    p.read(ref);
+    for (auto s = 0s; s < gap; s += 1s) {
+      p.clock.advance(1s);
+      p.prefetcher->tick();
+      p.answer_prefetches();
+    }
+  }
+  p.read(ref);  // the last read: the reads then stop
+  const auto last = p.clock.now();
+  const auto refreshed = p.prefetcher->counts(Kind::refresh).issued;
+  int fresh_at_each_minute = 0;
+  for (auto s = 0s; s < 40min; s += 1s) {
+    p.clock.advance(1s);
+    p.prefetcher->tick();
+    p.answer_prefetches();
+    if (s % 60s == 0s && p.broker->fresh_until(canonical(ref)).value_or(p.clock.now()) > p.clock.now()) {
+      ++fresh_at_each_minute;
+    }
+  }
+  const auto kept = p.prefetcher->counts(Kind::refresh).issued - refreshed;
+  // Kept fresh through a silence of 4.6 mean intervals (about 8 min: two
+  // refreshes unread), then left to expire.
+  CHECK(kept >= 1);
+  CHECK(kept <= 3);
+  CHECK(fresh_at_each_minute >= 8);
+  CHECK(fresh_at_each_minute <= 20);
+  CHECK_FALSE(p.broker->fresh_until(canonical(ref)).value_or(last) > p.clock.now());
+
+  SECTION("a read within that silence is a hit") {
+    Predicting q(o);
+    for (auto gap : {100s, 150s, 60s, 130s, 70s}) {
+      q.read(ref);
+      q.clock.advance(gap);
+      q.prefetcher->tick();
+      q.answer_prefetches();
+    }
+    q.read(ref);
+    const int misses = q.misses;
+    for (auto s = 0s; s < 7min; s += 1s) {
+      q.clock.advance(1s);
+      q.prefetcher->tick();
+      q.answer_prefetches();
+    }
+    q.read(ref);  // 7 min of silence: past the TTL, still fresh
+    CHECK(q.misses == misses);
+  }
+}
+
+TEST_CASE("an unread value of a reference read rarely, or read too few times to know its rate, is left to expire",
+          "[predict][refresh]") {
+  Predicting p;
+  const std::string rare = "op://Infra/Redis/password";
+  const std::string young = "op://Infra/Kafka/token";
+  // `rare`: episodes 6-9 min apart, longer than the TTL; `young`: two
+  // intervals only.
+  for (auto gap : {6min, 9min, 7min, 8min}) {
+    p.read(rare);
+    p.clock.advance(gap);
+    p.prefetcher->tick();
+    p.answer_prefetches();
+  }
+  for (auto gap : {60s, 90s}) {
+    p.read(young);
+    p.clock.advance(gap);
+    p.prefetcher->tick();
+    p.answer_prefetches();
+  }
+  p.clock.advance(10min);
+  p.prefetcher->tick();
+  p.read(rare);
+  p.read(young);
+  const auto refreshed = p.prefetcher->counts(Kind::refresh).issued;
+  for (auto s = 0s; s < 20min; s += 1s) {
+    p.clock.advance(1s);
+    p.prefetcher->tick();
+    p.answer_prefetches();
+  }
+  CHECK(p.prefetcher->counts(Kind::refresh).issued == refreshed);
 }
 
 TEST_CASE("a value read once in a TTL is refreshed when its service reads it about that often, not when it reads it "
