@@ -196,8 +196,15 @@ Fit fit_period(const std::deque<Duration>& intervals, const Options& o) {
 // reference with one keeps its refresh-ahead, and a wrong guess costs one
 // or two fetches (the next beat, and the one after as for a missed run).
 Fit tentative_period(const std::deque<Duration>& intervals, const Options& o) {
-  std::vector<Duration> ago{Duration(0)};  // each episode's distance before the newest, newest first
-  for (std::size_t i = intervals.size(); i-- > 0 && ago.size() < 5;) ago.push_back(ago.back() + intervals[i]);
+  // Each episode's distance before the newest, newest first — only as far
+  // back as two periods of at most period_max (plus their tolerance) can
+  // reach: the intervals of a model file (each up to centuries) must not
+  // overflow their sum.
+  const Duration reach = o.period_max > Duration::max() / 4 ? Duration::max() / 2 : o.period_max * 3;
+  std::vector<Duration> ago{Duration(0)};
+  for (std::size_t i = intervals.size(); i-- > 0 && ago.size() < 5 && intervals[i] <= reach - ago.back();) {
+    ago.push_back(ago.back() + intervals[i]);
+  }
   const double tolerance = std::clamp(o.period_tolerance, 0.0, 0.5);
   for (std::size_t b = 1; b <= 2 && b < ago.size(); ++b) {
     for (std::size_t a = b + 1; a <= b + 2 && a < ago.size(); ++a) {
@@ -682,10 +689,12 @@ std::optional<Model::Rhythm> Model::rhythm(std::string_view service, std::string
   if (it == state_->services.end()) return std::nullopt;
   auto r = it->second.refs.find(ref);
   if (r == it->second.refs.end() || r->second.intervals.empty()) return std::nullopt;
-  Duration sum{0};
-  for (Duration d : r->second.intervals) sum += d;
-  return Rhythm{sum / static_cast<Duration::rep>(r->second.intervals.size()), r->second.intervals.size(),
-                r->second.last_read};
+  // The mean of intervals that may each be centuries long (a model file's):
+  // summed in long double, so it cannot overflow; it is at most the longest.
+  long double sum = 0;
+  for (Duration d : r->second.intervals) sum += static_cast<long double>(d.count());
+  const auto mean = static_cast<Duration::rep>(sum / static_cast<long double>(r->second.intervals.size()));
+  return Rhythm{Duration(mean), r->second.intervals.size(), r->second.last_read};
 }
 
 std::vector<std::string> Model::startup_set(std::string_view service) const {

@@ -603,6 +603,11 @@ TEST_CASE("intervals as long as the file allows are read back without overflow, 
   REQUIRE(f.model.parse(text));
   CHECK_FALSE(f.model.next_periodic_read("op://old"));
   CHECK(f.model.insights("svc").periods.empty());
+  CHECK(f.model.due(24h).empty());  // no tentative period either
+  const auto rhythm = f.model.rhythm("svc", "op://old");
+  REQUIRE(rhythm);
+  CHECK(rhythm->mean == std::chrono::milliseconds(9000000000000));  // the mean of eight, not a wrapped sum
+  CHECK(rhythm->intervals == 8);
   f.clock.advance(1h);
   f.read("svc", "op://old");  // one more interval, refitted
   CHECK_FALSE(f.model.next_periodic_read("op://old"));
