@@ -220,23 +220,23 @@ Fit tentative_period(const std::deque<Duration>& intervals, const Options& o) {
   return {};
 }
 
+// Sets `period` and `beat` from `fit`, and lists the reference in `listed`
+// while it has one.
+void apply_fit(const Fit& fit, MonoTime episode_start, const std::string& name, Duration& period, MonoTime& beat,
+               std::set<std::string, std::less<>>& listed) {
+  period = fit.period;
+  beat = episode_start - fit.age;
+  if (period > Duration(0)) {
+    listed.insert(name);
+  } else {
+    listed.erase(name);
+  }
+}
+
 void update_period(ServiceState& svc, const std::string& name, RefStats& s, const Options& o) {
-  const Fit fit = fit_period(s.intervals, o);
-  s.period = fit.period;
-  s.beat = s.episode_start - fit.age;
-  if (s.period > Duration(0)) {
-    svc.periodic.insert(name);
-  } else {
-    svc.periodic.erase(name);
-  }
+  apply_fit(fit_period(s.intervals, o), s.episode_start, name, s.period, s.beat, svc.periodic);
   const Fit guess = s.period > Duration(0) ? Fit{} : tentative_period(s.intervals, o);
-  s.tentative = guess.period;
-  s.tentative_beat = s.episode_start - guess.age;
-  if (s.tentative > Duration(0)) {
-    svc.tentative.insert(name);
-  } else {
-    svc.tentative.erase(name);
-  }
+  apply_fit(guess, s.episode_start, name, s.tentative, s.tentative_beat, svc.tentative);
 }
 
 // The next beat of a learnt period still expected at `now`: a beat is
