@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-5}
 
 if [[ -f build-release/build.ninja ]]; then
-  meson configure build-release -Dbench=true
+  meson setup --reconfigure build-release -Dbench=true >/dev/null
 else
   meson setup build-release -Dbuildtype=release -Dtests=false -Dbench=true
 fi
