@@ -6,6 +6,7 @@
 
 #include "answer.hpp"
 #include "chitty/api/requests.hpp"
+#include "chitty/base/text.hpp"
 #include "chitty/base/time_format.hpp"
 #include "chitty/catalog/reference.hpp"
 #include "chitty/json/secret.hpp"
@@ -49,8 +50,20 @@ void refuse_unaudited(CredentialsContext& ctx, server::Call& call, const Route& 
 
 }  // namespace
 
+bool mcp_channel(const server::Call& call) {
+  auto channel = call.request().header("X-Chitty-Channel");
+  return channel && iequals(*channel, "mcp");
+}
+
+bool withholds_values(const CredentialsContext& ctx, const server::Call& call) {
+  if (!mcp_channel(call)) return false;
+  const policy::Service* s = ctx.rules->service_of(call.caller());
+  return s == nullptr || !s->mcp_release;
+}
+
 void answer(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event,
             http::Response response) {
+  if (event.channel.empty() && mcp_channel(call)) event.channel = "mcp";
   if (auto r = ctx.audit->record(event); !r) {
     return refuse_unaudited(ctx, call, route, r.error(), "the decision could not be audited, so it is not carried out");
   }
@@ -130,17 +143,21 @@ void credential_headers(http::Response& r, const broker::Granted& g) {
 
 // A credential object in pieces: `head` + value + mask + `members` + `tail`.
 // Everything but the value and its mask is public and built with the writer.
+// Withheld (the MCP channel of a service without mcp_release): no value,
+// `"value":null,"withheld":true,"masked_value":"` + mask + members + tail.
 struct CredentialParts {
   std::string head;     // {["index":N,]"success":true,"credential":{"value":"
   std::string members;  // ","masked_value":"  ...  ",  then "ref":…,"expires_at":"…"}
   std::string tail;     // ,"metadata":{…}}
   json::Encoding encoding = json::Encoding::text;
+  bool withheld = false;
   std::size_t size = 0;
 };
 
 CredentialParts credential_parts(const broker::Granted& g, std::string_view request_id, std::optional<std::size_t> index,
-                                 const audit::Risk* risk) {
+                                 const audit::Risk* risk, bool withhold) {
   CredentialParts p;
+  p.withheld = withhold;
   auto value = g.value->bytes();
   p.encoding = json::encoding_for(value);
   std::string rest = json::object_text([&](json::Writer& w) {
@@ -163,13 +180,14 @@ CredentialParts credential_parts(const broker::Granted& g, std::string_view requ
   // rest = {"ref":…,…,"metadata":{…}}: the credential's members run up to
   // ,"metadata", which closes the credential object first.
   std::size_t meta = rest.find(",\"metadata\":");
-  p.head = index ? "{\"index\":" + std::to_string(*index) + ",\"success\":true,\"credential\":{\"value\":\""
-                 : "{\"success\":true,\"credential\":{\"value\":\"";
-  p.members = "\",\"masked_value\":\"";
+  p.head = index ? "{\"index\":" + std::to_string(*index) + ",\"success\":true,\"credential\":{"
+                 : "{\"success\":true,\"credential\":{";
+  p.head += withhold ? "\"value\":null,\"withheld\":true" : "\"value\":\"";
+  p.members = withhold ? ",\"masked_value\":\"" : "\",\"masked_value\":\"";
   p.members.append("\0", 1);  // splits the mask position from the members (never written)
   p.members += "\"," + rest.substr(1, meta - 1) + "}";
   p.tail = rest.substr(meta);
-  p.size = p.head.size() + json::encoded_size(value, p.encoding) + (p.members.size() - 1) +
+  p.size = p.head.size() + (withhold ? 0 : json::encoded_size(value, p.encoding)) + (p.members.size() - 1) +
            json::masked_size(value, p.encoding) + p.tail.size();
   return p;
 }
@@ -179,15 +197,16 @@ bool append_credential(secure::SecureBuffer& out, const broker::Granted& g, cons
   std::size_t split = p.members.find('\0');
   std::string_view before_mask(p.members.data(), split);
   std::string_view after_mask(p.members.data() + split + 1, p.members.size() - split - 1);
-  return out.append(p.head) && json::append_encoded(out, value, p.encoding) && out.append(before_mask) &&
+  return out.append(p.head) && (p.withheld || json::append_encoded(out, value, p.encoding)) &&
+         out.append(before_mask) &&
          json::append_masked(out, value, p.encoding) && out.append(after_mask) && out.append(p.tail);
 }
 
 }  // namespace
 
 secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted& g, std::string_view request_id,
-                                     const audit::Risk* risk) {
-  CredentialParts p = credential_parts(g, request_id, std::nullopt, risk);
+                                     const audit::Risk* risk, bool withhold) {
+  CredentialParts p = credential_parts(g, request_id, std::nullopt, risk, withhold);
   secure::SecureBuffer out = secure::SecureBuffer::allocate(arena, p.size);
   if (!out) return out;
   if (!append_credential(out, g, p)) return {};
@@ -197,11 +216,12 @@ secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted
 namespace {
 
 using BodyBuilder = http::Response (*)(CredentialsContext&, const broker::Granted&, const std::string&,
-                                       const audit::Risk*);
+                                       const audit::Risk*, bool withhold);
 
 // The body of GET /v1/secret: the value itself.
 // (The risk fields go nowhere: the body is the value alone.)
-http::Response raw_value(CredentialsContext& ctx, const broker::Granted& g, const std::string&, const audit::Risk*) {
+http::Response raw_value(CredentialsContext& ctx, const broker::Granted& g, const std::string&, const audit::Risk*,
+                         bool) {
   http::Response r;
   auto bytes = g.value->bytes();
   secure::SecureBuffer body = secure::SecureBuffer::allocate(*ctx.arena, bytes.empty() ? 1 : bytes.size());
@@ -214,9 +234,9 @@ http::Response raw_value(CredentialsContext& ctx, const broker::Granted& g, cons
 }
 
 http::Response json_value(CredentialsContext& ctx, const broker::Granted& g, const std::string& request_id,
-                          const audit::Risk* risk) {
+                          const audit::Risk* risk, bool withhold) {
   http::Response r;
-  secure::SecureBuffer body = credential_body(*ctx.arena, g, request_id, risk);
+  secure::SecureBuffer body = credential_body(*ctx.arena, g, request_id, risk, withhold);
   if (!body) return r;
   r.content_type = "application/json";
   r.body = std::make_unique<SecretPayload>(std::move(body));
@@ -255,7 +275,13 @@ void serve(CredentialsContext& ctx, server::Call call, const Route& route, Parse
     server::Call& c = *held;
     if (!a.outcome) return refuse(ctx, c, route, std::move(a.event), std::move(a.outcome.error()));
     const broker::Granted& g = *a.outcome;
-    http::Response r = build(ctx, g, c.request_id(), a.event.risk ? &*a.event.risk : nullptr);
+    const bool withhold = withholds_values(ctx, c);
+    if (withhold && build == &raw_value) {
+      return refuse(ctx, c, route, std::move(a.event), ErrorCode::forbidden,
+                    "the value itself is not released over MCP for this service (mcp_release = false); the JSON routes "
+                    "answer with its masked form");
+    }
+    http::Response r = build(ctx, g, c.request_id(), a.event.risk ? &*a.event.risk : nullptr, withhold);
     if (!r.body) {
       return refuse(ctx, c, route, std::move(a.event), ErrorCode::server_busy,
                     "no locked memory for the response right now; retry shortly");
@@ -263,6 +289,7 @@ void serve(CredentialsContext& ctx, server::Call call, const Route& route, Parse
     r.status = 200;
     credential_headers(r, g);
     a.event.decision = audit::Decision::allow;
+    a.event.withheld = withhold;
     answer(ctx, c, route, std::move(a.event), std::move(r));
   });
 }
@@ -325,6 +352,8 @@ void finish_batch(CredentialsContext& ctx, const std::shared_ptr<BatchState>& st
   std::vector<audit::Event> events;
   std::vector<std::string> errors(n);  // the JSON of failed items
   std::vector<CredentialParts> parts(n);
+  const bool withhold = withholds_values(ctx, call);
+  const bool mcp = mcp_channel(call);
   std::size_t total = 2 + std::string_view(R"({"success":,"results":[]})").size() + 5;
   bool all_ok = true;
   for (std::size_t i = 0; i < n; ++i) {
@@ -341,8 +370,9 @@ void finish_batch(CredentialsContext& ctx, const std::shared_ptr<BatchState>& st
       broker::Answer& a = *st->answers[i];
       if (a.outcome) {
         parts[i] = credential_parts(*a.outcome, call.request_id() + "#" + std::to_string(i), i,
-                                    a.event.risk ? &*a.event.risk : nullptr);
+                                    a.event.risk ? &*a.event.risk : nullptr, withhold);
         a.event.decision = audit::Decision::allow;
+        a.event.withheld = withhold;
       } else {
         a.event.decision = http::error_status(a.outcome.error().code) >= 500 ? audit::Decision::error
                                                                              : audit::Decision::deny;
@@ -372,7 +402,8 @@ void finish_batch(CredentialsContext& ctx, const std::shared_ptr<BatchState>& st
     events[largest].reason = "the batch answer would exceed 64 KiB";
     all_ok = false;
   }
-  for (const auto& ev : events) {
+  for (auto& ev : events) {
+    if (mcp) ev.channel = "mcp";
     if (auto r = ctx.audit->record(ev); !r) {
       return refuse_unaudited(ctx, call, st->route, r.error(),
                               "the decisions could not be audited, so none is carried out");

@@ -96,6 +96,8 @@ void write_event_fields(json::Writer& w, const Event& e) {
   w.end_object();
   text_fields(w, e, kWhat);
   w.key("latency_us").integer(e.latency_us);
+  if (!e.channel.empty()) w.key("channel").string(e.channel);
+  if (e.withheld) w.key("withheld").boolean(true);
   if (e.risk) {
     w.key("risk").begin_object();
     w.key("score").integer(e.risk->score);
@@ -184,6 +186,10 @@ std::optional<Event> parse_event(std::string_view line) {
   e.source = str("source");
   e.mode = str("mode");
   e.latency_us = num(&o, "latency_us", 0);
+  e.channel = str("channel");
+  if (const json::Value* w = o.find("withheld"); w != nullptr && w->type == json::Value::Type::boolean) {
+    e.withheld = w->boolean;
+  }
   if (const json::Value* r = o.find("risk"); r != nullptr && r->type == json::Value::Type::object) {
     Risk risk;
     risk.score = static_cast<int>(num(r, "score", 0));

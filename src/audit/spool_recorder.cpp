@@ -253,6 +253,7 @@ Result<void> SpoolRecorder::count_refusal(const Event& refused, Spool::Room room
     if (agg.unit != e.unit) agg.unit.clear();
     if (agg.container != e.container) agg.container.clear();
     if (agg.service != e.service) agg.service.clear();
+    if (agg.channel != e.channel) agg.channel.clear();
     ++aggregated_;
   };
   auto open_aggregate = [&](const AggregateKey& key, bool first_written) -> Pending& {
@@ -270,6 +271,7 @@ Result<void> SpoolRecorder::count_refusal(const Event& refused, Spool::Room room
       agg.unit = e.unit;
       agg.container = e.container;
       agg.service = e.service;
+      agg.channel = e.channel;
       agg.reason = "refusals after the first (" + e.code + ") from this caller within the aggregation window";
     } else {
       agg.reason = "refusals (" + e.code + ") counted without their details: the audit spool is in its reserve, or "

@@ -56,6 +56,7 @@ Result<Policy> Policy::build(const std::vector<ServiceSpec>& specs, Rate unknown
     svc.purposes = s.purposes;
     svc.rate_limit = s.rate_limit;
     svc.admin = s.admin;
+    svc.mcp_release = s.mcp_release;
     p.services_.push_back(std::move(svc));
   }
   return p;
@@ -127,6 +128,7 @@ bool Policy::purpose_allowed(const Service& service, std::string_view purpose) {
     if (!rate) return fail("service \"" + svc.name + "\": " + rate.error().message);
     spec.rate_limit = *rate;
     spec.admin = svc.admin;
+    spec.mcp_release = svc.mcp_release;
     specs.push_back(std::move(spec));
   }
   auto unknown = parse_rate(c.agent.unknown_caller_rate_limit);

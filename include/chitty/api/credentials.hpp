@@ -84,9 +84,11 @@ struct CredentialsContext {
 
 // The JSON body of a granted retrieve, in locked memory; an empty buffer if
 // there is no locked memory for it right now. `risk`: the request's score,
-// in its metadata (null: not scored).
+// in its metadata (null: not scored). `withhold`: the value itself left
+// out ("value":null,"withheld":true), its mask and metadata kept — the MCP
+// channel of a service without mcp_release (docs/mcp.md).
 secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted& g, std::string_view request_id,
-                                     const audit::Risk* risk = nullptr);
+                                     const audit::Risk* risk = nullptr, bool withhold = false);
 
 // The handler of systemd's LoadCredential= requests (docs/systemd.md): the
 // credential ID names a catalog type, the unit is the caller, and the value

@@ -84,6 +84,8 @@ struct Event {
   std::string source;      // "env" | "systemd-credential" | "1password" | ""
   std::string mode;        // "normal" | "fallback"
   std::int64_t latency_us = 0;
+  std::string channel;     // "mcp" for a request through chittyctl's MCP server; "" otherwise
+  bool withheld = false;   // allowed, but the value was withheld from the channel (masked only)
   std::optional<Risk> risk;            // decision: how the request was scored (none: not scored)
   std::uint64_t count = 1;             // aggregate (and prefetch): how many it stands for (not written one by one)
   std::optional<WallTime> first_at;    // aggregate: the first of them

@@ -127,6 +127,7 @@ struct ServiceConfig {
   std::vector<std::string> purposes;  // empty = any purpose (none required)
   std::string rate_limit;             // "100/h"
   bool admin = false;
+  bool mcp_release = false;        // values may be released over MCP (docs/mcp.md)
   std::string step_up_token_file;  // "" = no step-up token: step-up band requests are refused
 };
 

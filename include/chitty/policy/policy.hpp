@@ -39,6 +39,7 @@ struct ServiceSpec {
   std::vector<std::string> purposes;
   Rate rate_limit{100, std::chrono::hours(1)};
   bool admin = false;
+  bool mcp_release = false;
 };
 
 struct TypeRule {
@@ -58,6 +59,7 @@ struct Service {
   std::vector<std::string> purposes;  // empty: no purpose required
   Rate rate_limit;
   bool admin = false;
+  bool mcp_release = false;  // values may be released to the MCP channel
 
   // "uid=1001 unit=x.service", or "default", for messages.
   std::string selectors() const;
