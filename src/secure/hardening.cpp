@@ -23,6 +23,14 @@ namespace chitty::secure {
   return {};
 }
 
+Result<void> harden_client_process() {
+  if (sodium_init() < 0) return fail("libsodium cannot be initialised");
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    return fail(std::string("cannot make the process non-dumpable: ") + std::strerror(errno));
+  }
+  return {};
+}
+
 bool process_non_dumpable() noexcept { return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0; }
 
 }  // namespace chitty::secure
