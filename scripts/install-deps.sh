@@ -60,3 +60,12 @@ if [[ ! -f "$sdk_marker" || "$emulator_dir/package-lock.json" -nt "$sdk_marker" 
   echo "install-deps: npm ci in tests/fakes/connect-emulator"
   npm ci --prefix "$emulator_dir" --no-audit --no-fund
 fi
+
+# The official MCP SDK (@modelcontextprotocol/sdk, pinned in
+# tests/mcp/package-lock.json): its client drives `chittyctl mcp` in the MCP test.
+mcp_dir="$repo_root/tests/mcp"
+mcp_marker="$mcp_dir/node_modules/@modelcontextprotocol/sdk/package.json"
+if [[ -f "$mcp_dir/package-lock.json" ]] && [[ ! -f "$mcp_marker" || "$mcp_dir/package-lock.json" -nt "$mcp_marker" ]]; then
+  echo "install-deps: npm ci in tests/mcp"
+  npm ci --prefix "$mcp_dir" --no-audit --no-fund
+fi
