@@ -10,6 +10,7 @@
 #include "chitty/base/text.hpp"
 #include "chitty/base/time_format.hpp"
 #include "chitty/base/units.hpp"
+#include "chitty/base/wipe.hpp"
 #include "chitty/catalog/reference.hpp"
 #include "chitty/client/commands.hpp"
 #include "chitty/json/in_place.hpp"
@@ -353,9 +354,31 @@ void McpServer::oversized(const Write& write) {
 void McpServer::handle(std::string_view message, const Write& write) {
   auto doc = json::parse(message);
   if (!doc) return send_error(write, nullptr, kParseError, "parse error: " + doc.error().message);
-  if (doc->type == json::Value::Type::array) {
-    return send_error(write, nullptr, kInvalidRequest, "JSON-RPC batches are not supported; send one message per line");
+  if (doc->type != json::Value::Type::array) return dispatch(*doc, write, false);
+  // Batches exist in the protocol versions 2024-11-05 and 2025-03-26 only
+  // (2025-06-18 removed them): the answers go back as one array, in order.
+  if (version_ != "2024-11-05" && version_ != "2025-03-26") {
+    return send_error(write, nullptr, kInvalidRequest,
+                      "JSON-RPC batches are not part of protocol version " +
+                          (version_.empty() ? std::string("(none agreed yet)") : version_) + "; send one message per line");
   }
+  if (doc->items.empty()) return send_error(write, nullptr, kInvalidRequest, "an empty batch");
+  // Answers may hold a released value: collected in memory wiped when freed.
+  WipedBytes out;
+  out.push_back('[');
+  bool any = false;
+  Write collect = [&](std::span<const char> m) {
+    if (any) out.push_back(',');
+    out.insert(out.end(), m.begin(), m.end());
+    any = true;
+  };
+  for (const json::Value& item : doc->items) dispatch(item, collect, true);
+  out.push_back(']');
+  if (any) write({out.data(), out.size()});
+}
+
+void McpServer::dispatch(const json::Value& message, const Write& write, bool in_batch) {
+  const json::Value* doc = &message;
   if (doc->type != json::Value::Type::object) {
     return send_error(write, nullptr, kInvalidRequest, "a JSON-RPC message is an object");
   }
@@ -384,6 +407,7 @@ void McpServer::handle(std::string_view message, const Write& write) {
   const std::string& m = method->string;
   if (id == nullptr) return;  // notifications (initialized, cancelled, …) need no answer
   if (m == "initialize") {
+    if (in_batch) return send_error(write, id, kInvalidRequest, "initialize must not be part of a batch");
     const json::Value* asked = params != nullptr ? params->find("protocolVersion") : nullptr;
     if (asked == nullptr || asked->type != json::Value::Type::string) {
       return send_error(write, id, kInvalidParams, "initialize needs params.protocolVersion (a string)");
@@ -666,7 +690,11 @@ int serve_mcp(McpServer& server, int in_fd, int out_fd) {
       if (output_gone) return static_cast<int>(Exit::failure);
     }
   }
-  if (!dropping && !line.empty()) server.handle(line, write);
+  if (dropping) {
+    server.oversized(write);
+  } else if (!line.empty()) {
+    server.handle(line, write);
+  }
   return output_gone ? static_cast<int>(Exit::failure) : 0;
 }
 

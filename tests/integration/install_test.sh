@@ -26,7 +26,9 @@ unitdir=$(find "$dest" -name chitty-agent.service -printf '%h\n' | head -n1)
 unitdir=${unitdir#"$dest"}
 echo "prefix $prefix: units in $unitdir"
 
-for f in "$bindir/chitty-agent" "$unitdir/chitty-agent.service" "$unitdir/chitty-agent.socket" \
+for f in "$bindir/chitty-agent" "$bindir/chittyctl" "$mandir/man1/chittyctl.1" \
+    "$datadir/bash-completion/completions/chittyctl" "$datadir/doc/chitty-agent/chittyctl.md" \
+    "$datadir/doc/chitty-agent/mcp.md" "$unitdir/chitty-agent.service" "$unitdir/chitty-agent.socket" \
     "$sysconfdir/chitty-agent/agent.toml" "$mandir/man8/chitty-agent.8" "$mandir/man5/chitty-agent.toml.5" \
     "$datadir/doc/chitty-agent/deploy.md" "$datadir/doc/chitty-agent/config.md" \
     "$datadir/chitty-agent/prometheus/chitty-agent.rules.yml"; do
@@ -66,7 +68,7 @@ systemd-tmpfiles --root="$root" --create "$tmpfiles" || fail "systemd-tmpfiles r
 echo "ok: the sysusers.d and tmpfiles.d snippets apply"
 
 if command -v man >/dev/null; then
-  for page in "$dest$mandir/man8/chitty-agent.8" "$dest$mandir/man5/chitty-agent.toml.5"; do
+  for page in "$dest$mandir/man8/chitty-agent.8" "$dest$mandir/man5/chitty-agent.toml.5" "$dest$mandir/man1/chittyctl.1"; do
     warnings=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null)
     [[ -z "$warnings" ]] || fail "$(basename "$page") renders with warnings: $warnings"
     LC_ALL=C.UTF-8 MANWIDTH=80 man -l "$page" 2>/dev/null | grep -q '^NAME' || fail "$(basename "$page") does not render"
@@ -75,4 +77,7 @@ if command -v man >/dev/null; then
 else
   echo "note: man is not installed; the man pages were not rendered"
 fi
+"$dest$bindir/chittyctl" --version | grep -q '^chittyctl ' || fail "the installed chittyctl does not run"
+bash -n "$dest$datadir/bash-completion/completions/chittyctl" || fail "the bash completion does not parse"
+echo "ok: chittyctl, its man page and its bash completion are installed"
 echo PASS

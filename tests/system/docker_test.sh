@@ -223,6 +223,11 @@ got=$(app "app-$tag" 10100 "$sock" -- -w '\n%{http_code}' "http://localhost/v1/s
 [[ "$(tail -n1 <<<"$got")" == 200 && "$(head -n1 <<<"$got")" == "$expected" ]] ||
   fail "the app did not read its secret (got status $(tail -n1 <<<"$got"))"
 log "ok: the app container (uid 10100, no network) read its secret through the socket volume"
+got=$(docker run --rm --network none --user 10100:10100 --group-add 10001 --read-only --cap-drop ALL \
+  -v "$sock:/run/chitty-agent" --entrypoint chittyctl chitty-agent:test \
+  get 'op://ChittyOS Services/ChittyID Service Token/service_token' 2>&1) || fail "chittyctl in the image failed: $got"
+[[ "$got" == "$expected" ]] || fail "chittyctl in the image did not print the secret"
+log "ok: the image's chittyctl read the same secret through the socket volume (its default socket path)"
 
 got=$(app "stranger-$tag" 10200 "$sock" -- -w '\n%{http_code}' "http://localhost/v1/secret?$query" 2>&1) || true
 [[ "$(tail -n1 <<<"$got")" == 403 ]] || fail "a uid the policy does not name was not refused with 403: $got"

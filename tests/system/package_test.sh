@@ -74,7 +74,8 @@ contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
 for f in ./usr/bin/chitty-agent ./lib/systemd/system/chitty-agent.service ./lib/systemd/system/chitty-agent.socket \
     ./usr/lib/sysusers.d/chitty-agent.conf ./usr/lib/tmpfiles.d/chitty-agent.conf ./etc/chitty-agent/agent.toml \
     ./usr/share/man/man8/chitty-agent.8.gz ./usr/share/man/man5/chitty-agent.toml.5.gz \
-    ./usr/share/doc/chitty-agent/deploy.md ./usr/share/chitty-agent/prometheus/chitty-agent.rules.yml; do
+    ./usr/share/doc/chitty-agent/deploy.md ./usr/share/chitty-agent/prometheus/chitty-agent.rules.yml \
+    ./usr/bin/chittyctl ./usr/share/man/man1/chittyctl.1.gz ./usr/share/bash-completion/completions/chittyctl; do
   # (dh_compress gzips documentation over 4 KiB)
   grep -qxF -e "$f" -e "$f.gz" <<<"$contents" || fail "the package lacks $f"
 done
@@ -153,6 +154,8 @@ h=$(health)
 grep -q '"status":"healthy"' <<<"$h" || fail "unexpected /health: $h"
 [[ "$(inside stat -c %U "/proc/$(main_pid)")" == chitty-agent ]] || fail "the agent does not run as chitty-agent"
 inside man -w chitty-agent >/dev/null 2>&1 || inside test -f /usr/share/man/man8/chitty-agent.8.gz || fail "no man page"
+# The packaged client finds the packaged socket by default.
+inside chittyctl health | grep -q '"status":"healthy"' || fail "chittyctl health does not reach the packaged agent"
 before=$(main_pid)
 log "ok: installed: user and group made, directories and socket with their modes, service enabled, active (pid $before) and healthy"
 

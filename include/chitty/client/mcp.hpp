@@ -46,7 +46,8 @@ class McpServer {
 
   McpServer(secure::Arena& arena, Transport& agent, McpServerOptions options);
 
-  // Handles one incoming message; writes at most one answer.
+  // Handles one incoming message (or a batch, in the protocol versions that
+  // have them); writes at most one answer.
   void handle(std::string_view message, const Write& write);
   // A message over kMaxMcpMessage was dropped: answers -32600.
   void oversized(const Write& write);
@@ -54,6 +55,8 @@ class McpServer {
   const std::string& protocol_version() const noexcept { return version_; }
 
  private:
+  // One message (an element of a batch when `in_batch`).
+  void dispatch(const json::Value& message, const Write& write, bool in_batch);
   void call_tool(const json::Value* id, const json::Value& params, const Write& write);
   void credential_tool(const json::Value* id, const Wanted& what, const Context& ctx, const Write& write);
   void public_tool(const json::Value* id, const Request& request, const Write& write);

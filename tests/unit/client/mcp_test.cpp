@@ -298,3 +298,49 @@ TEST_CASE("serve_mcp: lines in, lines out; an oversized line is refused and the 
                R"({"jsonrpc":"2.0","id":2,"result":{}})" "\n"
                R"({"jsonrpc":"2.0","id":3,"result":{}})" "\n");
 }
+
+TEST_CASE("batches: answered as one array in the versions that have them, refused in the others", "[client][mcp]") {
+  Harness h;
+  const std::string pings = R"([{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":2,"method":"nope"},7])";
+  CHECK(error_code(h.call(pings)) == -32600);  // before initialize: no version that has batches
+  h.call(R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-03-26"}})");
+  Value r = h.call(pings);
+  REQUIRE(r.type == Value::Type::array);
+  REQUIRE(r.items.size() == 3);  // the notification has no answer
+  CHECK(*r.items[0].find("id")->integer == 1);
+  CHECK(r.items[0].find("result") != nullptr);
+  CHECK(error_code(r.items[1]) == -32601);
+  CHECK(error_code(r.items[2]) == -32600);
+  Value init = h.call(R"([{"jsonrpc":"2.0","id":5,"method":"initialize","params":{"protocolVersion":"2025-03-26"}}])");
+  CHECK(error_code(init.items.at(0)) == -32600);
+  CHECK(error_code(h.call("[]")) == -32600);
+  h.silent(R"([{"jsonrpc":"2.0","method":"notifications/initialized"}])");
+  h.call(R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18"}})");
+  CHECK(error_code(h.call(pings)) == -32600);
+}
+
+TEST_CASE("serve_mcp: an oversized message cut short by the end of input is still answered", "[client][mcp]") {
+  Harness h;
+  int in[2], out[2];
+  REQUIRE(::pipe(in) == 0);
+  REQUIRE(::pipe(out) == 0);
+  std::thread writer([&] {
+    std::string data = std::string(kMaxMcpMessage + 10, 'x');
+    std::string_view d(data);
+    while (!d.empty()) {
+      ssize_t n = ::write(in[1], d.data(), d.size());
+      REQUIRE(n > 0);
+      d.remove_prefix(static_cast<std::size_t>(n));
+    }
+    ::close(in[1]);
+  });
+  CHECK(serve_mcp(h.server, in[0], out[1]) == 0);
+  writer.join();
+  ::close(out[1]);
+  char buf[4096];
+  ssize_t n = ::read(out[0], buf, sizeof buf);
+  ::close(in[0]);
+  ::close(out[0]);
+  REQUIRE(n > 0);
+  CHECK(std::string(buf, static_cast<std::size_t>(n)).find("-32600") != std::string::npos);
+}
