@@ -165,6 +165,13 @@ AgentClient::AgentClient(std::string socket_path, secure::Arena& arena, std::chr
 
 AgentClient::~AgentClient() = default;
 
+void AgentClient::disconnect() noexcept {
+  if (impl_->easy != nullptr) {
+    curl_easy_cleanup(impl_->easy);
+    impl_->easy = nullptr;
+  }
+}
+
 Outcome<Reply> AgentClient::send(const Request& request) {
   if (impl_->easy == nullptr) {
     impl_->easy = curl_easy_init();

@@ -6,6 +6,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <iostream>
@@ -345,15 +346,27 @@ int audit_tail(Session& s, const AuditOptions& o) {
   };
   if (!print(*events)) return static_cast<int>(Exit::failure);
   if (!o.follow) return 0;
+  // Each poll is a request from the admin service's rate-limit bucket: when
+  // it runs dry, the tail waits as long as the agent says (and says so once).
+  std::chrono::milliseconds wait = o.interval;
+  bool told = false;
   for (;;) {
-    std::this_thread::sleep_for(o.interval);
+    std::this_thread::sleep_for(wait);
+    wait = o.interval;
     auto more = audit_events(s, o.service, last_at.empty() ? *since : last_at, 1000);
     if (!more) {
       // An agent restarting is worth waiting for; anything else ends the tail.
-      if (more.error().exit != Exit::unreachable && more.error().exit != Exit::unavailable &&
-          more.error().exit != Exit::rate_limited) {
-        return report(more.error());
+      const Failure& f = more.error();
+      if (f.exit == Exit::rate_limited) {
+        wait = std::max(o.interval, std::chrono::milliseconds(std::clamp<long>(f.retry_after.value_or(5), 1, 300) * 1000));
+        if (!told) {
+          report(Failure{Exit::rate_limited, f.message + "; following goes on when the bucket refills (each poll is "
+                                                          "one request of the service's rate_limit)", {}, {}, {}});
+          told = true;
+        }
+        continue;
       }
+      if (f.exit != Exit::unreachable && f.exit != Exit::unavailable) return report(f);
       continue;
     }
     if (!print(*more)) return static_cast<int>(Exit::failure);

@@ -318,6 +318,7 @@ int run(Session& s, const RunOptions& o) {
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::string program = resolve_program(o.command[0], *vars);
+  s.agent.disconnect();
 
   if (!o.masking) {
     ::execve(program.c_str(), argv.data(), envp.data());

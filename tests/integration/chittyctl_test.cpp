@@ -337,6 +337,19 @@ TEST_CASE("chittyctl run: values to the command only, masked output, exit codes"
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("BAD: invalid reference") != std::string::npos);
   }
+  SECTION("the command inherits no connection to the agent (or any other descriptor of chittyctl's)") {
+    a.dir.write("empty.env", "");
+    for (std::string mode : {std::string("--no-masking"), "--env-file=" + (a.dir / "empty.env")}) {
+      r = a.sh("$CTL run " + mode + " -- sh -c 'ls -l /proc/$$/fd | grep -c socket; ls /proc/$$/fd | wc -l'", {env_ref});
+      INFO(mode);
+      CHECK(r.exit_code == 0);
+      // No socket, and as many descriptors as the same command started
+      // without chittyctl has.
+      auto plain = a.sh("sh -c 'ls -l /proc/$$/fd | grep -c socket; ls /proc/$$/fd | wc -l'");
+      CHECK(r.out == plain.out);
+      CHECK(r.out.rfind("0\n", 0) == 0);
+    }
+  }
   SECTION("a command that cannot start: 127") {
     r = a.ctl({"run", "--", "no-such-command-here"});
     CHECK(r.exit_code == 127);

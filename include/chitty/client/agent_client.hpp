@@ -87,6 +87,9 @@ class Transport {
   // The answer, whatever its status; a Failure only when there was none
   // (Exit::unreachable with the reason and what to do about it).
   virtual Outcome<Reply> send(const Request& request) = 0;
+  // Closes any connection kept open, before a command is started: it must
+  // not inherit a connection the agent took for chittyctl's.
+  virtual void disconnect() noexcept {}
 };
 
 class AgentClient final : public Transport {
@@ -97,6 +100,7 @@ class AgentClient final : public Transport {
   AgentClient& operator=(const AgentClient&) = delete;
 
   Outcome<Reply> send(const Request& request) override;
+  void disconnect() noexcept override;
   const std::string& socket_path() const noexcept { return socket_path_; }
 
  private:
