@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 target=${1:-all}
 seconds=${2:-60}
-targets=(http_request request_json spool_recovery)
+targets=(http_request request_json spool_recovery client_input)
 [[ "$target" == all ]] || targets=("$target")
 
 if [[ ! -f build-fuzz/build.ninja ]]; then

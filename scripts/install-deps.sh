@@ -18,7 +18,7 @@ packages=(
   # test tools: real curl, setpriv/unshare (util-linux), promtool, systemd tools
   curl util-linux procps python3 openssl prometheus systemd systemd-journal-remote man-db
   # deployment tests (docs/deploy.md): the Debian package and the Docker sidecar
-  dpkg-dev debhelper lintian docker.io docker-compose mmdebstrap
+  dpkg-dev debhelper lintian docker.io docker-compose mmdebstrap bash-completion
 )
 
 missing=()

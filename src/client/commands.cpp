@@ -185,7 +185,7 @@ Outcome<secure::SecureBuffer> prompt_token(secure::Arena& arena) {
     termios quiet = saved;
     quiet.c_lflag &= static_cast<tcflag_t>(~ECHO);
     quiet.c_lflag |= ECHONL;
-    ::tcsetattr(tty.get(), TCSAFLUSH, &quiet);
+    ::tcsetattr(tty.get(), TCSANOW, &quiet);
   }
   (void)write_all(tty.get(), "Emergency token: ");
   secure::SecureBuffer token = secure::SecureBuffer::allocate(arena, 4096);
@@ -198,7 +198,7 @@ Outcome<secure::SecureBuffer> prompt_token(secure::Arena& arena) {
     if (c != '\r' && !token.push_back(c)) ok = false;
     c = 0;
   }
-  if (restore) ::tcsetattr(tty.get(), TCSAFLUSH, &saved);
+  if (restore) ::tcsetattr(tty.get(), TCSANOW, &saved);
   if (!ok) return failed(Exit::usage, "the emergency token typed is longer than 4096 bytes");
   if (token.size() == 0) return failed(Exit::usage, "no emergency token typed");
   return token;

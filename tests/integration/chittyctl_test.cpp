@@ -239,6 +239,15 @@ TEST_CASE("chittyctl revoke: token from a file or a credential, never argv; --cl
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("--token-file") != std::string::npos);
   }
+  SECTION("the token typed on a terminal, not echoed") {
+    r = a.sh("(sleep 1; printf 'emergency-token-0123456789\\n') | script -qec \"$CTL revoke --type openai_api_key "
+             "--reason typed\" /dev/null");
+    INFO(r.out << r.err);
+    CHECK(r.out.find("Emergency token: ") != std::string::npos);
+    CHECK(r.out.find("emergency-token-0123456789") == std::string::npos);
+    CHECK(r.out.find("\"success\": true") != std::string::npos);  // (indented: the output is a terminal)
+    CHECK(a.ctl({"get", kRef}).exit_code == 4);
+  }
   SECTION("what to revoke must be said one way") {
     r = a.ctl({"revoke", kRef, "--all", "--token-file", a.dir / "emergency.token"});
     CHECK(r.exit_code == 2);
