@@ -1,5 +1,6 @@
 // chittyctl: the agent's command-line client (docs/chittyctl.md). Parses
 // the command line and hands it to the client library.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -29,6 +30,12 @@ int usage(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Descriptors 0-2 are always open (on /dev/null when we were started
+  // without them), so that nothing opened later — the locked arena's
+  // descriptor, a connection — can become "standard output".
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) < 0 && ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd) return 1;
+  }
   CLI::App cli{"chittyctl: credentials from chitty-agent, for people, scripts and AI assistants"};
   cli.set_version_flag("--version", std::string("chittyctl ") + CHITTY_VERSION);
   cli.require_subcommand(1);
@@ -184,6 +191,9 @@ int main(int argc, char** argv) {
   session.context.purpose = purpose;
   session.context.environment = environment;
   std::optional<chitty::secure::SecureBuffer> step_up;
+  if (!step_up_file.empty() && mcp_cmd->parsed()) {
+    return usage("--step-up-file does not apply to mcp: the step-up token is never given to an assistant (docs/mcp.md)");
+  }
   if (!step_up_file.empty()) {
     auto token = client::read_token_file(**arena, step_up_file, "step-up token file", true);
     if (!token) return client::report(token.error());

@@ -22,9 +22,10 @@ Route route_of(const CredentialsContext& ctx, const server::Call& call);
 // Whether the request came through chittyctl's MCP server (it says
 // X-Chitty-Channel: mcp; docs/mcp.md); its events record channel "mcp".
 bool mcp_channel(const server::Call& call);
-// Whether a credential answer to `call` must leave the value out: the MCP
-// channel, unless the caller's service has mcp_release = true.
-bool withholds_values(const CredentialsContext& ctx, const server::Call& call);
+// How a credential answer to `call` carries the value: left out on the MCP
+// channel, unless the caller's service has mcp_release = true (then marked
+// as released); as it is elsewhere.
+Delivery delivery_for(const CredentialsContext& ctx, const server::Call& call);
 
 // Records `event` and sends `response` — or, if the event cannot be
 // recorded, refuses with 503 audit_unavailable. Counts the answer.

@@ -55,10 +55,10 @@ bool mcp_channel(const server::Call& call) {
   return channel && iequals(*channel, "mcp");
 }
 
-bool withholds_values(const CredentialsContext& ctx, const server::Call& call) {
-  if (!mcp_channel(call)) return false;
+Delivery delivery_for(const CredentialsContext& ctx, const server::Call& call) {
+  if (!mcp_channel(call)) return Delivery::plain;
   const policy::Service* s = ctx.rules->service_of(call.caller());
-  return s == nullptr || !s->mcp_release;
+  return s != nullptr && s->mcp_release ? Delivery::released_over_mcp : Delivery::withheld;
 }
 
 void answer(CredentialsContext& ctx, server::Call& call, const Route& route, audit::Event event,
@@ -155,13 +155,15 @@ struct CredentialParts {
 };
 
 CredentialParts credential_parts(const broker::Granted& g, std::string_view request_id, std::optional<std::size_t> index,
-                                 const audit::Risk* risk, bool withhold) {
+                                 const audit::Risk* risk, Delivery delivery) {
   CredentialParts p;
+  const bool withhold = delivery == Delivery::withheld;
   p.withheld = withhold;
   auto value = g.value->bytes();
   p.encoding = json::encoding_for(value);
   std::string rest = json::object_text([&](json::Writer& w) {
     if (p.encoding == json::Encoding::base64) w.key("encoding").string("base64");
+    if (delivery == Delivery::released_over_mcp) w.key("released_over_mcp").boolean(true);
     w.key("ref").string(g.ref);
     w.key("source").string(g.source);
     w.key("fetched_at").string(format_rfc3339_ms(g.fetched_at));
@@ -205,8 +207,8 @@ bool append_credential(secure::SecureBuffer& out, const broker::Granted& g, cons
 }  // namespace
 
 secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted& g, std::string_view request_id,
-                                     const audit::Risk* risk, bool withhold) {
-  CredentialParts p = credential_parts(g, request_id, std::nullopt, risk, withhold);
+                                     const audit::Risk* risk, Delivery delivery) {
+  CredentialParts p = credential_parts(g, request_id, std::nullopt, risk, delivery);
   secure::SecureBuffer out = secure::SecureBuffer::allocate(arena, p.size);
   if (!out) return out;
   if (!append_credential(out, g, p)) return {};
@@ -216,12 +218,12 @@ secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted
 namespace {
 
 using BodyBuilder = http::Response (*)(CredentialsContext&, const broker::Granted&, const std::string&,
-                                       const audit::Risk*, bool withhold);
+                                       const audit::Risk*, Delivery delivery);
 
 // The body of GET /v1/secret: the value itself.
 // (The risk fields go nowhere: the body is the value alone.)
 http::Response raw_value(CredentialsContext& ctx, const broker::Granted& g, const std::string&, const audit::Risk*,
-                         bool) {
+                         Delivery) {
   http::Response r;
   auto bytes = g.value->bytes();
   secure::SecureBuffer body = secure::SecureBuffer::allocate(*ctx.arena, bytes.empty() ? 1 : bytes.size());
@@ -234,9 +236,9 @@ http::Response raw_value(CredentialsContext& ctx, const broker::Granted& g, cons
 }
 
 http::Response json_value(CredentialsContext& ctx, const broker::Granted& g, const std::string& request_id,
-                          const audit::Risk* risk, bool withhold) {
+                          const audit::Risk* risk, Delivery delivery) {
   http::Response r;
-  secure::SecureBuffer body = credential_body(*ctx.arena, g, request_id, risk, withhold);
+  secure::SecureBuffer body = credential_body(*ctx.arena, g, request_id, risk, delivery);
   if (!body) return r;
   r.content_type = "application/json";
   r.body = std::make_unique<SecretPayload>(std::move(body));
@@ -275,13 +277,14 @@ void serve(CredentialsContext& ctx, server::Call call, const Route& route, Parse
     server::Call& c = *held;
     if (!a.outcome) return refuse(ctx, c, route, std::move(a.event), std::move(a.outcome.error()));
     const broker::Granted& g = *a.outcome;
-    const bool withhold = withholds_values(ctx, c);
+    const Delivery delivery = delivery_for(ctx, c);
+    const bool withhold = delivery == Delivery::withheld;
     if (withhold && build == &raw_value) {
       return refuse(ctx, c, route, std::move(a.event), ErrorCode::forbidden,
                     "the value itself is not released over MCP for this service (mcp_release = false); the JSON routes "
                     "answer with its masked form");
     }
-    http::Response r = build(ctx, g, c.request_id(), a.event.risk ? &*a.event.risk : nullptr, withhold);
+    http::Response r = build(ctx, g, c.request_id(), a.event.risk ? &*a.event.risk : nullptr, delivery);
     if (!r.body) {
       return refuse(ctx, c, route, std::move(a.event), ErrorCode::server_busy,
                     "no locked memory for the response right now; retry shortly");
@@ -352,7 +355,8 @@ void finish_batch(CredentialsContext& ctx, const std::shared_ptr<BatchState>& st
   std::vector<audit::Event> events;
   std::vector<std::string> errors(n);  // the JSON of failed items
   std::vector<CredentialParts> parts(n);
-  const bool withhold = withholds_values(ctx, call);
+  const Delivery delivery = delivery_for(ctx, call);
+  const bool withhold = delivery == Delivery::withheld;
   const bool mcp = mcp_channel(call);
   std::size_t total = 2 + std::string_view(R"({"success":,"results":[]})").size() + 5;
   bool all_ok = true;
@@ -370,7 +374,7 @@ void finish_batch(CredentialsContext& ctx, const std::shared_ptr<BatchState>& st
       broker::Answer& a = *st->answers[i];
       if (a.outcome) {
         parts[i] = credential_parts(*a.outcome, call.request_id() + "#" + std::to_string(i), i,
-                                    a.event.risk ? &*a.event.risk : nullptr, withhold);
+                                    a.event.risk ? &*a.event.risk : nullptr, delivery);
         a.event.decision = audit::Decision::allow;
         a.event.withheld = withhold;
       } else {

@@ -3,6 +3,7 @@
 #include "chitty/client/commands.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -173,6 +174,17 @@ int insights(Session& s, const std::string& service) {
 
 namespace {
 
+// The terminal's settings while echo is off, so that ^C (or ^\) at the
+// prompt gives the terminal back as it was before the process ends.
+int g_prompt_tty = -1;
+termios g_prompt_saved{};
+
+void restore_and_reraise(int sig) noexcept {
+  if (g_prompt_tty >= 0) ::tcsetattr(g_prompt_tty, TCSANOW, &g_prompt_saved);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
 Outcome<secure::SecureBuffer> prompt_token(secure::Arena& arena) {
   UniqueFd tty(::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!tty) {
@@ -181,7 +193,15 @@ Outcome<secure::SecureBuffer> prompt_token(secure::Arena& arena) {
   }
   termios saved{};
   bool restore = ::tcgetattr(tty.get(), &saved) == 0;
+  struct sigaction handler {}, old_int {}, old_quit {}, old_term {};
   if (restore) {
+    g_prompt_saved = saved;
+    g_prompt_tty = tty.get();
+    handler.sa_handler = &restore_and_reraise;
+    ::sigemptyset(&handler.sa_mask);
+    ::sigaction(SIGINT, &handler, &old_int);
+    ::sigaction(SIGQUIT, &handler, &old_quit);
+    ::sigaction(SIGTERM, &handler, &old_term);
     termios quiet = saved;
     quiet.c_lflag &= static_cast<tcflag_t>(~ECHO);
     quiet.c_lflag |= ECHONL;
@@ -198,7 +218,13 @@ Outcome<secure::SecureBuffer> prompt_token(secure::Arena& arena) {
     if (c != '\r' && !token.push_back(c)) ok = false;
     c = 0;
   }
-  if (restore) ::tcsetattr(tty.get(), TCSANOW, &saved);
+  if (restore) {
+    ::tcsetattr(tty.get(), TCSANOW, &saved);
+    ::sigaction(SIGINT, &old_int, nullptr);
+    ::sigaction(SIGQUIT, &old_quit, nullptr);
+    ::sigaction(SIGTERM, &old_term, nullptr);
+    g_prompt_tty = -1;
+  }
   if (!ok) return failed(Exit::usage, "the emergency token typed is longer than 4096 bytes");
   if (token.size() == 0) return failed(Exit::usage, "no emergency token typed");
   return token;

@@ -59,14 +59,22 @@ bool write_pieces(int fd, const std::vector<Piece>& pieces, const std::vector<co
   return true;
 }
 
-// The file written atomically: a private temporary in the same directory,
-// fsync'ed, renamed over the target, the directory fsync'ed. The usual
-// termination signals wait until it is done, so that no temporary holding
-// values is left behind by a ^C.
+// The file written atomically: the content goes to a file with no name in
+// FILE's directory (O_TMPFILE; where the filesystem has none, a private
+// temporary name), is synced, gets a temporary name and is renamed over
+// FILE, and the directory is synced. A process killed while writing leaves
+// nothing behind; the usual termination signals wait until the file is in
+// place or cleaned up.
 Outcome<void> write_file(const std::string& path, unsigned mode, const std::vector<Piece>& pieces,
                          const std::vector<const secure::SecureBuffer*>& values) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return failed(Exit::usage, path + " is a directory");
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return failed(Exit::usage, path + " is a directory");
+    if (S_ISLNK(st.st_mode)) {
+      return failed(Exit::usage, path + " is a symbolic link: give the file it points to (it would be replaced by a "
+                                        "file, not written through)");
+    }
+  }
   std::string dir = ".";
   std::string base = path;
   if (auto slash = path.rfind('/'); slash != std::string::npos) {
@@ -81,29 +89,44 @@ Outcome<void> write_file(const std::string& path, unsigned mode, const std::vect
   auto unblock = [&] { ::sigprocmask(SIG_SETMASK, &old, nullptr); };
   char suffix[17];
   std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(random_u64()));
-  std::string tmp = dir + "/." + base + ".chittyctl-" + suffix;
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  const std::string tmp = dir + "/." + base + ".chittyctl-" + suffix;
+  bool named = false;  // the temporary has a name (to remove on failure)
+  UniqueFd fd(::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600));
+  if (!fd) {
+    fd = UniqueFd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    named = static_cast<bool>(fd);
+  }
   if (!fd) {
     int e = errno;
     unblock();
-    return failed(Exit::failure, "cannot create a temporary file in " + dir + ": " + std::strerror(e));
+    return failed(Exit::failure, "cannot create a file in " + dir + ": " + std::strerror(e));
   }
   auto abandon = [&](const std::string& what) {
     int e = errno;
     fd.reset();
-    ::unlink(tmp.c_str());
+    if (named) ::unlink(tmp.c_str());
     unblock();
     return failed(Exit::failure, what + ": " + std::strerror(e));
   };
   // The mode is set explicitly: the umask may not take bits away from it.
-  if (::fchmod(fd.get(), mode) != 0) return abandon("cannot set the mode of " + tmp);
-  if (!write_pieces(fd.get(), pieces, values)) return abandon("cannot write " + tmp);
-  if (::fsync(fd.get()) != 0) return abandon("cannot fsync " + tmp);
+  if (::fchmod(fd.get(), mode) != 0) return abandon("cannot set the mode of the new " + path);
+  if (!write_pieces(fd.get(), pieces, values)) return abandon("cannot write the new " + path);
+  if (::fsync(fd.get()) != 0) return abandon("cannot fsync the new " + path);
+  if (!named) {
+    std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+    if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      return abandon("cannot give the new " + path + " a name in " + dir);
+    }
+    named = true;
+  }
   fd.reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) return abandon("cannot rename " + tmp + " to " + path);
   auto synced = fsync_directory(dir);
   unblock();
-  if (!synced) return failed(Exit::failure, synced.error().message);
+  if (!synced) {
+    return failed(Exit::failure, path + " is written and in place, but its directory could not be synced (it may not "
+                                        "survive a power loss): " + synced.error().message);
+  }
   return {};
 }
 

@@ -44,35 +44,60 @@ void Masker::finish(const Emit& emit) {
 void Masker::scan(const Emit& emit, bool final) {
   const char* w = work_.data();
   const std::size_t n = work_.size();
-  std::size_t run = 0;  // start of the bytes decided to be plain text, not yet emitted
-  std::size_t i = 0;
-  while (i < n) {
-    std::size_t whole = 0;
-    bool partial = false;
+  // The longest whole value that starts at i (0: none).
+  auto whole_at = [&](std::size_t i) {
+    std::size_t best = 0;
     for (auto v : values_) {
-      if (v[0] != w[i]) continue;
-      std::size_t m = std::min(v.size(), n - i);
-      if (std::memcmp(w + i, v.data(), m) != 0) continue;
-      if (m == v.size()) {
-        whole = std::max(whole, m);
-      } else if (!final) {
-        partial = true;  // could still become (a longer) value with the next read
+      if (v[0] == w[i] && v.size() <= n - i && v.size() > best && std::memcmp(w + i, v.data(), v.size()) == 0) {
+        best = v.size();
       }
     }
-    if (partial) break;
-    if (whole > 0) {
-      if (i > run) emit({w + run, i - run});
-      emit({kConcealed.data(), kConcealed.size()});
-      i += whole;
-      run = i;
+    return best;
+  };
+  // Whether a value could still start at i, with bytes yet to come.
+  auto could_start_at = [&](std::size_t i) {
+    for (auto v : values_) {
+      if (v.size() > n - i && v[0] == w[i] && std::memcmp(w + i, v.data(), n - i) == 0) return true;
+    }
+    return false;
+  };
+  // Starts before `limit` are decided: every value that could start there
+  // is whole in the buffer. From the first position where a value could
+  // still start, everything is held back.
+  std::size_t limit = n;
+  if (!final) {
+    for (std::size_t i = n > longest_ - 1 ? n - (longest_ - 1) : 0; i < n; ++i) {
+      if (could_start_at(i)) {
+        limit = i;
+        break;
+      }
+    }
+  }
+  std::size_t done = covered_;  // bytes emitted or concealed
+  std::size_t cover = covered_;  // the end of the current concealment
+  for (std::size_t i = 0; i < limit; ++i) {
+    std::size_t len = whole_at(i);
+    if (len == 0) continue;
+    if (i < cover) {  // overlaps the current concealment: extends it
+      cover = std::max(cover, i + len);
+      done = std::max(done, cover);
       continue;
     }
-    ++i;
+    if (i > done) emit({w + done, i - done});
+    emit({kConcealed.data(), kConcealed.size()});
+    cover = i + len;
+    done = cover;
   }
-  if (i > run) emit({w + run, i - run});
-  // Keep [i, n): it could still be the start of a value.
-  std::size_t keep = n - i;
-  if (keep > 0) std::memmove(work_.data(), w + i, keep);
+  if (done < limit) {
+    emit({w + done, limit - done});
+    done = limit;
+  }
+  // Keep [limit, n): a value may still start there. What of it a
+  // concealment already covers is remembered, so that an occurrence that
+  // starts inside it extends it rather than showing its end.
+  std::size_t keep = n - limit;
+  covered_ = done - limit;
+  if (keep > 0 && limit > 0) std::memmove(work_.data(), w + limit, keep);
   work_.truncate(keep);
 }
 

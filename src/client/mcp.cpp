@@ -598,12 +598,23 @@ void McpServer::credential_tool(const json::Value* id, const Wanted& what, const
     return send_tool_error(write, id, "client_error", "the agent's answer has no credential");
   }
   json::Node value = credential.get("value");
-  const bool released = value.valid() && value.is(json::Node::Type::string);
+  const bool has_value = value.valid() && value.is(json::Node::Type::string);
+  // A value is passed on only when the agent says it released it to this
+  // channel: an agent that does not know the channel (an older one, or
+  // something else on the socket) answers with the value unmarked, and it
+  // stops here, wiped with the answer.
+  json::Node marked = credential.get("released_over_mcp");
+  const bool released = has_value && marked.valid() && marked.is(json::Node::Type::boolean) && marked.boolean();
+  if (has_value && !released) {
+    return send_tool_error(write, id, "value_not_withheld",
+                           "the agent answered with a value it did not mark as released over MCP (an agent that does "
+                           "not know the MCP channel?); it was discarded, not passed on");
+  }
   // Everything but the value: the structured content, public.
   std::string structured = json::object_text([&](json::Writer& w) {
     w.key("credential").begin_object();
     for (json::Node c : credential) {
-      if (c.key() == "value" || c.key() == "withheld") continue;
+      if (c.key() == "value" || c.key() == "withheld" || c.key() == "released_over_mcp") continue;
       w.key(c.key());
       copy_node(w, c);
     }

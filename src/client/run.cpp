@@ -5,12 +5,14 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <utility>
 
 #include "chitty/base/fd.hpp"
 #include "chitty/base/wipe.hpp"
@@ -76,24 +78,32 @@ std::string_view trimmed(std::string_view s) {
 }
 
 // The program to start: a name with a slash as it is, else the first
-// executable of that name on the command's PATH.
-std::string resolve_program(const std::string& name, const std::vector<Variable>& vars) {
-  if (name.find('/') != std::string::npos) return name;
+// executable regular file of that name on the command's PATH (as execvp:
+// one that is there but not executable is remembered, and reported as such
+// when nothing else is found). Never the current directory unless PATH
+// names it. "" and the errno when there is none.
+std::pair<std::string, int> resolve_program(const std::string& name, const std::vector<Variable>& vars) {
+  if (name.find('/') != std::string::npos) return {name, 0};
   std::string path = "/usr/local/bin:/usr/bin:/bin";
   for (const auto& v : vars) {
     if (v.name == "PATH" && !v.secret) path = v.value;
   }
+  int error = ENOENT;
   std::size_t start = 0;
   while (start <= path.size()) {
     std::size_t end = path.find(':', start);
     if (end == std::string::npos) end = path.size();
     std::string dir = path.substr(start, end - start);
-    if (dir.empty()) dir = ".";
+    if (dir.empty()) dir = ".";  // an empty PATH entry is the current directory, as for execvp
     std::string candidate = dir + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      if (::access(candidate.c_str(), X_OK) == 0) return {candidate, 0};
+      error = EACCES;
+    }
     start = end + 1;
   }
-  return name;  // not found: the start fails with ENOENT
+  return {"", error};
 }
 
 int cannot_start(const std::string& program, int error) {
@@ -110,25 +120,29 @@ struct Stream {
   std::optional<Masker> masker;
 };
 
+// Reads what the command wrote and passes it on masked, in one write: the
+// masked text holds no value, so it is gathered in ordinary memory.
 void pump(Stream& s, secure::SecureBuffer& buffer) {
   ssize_t n = ::read(s.read_end.get(), buffer.data(), buffer.capacity());
   if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  std::string out;
+  auto gather = [&](std::span<const char> b) { out.append(b.data(), b.size()); };
   if (n <= 0) {
     s.open = false;
-    if (!s.broken) s.masker->finish([&](std::span<const char> b) { (void)write_all(s.to, {b.data(), b.size()}); });
+    if (!s.broken) {
+      s.masker->finish(gather);
+      (void)write_all(s.to, out);
+    }
     s.read_end.reset();
     return;
   }
   if (s.broken) return;
-  s.masker->feed({buffer.data(), static_cast<std::size_t>(n)}, [&](std::span<const char> b) {
-    if (!s.broken && !write_all(s.to, {b.data(), b.size()})) {
-      // Our reader went away: close the command's pipe as a pipeline would,
-      // so that it gets SIGPIPE (or EPIPE) on its next write.
-      s.broken = true;
-    }
-  });
+  s.masker->feed({buffer.data(), static_cast<std::size_t>(n)}, gather);
   secure_zero(buffer.data(), static_cast<std::size_t>(n));
-  if (s.broken) {
+  if (!write_all(s.to, out)) {
+    // Our reader went away: close the command's pipe as a pipeline would,
+    // so that it gets SIGPIPE (or EPIPE) on its next write.
+    s.broken = true;
     s.open = false;
     s.read_end.reset();
   }
@@ -177,6 +191,9 @@ int supervise(const std::string& program, char* const argv[], char* const envp[]
   sigaddset(&defaults, SIGPIPE);
   sigaddset(&defaults, SIGCHLD);
   ::signal(SIGPIPE, SIG_IGN);
+  // SIGCHLD ignored (a supervisor may start us so) would have the kernel
+  // reap the command, and its exit would never be seen.
+  ::signal(SIGCHLD, SIG_DFL);
   ::sigprocmask(SIG_BLOCK, &handled, &old);
   UniqueFd sigfd(::signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sigfd) return cannot_start(program, errno);
@@ -233,6 +250,10 @@ int supervise(const std::string& program, char* const argv[], char* const envp[]
       if (!exited) {
         pid_t w = ::waitpid(child, &status, WNOHANG);
         if (w == child) exited = true;
+        if (w < 0 && errno == ECHILD) {  // reaped by someone else: its status is lost
+          exited = true;
+          status = static_cast<int>(Exit::failure) << 8;
+        }
       }
     }
     for (nfds_t k = 1; k < n; ++k) {
@@ -241,12 +262,16 @@ int supervise(const std::string& program, char* const argv[], char* const envp[]
   }
   for (Stream* s : {&sout, &serr}) {
     if (s->open && !s->broken) {
-      s->masker->finish([&](std::span<const char> b) { (void)write_all(s->to, {b.data(), b.size()}); });
+      std::string out;
+      s->masker->finish([&](std::span<const char> b) { out.append(b.data(), b.size()); });
+      (void)write_all(s->to, out);
     }
   }
   if (!exited) {
-    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    pid_t w;
+    while ((w = ::waitpid(child, &status, 0)) < 0 && errno == EINTR) {
     }
+    if (w < 0) status = static_cast<int>(Exit::failure) << 8;
   }
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
   return exit_code_of(status);
@@ -317,7 +342,8 @@ int run(Session& s, const RunOptions& o) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  std::string program = resolve_program(o.command[0], *vars);
+  auto [program, missing] = resolve_program(o.command[0], *vars);
+  if (program.empty()) return cannot_start(o.command[0], missing);
   s.agent.disconnect();
 
   if (!o.masking) {

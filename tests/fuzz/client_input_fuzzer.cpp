@@ -4,7 +4,9 @@
 // crashes; the MCP server answers every message with at most one line of
 // valid JSON and never with the value its agent gave it withheld; every
 // refusal has a message; the streaming masker, fed in arbitrary pieces,
-// gives exactly what masking the whole input at once gives.
+// conceals exactly the union of all the values' occurrences (each run of
+// overlapping ones once).
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -66,20 +68,27 @@ void mcp(std::string_view input) {
   check(answers <= 1);
 }
 
+// The reference: every occurrence of every value as an interval,
+// overlapping intervals merged, each merged one concealed once.
 std::string naive_mask(std::string_view in, const std::vector<std::string>& values) {
-  std::string out;
-  for (std::size_t i = 0; i < in.size();) {
-    std::size_t best = 0;
-    for (const auto& v : values) {
-      if (!v.empty() && in.substr(i, v.size()) == v) best = std::max(best, v.size());
-    }
-    if (best > 0) {
-      out += chitty::client::kConcealed;
-      i += best;
-    } else {
-      out += in[i++];
+  std::vector<std::pair<std::size_t, std::size_t>> spans;
+  for (const auto& v : values) {
+    if (v.empty()) continue;
+    for (std::size_t at = in.find(v); at != std::string_view::npos; at = in.find(v, at + 1)) {
+      spans.emplace_back(at, at + v.size());
     }
   }
+  std::sort(spans.begin(), spans.end());
+  std::string out;
+  std::size_t pos = 0;
+  for (std::size_t k = 0; k < spans.size();) {
+    std::size_t start = spans[k].first, end = spans[k].second;
+    for (++k; k < spans.size() && spans[k].first < end; ++k) end = std::max(end, spans[k].second);
+    out.append(in.substr(pos, start - pos));
+    out += chitty::client::kConcealed;
+    pos = end;
+  }
+  out.append(in.substr(pos));
   return out;
 }
 

@@ -118,6 +118,12 @@ TEST_CASE("chittyctl get: the value, --json, --type, -n; every failure with its 
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("chittyctl: invalid reference: ") == 0);
   }
+  SECTION("started with standard output closed: a clear failure, nothing written elsewhere") {
+    r = a.sh("$CTL get '" + kRef + "' >&-");
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("cannot write to standard output") != std::string::npos);
+    CHECK(r.err.find(kValue) == std::string::npos);
+  }
   SECTION("context mismatch in purpose: the service lists none, any purpose goes") {
     r = a.ctl({"--purpose", "api-call", "get", kRef});
     CHECK(r.exit_code == 0);
@@ -169,6 +175,7 @@ TEST_CASE("chittyctl usage errors exit 2", "[integration][chittyctl]") {
            {"health", "--", "x"},
            {"run"},
            {"inject", "--file-mode", "0644"},
+           {"--step-up-file", "/etc/hostname", "mcp"},
        }) {
     std::vector<std::string> argv{ctl(), "--socket", "/nonexistent/agent.sock"};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -364,6 +371,24 @@ TEST_CASE("chittyctl run: values to the command only, masked output, exit codes"
     CHECK(r.exit_code == 127);
     CHECK(r.err.find("cannot run no-such-command-here") != std::string::npos);
   }
+  SECTION("a program in the current directory that is not on PATH is not run (found by review)") {
+    a.dir.write("planted", "#!/bin/sh\necho planted ran with $OPENAI_API_KEY\n", 0755);
+    for (std::string mode : {"--no-masking", ""}) {
+      r = a.sh("cd " + a.dir.path() + " && $CTL run " + mode + " -- planted", {env_ref});
+      CHECK(r.exit_code == 127);
+      CHECK(r.out.empty());
+    }
+    // Named with a slash, it is the user's choice.
+    r = a.sh("cd " + a.dir.path() + " && $CTL run -- ./planted", {env_ref});
+    CHECK(r.out == "planted ran with <concealed by chitty>\n");
+  }
+  SECTION("started with SIGCHLD ignored (some supervisors do), the command's status still comes back") {
+    r = a.sh("exec python3 -c 'import os,signal,sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
+             "os.execvp(sys.argv[1], sys.argv[1:])' $CTL run -- sh -c 'echo hi; exit 3'",
+             {env_ref});
+    CHECK(r.exit_code == 3);
+    CHECK(r.out == "hi\n");
+  }
   SECTION("a command killed by a signal: 128 + the signal") {
     r = a.ctl({"run", "--", "sh", "-c", "kill -KILL $$"});
     CHECK(r.exit_code == 137);
@@ -434,6 +459,15 @@ TEST_CASE("chittyctl inject: rendering, escaping, file mode and atomicity", "[in
     CHECK(chitty::testing::read_file(a.dir / "out.conf") == rendered);
     r = a.ctl({"inject", "-i", a.dir / "denied.tmpl"});
     CHECK(r.out.empty());
+  }
+  SECTION("an output that is a symbolic link is refused, the link and its target untouched") {
+    a.dir.write("real.conf", "real\n");
+    REQUIRE(::symlink((a.dir / "real.conf").c_str(), (a.dir / "link.conf").c_str()) == 0);
+    r = a.ctl({"inject", "-i", a.dir / "t.tmpl", "-o", a.dir / "link.conf"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("is a symbolic link") != std::string::npos);
+    CHECK(chitty::testing::read_file(a.dir / "real.conf") == "real\n");
+    CHECK(std::filesystem::is_symlink(a.dir / "link.conf"));
   }
   SECTION("an output that is a directory is refused") {
     r = a.ctl({"inject", "-i", a.dir / "t.tmpl", "-o", a.dir.path()});

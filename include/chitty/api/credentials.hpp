@@ -84,11 +84,14 @@ struct CredentialsContext {
 
 // The JSON body of a granted retrieve, in locked memory; an empty buffer if
 // there is no locked memory for it right now. `risk`: the request's score,
-// in its metadata (null: not scored). `withhold`: the value itself left
-// out ("value":null,"withheld":true), its mask and metadata kept — the MCP
-// channel of a service without mcp_release (docs/mcp.md).
+// in its metadata (null: not scored). `delivery` (docs/mcp.md): `withheld`
+// leaves the value itself out ("value":null,"withheld":true), its mask and
+// metadata kept — the MCP channel of a service without mcp_release;
+// `released_over_mcp` carries it with "released_over_mcp":true, which a
+// client on that channel must see before it passes a value on.
+enum class Delivery { plain, withheld, released_over_mcp };
 secure::SecureBuffer credential_body(secure::Arena& arena, const broker::Granted& g, std::string_view request_id,
-                                     const audit::Risk* risk = nullptr, bool withhold = false);
+                                     const audit::Risk* risk = nullptr, Delivery delivery = Delivery::plain);
 
 // The handler of systemd's LoadCredential= requests (docs/systemd.md): the
 // credential ID names a catalog type, the unit is the caller, and the value

@@ -1,9 +1,11 @@
 // Masking a command's output (chittyctl run, docs/chittyctl.md): every
-// occurrence of a secret value in a byte stream is replaced with
-// "<concealed by chitty>", also when the value arrives split across reads.
-// Bytes that could still be the start of a value are held back until the
-// next read (or the end of the stream) decides; no part of a value is ever
-// let through. The longest value wins where values overlap.
+// byte that belongs to an occurrence of a secret value in a byte stream is
+// concealed, also when the value arrives split across reads. Occurrences
+// that overlap (a value whose start is the end of another, one inside
+// another) are concealed together, as one "<concealed by chitty>"; each
+// separate occurrence gets its own. Bytes that could still be the start of
+// a value are held back until the next read (or the end of the stream)
+// decides; no part of a value is ever let through.
 //
 // Thread: one.
 #pragma once
@@ -48,6 +50,10 @@ class Masker {
   std::vector<std::span<const char>> values_;
   std::size_t longest_ = 0;
   secure::SecureBuffer work_;  // held-back bytes + the read being scanned
+  // The first `covered_` bytes of work_ belong to a concealment already
+  // emitted (an occurrence that started in bytes already let go and runs
+  // into the held-back ones).
+  std::size_t covered_ = 0;
 };
 
 }  // namespace chitty::client

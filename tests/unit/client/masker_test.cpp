@@ -88,10 +88,24 @@ TEST_CASE("a held-back prefix that turns out not to be a value is emitted as it 
   CHECK(masked({"password123"}, {"the pass"}) == "the pass");
 }
 
-TEST_CASE("overlapping values: the longest wins", "[client][masker]") {
+TEST_CASE("overlapping occurrences are concealed together; no part of either shows", "[client][masker]") {
   CHECK(masked({"abc", "abcdef"}, {"xabcdefy"}) == "x<concealed by chitty>y");
   CHECK(masked({"abc", "abcdef"}, {"xab", "cdey"}) == "x<concealed by chitty>dey");
   CHECK(masked({"abc", "abcdef"}, {"x", "abc"}) == "x<concealed by chitty>");
+  // A shorter value that starts first and runs into a longer one: the
+  // longer one's rest must not show (found by review).
+  const std::string a = "QQQQ-shortone-AB", b = "AB-SECRET-TAIL-123456";
+  const std::string both = "QQQQ-shortone-AB-SECRET-TAIL-123456\n";
+  CHECK(masked({a, b}, {both}) == "<concealed by chitty>\n");
+  for (std::size_t cut = 0; cut <= both.size(); ++cut) {
+    CAPTURE(cut);
+    CHECK(masked({a, b}, {both.substr(0, cut), both.substr(cut)}) == "<concealed by chitty>\n");
+  }
+  // A value inside another, and a run of overlapping occurrences of one.
+  CHECK(masked({"SECRET", "my-SECRET-token"}, {"my-SECRET-token!"}) == "<concealed by chitty>!");
+  CHECK(masked({"aba"}, {"xababay"}) == "x<concealed by chitty>y");
+  // Occurrences side by side are two.
+  CHECK(masked({"abc"}, {"abcabc"}) == "<concealed by chitty><concealed by chitty>");
 }
 
 TEST_CASE("values with newlines and binary bytes are masked", "[client][masker]") {

@@ -76,7 +76,7 @@ int error_code(const Value& v) {
 const std::string kWithheld =
     R"({"success":true,"credential":{"value":null,"withheld":true,"masked_value":"…cdef","ref":"op://V/I/f","source":"env","fetched_at":"2026-12-08T00:00:00.000Z","expires_at":"2026-12-08T00:05:00.000Z"},"metadata":{"risk_score":12,"risk_level":"low","decision":"allow","risk_factors":[],"cache":"hit","mode":"normal","request_id":"r1"}})";
 const std::string kReleased =
-    R"({"success":true,"credential":{"value":"s3cret \"quoted\" 0123456789abcdef","masked_value":"…cdef","ref":"op://V/I/f","source":"1password","fetched_at":"2026-12-08T00:00:00.000Z","expires_at":"2026-12-08T00:05:00.000Z"},"metadata":{"risk_score":12,"risk_level":"low","decision":"allow","risk_factors":[],"cache":"miss","mode":"normal","request_id":"r2"}})";
+    R"({"success":true,"credential":{"value":"s3cret \"quoted\" 0123456789abcdef","released_over_mcp":true,"masked_value":"…cdef","ref":"op://V/I/f","source":"1password","fetched_at":"2026-12-08T00:00:00.000Z","expires_at":"2026-12-08T00:05:00.000Z"},"metadata":{"risk_score":12,"risk_level":"low","decision":"allow","risk_factors":[],"cache":"miss","mode":"normal","request_id":"r2"}})";
 
 }  // namespace
 
@@ -184,6 +184,20 @@ TEST_CASE("retrieve: a released value is the first text content, exactly", "[cli
   CHECK(result->find("content")->items[0].find("text")->string == "s3cret \"quoted\" 0123456789abcdef");
   CHECK(result->find("structuredContent")->find("credential")->find("value_released")->boolean == true);
   CHECK(result->find("structuredContent")->find("credential")->find("value") == nullptr);
+}
+
+TEST_CASE("a value the agent did not mark as released over MCP is not passed on", "[client][mcp]") {
+  Harness h;
+  h.agent.body =
+      R"({"success":true,"credential":{"value":"PLAINTEXT-LEAK-123456","masked_value":"…3456","ref":"op://V/I/f"},"metadata":{}})";
+  Value r = h.call(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"chitty_credential_retrieve","arguments":{"ref":"op://V/I/f"}}})");
+  CHECK(h.out.at(0).find("PLAINTEXT-LEAK") == std::string::npos);
+  CHECK(r.find("result")->find("isError")->boolean);
+  CHECK(r.find("result")->find("structuredContent")->find("error")->find("code")->string == "value_not_withheld");
+  h.agent.body =
+      R"({"success":true,"credential":{"value":"PLAINTEXT-LEAK-123456","released_over_mcp":false,"masked_value":"…3456"},"metadata":{}})";
+  h.call(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"chitty_credential_retrieve","arguments":{"ref":"op://V/I/f"}}})");
+  CHECK(h.out.at(0).find("PLAINTEXT-LEAK") == std::string::npos);
 }
 
 TEST_CASE("target maps to the service-token and integration-key routes", "[client][mcp]") {
