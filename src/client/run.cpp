@@ -262,9 +262,9 @@ int supervise(const std::string& program, char* const argv[], char* const envp[]
   }
   for (Stream* s : {&sout, &serr}) {
     if (s->open && !s->broken) {
-      std::string out;
-      s->masker->finish([&](std::span<const char> b) { out.append(b.data(), b.size()); });
-      (void)write_all(s->to, out);
+      std::string rest;
+      s->masker->finish([&](std::span<const char> b) { rest.append(b.data(), b.size()); });
+      (void)write_all(s->to, rest);
     }
   }
   if (!exited) {
