@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh
 [[ -f build/build.ninja ]] || meson setup build
-ninja -C build agent/chitty-agent
+ninja -C build agent/chitty-agent agent/chittyctl
 
 dir="${CHITTY_DEMO_DIR:-${XDG_RUNTIME_DIR:-/tmp}/chitty-demo-$(id -u)}"
 sock="$dir/agent.sock"
@@ -57,6 +57,11 @@ q curl --silent --show-error --unix-socket "$sock" http://localhost/api/onepassw
 q curl --silent --show-error --include --unix-socket "$sock" \
   'http://localhost/v1/secret?ref=op://ChittyOS%20Services/ChittyID%20Service%20Token/service_token'
 q curl --silent --show-error --unix-socket "$sock" http://localhost/health
+# The same through chittyctl: a value, and a command that gets one in its
+# environment while its output is masked.
+q build/agent/chittyctl --socket "$sock" get --type chittyid_service_token
+OPENAI_API_KEY='op://ChittyOS Integrations/OpenAI API/api_key' \
+  q build/agent/chittyctl --socket "$sock" run -- sh -c 'echo "the app got a key of ${#OPENAI_API_KEY} characters: $OPENAI_API_KEY"'
 
 cat <<MSG
 The values came from the agent's environment and are no longer in it:
@@ -66,6 +71,8 @@ More to try:
   curl -i --unix-socket $sock http://localhost/api/onepassword/retrieve -d '{"credential_type":"neon_database_url"}'   # 403: not granted
   curl -i --unix-socket $sock http://localhost/api/onepassword/retrieve -d '{"ref":"op://bad"}'                      # 400, says why
   curl -i --unix-socket $sock http://localhost/no/such/route                                                      # 404, JSON error
+  build/agent/chittyctl --socket $sock get --type neon_database_url; echo "exit \$?"                                   # exit 4: denied, with the reason
+  build/agent/chittyctl --socket $sock mcp                                                                         # an MCP server on stdio (docs/mcp.md)
 
 Press Ctrl-C to stop it.
 MSG
