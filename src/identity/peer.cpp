@@ -382,17 +382,28 @@ bool Peer::alive() const {
 Identity Peer::current() const {
   Identity id = identity_;
   if (fixed_ || !id.pid.is_known()) return id;
+  // A process may exec another program after connecting: its executable is
+  // looked at again through the /proc/PID directory opened while the pidfd
+  // proved the process alive. That directory answers only for that very
+  // process — once it has exited (a zombie has no exe) or been reaped, and
+  // whoever has its pid now, the lookup fails — so an answer here also
+  // proves it alive, and the pidfd need not be asked (one system call less
+  // on every answer; docs/identity.md).
+  if (id.exe.is_known() && proc_dir_ >= 0) {
+    struct stat now {};
+    if (::fstatat(proc_dir_, "exe", &now, 0) == 0) {
+      if (now.st_dev != exe_dev_ || now.st_ino != exe_ino_) {
+        id.exe = Fact<std::string>::unknown("the process has executed another program since it connected");
+      }
+      return id;
+    }
+  }
   if (!alive()) {
     forget_process(id, kExited);
     return id;
   }
-  // A process may exec another program after connecting.
   if (id.exe.is_known()) {
-    struct stat now {};
-    if (proc_dir_ < 0 || ::fstatat(proc_dir_, "exe", &now, 0) != 0 || now.st_dev != exe_dev_ ||
-        now.st_ino != exe_ino_) {
-      id.exe = Fact<std::string>::unknown("the process has executed another program since it connected");
-    }
+    id.exe = Fact<std::string>::unknown("the process has executed another program since it connected");
   }
   return id;
 }

@@ -2,6 +2,9 @@
 // processes that take over a pid (made with /proc/sys/kernel/ns_last_pid).
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <iterator>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -179,6 +182,35 @@ TEST_CASE("a peer that exits after it was identified loses its process facts", "
     CHECK_FALSE(now.exe.is_known());
     CHECK(now.pid.reason().find("exited") != std::string::npos);
     CHECK(peer.at_accept().pid.matches(child.pid()));  // what was known at accept is kept for the record
+    close(c);
+  }
+}
+
+TEST_CASE("a peer that exited but is not yet reaped (a zombie) loses its process facts", "[identity][peer]") {
+  for (bool so : {true, false}) {
+    INFO("SO_PEERPIDFD allowed: " << so);
+    Listener l;
+    int c = l.client();
+    ConnectingChild child(c, l.path);
+    REQUIRE(child.connected());
+    Accepted acc(l.accept_one());
+    Peer peer = Peer::identify(acc.fd, acc.creds, with_pidfd(so));
+    REQUIRE(peer.current().exe.is_known());
+    child.release();
+    // Wait until it is a zombie: exited, its /proc entry still there.
+    bool zombie = false;
+    for (int i = 0; i < 500 && !zombie; ++i) {
+      std::ifstream stat("/proc/" + std::to_string(child.pid()) + "/stat");
+      std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+      auto paren = text.rfind(')');
+      zombie = paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] == 'Z';
+      if (!zombie) usleep(2000);
+    }
+    REQUIRE(zombie);
+    auto now = peer.current();
+    CHECK_FALSE(now.pid.is_known());
+    CHECK_FALSE(now.exe.is_known());
+    REQUIRE(child.reap());
     close(c);
   }
 }
