@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -15,6 +16,7 @@
 
 #include "json_checks.hpp"
 #include "json_reader.hpp"
+#include "memory_scan.hpp"
 #include "process.hpp"
 
 using namespace std::chrono_literals;
@@ -497,4 +499,90 @@ TEST_CASE("chittyctl over the MCP channel: the agent withholds values unless mcp
   CHECK(events.out.find(R"("channel":"mcp","withheld":true)") != std::string::npos);
   // chittyctl get over the channel would be refused its value the same way:
   // it never asks that way, but the agent is what decides.
+}
+
+TEST_CASE("chittyctl's memory holds no readable copy of a value: run (locked arena), mcp (never received)",
+          "[integration][chittyctl][memory]") {
+  if (geteuid() != 0) {
+    WARN("skipped: reading a non-dumpable process's memory needs root");
+    return;
+  }
+  Agent a;
+  const std::string env_ref = "OPENAI_API_KEY=" + kRef;
+  // The command writes chittyctl's pid (its parent) and waits; meanwhile
+  // chittyctl holds the value (to mask) and the command's environment.
+  for (bool mlock : {false, true}) {
+    INFO("mlock path (Debian 12's stock kernel, no memfd_secret): " << mlock);
+    std::string pidfile = a.dir / ("ctl.pid." + std::to_string(mlock));
+    std::vector<std::string> env{env_ref};
+    if (mlock) env.push_back("CHITTY_TEST_NO_MEMFD_SECRET=1");
+    CommandResult r;
+    std::thread run([&] {
+      r = a.sh("$CTL run -- sh -c 'echo $PPID > " + pidfile + "; echo \"$OPENAI_API_KEY\"; sleep 2'", env);
+    });
+    pid_t pid = 0;
+    for (int i = 0; i < 300 && pid == 0; ++i) {
+      std::this_thread::sleep_for(10ms);
+      std::ifstream in(pidfile);
+      in >> pid;
+    }
+    REQUIRE(pid > 0);
+    std::this_thread::sleep_for(200ms);
+    std::string maps = chitty::testing::read_file("/proc/" + std::to_string(pid) + "/maps");
+    chitty::testing::Scan scan = chitty::testing::scan_memory(pid, {kValue});
+    run.join();
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "<concealed by chitty>\n");
+    CHECK(scan.bytes_read > 100000);
+    if (!mlock) {
+      // The arena is memfd_secret: not even root reads it through /proc/PID/mem.
+      CHECK(maps.find("secretmem") != std::string::npos);
+      CHECK(scan.hits.at(0) == 0);
+    } else {
+      // The mlock'd arena is readable to root; the value is there and nowhere
+      // else: once for masking, once in the command's environment entry.
+      CHECK(maps.find("secretmem") == std::string::npos);
+      CHECK(scan.hits.at(0) <= 2);
+    }
+  }
+
+  // chittyctl mcp never receives a value the agent withholds: nothing to find
+  // even on the mlock path, where the arena is readable.
+  int in[2], out[2];
+  REQUIRE(::pipe(in) == 0);
+  REQUIRE(::pipe(out) == 0);
+  pid_t mcp = ::fork();
+  if (mcp == 0) {
+    ::dup2(in[0], 0);
+    ::dup2(out[1], 1);
+    ::close(in[1]);
+    ::close(out[0]);
+    ::setenv("CHITTY_TEST_NO_MEMFD_SECRET", "1", 1);
+    ::execl(ctl().c_str(), "chittyctl", "--socket", a.socket().c_str(), "mcp", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  std::string requests =
+      R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}})" "\n"
+      R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"chitty_credential_retrieve","arguments":{"credential_type":"openai_api_key"}}})" "\n";
+  REQUIRE(::write(in[1], requests.data(), requests.size()) == static_cast<ssize_t>(requests.size()));
+  std::string got;
+  char buf[4096];
+  while (std::count(got.begin(), got.end(), '\n') < 2) {
+    ssize_t n = ::read(out[0], buf, sizeof buf);
+    REQUIRE(n > 0);
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  CHECK(got.find("value_released\":false") != std::string::npos);
+  chitty::testing::Scan scan = chitty::testing::scan_memory(mcp, {kValue, kValue.substr(0, 12)});  // (not the tail: hex digit tables in libstdc++ hold it)
+  ::close(in[1]);
+  int status = 0;
+  ::waitpid(mcp, &status, 0);
+  ::close(out[0]);
+  CHECK(scan.bytes_read > 100000);
+  CHECK(scan.hits.at(0) == 0);
+  CHECK(scan.hits.at(1) == 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
