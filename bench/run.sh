@@ -208,8 +208,17 @@ echo
 echo "== sealed memory (bench/secure_bench.cpp)"
 pin "$server_cpu" build-release/bench/secure_bench
 
-echo "== start-up ($agent, built-in defaults)"
+echo "== start-up ($agent, built-in defaults): exec to READY=1 (target 50 ms) and to the first accepted connection"
 $bench startup "$agent" --runs 20
+
+echo "== 10,000 cached secrets: RSS (target 16 MiB) and locked bytes (bench/scenarios.py)"
+SERVER_CPU=$server_cpu pin "$client_cpu" python3 bench/scenarios.py secrets "$agent" --count 10000
+echo "== 5,000 idle connections: a legitimate caller's p99 alone and while they are held (target: within 10%)"
+SERVER_CPU=$server_cpu pin "$client_cpu" python3 bench/scenarios.py idle "$agent" --count 5000 --seconds "$seconds"
+if command -v node >/dev/null; then
+  echo "== 1,000 concurrent misses of one reference: upstream fetches (single-flight: 1)"
+  SERVER_CPU=$server_cpu pin "$client_cpu" python3 bench/scenarios.py misses "$agent" tests/fakes/connect-emulator/emulator.js --count 1000
+fi
 
 echo "== the audit spool (bench/audit_bench.cpp)"
 pin "$server_cpu" build-release/bench/audit_bench 200000 2>/dev/null
