@@ -1,9 +1,10 @@
-// chittyctl's way to the agent: HTTP/1.1 over the agent's Unix socket with
-// libcurl (CURLOPT_UNIX_SOCKET_PATH), one blocking request at a time on one
-// kept-alive connection. Answers that may hold a secret are read straight
-// into locked memory; libcurl's own heap blocks (its receive buffer, the
-// copies of headers it sends) are wiped when libcurl frees them
-// (install_wiping_allocator).
+// chittyctl's way to the agent: HTTP/1.1 over the agent's Unix socket
+// (upstream::SocketClient: libcurl with CURLOPT_UNIX_SOCKET_PATH), one
+// blocking request at a time on one kept-alive connection. Answers that may
+// hold a secret are read straight into locked memory; libcurl's own heap
+// blocks (its receive buffer, the copies of headers it sends) are wiped when
+// libcurl frees them (install_wiping_allocator). What a failure means for
+// the user — exit code and message — is decided here.
 //
 // Thread: one thread (chittyctl has only one).
 #pragma once
@@ -19,6 +20,7 @@
 
 #include "chitty/secure/arena.hpp"
 #include "chitty/secure/secure_buffer.hpp"
+#include "chitty/upstream/socket_client.hpp"
 
 namespace chitty::client {
 
@@ -104,11 +106,10 @@ class AgentClient final : public Transport {
   const std::string& socket_path() const noexcept { return socket_path_; }
 
  private:
-  struct Impl;
   std::string socket_path_;
   secure::Arena& arena_;
   std::chrono::milliseconds timeout_;
-  std::unique_ptr<Impl> impl_;
+  upstream::SocketClient http_;
 };
 
 // Where the agent listens: the --socket option, else $CHITTY_AGENT_SOCKET,
