@@ -1,5 +1,6 @@
 #include "chitty/client/credential.hpp"
 
+#include "chitty/base/text.hpp"
 #include "chitty/json/in_place.hpp"
 #include "chitty/json/writer.hpp"
 #include "chitty/secure/secret_file.hpp"
@@ -56,22 +57,6 @@ bool base64_decode(std::string_view in, secure::SecureBuffer& out) noexcept {
 }
 
 }  // namespace
-
-std::string percent_encode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-        c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 Request credential_request(const Wanted& what, const Context& ctx) {
   Request r;

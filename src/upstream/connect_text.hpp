@@ -8,12 +8,11 @@
 #include <vector>
 
 #include "chitty/base/clock.hpp"
+#include "chitty/base/text.hpp"  // percent_encode
 #include "chitty/upstream/http_client.hpp"
 
 namespace chitty::upstream {
 
-// `s` percent-encoded except for RFC 3986's unreserved characters.
-std::string percent_encode(std::string_view s);
 // `?filter=title eq "NAME"`, encoded for the query string.
 std::string title_filter(std::string_view name);
 // Whether title_filter() can express `name`: not with a quote or a backslash.

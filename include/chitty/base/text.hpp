@@ -46,4 +46,8 @@ int hex_digit(char c) noexcept;
 // 07777 (the file type of a st_mode) are left out.
 std::string format_mode(std::uint32_t mode);
 
+// `s` percent-encoded except for RFC 3986's unreserved characters (a URL
+// path segment or query value).
+std::string percent_encode(std::string_view s);
+
 }  // namespace chitty

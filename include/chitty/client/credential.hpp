@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "chitty/base/text.hpp"  // percent_encode
 #include "chitty/client/agent_client.hpp"
 #include "chitty/secure/secure_buffer.hpp"
 
@@ -44,8 +45,6 @@ Outcome<std::optional<secure::SecureBuffer>> value_of(secure::Arena& arena, Repl
 Outcome<secure::SecureBuffer> fetch_value(Transport& agent, secure::Arena& arena, const Wanted& what,
                                           const Context& ctx);
 
-// Percent-encodes a query parameter or path segment value.
-std::string percent_encode(std::string_view s);
 
 // A token read from a file into locked memory, trailing newline dropped;
 // `owner_only`: refused when group or others may read it.

@@ -370,3 +370,11 @@ TEST_CASE("format_http_date writes the IMF-fixdate of RFC 9110", "[time]") {
 }
 
 }  // namespace chitty
+
+TEST_CASE("percent_encode keeps RFC 3986's unreserved characters and encodes the rest", "[base][text]") {
+  CHECK(chitty::percent_encode("AZaz09-._~") == "AZaz09-._~");
+  CHECK(chitty::percent_encode("title eq \"A/B\"") == "title%20eq%20%22A%2FB%22");
+  CHECK(chitty::percent_encode("2026-12-08T00:00:00Z") == "2026-12-08T00%3A00%3A00Z");
+  CHECK(chitty::percent_encode(std::string("\x00\xff", 2)) == "%00%FF");
+  CHECK(chitty::percent_encode("") == "");
+}
