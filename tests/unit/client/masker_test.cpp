@@ -2,6 +2,8 @@
 // reads held back and replaced, nothing of a value ever let through.
 #include <catch2/catch.hpp>
 
+#include "test_arena.hpp"
+
 #include <string>
 
 #include "chitty/client/masker.hpp"
@@ -10,15 +12,7 @@ using chitty::client::Masker;
 
 namespace {
 
-chitty::secure::Arena& arena() {
-  static auto a = [] {
-    chitty::secure::ArenaOptions o;
-    o.capacity = 1 << 20;
-    o.allow_unlocked = true;
-    return std::move(*chitty::secure::Arena::create(o));
-  }();
-  return *a;
-}
+chitty::secure::Arena& arena() { return chitty::testing::client_test_arena(); }
 
 struct Out {
   std::string text;

@@ -3,6 +3,8 @@
 // or released exactly as the agent's answer says.
 #include <catch2/catch.hpp>
 
+#include "test_arena.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -17,15 +19,7 @@ using chitty::json::Value;
 
 namespace {
 
-chitty::secure::Arena& arena() {
-  static auto a = [] {
-    chitty::secure::ArenaOptions o;
-    o.capacity = 1 << 20;
-    o.allow_unlocked = true;
-    return std::move(*chitty::secure::Arena::create(o));
-  }();
-  return *a;
-}
+chitty::secure::Arena& arena() { return chitty::testing::client_test_arena(); }
 
 struct FakeAgent final : Transport {
   std::vector<Request> requests;
@@ -77,6 +71,32 @@ const std::string kWithheld =
     R"({"success":true,"credential":{"value":null,"withheld":true,"masked_value":"…cdef","ref":"op://V/I/f","source":"env","fetched_at":"2026-12-08T00:00:00.000Z","expires_at":"2026-12-08T00:05:00.000Z"},"metadata":{"risk_score":12,"risk_level":"low","decision":"allow","risk_factors":[],"cache":"hit","mode":"normal","request_id":"r1"}})";
 const std::string kReleased =
     R"({"success":true,"credential":{"value":"s3cret \"quoted\" 0123456789abcdef","released_over_mcp":true,"masked_value":"…cdef","ref":"op://V/I/f","source":"1password","fetched_at":"2026-12-08T00:00:00.000Z","expires_at":"2026-12-08T00:05:00.000Z"},"metadata":{"risk_score":12,"risk_level":"low","decision":"allow","risk_factors":[],"cache":"miss","mode":"normal","request_id":"r2"}})";
+
+// serve_mcp() over pipes, `input` written by a thread (then end of input);
+// its exit code and everything it wrote.
+std::pair<int, std::string> serve_over_pipes(McpServer& server, const std::string& input) {
+  int in[2], out[2];
+  REQUIRE(::pipe(in) == 0);
+  REQUIRE(::pipe(out) == 0);
+  std::thread writer([&] {
+    std::string_view d(input);
+    while (!d.empty()) {
+      ssize_t n = ::write(in[1], d.data(), d.size());
+      REQUIRE(n > 0);
+      d.remove_prefix(static_cast<std::size_t>(n));
+    }
+    ::close(in[1]);
+  });
+  int rc = serve_mcp(server, in[0], out[1]);
+  writer.join();
+  ::close(out[1]);
+  std::string got;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+  ::close(in[0]);
+  ::close(out[0]);
+  return {rc, got};
+}
 
 }  // namespace
 
@@ -281,31 +301,12 @@ TEST_CASE("revoke, audit, validate, health make the right requests", "[client][m
 
 TEST_CASE("serve_mcp: lines in, lines out; an oversized line is refused and the server reads on", "[client][mcp]") {
   Harness h;
-  int in[2], out[2];
-  REQUIRE(::pipe(in) == 0);
-  REQUIRE(::pipe(out) == 0);
-  std::thread writer([&] {
-    std::string data = R"({"jsonrpc":"2.0","id":1,"method":"ping"})" "\n";
-    data += std::string(kMaxMcpMessage + 10, 'x') + "\n";
-    data += "\n";  // empty lines are skipped
-    data += R"({"jsonrpc":"2.0","id":2,"method":"ping"})" "\r\n";
-    data += R"({"jsonrpc":"2.0","id":3,"method":"ping"})";  // no final newline
-    std::string_view d(data);
-    while (!d.empty()) {
-      ssize_t n = ::write(in[1], d.data(), d.size());
-      REQUIRE(n > 0);
-      d.remove_prefix(static_cast<std::size_t>(n));
-    }
-    ::close(in[1]);
-  });
-  int rc = serve_mcp(h.server, in[0], out[1]);
-  writer.join();
-  ::close(out[1]);
-  std::string got;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
-  ::close(in[0]);
-  ::close(out[0]);
+  std::string data = R"({"jsonrpc":"2.0","id":1,"method":"ping"})" "\n";
+  data += std::string(kMaxMcpMessage + 10, 'x') + "\n";
+  data += "\n";  // empty lines are skipped
+  data += R"({"jsonrpc":"2.0","id":2,"method":"ping"})" "\r\n";
+  data += R"({"jsonrpc":"2.0","id":3,"method":"ping"})";  // no final newline
+  auto [rc, got] = serve_over_pipes(h.server, data);
   CHECK(rc == 0);
   CHECK(got == R"({"jsonrpc":"2.0","id":1,"result":{}})" "\n"
                R"({"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"message larger than 1048576 bytes; it was dropped unread"}})" "\n"
@@ -335,26 +336,7 @@ TEST_CASE("batches: answered as one array in the versions that have them, refuse
 
 TEST_CASE("serve_mcp: an oversized message cut short by the end of input is still answered", "[client][mcp]") {
   Harness h;
-  int in[2], out[2];
-  REQUIRE(::pipe(in) == 0);
-  REQUIRE(::pipe(out) == 0);
-  std::thread writer([&] {
-    std::string data = std::string(kMaxMcpMessage + 10, 'x');
-    std::string_view d(data);
-    while (!d.empty()) {
-      ssize_t n = ::write(in[1], d.data(), d.size());
-      REQUIRE(n > 0);
-      d.remove_prefix(static_cast<std::size_t>(n));
-    }
-    ::close(in[1]);
-  });
-  CHECK(serve_mcp(h.server, in[0], out[1]) == 0);
-  writer.join();
-  ::close(out[1]);
-  char buf[4096];
-  ssize_t n = ::read(out[0], buf, sizeof buf);
-  ::close(in[0]);
-  ::close(out[0]);
-  REQUIRE(n > 0);
-  CHECK(std::string(buf, static_cast<std::size_t>(n)).find("-32600") != std::string::npos);
+  auto [rc, got] = serve_over_pipes(h.server, std::string(kMaxMcpMessage + 10, 'x'));
+  CHECK(rc == 0);
+  CHECK(got.find("-32600") != std::string::npos);
 }
