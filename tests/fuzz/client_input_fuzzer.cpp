@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "canned_reply.hpp"
 #include "chitty/client/env_file.hpp"
 #include "chitty/client/masker.hpp"
 #include "chitty/client/mcp.hpp"
@@ -41,16 +42,10 @@ chitty::secure::Arena& arena() {
 // channel's default does; its answers never hold the secret below.
 struct CannedAgent final : chitty::client::Transport {
   chitty::client::Outcome<chitty::client::Reply> send(const chitty::client::Request& r) override {
-    chitty::client::Reply reply;
-    reply.status = 200;
-    std::string body =
+    static constexpr std::string_view body =
         R"({"success":true,"credential":{"value":null,"withheld":true,"masked_value":"…cdef","ref":"op://V/I/f","source":"env","fetched_at":"2026-12-08T00:00:00.000Z","expires_at":"2026-12-08T00:05:00.000Z"},"metadata":{"risk_score":3,"risk_level":"low","decision":"allow","risk_factors":[],"cache":"hit","mode":"normal","request_id":"r"},"status":"healthy","events":[],"valid":true})";
-    if (r.secret_answer) {
-      reply.secret = chitty::secure::SecureBuffer::allocate(arena(), chitty::secure::Arena::kMaxBlock);
-      check(reply.secret.append(body));
-    } else {
-      reply.text = body;
-    }
+    auto reply = chitty::testing::canned_reply(arena(), r, 200, body);
+    check(reply.has_value());
     return reply;
   }
 };

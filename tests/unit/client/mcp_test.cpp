@@ -3,6 +3,7 @@
 // or released exactly as the agent's answer says.
 #include <catch2/catch.hpp>
 
+#include "canned_reply.hpp"
 #include "test_arena.hpp"
 
 #include <fcntl.h>
@@ -29,14 +30,8 @@ struct FakeAgent final : Transport {
   Outcome<Reply> send(const Request& r) override {
     requests.push_back(r);
     if (unreachable) return failed(Exit::unreachable, "the agent is not running");
-    Reply reply;
-    reply.status = status;
-    if (r.secret_answer) {
-      reply.secret = chitty::secure::SecureBuffer::allocate(arena(), chitty::secure::Arena::kMaxBlock);
-      REQUIRE(reply.secret.append(body));
-    } else {
-      reply.text = body;
-    }
+    auto reply = chitty::testing::canned_reply(arena(), r, status, body);
+    REQUIRE(reply);
     return reply;
   }
 };
